@@ -1,0 +1,53 @@
+"""Entry point of the ``cortexsnn`` console command.
+
+Each subcommand lives in its own module under :mod:`cortexsnn.cli` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+arguments, returning an exit code). A subcommand is listed here only once it works.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# (subcommand module, in the order shown by --help)
+SUBCOMMAND_MODULES: list[str] = []
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cortexsnn import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cortexsnn",
+        description="Spiking neural networks as models of the brain.",
+    )
+    parser.add_argument("--version", action="version", version=f"cortexsnn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"cortexsnn.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, FileNotFoundError, ValueError) as exc:
+        print(f"cortexsnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cortexsnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
