@@ -1,0 +1,86 @@
+"""Configuration files: YAML checked against a typed schema, overridable from the command line.
+
+A schema is a (nested) dataclass; :func:`load_config` merges, in order, the schema's defaults,
+a YAML file and ``key=value`` overrides (OmegaConf dot-list syntax, e.g. ``train.epochs=3``).
+An unknown key, a value of the wrong type or a missing file raises :class:`ConfigError` naming
+the key and what is accepted.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+__all__ = ["ConfigError", "load_config", "to_container", "valid_keys"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong (unknown key, wrong type, unreadable file)."""
+
+
+def valid_keys(schema: type, prefix: str = "") -> list[str]:
+    """All dotted keys a schema accepts (for error messages)."""
+    keys: list[str] = []
+    for field in dataclasses.fields(schema):
+        name = f"{prefix}{field.name}"
+        field_type = field.type if isinstance(field.type, type) else None
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        if dataclasses.is_dataclass(field_type) or dataclasses.is_dataclass(default):
+            keys.extend(valid_keys(type(default) if dataclasses.is_dataclass(default) else field_type, f"{name}."))
+        else:
+            keys.append(name)
+    return keys
+
+
+def _explain(exc: OmegaConfBaseException, schema: type, source: str) -> ConfigError:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    message = str(exc).splitlines()[0]
+    hint = ", ".join(valid_keys(schema))
+    if "not in struct" in message or "Key '" in message and "not" in message:
+        return ConfigError(f"{source}: unknown config key {key!r}. Valid keys: {hint}")
+    return ConfigError(f"{source}: bad value for config key {key!r}: {message}")
+
+
+def load_config(
+    path: str | Path | None, overrides: Sequence[str] = (), schema: type | None = None
+) -> DictConfig:
+    """Load a config: schema defaults <- YAML file ``path`` <- ``overrides`` (``key=value``)."""
+    if schema is None:
+        raise ValueError("load_config needs a dataclass schema")
+    base = OmegaConf.structured(schema)
+    OmegaConf.set_struct(base, True)
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist; check the path (configs/ holds the shipped ones)")
+        try:
+            loaded = OmegaConf.load(file)
+        except Exception as exc:
+            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, DictConfig):
+            raise ConfigError(f"config file {file} must hold a mapping of keys, not {type(loaded).__name__}")
+        try:
+            base = OmegaConf.merge(base, loaded)
+        except OmegaConfBaseException as exc:
+            raise _explain(exc, schema, str(file)) from None
+    bad = [item for item in overrides if "=" not in item]
+    if bad:
+        raise ConfigError(f"overrides must look like key=value, got {bad}")
+    if overrides:
+        try:
+            base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+        except OmegaConfBaseException as exc:
+            raise _explain(exc, schema, "command-line override") from None
+    try:
+        OmegaConf.to_container(base, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"config value missing: {getattr(exc, 'full_key', exc)}; set it in the file or as an override") from None
+    return base
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    """A plain ``dict`` copy of a config (safe to store in checkpoints and JSON)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

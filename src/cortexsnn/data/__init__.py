@@ -1,0 +1,1 @@
+"""Datasets: MNIST, images, video, neural recordings, stimuli."""

@@ -1,0 +1,43 @@
+"""Shared fixtures: deterministic seeds, the real-data folder, an isolated cache."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$CORTEXSNN_DATA`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("CORTEXSNN_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real-data folder; skips the test when it is absent."""
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} is absent (set CORTEXSNN_DATA)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Keep unpacked datasets and kernels out of the user's cache unless one is set."""
+    if "CORTEXSNN_CACHE" not in os.environ:
+        os.environ["CORTEXSNN_CACHE"] = str(tmp_path_factory.mktemp("cortexsnn-cache"))
+    yield

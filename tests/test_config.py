@@ -1,0 +1,47 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from cortexsnn.config import ConfigError, load_config, to_container
+
+
+@dataclass
+class Optim:
+    lr: float = 1e-4
+    milestones: list = field(default_factory=lambda: [50, 100])
+
+
+@dataclass
+class Schema:
+    name: str = "mlp"
+    epochs: int = 100
+    optim: Optim = field(default_factory=Optim)
+
+
+def test_file_then_overrides(tmp_path):
+    file = tmp_path / "c.yaml"
+    file.write_text("epochs: 7\noptim:\n  lr: 0.001\n")
+    cfg = load_config(file, ["optim.milestones=[1,2]", "name=conv"], Schema)
+    assert to_container(cfg) == {"name": "conv", "epochs": 7, "optim": {"lr": 0.001, "milestones": [1, 2]}}
+
+
+def test_unknown_key_names_it_and_lists_valid_keys(tmp_path):
+    file = tmp_path / "c.yaml"
+    file.write_text("optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'optim.learning_rate'.*optim.lr"):
+        load_config(file, [], Schema)
+    with pytest.raises(ConfigError, match="unknown config key 'epoch'"):
+        load_config(None, ["epoch=3"], Schema)
+
+
+def test_wrong_type_and_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="bad value for config key 'epochs'"):
+        load_config(None, ["epochs=many"], Schema)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml", [], Schema)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad, [], Schema)
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["epochs"], Schema)
