@@ -1,0 +1,1 @@
+from .iir import DualExpPSP, FirstOrderPSP, ResetTraceNeuron  # noqa: F401

@@ -1,0 +1,1 @@
+from .iir import *  # noqa: F401,F403
