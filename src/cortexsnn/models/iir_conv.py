@@ -1,0 +1,104 @@
+"""Convolutional IIR-SNN of seed 002: 32c3-32c3-64c3-pool-64c3-pool-FC512-10.
+
+Every layer is a PSP filter on its input (one trainable filter per input channel for the
+convolutions, per input neuron for the fully connected layers), a convolution or linear map and a
+reset-trace neuron; pooling is a spike max-pool (2x2). Convolutions use padding 1, so 28x28 ->
+14x14 -> 7x7 and the classifier sees 64 x 7 x 7 = 3,136 inputs. Dropout (``dropout``) acts on
+the spikes entering the two fully connected layers.
+
+With constant-current input the first layer's input is time-invariant: the PSP of a constant
+image ``x`` is ``x g[t]`` (``g`` the filter's step response, one channel), so the first
+convolution is computed once, ``conv(x g[t]) = g[t] conv(x)``, instead of ``T`` times.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from cortexsnn.models.iir_mlp import INPUT_ENCODINGS, check_finite, encode_input, make_psp, spike_dropout
+from cortexsnn.neurons.base import reset
+from cortexsnn.neurons.iir import ResetTraceNeuron
+from cortexsnn.neurons.surrogate import Gaussian
+
+__all__ = ["IIRConvNet"]
+
+
+def _seq(fn, x: Tensor) -> Tensor:
+    """Apply a per-sample op to a ``[T, B, ...]`` sequence by merging time and batch."""
+    steps, batch = x.shape[:2]
+    y = fn(x.reshape(steps * batch, *x.shape[2:]))
+    return y.reshape(steps, batch, *y.shape[1:])
+
+
+class IIRConvNet(nn.Module):
+    """``forward(images [B, 1, 28, 28])`` -> spike counts ``[B, 10]``."""
+
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (32, 32, 64, 64),
+        pool_after: tuple[int, ...] = (2, 3),
+        hidden: int = 512,
+        classes: int = 10,
+        image_size: int = 28,
+        steps: int = 25,
+        synapse_type: str = "dual_exp",
+        tau_m: float = 4.0,
+        tau_s: float = 1.0,
+        train_coefficients: bool = True,
+        train_bias: bool = True,
+        membrane_filter: bool = False,
+        dropout: float = 0.3,
+        input_encoding: str = "constant",
+        max_rate: float = 1.0,
+        threshold: float = 1.0,
+        surrogate_sigma: float = 0.4,
+    ) -> None:
+        super().__init__()
+        if input_encoding not in INPUT_ENCODINGS:
+            raise ValueError(f"input_encoding must be one of {INPUT_ENCODINGS}, got {input_encoding!r}")
+        self.steps, self.input_encoding, self.max_rate = int(steps), input_encoding, float(max_rate)
+        self.dropout, self.pool_after, self.image_size = float(dropout), tuple(pool_after), int(image_size)
+        surrogate = Gaussian(surrogate_sigma)
+        ins = (1, *channels[:-1])
+        self.conv_psps = nn.ModuleList(make_psp(synapse_type, (c, 1, 1), tau_m, tau_s, train_coefficients) for c in ins)
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1) for i, o in zip(ins, channels))
+        side = image_size // (2 ** len(pool_after))
+        flat = channels[-1] * side * side
+        self.fc_psps = nn.ModuleList(make_psp(synapse_type, n, tau_m, tau_s, train_coefficients) for n in (flat, hidden))
+        self.fcs = nn.ModuleList([nn.Linear(flat, hidden), nn.Linear(hidden, classes)])
+        for layer in [*self.convs, *self.fcs]:
+            layer.bias.requires_grad_(train_bias)
+        self.neurons = nn.ModuleList(
+            ResetTraceNeuron(tau_m, threshold, membrane_filter, surrogate) for _ in range(len(channels) + 2)
+        )
+        self.last_output_spikes: Tensor | None = None
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.dim() != 4 or images.shape[1] != 1 or images.shape[-1] != self.image_size:
+            raise ValueError(f"IIRConvNet expects images [B, 1, {self.image_size}, {self.image_size}], got {tuple(images.shape)}")
+        check_finite(images)
+        reset(self)
+        if self.input_encoding == "constant":
+            gain = self.conv_psps[0].step_response(self.steps).reshape(self.steps, 1, 1, 1, 1)
+            current = gain * F.conv2d(images, self.convs[0].weight, padding=1).unsqueeze(0)
+            current = current + self.convs[0].bias.view(1, 1, -1, 1, 1)
+        else:
+            x = encode_input(images, self.steps, "poisson", self.max_rate)
+            current = _seq(self.convs[0], self.conv_psps[0](x))
+        spikes = self.neurons[0](current)
+        for index in range(1, len(self.convs)):
+            spikes = self.neurons[index](_seq(self.convs[index], self.conv_psps[index](spikes)))
+            if index in self.pool_after:
+                spikes = _seq(lambda z: F.max_pool2d(z, 2), spikes)
+        spikes = spikes.flatten(2)
+        for j, (psp, fc) in enumerate(zip(self.fc_psps, self.fcs)):
+            spikes = spike_dropout(spikes, self.dropout, self.training)
+            spikes = self.neurons[len(self.convs) + j](fc(psp(spikes)))
+        self.last_output_spikes = spikes
+        return spikes.sum(0)
+
+    def project_(self) -> None:
+        """Keep every PSP filter's stored coefficients stable (call after each optimiser step)."""
+        for psp in [*self.conv_psps, *self.fc_psps]:
+            psp.project_()
