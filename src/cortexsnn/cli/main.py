@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 # (subcommand module, in the order shown by --help)
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ["iir"]
 
 
 class CliError(Exception):

@@ -18,6 +18,7 @@ from a private generator seeded by ``(seed, epoch)``, so it is reproducible with
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -268,15 +269,34 @@ def _limit(dataset, limit: Optional[int]):
     return Subset(dataset, list(range(limit)))
 
 
+class _Transformed:
+    """A dataset view applying ``transform`` to the image of each ``(image, label)`` item."""
+
+    def __init__(self, dataset, transform) -> None:
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        return (image if self.transform is None else self.transform(image)), label
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_mnist(root: Optional[str], train: bool):
+    """MNIST split without transform, read once per process (the embedded subset parses a CSV: ~10 s)."""
+    from cortexsnn.data.mnist import load_mnist
+
+    return load_mnist(root, train=train, transform=None)
+
+
 def _mnist_splits(cfg: DictConfig) -> dict[str, Any]:
     from torch.utils.data import Subset
 
-    from cortexsnn.data.mnist import load_mnist
-
     root = cfg.data.data_dir
-    train_full = _limit(load_mnist(root, train=True, transform=_mnist_transform(cfg)), cfg.data.train_limit)
-    plain_full = _limit(load_mnist(root, train=True, transform=None), cfg.data.train_limit)
-    n = len(train_full)
+    plain_full = _limit(_cached_mnist(root, True), cfg.data.train_limit)
+    n = len(plain_full)
     val_size = int(cfg.data.val_size)
     if not 0 < val_size < n:
         raise ConfigError(
@@ -285,9 +305,9 @@ def _mnist_splits(cfg: DictConfig) -> dict[str, Any]:
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(int(cfg.train.seed))).tolist()
     return {
-        "train": Subset(train_full, order[val_size:]),
+        "train": _Transformed(Subset(plain_full, order[val_size:]), _mnist_transform(cfg)),
         "val": Subset(plain_full, order[:val_size]),
-        "test": _limit(load_mnist(root, train=False, transform=None), cfg.data.test_limit),
+        "test": _limit(_cached_mnist(root, False), cfg.data.test_limit),
     }
 
 
