@@ -56,3 +56,23 @@ def test_test_errors(tmp_path, capsys):
 def test_missing_config_file(capsys):
     assert main(["iir", "train", "--config", "configs/iir/nope.yaml"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_refuses_to_overwrite_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["iir", "train", "--config", "configs/iir/snn_mlp_1.yaml", "--out", str(out), *TINY]) == 0
+    before = (out / "checkpoint_latest.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["iir", "train", "--config", "configs/iir/snn_mlp_1.yaml", "--out", str(out), *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "checkpoint_latest.pt").read_bytes() == before
+
+
+def test_demo_runs_on_the_embedded_subset(tmp_path, capsys, monkeypatch):
+    from cortexsnn.cli import demo
+
+    tiny = ["data.train_limit=200", "data.val_size=40", "data.test_limit=50", "train.length=4", "train.threads=1"]
+    monkeypatch.setattr(demo, "DEMO_OVERRIDES", [*demo.DEMO_OVERRIDES, *tiny])
+    assert main(["demo", "--no-progress", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "embedded MNIST subset" in out

@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 # (subcommand module, in the order shown by --help)
-SUBCOMMAND_MODULES: list[str] = ["iir"]
+SUBCOMMAND_MODULES: list[str] = ["iir", "demo"]
 
 
 class CliError(Exception):

@@ -504,6 +504,11 @@ def train(
     latest, best_path = out / "checkpoint_latest.pt", out / "checkpoint_best.pt"
 
     state = None
+    if not resume and latest.is_file():
+        raise ConfigError(
+            f"{out} already holds a run ({latest.name}); pass --resume to continue it, or choose another output "
+            "directory (nothing was changed)"
+        )
     if resume:
         if not latest.is_file():
             raise CheckpointError(f"cannot resume: {latest} does not exist; start without --resume")
