@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from cortexsnn.config import ConfigError
 from cortexsnn.training.iir import TrainingInterrupted, evaluate_checkpoint, load_iir_config, train
 from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "iir"
 TINY = [
     "train.epochs=2", "train.length=6", "train.batch_size=32", "train.eval_batch_size=64", "train.lr=0.002",
     "data.train_limit=160", "data.val_size=32", "data.test_limit=64", "train.progress=false", "train.threads=1",
@@ -27,7 +30,7 @@ def _train_rows(path):
 
 
 def test_tiny_run_writes_checkpoints_logs_and_results(tmp_path):
-    cfg = load_iir_config("configs/iir/snn_mlp_1.yaml", TINY)
+    cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY)
     results = train(cfg, tmp_path, log=_quiet)
     for name in ("checkpoint_latest.pt", "checkpoint_best.pt", "metrics.csv", "results.json"):
         assert (tmp_path / name).is_file()
@@ -41,7 +44,7 @@ def test_tiny_run_writes_checkpoints_logs_and_results(tmp_path):
 
 @pytest.mark.parametrize("stop_after", [2, 5])  # inside epoch 1, inside epoch 2 (5 batches per epoch)
 def test_resume_continues_bit_for_bit(tmp_path, stop_after):
-    cfg = load_iir_config("configs/iir/snn_mlp_1.yaml", TINY)
+    cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY)
     straight = train(cfg, tmp_path / "straight", log=_quiet)
     with pytest.raises(TrainingInterrupted, match="--resume"):
         train(cfg, tmp_path / "cut", stop_after_batches=stop_after, log=_quiet)
@@ -55,11 +58,11 @@ def test_resume_continues_bit_for_bit(tmp_path, stop_after):
 
 
 def test_resume_refuses_a_changed_config_and_keeps_the_checkpoint(tmp_path):
-    cfg = load_iir_config("configs/iir/snn_mlp_1.yaml", TINY)
+    cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY)
     with pytest.raises(TrainingInterrupted):
         train(cfg, tmp_path, stop_after_batches=1, log=_quiet)
     before = (tmp_path / "checkpoint_latest.pt").read_bytes()
-    changed = load_iir_config("configs/iir/snn_mlp_1.yaml", [*TINY, "train.lr=0.5"])
+    changed = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", [*TINY, "train.lr=0.5"])
     with pytest.raises(ConfigError, match="train.lr"):
         train(changed, tmp_path, resume=True, log=_quiet)
     assert (tmp_path / "checkpoint_latest.pt").read_bytes() == before
@@ -67,7 +70,7 @@ def test_resume_refuses_a_changed_config_and_keeps_the_checkpoint(tmp_path):
 
 def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     save_checkpoint(tmp_path / "checkpoint_latest.pt", {"kind": "lif_convnet", "model": {}})
-    cfg = load_iir_config("configs/iir/snn_mlp_1.yaml", TINY)
+    cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY)
     with pytest.raises(CheckpointError, match="lif_convnet"):
         train(cfg, tmp_path, resume=True, log=_quiet)
     with pytest.raises(CheckpointError, match="not an IIR model"):
@@ -75,7 +78,7 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
 
 
 def test_truncated_checkpoint_is_refused(tmp_path):
-    cfg = load_iir_config("configs/iir/snn_mlp_1.yaml", [*TINY, "train.epochs=1"])
+    cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", [*TINY, "train.epochs=1"])
     train(cfg, tmp_path, log=_quiet)
     data = (tmp_path / "checkpoint_best.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
@@ -95,18 +98,18 @@ def test_truncated_checkpoint_is_refused(tmp_path):
 )
 def test_bad_config_values_are_named(override, match):
     with pytest.raises(ConfigError, match=match):
-        load_iir_config("configs/iir/snn_mlp_1.yaml", [override])
+        load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", [override])
 
 
 def test_all_shipped_configs_load():
     for name, model in [("snn_mlp_1", "iir_mlp"), ("snn_mlp_2", "iir_mlp"), ("snn_conv", "iir_conv"), ("associative_memory", "iir_memory")]:
-        cfg = load_iir_config(f"configs/iir/{name}.yaml")
+        cfg = load_iir_config(f"{CONFIGS}/{name}.yaml")
         assert cfg.model.name == model
-    assert load_iir_config("configs/iir/snn_mlp_2.yaml").model.synapse_type == "first_order"
+    assert load_iir_config(f"{CONFIGS}/snn_mlp_2.yaml").model.synapse_type == "first_order"
 
 
 def test_val_size_larger_than_the_training_set_is_explained(tmp_path):
-    cfg = load_iir_config("configs/iir/snn_mlp_1.yaml", [*TINY, "data.val_size=5000"])
+    cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", [*TINY, "data.val_size=5000"])
     with pytest.raises(ConfigError, match="val_size"):
         train(cfg, tmp_path, log=_quiet)
 
@@ -116,6 +119,6 @@ def test_memory_task_tiny_run(tmp_path):
         "memory.size=30", "memory.hidden=[20,10,20]", "memory.repeats=4", "memory.dev_repeats=1", "memory.test_repeats=1",
         "memory.erase_size=5", "train.epochs=1", "train.batch_size=16", "train.progress=false", "train.threads=1",
     ]
-    cfg = load_iir_config("configs/iir/associative_memory.yaml", overrides)
+    cfg = load_iir_config(f"{CONFIGS}/associative_memory.yaml", overrides)
     results = train(cfg, tmp_path, log=_quiet)
     assert results["task"] == "associative_memory" and 0 <= results["test_mse"] < 5

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from pathlib import Path
 
-from cortexsnn.cli.main import CliError
+from cortexsnn.cli.iir import find_shipped_config
 
 DEMO_OVERRIDES = ["train.epochs=1", "train.lr=1e-3", "data.data_dir=null", "data.val_size=400"]
 
@@ -24,20 +23,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=_demo)
 
 
-def _config_path() -> Path:
-    here = Path(__file__).resolve()
-    for base in (Path.cwd(), *here.parents):
-        candidate = base / "configs" / "iir" / "snn_mlp_1.yaml"
-        if candidate.is_file():
-            return candidate
-    raise CliError("configs/iir/snn_mlp_1.yaml not found; run `cortexsnn demo` from the repository root")
-
-
 def _demo(args: argparse.Namespace) -> int:
     from cortexsnn.training.iir import load_iir_config, train
 
     overrides = [*DEMO_OVERRIDES, f"train.progress={'false' if args.no_progress else 'true'}"]
-    cfg = load_iir_config(_config_path(), overrides)
+    cfg = load_iir_config(find_shipped_config("snn_mlp_1.yaml"), overrides)
     out = args.out or tempfile.mkdtemp(prefix="cortexsnn-demo-")
     results = train(cfg, out)
     summary = {k: v for k, v in results.items() if k != "history"}

@@ -17,7 +17,17 @@ from pathlib import Path
 
 from cortexsnn.cli.main import CliError
 
-DEFAULT_MEMORY_CONFIG = "configs/iir/associative_memory.yaml"
+DEFAULT_MEMORY_CONFIG = "associative_memory.yaml"
+
+
+def find_shipped_config(name: str) -> Path:
+    """``configs/iir/<name>`` of the repository (looked up from the working directory, then the package)."""
+    here = Path(__file__).resolve()
+    for base in (Path.cwd(), *here.parents):
+        candidate = base / "configs" / "iir" / name
+        if candidate.is_file():
+            return candidate
+    raise CliError(f"configs/iir/{name} not found; run from the repository root or pass --config")
 
 
 def register(subparsers) -> None:
@@ -26,7 +36,7 @@ def register(subparsers) -> None:
 
     train = commands.add_parser("train", help="train a model from a YAML config (MNIST or associative memory)")
     _add_train_arguments(train, config_required=True)
-    train.set_defaults(func=_train)
+    train.set_defaults(func=_train, default_config=None)
 
     memory = commands.add_parser("memory", help="train the associative-memory network")
     _add_train_arguments(memory, config_required=False)
@@ -42,7 +52,10 @@ def register(subparsers) -> None:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser, config_required: bool) -> None:
-    parser.add_argument("--config", required=config_required, help="YAML config (see configs/iir/)")
+    parser.add_argument(
+        "--config", required=config_required,
+        help="YAML config (see configs/iir/)" + ("" if config_required else "; default: configs/iir/associative_memory.yaml"),
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=3")
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files (default: config data.data_dir; none = embedded subset)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/<config name>)")
@@ -54,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
     from cortexsnn.training.iir import TrainingInterrupted, load_iir_config, train
     from cortexsnn.utils.checkpoint import CheckpointError
 
-    config = args.config or getattr(args, "default_config", None)
+    config = args.config or find_shipped_config(args.default_config)
     overrides = list(args.overrides)
     if args.data_dir is not None:
         if not Path(args.data_dir).is_dir():
