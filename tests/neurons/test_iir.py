@@ -226,3 +226,55 @@ def test_step_response_is_the_cumulative_impulse_response():
 def test_surrogate_default_is_the_seed_gaussian():
     neuron = ResetTraceNeuron()
     assert isinstance(neuron.surrogate, Gaussian) and neuron.surrogate.sigma == 0.4
+
+
+@pytest.fixture
+def compiled():
+    from cortexsnn.neurons.functional._iir_cpu import kernels
+
+    module = kernels()
+    if module is None:
+        pytest.skip("the compiled IIR kernels could not be built here (no C++ compiler?)")
+    return module
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("membrane", [False, True])
+def test_compiled_neuron_equals_the_pytorch_path(compiled, dtype, membrane):
+    g = torch.Generator().manual_seed(4)
+    current = (torch.randn(25, 8, 37, generator=g) * 0.8 + 0.6).to(dtype).requires_grad_()
+    w = torch.randn(25, 8, 37, generator=g).to(dtype)
+    results = []
+    for use in (True, False):
+        F._USE_KERNELS[0] = use
+        try:
+            s, v, r = F.reset_trace_neuron(current, membrane_filter=membrane)
+            grad = torch.autograd.grad((s * w).sum() + v.sum() + 0.5 * r.sum(), current)[0]
+        finally:
+            F._USE_KERNELS[0] = True
+        results.append((s, v, r, grad))
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_filters_equal_the_pytorch_path(compiled, dtype):
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(30, 3, 4, 2, 5, generator=g) < 0.3).to(dtype)
+    w = torch.randn(30, 3, 4, 2, 5, generator=g).to(dtype)
+    coeffs = [c.to(dtype).requires_grad_() for c in _random_coeffs((4, 1, 1), g)]
+    alpha = torch.full((4, 1, 1), 0.8, dtype=dtype, requires_grad=True)
+    outs = []
+    for use in (True, False):
+        F._USE_KERNELS[0] = use
+        try:
+            y = F.dual_exp_filter(x, *coeffs, method="scan")
+            z = F.first_order_filter(x, alpha, method="scan")
+            grads = torch.autograd.grad((y * w).sum() + (z * w).sum(), [*coeffs, alpha])
+        finally:
+            F._USE_KERNELS[0] = True
+        outs.append((y, z, *grads))
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)

@@ -50,6 +50,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from cortexsnn.neurons.functional._iir_cpu import kernels
 from cortexsnn.neurons.surrogate import Gaussian, Surrogate
 
 __all__ = [
@@ -172,10 +173,29 @@ def _apply_toeplitz(x: Tensor, h: Tensor, channels: int, rest: int) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 # fused recurrences (forward recurrence, adjoint recurrence backward)
 # ---------------------------------------------------------------------------------------------
+def _kernel_for(x: Tensor):
+    """The compiled CPU kernels when they apply to ``x`` (CPU, float32/float64), else ``None``."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or not _USE_KERNELS[0]:
+        return None
+    return kernels()
+
+
+_USE_KERNELS = [True]  # switched off by tests to compare with the pure-PyTorch path
+
+
 class _DualExpScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, a1: Tensor, a2: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
         # x [T, B, C, R]; coefficients [C, 1]
+        kernel = _kernel_for(x)
+        ctx.kernel = kernel
+        if kernel is not None:
+            x = x.contiguous()
+            flat = [c.reshape(-1).to(x.dtype).contiguous() for c in (a1, a2, b)]
+            out = kernel.dual_exp_forward(x, *flat)
+            ctx.save_for_backward(x, out, *flat)
+            ctx.coeff_dtype = a1.dtype
+            return out
         out = torch.empty_like(x)
         p1 = torch.zeros_like(x[0])
         p2 = torch.zeros_like(x[0])
@@ -189,6 +209,10 @@ class _DualExpScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         x, out, a1, a2, b = ctx.saved_tensors
+        if ctx.kernel is not None:
+            grad_x, sums = ctx.kernel.dual_exp_backward(grad_out.contiguous(), x, out, a1, a2, b)
+            grads = sums.sum(dim=(1, 3)).unsqueeze(-1).to(ctx.coeff_dtype)  # [3, C, 1]
+            return grad_x, grads[0], grads[1], grads[2]
         steps = x.shape[0]
         lam = torch.empty_like(grad_out)  # adjoint: dL/dp[t] including the future
         l1 = torch.zeros_like(grad_out[0])
@@ -208,6 +232,14 @@ class _DualExpScan(torch.autograd.Function):
 class _FirstOrderScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, alpha: Tensor) -> Tensor:  # type: ignore[override]
+        kernel = _kernel_for(x)
+        ctx.kernel = kernel
+        if kernel is not None:
+            flat = alpha.reshape(-1).to(x.dtype).contiguous()
+            out = kernel.first_order_forward(x.contiguous(), flat)
+            ctx.save_for_backward(out, flat)
+            ctx.coeff_dtype = alpha.dtype
+            return out
         out = torch.empty_like(x)
         p = torch.zeros_like(x[0])
         for t in range(x.shape[0]):
@@ -219,6 +251,9 @@ class _FirstOrderScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         out, alpha = ctx.saved_tensors
+        if ctx.kernel is not None:
+            grad_x, sums = ctx.kernel.first_order_backward(grad_out.contiguous(), out, alpha)
+            return grad_x, sums.sum(dim=(0, 2)).unsqueeze(-1).to(ctx.coeff_dtype)
         lam = torch.empty_like(grad_out)
         lt = torch.zeros_like(grad_out[0])
         for t in range(grad_out.shape[0] - 1, -1, -1):
@@ -316,6 +351,21 @@ class _ResetTraceNeuron(torch.autograd.Function):
         ctx, current: Tensor, v0: Tensor, r0: Tensor, threshold: float, reset_decay: float,
         membrane_decay: float, surrogate: Surrogate,
     ) -> tuple[Tensor, Tensor, Tensor]:
+        kernel = _kernel_for(current) if isinstance(surrogate, Gaussian) else None
+        ctx.kernel = kernel
+        ctx.params = (threshold, reset_decay, membrane_decay, surrogate)
+        ctx.v0_shape, ctx.r0_shape = v0.shape, r0.shape
+        if kernel is not None:
+            state_shape = current.shape[1:]
+            flat = current.reshape(current.shape[0], -1).contiguous()
+            v_init = v0.to(current.dtype).expand(state_shape).reshape(-1).contiguous()
+            r_init = r0.to(current.dtype).expand(state_shape).reshape(-1).contiguous()
+            spikes, potentials, v_last, r_last = kernel.neuron_forward(
+                flat, v_init, r_init, threshold, reset_decay, membrane_decay
+            )
+            ctx.save_for_backward(potentials)
+            ctx.state_shape = state_shape
+            return spikes.view(current.shape), v_last.view(state_shape), r_last.view(state_shape)
         spikes = torch.empty_like(current)
         potentials = torch.empty_like(current)
         v = v0.expand_as(current[0])
@@ -327,14 +377,25 @@ class _ResetTraceNeuron(torch.autograd.Function):
             potentials[t] = v
             spikes[t] = s
         ctx.save_for_backward(potentials)
-        ctx.params = (threshold, reset_decay, membrane_decay, surrogate)
-        ctx.v0_shape, ctx.r0_shape = v0.shape, r0.shape
         return spikes, v.clone(), r.clone()
 
     @staticmethod
     def backward(ctx, grad_spikes: Tensor, grad_v_last: Tensor | None, grad_r_last: Tensor | None):  # type: ignore[override]
         (potentials,) = ctx.saved_tensors
         threshold, reset_decay, membrane_decay, surrogate = ctx.params
+        if ctx.kernel is not None:
+            steps = potentials.shape[0]
+            zeros = potentials.new_zeros(potentials.shape[1:])
+            gv_last = zeros if grad_v_last is None else grad_v_last.reshape(-1).contiguous()
+            gr_last = zeros if grad_r_last is None else grad_r_last.reshape(-1).contiguous()
+            grad_current, cv, cr = ctx.kernel.neuron_backward(
+                grad_spikes.reshape(steps, -1).contiguous(), potentials, gv_last, gr_last,
+                threshold, reset_decay, membrane_decay, surrogate.sigma,
+            )
+            cv, cr = cv.view(ctx.state_shape), cr.view(ctx.state_shape)
+            grad_v0 = _reduce_to(cv, ctx.v0_shape) if ctx.needs_input_grad[1] else None
+            grad_r0 = _reduce_to(cr, ctx.r0_shape) if ctx.needs_input_grad[2] else None
+            return grad_current.view(grad_spikes.shape), grad_v0, grad_r0, None, None, None, None
         sg = surrogate.derivative(potentials - threshold)
         grad_current = torch.empty_like(potentials)
         zero = torch.zeros_like(potentials[0])
