@@ -19,6 +19,8 @@ Two equivalent evaluations are offered (``method``):
   matrix per neuron, one batched matrix product. Best for short sequences (MNIST, ``T = 25``).
 * ``"scan"``: the recurrence itself, in a fused autograd function whose backward pass is the
   adjoint recurrence (no autograd graph of ``T`` tiny steps). Best for long sequences (``T = 300``).
+  On the CPU both passes run in compiled C++/OpenMP kernels (:mod:`._iir_cpu`, built on first
+  use; a PyTorch implementation of the same recurrences runs where no compiler is available).
 
 ``"auto"`` picks ``scan`` on the CPU (measured faster there even for ``T = 25``: 8 ms against
 23 ms forward and backward for ``[25, 64, 500]``) and ``toeplitz`` on GPUs for ``T <= 64``. ``"loop"`` is the plain autograd recurrence, the
@@ -38,7 +40,8 @@ Neuron (reset-trace neuron): ``v[t] = m v[t-1] + I[t] - r[t-1]``, spike ``s[t] =
 reset trace ``r[t] = d r[t-1] + s[t]`` with ``d = e^(-1/tm)`` and ``m = d`` when the membrane
 filter is on, ``m = 0`` when off (the seed's setting). The gradient flows through the reset
 trace (it is not detached); the spike's derivative is a surrogate (the seed's Gaussian pdf,
-sigma 0.4). The seed spikes on ``v > theta`` strictly, cortexsnn's surrogates on
+sigma 0.4). The neuron is a fused autograd function too (compiled on the CPU for the Gaussian surrogate).
+The seed spikes on ``v > theta`` strictly, cortexsnn's surrogates on
 ``v >= theta``; the two differ only when ``v`` equals the threshold exactly (a set of measure
 zero for real-valued weights).
 """
