@@ -1,0 +1,320 @@
+"""Pure dynamics of the integrate-and-fire family: IF, LIF and PLIF (SpikingJelly semantics).
+
+One function per model and step mode; state in, state out; no module state anywhere. With
+``vr = v_reset`` for a hard reset and ``vr = 0`` for a soft one (``v_reset=None``):
+
+* IF:   ``H[t] = V[t-1] + X[t]``
+* LIF:  ``H[t] = V[t-1] + (X[t] - (V[t-1] - vr)) / tau`` (``decay_input=True``) or
+  ``H[t] = V[t-1] - (V[t-1] - vr) / tau + X[t]`` (``decay_input=False``)
+* PLIF: LIF with ``1 / tau = sigmoid(w)``, ``w`` learnable.
+
+Spike ``S[t] = Heaviside(H[t] - v_threshold)`` (fires at ``>=``) with a surrogate gradient;
+hard reset ``V[t] = H[t] (1 - S[t]) + v_reset S[t]``, soft reset ``V[t] = H[t] - v_threshold S[t]``;
+``detach_reset`` removes the gradient through ``S`` in the reset.
+
+The multi-step functions (``*_multistep``, input ``[T, ...]``) run the whole time loop in one
+fused autograd function (see :mod:`cortexsnn.neurons.kernels`): the forward pass keeps only
+``H`` for the backward pass, which runs the adjoint recurrence in reverse time. The ``*_step``
+functions are the plain single-step maths (autograd through ordinary tensor operations); the
+multi-step kernels are tested against loops of them.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+
+import torch
+from torch import Tensor
+
+from cortexsnn.neurons.kernels import cpu_kernel, resolve_backend
+from cortexsnn.neurons.surrogate import ATan, Surrogate
+
+__all__ = [
+    "if_step",
+    "lif_step",
+    "plif_step",
+    "if_multistep",
+    "lif_multistep",
+    "plif_multistep",
+    "plif_init_w",
+]
+
+_MODE_IF, _MODE_LIF_DECAY_INPUT, _MODE_LIF = 0, 1, 2
+_DEFAULT_SURROGATE = ATan(2.0)
+
+
+# --------------------------------------------------------------------------------------------
+# single step: the maths, in plain tensor operations
+# --------------------------------------------------------------------------------------------
+def _fire_and_reset(
+    h: Tensor, v_threshold: float, v_reset: float | None, surrogate: Surrogate, detach_reset: bool
+) -> tuple[Tensor, Tensor]:
+    spike = surrogate(h - v_threshold)
+    spike_r = spike.detach() if detach_reset else spike
+    if v_reset is None:
+        v = h - v_threshold * spike_r
+    else:
+        v = h * (1.0 - spike_r) + v_reset * spike_r
+    return spike, v
+
+
+def if_step(
+    x: Tensor,
+    v: Tensor | float,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate: Surrogate = _DEFAULT_SURROGATE,
+    detach_reset: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One step of the integrate-and-fire neuron: returns ``(spike, v)``."""
+    return _fire_and_reset(v + x, v_threshold, v_reset, surrogate, detach_reset)
+
+
+def _lif_charge(x: Tensor, v: Tensor | float, decay: Tensor | float, decay_input: bool, vr: float) -> Tensor:
+    if decay_input:
+        return v + (x - (v - vr)) * decay
+    return v - (v - vr) * decay + x
+
+
+def lif_step(
+    x: Tensor,
+    v: Tensor | float,
+    tau: float = 2.0,
+    decay_input: bool = True,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate: Surrogate = _DEFAULT_SURROGATE,
+    detach_reset: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One step of the leaky integrate-and-fire neuron: returns ``(spike, v)``."""
+    _check_tau(tau)
+    vr = 0.0 if v_reset is None else v_reset
+    h = _lif_charge(x, v, 1.0 / tau, decay_input, vr)
+    return _fire_and_reset(h, v_threshold, v_reset, surrogate, detach_reset)
+
+
+def plif_step(
+    x: Tensor,
+    v: Tensor | float,
+    w: Tensor,
+    decay_input: bool = True,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate: Surrogate = _DEFAULT_SURROGATE,
+    detach_reset: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One step of the parametric LIF neuron (``1 / tau = sigmoid(w)``): returns ``(spike, v)``."""
+    vr = 0.0 if v_reset is None else v_reset
+    h = _lif_charge(x, v, torch.sigmoid(w), decay_input, vr)
+    return _fire_and_reset(h, v_threshold, v_reset, surrogate, detach_reset)
+
+
+def plif_init_w(init_tau: float) -> float:
+    """The ``w`` giving ``sigmoid(w) = 1 / init_tau`` (``init_tau > 1``)."""
+    if not init_tau > 1.0:
+        raise ValueError(f"PLIF init_tau must be > 1 (1/tau = sigmoid(w) < 1), got {init_tau}")
+    return -math.log(init_tau - 1.0)
+
+
+def _check_tau(tau: float) -> None:
+    if not (isinstance(tau, (int, float)) and tau > 0 and math.isfinite(tau)):
+        raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# multi step: one fused autograd function over the whole sequence
+# --------------------------------------------------------------------------------------------
+def _forward_torch(x, v, mode, d, v_th, v_reset, hard, save_h):
+    vr = v_reset if hard else 0.0
+    spikes = torch.empty_like(x)
+    h_seq = torch.empty_like(x) if save_h else None
+    for t in range(x.shape[0]):
+        if mode == _MODE_IF:
+            h = v + x[t]
+        elif mode == _MODE_LIF_DECAY_INPUT:
+            h = v + (x[t] - (v - vr)) * d
+        else:
+            h = v - (v - vr) * d + x[t]
+        s = (h >= v_th).to(x.dtype)
+        spikes[t] = s
+        if save_h:
+            h_seq[t] = h
+        v = h * (1.0 - s) + v_reset * s if hard else h - v_th * s
+    return spikes, h_seq, v
+
+
+def _reset_of(h, v_th, v_reset, hard):
+    s = (h >= v_th).to(h.dtype)
+    return h * (1.0 - s) + v_reset * s if hard else h - v_th * s
+
+
+def _backward_torch(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard, detach, surrogate, want_d):
+    vr = v_reset if hard else 0.0
+    k = 1.0 if mode == _MODE_IF else 1.0 - d
+    cx = d if mode == _MODE_LIF_DECAY_INPUT else 1.0
+    keep = 0.0 if detach else 1.0
+    grad_x = torch.empty_like(h_seq)
+    gv = grad_v
+    grad_d = h_seq.new_zeros((), dtype=torch.float64)
+    for t in range(h_seq.shape[0] - 1, -1, -1):
+        h = h_seq[t]
+        s = (h >= v_th).to(h.dtype)
+        sg = surrogate.derivative(h - v_th)
+        dvdh = (1.0 - s) + keep * (v_reset - h) * sg if hard else 1.0 - keep * v_th * sg
+        gh = grad_s[t] * sg + gv * dvdh
+        grad_x[t] = gh * cx
+        if want_d:
+            vp = _reset_of(h_seq[t - 1], v_th, v_reset, hard) if t > 0 else v_init
+            dh_dd = x[t] - (vp - vr) if mode == _MODE_LIF_DECAY_INPUT else -(vp - vr)
+            grad_d += (gh * dh_dd).sum(dtype=torch.float64)
+        gv = gh * k
+    return grad_x, gv, float(grad_d)
+
+
+def _ptr(t: Tensor | None):
+    return ctypes.c_void_p(t.data_ptr()) if t is not None else None
+
+
+def _forward_cpu(x, v, mode, d, v_th, v_reset, hard, save_h):
+    lib = cpu_kernel()
+    suffix = "f32" if x.dtype == torch.float32 else "f64"
+    spikes = torch.empty_like(x)
+    h_seq = torch.empty_like(x) if save_h else None
+    v = v.clone()
+    steps, n = x.shape[0], x[0].numel()
+    getattr(lib, f"lif_forward_{suffix}")(
+        _ptr(x), _ptr(spikes), _ptr(h_seq), _ptr(v), steps, n, mode, d, v_th, v_reset, int(hard),
+        torch.get_num_threads(),
+    )
+    return spikes, h_seq, v
+
+
+def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard, detach, surrogate, want_d):
+    lib = cpu_kernel()
+    suffix = "f32" if h_seq.dtype == torch.float32 else "f64"
+    grad_x = torch.empty_like(h_seq)
+    has_gv = grad_v is not None
+    gv = grad_v.clone() if has_gv else torch.empty_like(h_seq[0])
+    steps, n = h_seq.shape[0], h_seq[0].numel()
+    grad_d = getattr(lib, f"lif_backward_{suffix}")(
+        _ptr(grad_s), _ptr(h_seq), _ptr(x if want_d else None), _ptr(v_init if want_d else None),
+        _ptr(grad_x), _ptr(gv), int(has_gv), steps, n, mode, d, v_th, v_reset, int(hard), int(detach),
+        surrogate.kind_id, surrogate.alpha, int(want_d), torch.get_num_threads(),
+    )
+    return grad_x, gv, grad_d
+
+
+class _NeuronSequence(torch.autograd.Function):
+    """Whole-sequence IF/LIF/PLIF: saves ``H`` only, backward = adjoint recurrence."""
+
+    @staticmethod
+    def forward(ctx, x, v_init, decay, mode, v_th, v_reset, detach, surrogate, backend):  # type: ignore[override]
+        hard = v_reset is not None
+        v_reset_value = 0.0 if v_reset is None else float(v_reset)
+        d = float(decay) if mode != _MODE_IF else 0.0
+        v0 = v_init.expand_as(x[0]).contiguous()
+        needs_grad = any(ctx.needs_input_grad[:3])
+        run = _forward_cpu if backend == "cpu" else _forward_torch
+        spikes, h_seq, v_last = run(x, v0, mode, d, v_th, v_reset_value, hard, needs_grad)
+        want_d = bool(ctx.needs_input_grad[2])
+        ctx.save_for_backward(h_seq, x if want_d else None, v0 if want_d else None)
+        ctx.config = (mode, d, v_th, v_reset_value, hard, detach, surrogate, backend, want_d, v_init.shape, decay.dtype)
+        return spikes, v_last
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v_last):  # type: ignore[override]
+        h_seq, x, v0 = ctx.saved_tensors
+        mode, d, v_th, v_reset, hard, detach, surrogate, backend, want_d, v_shape, d_dtype = ctx.config
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(h_seq)
+        run = _backward_cpu if backend == "cpu" else _backward_torch
+        if backend != "cpu" and grad_v_last is None:
+            grad_v_last = torch.zeros_like(h_seq[0])
+        grad_x, grad_v0, grad_d = run(
+            grad_spikes.contiguous(), None if grad_v_last is None else grad_v_last.contiguous(),
+            h_seq, x, v0, mode, d, v_th, v_reset, hard, detach, surrogate, want_d,
+        )
+        grad_v_init = grad_v0.sum_to_size(v_shape) if ctx.needs_input_grad[1] else None
+        grad_decay = torch.tensor(grad_d, dtype=d_dtype, device=h_seq.device) if want_d else None
+        return grad_x, grad_v_init, grad_decay, None, None, None, None, None, None
+
+
+def _run_sequence(
+    x_seq: Tensor,
+    v_init: Tensor | float,
+    mode: int,
+    decay: Tensor | float,
+    v_threshold: float,
+    v_reset: float | None,
+    surrogate: Surrogate,
+    detach_reset: bool,
+    backend: str | None,
+) -> tuple[Tensor, Tensor]:
+    if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
+        raise ValueError(
+            f"multi-step neurons need a time-major input [T, B, ...], got "
+            f"{tuple(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__}"
+        )
+    if not x_seq.is_floating_point():
+        raise TypeError(f"neuron input must be a floating-point tensor, got {x_seq.dtype}")
+    if not isinstance(surrogate, Surrogate):
+        raise TypeError(f"surrogate must be a cortexsnn Surrogate, got {type(surrogate).__name__}")
+    chosen = resolve_backend(backend, x_seq.device.type)
+    if chosen == "cpu" and x_seq.dtype not in (torch.float32, torch.float64):
+        chosen = "torch"  # half precision on the CPU: the tensor path
+    if not isinstance(v_init, Tensor):
+        v_init = torch.tensor(float(v_init), dtype=x_seq.dtype, device=x_seq.device)
+    v_init = v_init.to(dtype=x_seq.dtype)
+    if not isinstance(decay, Tensor):
+        decay = torch.tensor(float(decay), dtype=torch.float64)
+    return _NeuronSequence.apply(
+        x_seq.contiguous(), v_init, decay, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate, chosen
+    )
+
+
+def if_multistep(
+    x_seq: Tensor,
+    v_init: Tensor | float = 0.0,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate: Surrogate = _DEFAULT_SURROGATE,
+    detach_reset: bool = False,
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """IF neurons over a sequence ``x_seq [T, ...]``: returns ``(spikes [T, ...], v_last)``."""
+    return _run_sequence(x_seq, v_init, _MODE_IF, 0.0, v_threshold, v_reset, surrogate, detach_reset, backend)
+
+
+def lif_multistep(
+    x_seq: Tensor,
+    v_init: Tensor | float = 0.0,
+    tau: float = 2.0,
+    decay_input: bool = True,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate: Surrogate = _DEFAULT_SURROGATE,
+    detach_reset: bool = False,
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """LIF neurons over a sequence ``x_seq [T, ...]``: returns ``(spikes [T, ...], v_last)``."""
+    _check_tau(tau)
+    mode = _MODE_LIF_DECAY_INPUT if decay_input else _MODE_LIF
+    return _run_sequence(x_seq, v_init, mode, 1.0 / tau, v_threshold, v_reset, surrogate, detach_reset, backend)
+
+
+def plif_multistep(
+    x_seq: Tensor,
+    w: Tensor,
+    v_init: Tensor | float = 0.0,
+    decay_input: bool = True,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate: Surrogate = _DEFAULT_SURROGATE,
+    detach_reset: bool = False,
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Parametric LIF over a sequence (``1 / tau = sigmoid(w)``, gradient to ``w``)."""
+    mode = _MODE_LIF_DECAY_INPUT if decay_input else _MODE_LIF
+    return _run_sequence(
+        x_seq, v_init, mode, torch.sigmoid(w), v_threshold, v_reset, surrogate, detach_reset, backend
+    )

@@ -1,0 +1,122 @@
+"""Fused multi-step neuron kernels and the machinery that builds and selects them.
+
+Backends, in order of preference on each device:
+
+* ``"cpu"``: a small C kernel (``lif_cpu.c``, OpenMP, vectorised) compiled on first use with the
+  system's C compiler into the cortexsnn cache (``CORTEXSNN_CACHE``) and called through
+  ``ctypes``: it needs no PyTorch headers, so it builds in about a second.
+* ``"torch"``: the same algorithm (forward recurrence, adjoint backward recurrence, only ``H``
+  saved) written with tensor operations: runs on every device, the fallback when no compiler is
+  available and the path used on GPUs.
+
+``CORTEXSNN_NEURON_BACKEND`` (``auto``, ``cpu``, ``torch``) or a module's ``backend=`` argument
+forces one; ``auto`` takes ``cpu`` for CPU tensors when the kernel builds, else ``torch``.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+__all__ = ["cpu_kernel", "resolve_backend", "BACKENDS", "KernelBuildError"]
+
+BACKENDS = ("auto", "cpu", "torch")
+_SOURCE = Path(__file__).with_name("lif_cpu.c")
+_FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_failed: str | None = None
+
+
+class KernelBuildError(RuntimeError):
+    """The CPU kernel could not be compiled or loaded."""
+
+
+def _build_dir() -> Path:
+    from cortexsnn.data.paths import cache_dir
+
+    return cache_dir() / "kernels"
+
+
+def _compile(target: Path) -> None:
+    compiler = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    compiler = compiler.split()[0]
+    if shutil.which(compiler) is None:
+        compiler = shutil.which("gcc") or shutil.which("cc") or compiler
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run(
+            [compiler, *_FLAGS, "-o", tmp, str(_SOURCE), "-lm"], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise KernelBuildError(f"{compiler} failed: {result.stderr.strip()[:2000]}")
+        os.replace(tmp, target)  # atomic: concurrent builders (e.g. DDP ranks) never see half a file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        forward = getattr(lib, f"lif_forward_{suffix}")
+        forward.argtypes = [p, p, p, p, i64, i64, i32, real, real, real, i32, i32]
+        forward.restype = None
+        backward = getattr(lib, f"lif_backward_{suffix}")
+        backward.argtypes = [p, p, p, p, p, p, i32, i64, i64, i32, real, real, real, i32, i32, i32, real, i32, i32]
+        backward.restype = ctypes.c_double
+
+
+def cpu_kernel() -> ctypes.CDLL | None:
+    """The compiled CPU kernel library, building it on first use; ``None`` if that fails."""
+    global _library, _failed
+    if _library is not None or _failed is not None:
+        return _library
+    with _lock:
+        if _library is not None or _failed is not None:
+            return _library
+        source = _SOURCE.read_bytes()
+        key = hashlib.sha256(source + " ".join(_FLAGS).encode()).hexdigest()[:16]
+        target = _build_dir() / f"lif_cpu_{key}.so"
+        try:
+            if not target.is_file():
+                _compile(target)
+            lib = ctypes.CDLL(str(target))
+            _declare(lib)
+            _library = lib
+        except (OSError, KernelBuildError) as exc:
+            _failed = str(exc)
+            warnings.warn(
+                f"cortexsnn: the fused CPU neuron kernel is unavailable ({exc}); using the slower "
+                "torch backend. Install a C compiler with OpenMP (e.g. gcc) to enable it.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return _library
+
+
+def resolve_backend(backend: str | None, device_type: str) -> str:
+    """The backend to use for tensors on ``device_type`` (``"cpu"`` or ``"torch"``)."""
+    choice = (backend or os.environ.get("CORTEXSNN_NEURON_BACKEND") or "auto").lower()
+    if choice not in BACKENDS:
+        raise ValueError(f"unknown neuron backend {choice!r}; choose one of {BACKENDS}")
+    if choice == "torch":
+        return "torch"
+    if device_type != "cpu":
+        if choice == "cpu":
+            raise ValueError("the 'cpu' neuron backend needs CPU tensors; use 'auto' or 'torch' on GPUs")
+        return "torch"
+    if cpu_kernel() is not None:
+        return "cpu"
+    if choice == "cpu":
+        raise KernelBuildError(f"the CPU kernel was asked for but could not be built: {_failed}")
+    return "torch"

@@ -1,0 +1,120 @@
+/*
+ * Fused multi-step IF / LIF / PLIF kernels for the CPU (cortexsnn).
+ *
+ * One call runs the whole time loop for every neuron: the forward pass writes the spikes, the
+ * final membrane potential and (for training) the membrane potential before firing H[t]; the
+ * backward pass runs the adjoint recurrence in reverse time from H alone (S = H >= v_th and
+ * V[t-1] are recomputed from it). Neurons are processed in chunks that stay in L1 cache, chunks
+ * in parallel with OpenMP, the inner loop over neurons vectorised.
+ *
+ * Charge modes (SpikingJelly semantics, vr = v_reset for a hard reset, 0 for a soft one):
+ *   0  IF:                     H = V + X
+ *   1  LIF, decay_input:       H = V + (X - (V - vr)) * d        (d = 1 / tau)
+ *   2  LIF, not decay_input:   H = V - (V - vr) * d + X
+ * Spike S = (H >= v_th). Reset: hard V = H (1 - S) + vr S; soft V = H - v_th S.
+ * Surrogate kinds (derivative of S w.r.t. H at u = H - v_th, alpha > 0):
+ *   0 ATan       alpha / 2 / (1 + (pi/2 alpha u)^2)
+ *   1 Sigmoid    alpha sig(alpha u) (1 - sig(alpha u))
+ *   2 FastSigm.  1 / (1 + alpha |u|)^2
+ *   3 Gaussian   exp(-u^2 / (2 alpha^2)) / (sqrt(2 pi) alpha)
+ *   4 Triangle   alpha max(0, 1 - alpha |u|)
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHUNK 512
+
+#define DEFINE_KERNELS(T_, SUF, EXP, FABS, SQRT)                                                    \
+static inline T_ surrogate_##SUF(int kind, T_ alpha, T_ u) {                                       \
+    switch (kind) {                                                                                \
+    case 0: { T_ z = (T_)1.5707963267948966 * alpha * u; return alpha / (T_)2 / ((T_)1 + z * z); } \
+    case 1: { T_ sg = (T_)1 / ((T_)1 + EXP(-alpha * u)); return alpha * sg * ((T_)1 - sg); }       \
+    case 2: { T_ z = (T_)1 + alpha * FABS(u); return (T_)1 / (z * z); }                            \
+    case 3: return EXP(-u * u / ((T_)2 * alpha * alpha)) / (SQRT((T_)6.283185307179586) * alpha);  \
+    default: { T_ z = (T_)1 - alpha * FABS(u); return z > 0 ? alpha * z : (T_)0; }                 \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+void lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps, int64_t n,         \
+                       int mode, T_ d, T_ v_th, T_ v_reset, int hard, int threads) {                \
+    const T_ vr = hard ? v_reset : (T_)0;                                                          \
+    const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
+    for (int64_t c = 0; c < chunks; ++c) {                                                         \
+        const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
+        T_ vc[CHUNK];                                                                              \
+        for (int64_t i = 0; i < len; ++i) vc[i] = v[lo + i];                                       \
+        for (int64_t t = 0; t < steps; ++t) {                                                      \
+            const T_ *xt = x + t * n + lo;                                                         \
+            T_ *st = spikes + t * n + lo;                                                          \
+            T_ *ht = h_out ? h_out + t * n + lo : NULL;                                            \
+            _Pragma("omp simd")                                                                    \
+            for (int64_t i = 0; i < len; ++i) {                                                    \
+                T_ h;                                                                              \
+                if (mode == 0) h = vc[i] + xt[i];                                                  \
+                else if (mode == 1) h = vc[i] + (xt[i] - (vc[i] - vr)) * d;                        \
+                else h = vc[i] - (vc[i] - vr) * d + xt[i];                                         \
+                const T_ s = h >= v_th ? (T_)1 : (T_)0;                                            \
+                st[i] = s;                                                                         \
+                if (ht) ht[i] = h;                                                                 \
+                vc[i] = hard ? h * ((T_)1 - s) + v_reset * s : h - v_th * s;                       \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t i = 0; i < len; ++i) v[lo + i] = vc[i];                                       \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+/* grad_v: in = dL/dV[T-1] (may be NULL: zero), out = dL/dV_init. x and v_init are needed only  \
+   when want_grad_d (PLIF). Returns dL/dd. */                                                      \
+double lif_backward_##SUF(const T_ *grad_spikes, const T_ *h, const T_ *x, const T_ *v_init,        \
+                          T_ *grad_x, T_ *grad_v, int has_grad_v, int64_t steps, int64_t n,        \
+                          int mode, T_ d, T_ v_th, T_ v_reset, int hard, int detach_reset,         \
+                          int kind, T_ alpha, int want_grad_d, int threads) {                      \
+    const T_ vr = hard ? v_reset : (T_)0;                                                          \
+    const T_ k = mode == 0 ? (T_)1 : (T_)1 - d;        /* dH[t]/dV[t-1] */                         \
+    const T_ cx = mode == 1 ? d : (T_)1;               /* dH[t]/dX[t]   */                         \
+    const T_ keep = detach_reset ? (T_)0 : (T_)1;                                                  \
+    const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
+    double grad_d = 0.0;                                                                           \
+    _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(+:grad_d)")          \
+    for (int64_t c = 0; c < chunks; ++c) {                                                         \
+        const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
+        T_ gv[CHUNK];                                                                              \
+        double acc = 0.0;                                                                          \
+        for (int64_t i = 0; i < len; ++i) gv[i] = has_grad_v ? grad_v[lo + i] : (T_)0;             \
+        for (int64_t t = steps - 1; t >= 0; --t) {                                                 \
+            const T_ *ht = h + t * n + lo, *gst = grad_spikes + t * n + lo;                        \
+            const T_ *hp = t > 0 ? h + (t - 1) * n + lo : NULL;                                    \
+            const T_ *xt = x ? x + t * n + lo : NULL;                                              \
+            T_ *gxt = grad_x + t * n + lo;                                                         \
+            _Pragma("omp simd reduction(+:acc)")                                                   \
+            for (int64_t i = 0; i < len; ++i) {                                                    \
+                const T_ hv = ht[i];                                                               \
+                const T_ s = hv >= v_th ? (T_)1 : (T_)0;                                           \
+                const T_ sg = surrogate_##SUF(kind, alpha, hv - v_th);                             \
+                const T_ dvdh = hard ? ((T_)1 - s) + keep * (v_reset - hv) * sg                    \
+                                     : (T_)1 - keep * v_th * sg;                                   \
+                const T_ gh = gst[i] * sg + gv[i] * dvdh;                                          \
+                gxt[i] = gh * cx;                                                                  \
+                if (want_grad_d) {                                                                 \
+                    T_ vp;                                                                         \
+                    if (hp) {                                                                      \
+                        const T_ sp = hp[i] >= v_th ? (T_)1 : (T_)0;                               \
+                        vp = hard ? hp[i] * ((T_)1 - sp) + v_reset * sp : hp[i] - v_th * sp;       \
+                    } else {                                                                       \
+                        vp = v_init[lo + i];                                                       \
+                    }                                                                              \
+                    acc += (double)(gh * (mode == 1 ? xt[i] - (vp - vr) : -(vp - vr)));            \
+                }                                                                                  \
+                gv[i] = gh * k;                                                                    \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t i = 0; i < len; ++i) grad_v[lo + i] = gv[i];                                  \
+        grad_d += acc;                                                                             \
+    }                                                                                              \
+    return grad_d;                                                                                 \
+}
+
+DEFINE_KERNELS(float, f32, expf, fabsf, sqrtf)
+DEFINE_KERNELS(double, f64, exp, fabs, sqrt)

@@ -1,0 +1,154 @@
+"""Stateful neuron modules: IF, LIF and PLIF layers (SpikingJelly-compatible semantics).
+
+A neuron module holds its membrane potential ``v`` as state (see
+:class:`~cortexsnn.neurons.base.MemoryModule`): ``step_mode="m"`` (default) takes a time-major
+sequence ``[T, B, ...]`` and runs the fused kernel over the whole sequence; ``step_mode="s"``
+takes one step ``[B, ...]``. In both modes the state carries over between calls until
+:func:`cortexsnn.neurons.reset` (or :meth:`reset`), which must be called between independent
+samples. The dynamics are the functions of :mod:`cortexsnn.neurons.functional.lif`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from cortexsnn.neurons import functional as F
+from cortexsnn.neurons.base import MemoryModule
+from cortexsnn.neurons.kernels import BACKENDS
+from cortexsnn.neurons.surrogate import ATan, Surrogate, get_surrogate
+
+__all__ = ["BaseNode", "IFNode", "LIFNode", "PLIFNode"]
+
+
+class BaseNode(MemoryModule):
+    """Common arguments of the integrate-and-fire family.
+
+    Args:
+        v_threshold: firing threshold.
+        v_reset: reset potential of a hard reset; ``None`` for a soft reset (subtract the
+            threshold).
+        surrogate: surrogate gradient (an instance or a name such as ``"atan"``).
+        detach_reset: no gradient through the spike in the reset path.
+        step_mode: ``"m"`` (``[T, B, ...]`` in, fused over time) or ``"s"`` (``[B, ...]``).
+        backend: force a multi-step backend (``"auto"``, ``"cpu"``, ``"torch"``); default: the
+            ``CORTEXSNN_NEURON_BACKEND`` environment variable, else ``"auto"``.
+    """
+
+    def __init__(
+        self,
+        v_threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        surrogate: Surrogate | str = ATan(2.0),
+        detach_reset: bool = False,
+        step_mode: str = "m",
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(step_mode)
+        if not math.isfinite(v_threshold):
+            raise ValueError(f"v_threshold must be finite, got {v_threshold}")
+        if v_reset is not None and not v_reset < v_threshold:
+            raise ValueError(f"v_reset ({v_reset}) must be below v_threshold ({v_threshold})")
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"unknown neuron backend {backend!r}; choose one of {BACKENDS}")
+        self.v_threshold = float(v_threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.surrogate = get_surrogate(surrogate)
+        self.detach_reset = bool(detach_reset)
+        self.backend = backend
+        self.register_memory("v", 0.0 if v_reset is None else float(v_reset))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.step_mode == "m":
+            if x.dim() < 2:
+                raise ValueError(
+                    f"{type(self).__name__} in multi-step mode expects [T, B, ...], got shape {tuple(x.shape)}; "
+                    "use step_mode='s' for single steps"
+                )
+            spikes, v_last = self._multistep(x, self._state_for(x[0]))
+        else:
+            spikes, v_last = self._step(x, self._state_for(x))
+        self.v = v_last
+        return spikes
+
+    def _state_for(self, x_t: Tensor) -> Tensor:
+        v = self.v
+        if v.dim() > 0 and v.shape != x_t.shape:
+            raise ValueError(
+                f"{type(self).__name__}: the state has shape {tuple(v.shape)} but the input step has "
+                f"{tuple(x_t.shape)}; call cortexsnn.neurons.reset(net) between batches"
+            )
+        return v.to(dtype=x_t.dtype, device=x_t.device)
+
+    def _common(self) -> dict:
+        return dict(
+            v_threshold=self.v_threshold, v_reset=self.v_reset, surrogate=self.surrogate,
+            detach_reset=self.detach_reset,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, surrogate={self.surrogate}, "
+            f"detach_reset={self.detach_reset}, step_mode={self.step_mode!r}"
+        )
+
+
+class IFNode(BaseNode):
+    """Integrate-and-fire neurons: ``H[t] = V[t-1] + X[t]``."""
+
+    def _multistep(self, x: Tensor, v: Tensor):
+        return F.if_multistep(x, v, backend=self.backend, **self._common())
+
+    def _step(self, x: Tensor, v: Tensor):
+        return F.if_step(x, v, **self._common())
+
+
+class LIFNode(BaseNode):
+    """Leaky integrate-and-fire neurons with membrane time constant ``tau``.
+
+    ``decay_input=True``: ``H = V + (X - (V - v_reset)) / tau``; ``False``:
+    ``H = V - (V - v_reset) / tau + X``.
+    """
+
+    def __init__(self, tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not (tau > 1.0 and math.isfinite(tau)):
+            raise ValueError(f"LIF tau must be a finite number > 1, got {tau}")
+        self.tau = float(tau)
+        self.decay_input = bool(decay_input)
+
+    def _multistep(self, x: Tensor, v: Tensor):
+        return F.lif_multistep(x, v, self.tau, self.decay_input, backend=self.backend, **self._common())
+
+    def _step(self, x: Tensor, v: Tensor):
+        return F.lif_step(x, v, self.tau, self.decay_input, **self._common())
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
+
+
+class PLIFNode(BaseNode):
+    """Parametric LIF (Fang et al. 2021): ``1 / tau = sigmoid(w)`` with ``w`` learnable.
+
+    ``w`` is initialised so that ``tau = init_tau``; it is the module's only parameter (state-dict
+    key ``w``, as in SpikingJelly).
+    """
+
+    def __init__(self, init_tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.decay_input = bool(decay_input)
+        self.w = nn.Parameter(torch.tensor(F.plif_init_w(init_tau)))
+
+    @property
+    def tau(self) -> float:
+        return float(1.0 / torch.sigmoid(self.w.detach()))
+
+    def _multistep(self, x: Tensor, v: Tensor):
+        return F.plif_multistep(x, self.w, v, self.decay_input, backend=self.backend, **self._common())
+
+    def _step(self, x: Tensor, v: Tensor):
+        return F.plif_step(x, v, self.w, self.decay_input, **self._common())
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau:.4f}, decay_input={self.decay_input}, " + super().extra_repr()
