@@ -171,6 +171,14 @@ def _backward_torch(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, ha
     return grad_x, gv, float(grad_d)
 
 
+# below this many neuron-steps one thread is faster than waking a team (and safer on a busy machine)
+_PARALLEL_MIN_WORK = 1 << 20
+
+
+def _threads(steps: int, n: int) -> int:
+    return torch.get_num_threads() if steps * n >= _PARALLEL_MIN_WORK else 1
+
+
 def _ptr(t: Tensor | None):
     return ctypes.c_void_p(t.data_ptr()) if t is not None else None
 
@@ -184,7 +192,7 @@ def _forward_cpu(x, v, mode, d, v_th, v_reset, hard, save_h):
     steps, n = x.shape[0], x[0].numel()
     getattr(lib, f"lif_forward_{suffix}")(
         _ptr(x), _ptr(spikes), _ptr(h_seq), _ptr(v), steps, n, mode, d, v_th, v_reset, int(hard),
-        torch.get_num_threads(),
+        _threads(steps, n),
     )
     return spikes, h_seq, v
 
@@ -199,7 +207,7 @@ def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard
     grad_d = getattr(lib, f"lif_backward_{suffix}")(
         _ptr(grad_s), _ptr(h_seq), _ptr(x if want_d else None), _ptr(v_init if want_d else None),
         _ptr(grad_x), _ptr(gv), int(has_gv), steps, n, mode, d, v_th, v_reset, int(hard), int(detach),
-        surrogate.kind_id, surrogate.alpha, int(want_d), torch.get_num_threads(),
+        surrogate.kind_id, surrogate.alpha, int(want_d), _threads(steps, n),
     )
     return grad_x, gv, grad_d
 
