@@ -9,8 +9,12 @@ docstring says otherwise. Precision-critical sums run in float64.
 from __future__ import annotations
 
 from ._checks import SilentLayerError
+from .cca import cca, pwcca, seed_cca, svcca, truncated_svd
+from .ceilings import bootstrap_ci, rdm_set_ceiling, spearman_brown, split_half_neuron_ceiling, split_half_trial_ceiling
+from .cka import center_gram, cka_from_grams, linear_cka, rbf_cka
 from .compare import compare_rdms, kendall_tau_a, pearson, rank, rsa, spearman, tsrsa
 from .rdm import gram, rdm, square_rdm, upper_triangle
+from .regression import PCARidge, loo_ridge_predictions, pca_ridge_r2, tsvd_regression
 
 __all__ = [
     "SilentLayerError",
@@ -25,4 +29,22 @@ __all__ = [
     "compare_rdms",
     "rsa",
     "tsrsa",
+    "truncated_svd",
+    "seed_cca",
+    "svcca",
+    "cca",
+    "pwcca",
+    "linear_cka",
+    "rbf_cka",
+    "cka_from_grams",
+    "center_gram",
+    "loo_ridge_predictions",
+    "tsvd_regression",
+    "pca_ridge_r2",
+    "PCARidge",
+    "split_half_neuron_ceiling",
+    "split_half_trial_ceiling",
+    "spearman_brown",
+    "rdm_set_ceiling",
+    "bootstrap_ci",
 ]
