@@ -1,0 +1,7 @@
+"""The model zoo: ``create_model(name, **kwargs)``, ``list_models()``.
+
+Deep SNNs of the visual pathway (SEW-ResNet, Spiking ResNet, LoRaFB-SNet, ...) are multi-step on
+``[T, B, C, H, W]``; the IIR synapse-filter networks of seed 002 live beside them.
+"""
+from .registry import UnknownModelError, create_model, list_models, register_model  # noqa: F401
+from . import sew_resnet  # noqa: F401  (registers the family)

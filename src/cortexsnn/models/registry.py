@@ -1,0 +1,44 @@
+"""Model registry in the style of timm: ``create_model(name, **kwargs)``, ``list_models()``.
+
+Each model family lives in its own module and registers its constructors with
+:func:`register_model`; importing :mod:`cortexsnn.models` imports them all.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Callable
+
+from torch import nn
+
+__all__ = ["register_model", "create_model", "list_models", "UnknownModelError"]
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+class UnknownModelError(KeyError):
+    """A model name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: register ``fn`` under its function name."""
+    name = fn.__name__
+    if name in _REGISTRY and _REGISTRY[name] is not fn:
+        raise ValueError(f"model {name!r} is registered twice")
+    _REGISTRY[name] = fn
+    return fn
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted names of the registered models, optionally filtered by a glob ``pattern``."""
+    names = sorted(_REGISTRY)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model; ``kwargs`` go to its constructor (e.g. ``num_classes``, ``neuron``)."""
+    if name not in _REGISTRY:
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _REGISTRY[name](**kwargs)

@@ -1,0 +1,137 @@
+import argparse
+import re
+
+import pytest
+import torch
+
+from cortexsnn.models import create_model
+from cortexsnn.models.checkpoints import (
+    CheckpointLayoutError,
+    convert_state_dict,
+    detect_layout,
+    load_safetensors,
+    load_weights,
+    read_checkpoint,
+    save_safetensors,
+)
+from cortexsnn.neurons import reset
+
+
+def _spikingjelly_sew_resnet18():
+    sj_model = pytest.importorskip("spikingjelly.activation_based.model.sew_resnet")
+    from spikingjelly.activation_based import functional, neuron, surrogate
+
+    torch.manual_seed(0)
+    model = sj_model.sew_resnet18(
+        cnf="ADD", spiking_neuron=neuron.IFNode, surrogate_function=surrogate.ATan(alpha=2.0), detach_reset=True
+    )
+    functional.set_step_mode(model, "m")
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.uniform_(-0.1, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+    return model.eval(), functional
+
+
+def _sew_original_layout(state_dict):
+    """Rename torchvision-style keys to the original SEW release's SeqToANNContainer layout."""
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"(^|\.)conv(\d)\.", r"\1conv\2.module.0.", key)
+        key = re.sub(r"(^|\.)bn(\d)\.", r"\1conv\2.module.1.", key)
+        key = re.sub(r"downsample\.([01])\.", r"downsample.0.module.\1.", key)
+        out[key] = value
+    return out
+
+
+def _sew_container_layout(state_dict):
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"(^|\.)conv(\d)\.", r"\1conv\2.0.", key)
+        key = re.sub(r"(^|\.)bn(\d)\.", r"\1conv\2.1.", key)
+        key = re.sub(r"downsample\.([01])\.", r"downsample.0.\1.", key)
+        out[key] = value
+    return out
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "sew-original", "sew-container"])
+def test_spikingjelly_weights_give_the_same_output(layout, tmp_path):
+    reference, functional = _spikingjelly_sew_resnet18()
+    state = reference.state_dict()
+    state = {"torchvision": dict, "sew-original": _sew_original_layout, "sew-container": _sew_container_layout}[layout](state)
+    assert detect_layout(state) == layout
+    path = tmp_path / "weights.pth"
+    torch.save(state, path)
+    ours = create_model("sew_resnet18").eval()
+    load_weights(ours, path)
+    x = torch.rand(3, 2, 3, 64, 64) * 2
+    with torch.no_grad():
+        functional.reset_net(reference)
+        expected = reference(x)
+        got = ours(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert expected.abs().sum() > 0
+
+
+def test_seed_training_checkpoint_with_namespace(tmp_path):
+    model = create_model("sew_resnet8", num_classes=10)
+    record = {
+        "model": {f"module.{k}": v for k, v in model.state_dict().items()},
+        "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]},
+        "lr_scheduler": {"last_epoch": 3},
+        "epoch": 3,
+        "args": argparse.Namespace(model="sew_resnet8", lr=0.1, T=4),
+        "max_test_acc": 12.5,
+    }
+    path = tmp_path / "checkpoint_latest.pth"
+    torch.save(record, path)
+    read = read_checkpoint(path)
+    assert read["args"].T == 4 and read["epoch"] == 3
+    fresh = create_model("sew_resnet8", num_classes=10)
+    load_weights(fresh, path)
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_arbitrary_objects_are_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {}, "payload": Evil()}, path)
+    with pytest.raises(CheckpointLayoutError, match="refused"):
+        read_checkpoint(path)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_checkpoint_of_another_architecture_lists_keys(tmp_path):
+    source = create_model("sew_resnet34").state_dict()
+    with pytest.raises(CheckpointLayoutError, match=r"unexpected keys \(\d+\): layer1\.2\."):
+        load_weights(create_model("sew_resnet18"), source)
+    with pytest.raises(CheckpointLayoutError, match="shape mismatches"):
+        load_weights(create_model("sew_resnet18", num_classes=10), create_model("sew_resnet18").state_dict())
+    info = load_weights(create_model("sew_resnet18", num_classes=10), create_model("sew_resnet18").state_dict(), skip=("fc.",))
+    assert info["missing"] == [] and info["unexpected"] == []
+
+
+def test_safetensors_round_trip(tmp_path):
+    model = create_model("sew_resnet8", num_classes=4).eval()
+    path = save_safetensors(model, tmp_path / "m.safetensors", metadata={"model": "sew_resnet8", "T": 4})
+    fresh = create_model("sew_resnet8", num_classes=4).eval()
+    meta = load_safetensors(fresh, path)
+    assert meta["model"] == "sew_resnet8" and meta["T"] == "4"
+    x = torch.rand(2, 1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x))
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointLayoutError):
+        load_safetensors(fresh, tmp_path / "bad.safetensors")
+
+
+def test_convert_strips_data_parallel_prefix():
+    state = {"module.conv1.weight": torch.zeros(1), "module.fc.bias": torch.zeros(1)}
+    assert list(convert_state_dict(state)) == ["conv1.weight", "fc.bias"]
