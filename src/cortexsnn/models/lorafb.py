@@ -1,0 +1,151 @@
+"""LoRaFB-SNet: SEW-ResNet with long-range feedback (Huang et al., NeurIPS 2024, seed 001).
+
+Each stage ``l`` is wrapped in a recurrent container; the feedback runs from the stage's output
+at ``t - 1`` back to the same stage's input at ``t`` (``O[-1] = 0``):
+
+* feedback, stages 2-4: ``R[t] = LIF(BN(DWT(O[t-1])))``, DWT a depthwise transposed 3x3
+  convolution with stride 2 (x2 upsampling back to the stage's input resolution);
+* feedback, stage 1 (stride 1): ``R[t] = O[t-1]``;
+* fusion: ``A[t] = LIF(BN(conv1x1([x[t], R[t]])))`` mapping ``C_in + C_out -> C_in``;
+* ``O[t] = Stage(A[t])`` (the SEW blocks, stepped inside the time loop).
+
+Neurons are LIF with tau 2 (``decay_input``, hard reset, ATan, ``detach_reset``).
+``lorafb_cnet18`` has the same wiring with ReLU instead of every neuron (the no-spike ablation).
+State-dict keys follow the seed: ``recurrent_layerK.sub_module.*``, ``recurrent_layerK.pwconv``,
+``recurrent_layerK.bn``, and for K > 1 ``recurrent_layerK.dwconv`` / ``recurrent_layerK.bn1``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from cortexsnn.models.layers import SeqAdaptiveAvgPool2d, SeqBatchNorm2d, SeqConv2d, SeqMaxPool2d, SpikingModel, make_neuron
+from cortexsnn.models.registry import register_model
+from cortexsnn.models.sew_resnet import _DEPTHS, BasicBlock, SEWResNet
+
+__all__ = ["RecurrentStage", "LoRaFBSNet"]
+
+
+class RecurrentStage(nn.Module):
+    """One stage with its long-range feedback loop (see the module docstring)."""
+
+    def __init__(self, sub_module: nn.Sequential, c_in: int, c_out: int, stride: int,
+                 neuron: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        self.sub_module = sub_module
+        self.stride = stride
+        self.c_out = c_out
+        self.pwconv = SeqConv2d(c_in + c_out, c_in, 1, bias=False)
+        self.bn = SeqBatchNorm2d(c_in)
+        self.sn = neuron()
+        if stride > 1:
+            self.dwconv = nn.ConvTranspose2d(c_out, c_out, 3, stride=stride, padding=1, output_padding=stride - 1,
+                                             groups=c_out, bias=False)
+            self.bn1 = SeqBatchNorm2d(c_out)
+            self.sn1 = neuron()
+
+    def _feedback(self, previous: Tensor, size: tuple[int, int]) -> Tensor:
+        if self.stride == 1:
+            return previous
+        up = self.dwconv(previous, output_size=list(size))
+        return self.sn1(self.bn1(up.unsqueeze(0)))[0]
+
+    def _step(self, x_t: Tensor, previous: Tensor) -> Tensor:
+        feedback = self._feedback(previous, tuple(x_t.shape[-2:]))
+        fused = self.sn(self.bn(self.pwconv(torch.cat([x_t, feedback], dim=1).unsqueeze(0))))
+        return self.sub_module(fused)[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        steps, batch, _, height, width = x.shape
+        previous = x.new_zeros(batch, self.c_out, math.ceil(height / self.stride), math.ceil(width / self.stride))
+        outputs = []
+        for t in range(steps):
+            previous = self._step(x[t], previous)
+            outputs.append(previous)
+        return torch.stack(outputs)
+
+
+class LoRaFBSNet(SpikingModel):
+    """SEW-ResNet backbone (LIF, tau 2) with a long-range feedback loop around every stage."""
+
+    def __init__(self, depth: int = 18, cnf: str = "ADD", neuron: str = "lif", neuron_kwargs: dict | None = None,
+                 num_classes: int = 1000, in_channels: int = 3) -> None:
+        super().__init__()
+        if depth not in _DEPTHS:
+            raise ValueError(f"LoRaFB-SNet depth must be one of {sorted(_DEPTHS)}, got {depth}")
+        kwargs = {"tau": 2.0} if neuron == "lif" else {}
+        kwargs.update(neuron_kwargs or {})
+        block, layers = _DEPTHS[depth]
+        backbone = SEWResNet(block, layers, cnf=cnf, neuron=neuron, neuron_kwargs=kwargs,
+                             num_classes=num_classes, in_channels=in_channels)
+        make = lambda: make_neuron(neuron, **kwargs)  # noqa: E731
+        self.in_channels = in_channels
+        self.conv1, self.bn1, self.sn1, self.maxpool = backbone.conv1, backbone.bn1, backbone.sn1, backbone.maxpool
+        c_in = 64
+        self.stage_names = []
+        for index, stride in enumerate((1, 2, 2, 2), start=1):
+            stage = getattr(backbone, f"layer{index}")
+            c_out = stage[-1].conv2.out_channels if block is BasicBlock else stage[-1].conv3.out_channels
+            name = f"recurrent_layer{index}"
+            setattr(self, name, RecurrentStage(stage, c_in, c_out, stride, make))
+            self.stage_names.append(name)
+            c_in = c_out
+        self.avgpool = SeqAdaptiveAvgPool2d((1, 1))
+        self.fc = backbone.fc
+        self.scoring_layers = ["sn1", "maxpool"] + [
+            f"{name}.sub_module.{i}" for name, count in zip(self.stage_names, layers) for i in range(count)
+        ] + ["avgpool"]
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.weight.requires_grad:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        self.prepare(x)
+        x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return self.avgpool(x).flatten(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[T, B, C, H, W]`` (an image repeated over T, or T video frames) -> ``[T, B, num_classes]``."""
+        return self.fc(self.forward_features(x))
+
+
+def _lorafb(depth: int, **kwargs) -> LoRaFBSNet:
+    return LoRaFBSNet(depth=depth, **kwargs)
+
+
+@register_model
+def lorafb_snet18(**kwargs) -> LoRaFBSNet:
+    """LoRaFB-SNet-18 (LIF tau 2, ADD)."""
+    return _lorafb(18, **kwargs)
+
+
+@register_model
+def lorafb_snet34(**kwargs) -> LoRaFBSNet:
+    return _lorafb(34, **kwargs)
+
+
+@register_model
+def lorafb_snet50(**kwargs) -> LoRaFBSNet:
+    return _lorafb(50, **kwargs)
+
+
+@register_model
+def lorafb_snet101(**kwargs) -> LoRaFBSNet:
+    return _lorafb(101, **kwargs)
+
+
+@register_model
+def lorafb_snet152(**kwargs) -> LoRaFBSNet:
+    return _lorafb(152, **kwargs)
+
+
+@register_model
+def lorafb_cnet18(**kwargs) -> LoRaFBSNet:
+    """LoRaFB-CNet-18: the same wiring with ReLU instead of spiking neurons (no-spike ablation)."""
+    kwargs.setdefault("neuron", "relu")
+    return _lorafb(18, **kwargs)
