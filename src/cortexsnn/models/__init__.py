@@ -4,4 +4,4 @@ Deep SNNs of the visual pathway (SEW-ResNet, Spiking ResNet, LoRaFB-SNet, ...) a
 ``[T, B, C, H, W]``; the IIR synapse-filter networks of seed 002 live beside them.
 """
 from .registry import UnknownModelError, create_model, list_models, register_model  # noqa: F401
-from . import lorafb, sew_resnet  # noqa: F401  (register the families)
+from . import cornet, lorafb, sew_resnet, spiking_mobilenet  # noqa: F401  (register the families)
