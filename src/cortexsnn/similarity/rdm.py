@@ -91,11 +91,25 @@ def _gram_and_row_mean(
         elif center == "columns":
             # column means in float64, then back to the working precision
             z = z - z.to(torch.float64).mean(dim=0, keepdim=True).to(work)
-        g += (z @ z.T).to(torch.float64)
+        _add_self_product(g, z)
     if not torch.isfinite(g).all():
         check_finite_rows(xm, "x")
         raise ValueError("the Gram matrix overflowed; rescale x (its values are too large)")
     return g, row_mean
+
+
+def _add_self_product(g: torch.Tensor, z: torch.Tensor) -> None:
+    """``g += z z^T`` into the float64 accumulator ``g``.
+
+    On the CPU the product goes through numpy, whose BLAS call recognises ``A @ A.T`` and uses the
+    symmetric rank-k update (``syrk``: half the multiply-adds of the general product torch runs);
+    the arrays share memory with the tensors, so nothing is copied. Other devices use torch.
+    """
+    if z.device.type == "cpu":
+        zn = z.contiguous().numpy()
+        g += torch.from_numpy(zn @ zn.T)
+    else:
+        g += (z @ z.T).to(torch.float64)
 
 
 def _chunk(xm: torch.Tensor, start: int, step: int, dev: torch.device, standardize: bool) -> torch.Tensor:
