@@ -1,0 +1,6 @@
+"""STDP / R-STDP convolutional networks: ``mozafari2018``, ``deep2024``, ``deepr2024``
+(joint and greedy), ``inception2024``, ``majority2024`` and the shallow Gabor network."""
+from cortexsnn.plasticity.models.network import Stage, STDPNetwork
+from cortexsnn.plasticity.models.zoo import MODEL_NAMES, build_model
+
+__all__ = ["STDPNetwork", "Stage", "build_model", "MODEL_NAMES"]

@@ -1,0 +1,176 @@
+"""A feed-forward STDP network: a feature path of spiking convolutions and pools, and one or
+more R-STDP decision heads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from cortexsnn.plasticity.coding import S1C1
+from cortexsnn.plasticity.layers import SpikeConv
+from cortexsnn.plasticity.spike_ops import decision_winners, k_winners, spike_pool, thresholded_potentials, values_at_first_spike
+
+__all__ = ["Stage", "STDPNetwork"]
+
+
+@dataclass
+class Stage:
+    """A training stage: ``kind`` "stdp" (one layer, unsupervised) or "rstdp" (reward).
+
+    ``layers`` are the names of the layers updated in the stage. An R-STDP stage may hold one
+    thresholded feature layer and/or the decision heads; the decision always uses all heads.
+    """
+
+    name: str
+    kind: str
+    layers: list[str] = field(default_factory=list)
+
+
+class STDPNetwork(nn.Module):
+    """Layers, their order and the decision rule of an STDP network.
+
+    Args:
+        name: the model's name (stored in checkpoints).
+        layers: the spiking convolutions by name.
+        ops: the feature path, a list of ``("conv", name)``, ``("pool", k)`` or
+            ``("parallel", [names])`` (branches on the same input, concatenated over channels;
+            each branch pads to the same output size).
+        heads: names of the decision layers applied to the feature path's output.
+        stages: the training stages in order.
+        vote: "single" (one head) or "majority" (heads vote; ties go to ``tie_head``).
+        time_steps: ``T``.
+        n_classes, features_per_class: feature ``f`` of a head votes for class ``f // features_per_class``.
+        coder: the preprocessing (image -> latencies).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        layers: dict[str, SpikeConv],
+        ops: Sequence[tuple],
+        heads: Sequence[str],
+        stages: Sequence[Stage],
+        vote: str = "single",
+        tie_head: int = 0,
+        time_steps: int = 15,
+        n_classes: int = 10,
+        features_per_class: int = 20,
+        coder: S1C1 | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.layers = nn.ModuleDict(layers)
+        self.ops = list(ops)
+        self.heads = list(heads)
+        self.stages = list(stages)
+        self.vote, self.tie_head = vote, tie_head
+        self.time_steps = time_steps
+        self.n_classes, self.features_per_class = n_classes, features_per_class
+        self.coder = coder if coder is not None else S1C1(time_steps=time_steps)
+        for head in self.heads:
+            if self.layers[head].out_channels != n_classes * features_per_class:
+                raise ValueError(f"head {head} needs {n_classes * features_per_class} features")
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def in_channels(self) -> int:
+        return self.coder.out_channels
+
+    def op_index(self, layer: str) -> int:
+        """Index in :attr:`ops` of the op holding ``layer``."""
+        for i, op in enumerate(self.ops):
+            if (op[0] == "conv" and op[1] == layer) or (op[0] == "parallel" and layer in op[1]):
+                return i
+        raise KeyError(f"{layer} is not on the feature path")
+
+    def trainable_stages(self) -> list[str]:
+        return [stage.name for stage in self.stages]
+
+    # ------------------------------------------------------------------ inference
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, 1, H, W]`` in [0, 1] -> input latencies ``[B, C, H, W]``."""
+        return self.coder(images)
+
+    def run_ops(self, latencies: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Run the feature path ops ``start:stop`` (inference: no inhibition)."""
+        _check_latencies(latencies, self)
+        for op in self.ops[start:stop]:
+            latencies = self.apply_op(op, latencies)
+        return latencies
+
+    def apply_op(self, op: tuple, latencies: torch.Tensor) -> torch.Tensor:
+        kind = op[0]
+        if kind == "conv":
+            return self.layers[op[1]](latencies, self.time_steps)
+        if kind == "pool":
+            return spike_pool(latencies, op[1])
+        if kind == "parallel":
+            return torch.cat([self.layers[n](latencies, self.time_steps) for n in op[1]], dim=1)
+        raise ValueError(f"unknown op {op!r}")
+
+    def head_potentials(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """Last-step potentials ``[B, F, H, W]`` of every head for feature-path latencies."""
+        return [self.layers[h].last_potentials(features, self.time_steps) for h in self.heads]
+
+    def head_decisions(self, potentials: Sequence[torch.Tensor], features: torch.Tensor | None = None):
+        """Per head: ``(winner [B, 3], valid [B], class [B] with -1 for silent)``."""
+        out = []
+        for head, pot in zip(self.heads, potentials):
+            layer = self.layers[head]
+            if layer.threshold is None:
+                winner, valid = decision_winners(pot, self.time_steps)
+            else:  # first-spike decision (shallow network)
+                full = layer.potentials(features, self.time_steps)
+                thr = thresholded_potentials(full, layer.threshold)
+                from cortexsnn.plasticity.spike_ops import fire
+
+                lat = fire(full, layer.threshold)
+                w, v = k_winners(lat, values_at_first_spike(thr, lat), 1, 0, self.time_steps)
+                winner, valid = w[:, 0], v[:, 0]
+            cls = torch.where(valid, winner[:, 0] // self.features_per_class, torch.full_like(winner[:, 0], -1))
+            out.append((winner, valid, cls))
+        return out
+
+    def combine(self, classes: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The network's decision from the heads' classes (-1 = silent)."""
+        if self.vote == "single" or len(classes) == 1:
+            return classes[0]
+        votes = torch.stack(classes, dim=1)  # [B, H]
+        counts = torch.zeros(votes.shape[0], self.n_classes + 1, dtype=torch.long, device=votes.device)
+        counts.scatter_add_(1, votes + 1, torch.ones_like(votes))
+        counts[:, 0] = 0  # silent heads do not vote
+        best_count, best = counts.max(dim=1)
+        return torch.where(best_count >= 2, best - 1, classes[self.tie_head])
+
+    @torch.no_grad()
+    def predict(self, latencies: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decisions ``[B]`` (-1 = silent) and class scores ``[B, n_classes]``.
+
+        A class's score is the largest last-step potential among its features and positions,
+        summed over the heads (the decision layer's evidence, used for ROC AUC).
+        """
+        features = self.run_ops(latencies)
+        pots = self.head_potentials(features)
+        decisions = self.head_decisions(pots, features)
+        scores = sum(p.amax(dim=(2, 3)).view(p.shape[0], self.n_classes, -1).amax(dim=2) for p in pots)
+        return self.combine([d[2] for d in decisions]), scores
+
+    @torch.no_grad()
+    def activations(self, latencies: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Output latencies of every op of the feature path and last-step potentials of the heads."""
+        maps = {"input": latencies}
+        x = latencies
+        for i, op in enumerate(self.ops):
+            x = self.apply_op(op, x)
+            label = op[1] if op[0] == "conv" else ("+".join(op[1]) if op[0] == "parallel" else f"pool{i}")
+            maps[label] = x
+        for head, pot in zip(self.heads, self.head_potentials(x)):
+            maps[head] = pot
+        return maps
+
+
+def _check_latencies(latencies: torch.Tensor, model: STDPNetwork) -> None:
+    if latencies.dim() != 4:
+        raise ValueError(f"expected latencies [B, C, H, W], got shape {tuple(latencies.shape)}")

@@ -1,0 +1,116 @@
+"""The spec's architectures and hyperparameters (``spec/plasticity.md``).
+
+Paddings: the spec gives them for ``mozafari2018`` (2, 1, 2); the 2024 models follow the same
+rule ("same" convolutions, padding = kernel // 2), the only one under which their layer sizes
+work out on 28 x 28 inputs (e.g. deep2024: 28 -> 28 -> 14 -> 14 -> 7 -> 7 -> 2 -> 2x2 decision map).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from cortexsnn.plasticity.coding import S1C1
+from cortexsnn.plasticity.filters import gabor_bank
+from cortexsnn.plasticity.layers import SpikeConv
+from cortexsnn.plasticity.models.network import Stage, STDPNetwork
+from cortexsnn.plasticity.stdp import RSTDPRule, STDPRule
+
+__all__ = ["build_model", "MODEL_NAMES"]
+
+N_CLASSES = 10
+PER_CLASS = 20
+
+
+def _c1(in_ch: int = 6, out_ch: int = 30) -> SpikeConv:
+    return SpikeConv(in_ch, out_ch, 5, padding=2, threshold=15, k_winners=5, inhibition_radius=3, stdp=STDPRule())
+
+
+def _c2(in_ch: int, out_ch: int) -> SpikeConv:
+    return SpikeConv(in_ch, out_ch, 3, padding=1, threshold=10, k_winners=8, inhibition_radius=1, stdp=STDPRule())
+
+
+def _head(in_ch: int, kernel: int = 5) -> SpikeConv:
+    return SpikeConv(in_ch, N_CLASSES * PER_CLASS, kernel, padding=kernel // 2, threshold=None, rstdp=RSTDPRule())
+
+
+def mozafari2018() -> STDPNetwork:
+    layers = {"c1": _c1(), "c2": _c2(30, 250), "c3": _head(250)}
+    ops = [("conv", "c1"), ("pool", 2), ("conv", "c2"), ("pool", 3)]
+    stages = [Stage("c1", "stdp", ["c1"]), Stage("c2", "stdp", ["c2"]), Stage("c3", "rstdp", ["c3"])]
+    return STDPNetwork("mozafari2018", layers, ops, ["c3"], stages)
+
+
+def _deep_layers(c3_rstdp: bool) -> dict[str, SpikeConv]:
+    c3 = SpikeConv(150, 250, 3, padding=1, threshold=50, k_winners=15, inhibition_radius=1, stdp=STDPRule())
+    if c3_rstdp:
+        c3 = SpikeConv(150, 250, 3, padding=1, threshold=50, k_winners=15, inhibition_radius=0,
+                       rstdp=RSTDPRule(0.001, -0.00075, -0.001, 0.000125, stabilizer=False, lower=0.0, upper=1.0))
+    return {"c1": _c1(), "c2": _c2(30, 150), "c3": c3, "c4": _head(250)}
+
+
+_DEEP_OPS = [("conv", "c1"), ("pool", 2), ("conv", "c2"), ("pool", 2), ("conv", "c3"), ("pool", 3)]
+
+
+def deep2024() -> STDPNetwork:
+    stages = [Stage(n, "stdp", [n]) for n in ("c1", "c2", "c3")] + [Stage("c4", "rstdp", ["c4"])]
+    return STDPNetwork("deep2024", _deep_layers(False), _DEEP_OPS, ["c4"], stages)
+
+
+def deepr2024() -> STDPNetwork:
+    """C3 and C4 trained together by R-STDP, one reward signal for both."""
+    stages = [Stage("c1", "stdp", ["c1"]), Stage("c2", "stdp", ["c2"]), Stage("c3+c4", "rstdp", ["c3", "c4"])]
+    return STDPNetwork("deepr2024", _deep_layers(True), _DEEP_OPS, ["c4"], stages)
+
+
+def deepr2024_greedy() -> STDPNetwork:
+    """C3 trained by R-STDP (decided through the untrained C4), then C4."""
+    stages = [Stage("c1", "stdp", ["c1"]), Stage("c2", "stdp", ["c2"]),
+              Stage("c3", "rstdp", ["c3"]), Stage("c4", "rstdp", ["c4"])]
+    return STDPNetwork("deepr2024-greedy", _deep_layers(True), _DEEP_OPS, ["c4"], stages)
+
+
+def inception2024() -> STDPNetwork:
+    layers = {"c1": _c1(), "c2": _c2(30, 75)}
+    for k in (3, 5, 7):
+        layers[f"b{k}"] = SpikeConv(75, 100, k, padding=k // 2, threshold=50, k_winners=15, inhibition_radius=1, stdp=STDPRule())
+    layers["c4"] = _head(300)
+    ops = [("conv", "c1"), ("pool", 2), ("conv", "c2"), ("pool", 2), ("parallel", ["b3", "b5", "b7"]), ("pool", 3)]
+    stages = [Stage(n, "stdp", [n]) for n in ("c1", "c2", "b3", "b5", "b7")] + [Stage("c4", "rstdp", ["c4"])]
+    return STDPNetwork("inception2024", layers, ops, ["c4"], stages)
+
+
+def majority2024() -> STDPNetwork:
+    layers = {"c1": _c1(), "c2": _c2(30, 250)}
+    for k in (3, 5, 7):
+        layers[f"h{k}"] = _head(250, k)
+    ops = [("conv", "c1"), ("pool", 2), ("conv", "c2"), ("pool", 3)]
+    stages = [Stage("c1", "stdp", ["c1"]), Stage("c2", "stdp", ["c2"]), Stage("heads", "rstdp", ["h3", "h5", "h7"])]
+    return STDPNetwork("majority2024", layers, ops, ["h3", "h5", "h7"], stages, vote="majority", tie_head=1)
+
+
+def mozafari2018_shallow() -> STDPNetwork:
+    """The shallow network of Mozafari et al. 2018: Gabor S1 (4 orientations, 5x5), C1 pooling,
+    one thresholded R-STDP layer whose earliest spike decides (k-WTA with k = 1)."""
+    coder = S1C1(gabor_bank(5, threshold=0.0), time_steps=15, norm_radius=None)
+    head = SpikeConv(4, N_CLASSES * PER_CLASS, 7, padding=3, threshold=15, k_winners=1, inhibition_radius=0,
+                     rstdp=RSTDPRule(stabilizer=False, lower=0.0, upper=1.0))
+    stages = [Stage("s2", "rstdp", ["s2"])]
+    return STDPNetwork("mozafari2018-shallow", {"s2": head}, [("pool", 2)], ["s2"], stages, coder=coder)
+
+
+_BUILDERS: dict[str, Callable[[], STDPNetwork]] = {
+    "mozafari2018": mozafari2018,
+    "deep2024": deep2024,
+    "deepr2024": deepr2024,
+    "deepr2024-greedy": deepr2024_greedy,
+    "inception2024": inception2024,
+    "majority2024": majority2024,
+    "mozafari2018-shallow": mozafari2018_shallow,
+}
+MODEL_NAMES = tuple(_BUILDERS)
+
+
+def build_model(name: str) -> STDPNetwork:
+    """A fresh network by name (weights drawn from the current torch RNG)."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown STDP model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return _BUILDERS[name]()

@@ -1,0 +1,260 @@
+"""Batched spike operations on first-spike latencies (see :mod:`cortexsnn.plasticity.coding`).
+
+Every function works on a batch of images at once. Latencies are integer tensors
+``[B, C, H, W]`` with ``T`` meaning "never"; potentials are time-major ``[T, B, F, H, W]``.
+The semantics are SpykeTorch's (``spec/plasticity.md``): non-leaky integrate-and-fire with
+cumulative input waves, at most one spike per neuron.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from cortexsnn.plasticity.coding import LATENCY_DTYPE
+
+__all__ = [
+    "pad_latencies",
+    "spike_pool",
+    "conv_potentials",
+    "last_step_potentials",
+    "fire",
+    "thresholded_potentials",
+    "pointwise_inhibition",
+    "values_at_first_spike",
+    "k_winners",
+    "decision_winners",
+    "lateral_intensity_inhibition",
+    "receptive_field_latencies",
+]
+
+
+def pad_latencies(latencies: torch.Tensor, padding: int, time_steps: int) -> torch.Tensor:
+    """Zero-pad spike maps: padded neurons never spike (latency ``T``)."""
+    if padding == 0:
+        return latencies
+    return F.pad(latencies, (padding,) * 4, value=time_steps)
+
+
+def spike_pool(latencies: torch.Tensor, kernel: int, stride: int | None = None) -> torch.Tensor:
+    """Spike max-pooling: every window passes its earliest spike (min of latencies).
+
+    Windows are placed as by ``max_pool2d`` (floor mode), stride = kernel by default.
+    """
+    pooled = -F.max_pool2d(-latencies.to(torch.float32), kernel, stride if stride is not None else kernel)
+    return pooled.to(latencies.dtype)
+
+
+def _check_conv_input(latencies: torch.Tensor, weight: torch.Tensor) -> None:
+    if latencies.dim() != 4:
+        raise ValueError(f"spike maps must be [B, C, H, W] latencies, got shape {tuple(latencies.shape)}")
+    if latencies.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"spike maps have {latencies.shape[1]} channels but the convolution expects {weight.shape[1]}"
+        )
+    if latencies.shape[-1] < weight.shape[-1] or latencies.shape[-2] < weight.shape[-2]:
+        raise ValueError(
+            f"spike maps {tuple(latencies.shape[-2:])} are smaller than the kernel {tuple(weight.shape[-2:])}"
+        )
+
+
+def conv_potentials(
+    latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, method: str = "sparse", chunk: int = 64
+) -> torch.Tensor:
+    """Potentials ``[T, B, F, Ho, Wo]`` of a stride-1, unpadded convolution of cumulative waves.
+
+    ``potential[t] = conv2d(latency <= t, weight)``.
+
+    ``method="dense"`` convolves the ``T * B`` wave frames at once. ``method="sparse"`` is
+    event-driven: each input spike is added once, at its own time step, as a row of the weight
+    matrix (``embedding_bag`` over the receptive-field entries grouped by latency), then the
+    increments are summed over time; the cost scales with the number of spikes instead of
+    ``T x`` the dense convolution. Both give the same potentials up to float summation order.
+    ``chunk`` images are processed at a time (memory).
+    """
+    _check_conv_input(latencies, weight)
+    if method == "dense":
+        b = latencies.shape[0]
+        waves = (latencies.unsqueeze(0).long() <= torch.arange(time_steps, device=latencies.device).view(-1, 1, 1, 1, 1))
+        frames = waves.to(weight.dtype).flatten(0, 1)
+        out = F.conv2d(frames, weight)
+        return out.view(time_steps, b, *out.shape[1:])
+    if method != "sparse":
+        raise ValueError(f"method must be 'sparse' or 'dense', got {method!r}")
+    parts = [_sparse_potentials(latencies[i : i + chunk], weight, time_steps) for i in range(0, latencies.shape[0], chunk)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def _sparse_potentials(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int) -> torch.Tensor:
+    b, c, h, w = latencies.shape
+    f, _, kh, kw = weight.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    n_loc = ho * wo
+    # receptive fields as rows: [B * L, C * kh * kw] of latencies
+    fields = F.unfold(latencies.to(torch.float32), (kh, kw)).transpose(1, 2).reshape(b * n_loc, -1)
+    fields = fields.to(torch.int64)
+    sorted_lat, order = torch.sort(fields, dim=1, stable=True)
+    spiking = sorted_lat < time_steps
+    indices = order[spiking]  # row by row, each row grouped by latency
+    counts = torch.zeros(b * n_loc, time_steps + 1, dtype=torch.int64, device=latencies.device)
+    counts.scatter_add_(1, fields, torch.ones_like(fields))
+    counts = counts[:, :time_steps].reshape(-1)
+    offsets = torch.zeros_like(counts)
+    offsets[1:] = torch.cumsum(counts, 0)[:-1]
+    table = weight.reshape(f, -1).t().contiguous()  # [C*kh*kw, F]
+    increments = F.embedding_bag(indices, table, offsets, mode="sum")  # [B*L*T, F]
+    potentials = increments.view(b, n_loc, time_steps, f).cumsum(dim=2)
+    return potentials.permute(2, 0, 3, 1).reshape(time_steps, b, f, ho, wo)
+
+
+def last_step_potentials(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """Potentials ``[B, F, Ho, Wo]`` at the last step only: one convolution of ``latency < T``."""
+    _check_conv_input(latencies, weight)
+    return F.conv2d((latencies < time_steps).to(weight.dtype), weight)
+
+
+def fire(potentials: torch.Tensor, threshold: float) -> torch.Tensor:
+    """First-spike latencies ``[B, F, H, W]`` of neurons whose potential exceeds ``threshold``.
+
+    A neuron spikes at the first step where ``potential > threshold``; ``T`` if never.
+    """
+    time_steps = potentials.shape[0]
+    crossed = potentials > threshold
+    first = crossed.to(torch.uint8).argmax(dim=0)
+    return torch.where(crossed.any(dim=0), first, time_steps).to(LATENCY_DTYPE)
+
+
+def thresholded_potentials(potentials: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Potentials where above ``threshold``, else 0 (SpykeTorch's thresholded potentials)."""
+    return torch.where(potentials > threshold, potentials, torch.zeros((), dtype=potentials.dtype))
+
+
+def values_at_first_spike(potentials: torch.Tensor, latencies: torch.Tensor) -> torch.Tensor:
+    """``potentials[latency]`` per neuron (the last step for silent ones): ``[B, F, H, W]``."""
+    time_steps = potentials.shape[0]
+    index = latencies.long().clamp(max=time_steps - 1).unsqueeze(0)
+    return potentials.gather(0, index).squeeze(0)
+
+
+def pointwise_inhibition(thr_potentials: torch.Tensor, latencies: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep, at each position, only the feature with the earliest spike (ties: highest potential).
+
+    Args:
+        thr_potentials: thresholded potentials ``[T, B, F, H, W]``.
+        latencies: their first-spike latencies ``[B, F, H, W]``.
+
+    Returns:
+        ``(potentials, latencies)`` with every other feature silenced (potential 0, latency T).
+    """
+    time_steps = thr_potentials.shape[0]
+    earliest = latencies.long().min(dim=1, keepdim=True).values  # [B, 1, H, W]
+    at_earliest = thr_potentials.gather(0, earliest.clamp(max=time_steps - 1).unsqueeze(0).expand(1, *latencies.shape)).squeeze(0)
+    winner = at_earliest.argmax(dim=1, keepdim=True)  # first feature among equal potentials
+    keep = torch.zeros_like(latencies, dtype=torch.bool).scatter_(1, winner, True) & (earliest < time_steps)
+    return thr_potentials * keep, torch.where(keep, latencies, torch.full_like(latencies, time_steps))
+
+
+def k_winners(
+    latencies: torch.Tensor, values: torch.Tensor, k: int, radius: int, time_steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """k-winners-take-all with inhibition radius, batched over images (SpykeTorch's ``get_k_winners``).
+
+    Score of a spiking neuron: ``(T - latency) * (value + v)`` with ``value`` its potential at its
+    first spike and ``v = T * max(values)`` of the image, i.e. the sum over its spiking steps of
+    ``value + v``: earlier spikes win, the potential breaks ties. ``k`` rounds of a global argmax
+    (first index among equal scores); each winner zeroes its whole feature map and every feature
+    within the ``(2 radius + 1)^2`` square around it. A round with no positive score ends the search.
+
+    Args:
+        latencies: ``[B, F, H, W]``.
+        values: potentials at the first spike ``[B, F, H, W]`` (non-negative).
+
+    Returns:
+        ``winners [B, k, 3]`` (feature, row, column; long) and ``valid [B, k]`` (bool).
+    """
+    b, f, h, w = latencies.shape
+    spiking = latencies.long() < time_steps
+    truncated = torch.where(spiking, values, torch.zeros((), dtype=values.dtype))
+    v = truncated.flatten(1).max(dim=1).values.view(b, 1, 1, 1) * time_steps
+    steps = (time_steps - latencies.long()).clamp(min=0).to(values.dtype)
+    total = torch.where(spiking, (truncated + v) * steps, torch.zeros((), dtype=values.dtype)).reshape(b, -1)
+    winners = torch.zeros(b, k, 3, dtype=torch.long, device=latencies.device)
+    valid = torch.zeros(b, k, dtype=torch.bool, device=latencies.device)
+    rows = torch.arange(h, device=latencies.device).view(1, h, 1)
+    cols = torch.arange(w, device=latencies.device).view(1, 1, w)
+    batch_index = torch.arange(b, device=latencies.device)
+    for i in range(k):
+        best, index = total.max(dim=1)
+        feature, pos = index // (h * w), index % (h * w)
+        row, col = pos // w, pos % w
+        winners[:, i, 0], winners[:, i, 1], winners[:, i, 2] = feature, row, col
+        valid[:, i] = best > 0
+        total3 = total.view(b, f, h * w)
+        total3[batch_index, feature] = 0
+        if radius > 0:
+            square = ((rows - row.view(b, 1, 1)).abs() <= radius) & ((cols - col.view(b, 1, 1)).abs() <= radius)
+            total.view(b, f, h, w).masked_fill_(square.unsqueeze(1), 0)
+    if k > 0:
+        # after the first empty round the seed stops: later rounds can only find zeros too
+        valid = valid.cumprod(dim=1).bool()
+    return winners, valid
+
+
+def decision_winners(last_potentials: torch.Tensor, time_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decision neuron of each image: largest potential at the last step (no threshold).
+
+    Same score as :func:`k_winners` with ``k=1`` for neurons that spike only at the last step.
+
+    Returns:
+        ``winner [B, 3]`` (feature, row, column) and ``valid [B]`` (False when no potential > 0).
+    """
+    b, f, h, w = last_potentials.shape
+    spiking = last_potentials > 0
+    truncated = torch.where(spiking, last_potentials, torch.zeros((), dtype=last_potentials.dtype))
+    v = truncated.flatten(1).max(dim=1).values.view(b, 1, 1, 1) * time_steps
+    total = torch.where(spiking, truncated + v, torch.zeros((), dtype=last_potentials.dtype)).reshape(b, -1)
+    best, index = total.max(dim=1)
+    pos = index % (h * w)
+    winner = torch.stack([index // (h * w), pos // w, pos % w], dim=1)
+    return winner, best > 0
+
+
+def receptive_field_latencies(latencies: torch.Tensor, winners: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
+    """Input latencies in the receptive fields of winners.
+
+    Args:
+        latencies: (padded) input latencies ``[B, C, H, W]``.
+        winners: ``[B, K, 3]`` (feature, row, column) in output coordinates.
+
+    Returns:
+        ``[B, K, C, kh, kw]``.
+    """
+    b, c = latencies.shape[:2]
+    kh, kw = kernel
+    dev = latencies.device
+    bi = torch.arange(b, device=dev).view(b, 1, 1, 1, 1)
+    ci = torch.arange(c, device=dev).view(1, 1, c, 1, 1)
+    ri = winners[:, :, 1].view(b, -1, 1, 1, 1) + torch.arange(kh, device=dev).view(1, 1, 1, kh, 1)
+    qi = winners[:, :, 2].view(b, -1, 1, 1, 1) + torch.arange(kw, device=dev).view(1, 1, 1, 1, kw)
+    return latencies[bi, ci, ri, qi]
+
+
+def lateral_intensity_inhibition(intensities: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Lateral intensity inhibition (SpykeTorch's ``intensity_lateral_inhibition``), batched.
+
+    Each value is scaled by ``1 + sum_n kernel[n] * [neighbour n is stronger]`` over the kernel's
+    window (centred, same channel); with a non-positive kernel, stronger neighbours inhibit.
+
+    Args:
+        intensities: ``[B, C, H, W]``.
+        kernel: ``[S, S]`` with ``S`` odd.
+    """
+    if kernel.dim() != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+        raise ValueError(f"the inhibition kernel must be square with odd size, got {tuple(kernel.shape)}")
+    b, c, h, w = intensities.shape
+    size = kernel.shape[0]
+    rad = size // 2
+    flat = intensities.reshape(b * c, 1, h, w)
+    neighbours = F.unfold(F.pad(flat, (rad,) * 4), size).view(b * c, size * size, h * w)
+    stronger = (neighbours > flat.view(b * c, 1, h * w)).to(intensities.dtype)
+    factors = torch.einsum("n,bnl->bl", kernel.reshape(-1).to(intensities.dtype), stronger)
+    return (flat.view(b * c, h * w) * (1 + factors)).view(b, c, h, w)
