@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 # (subcommand module, in the order shown by --help)
-SUBCOMMAND_MODULES: list[str] = ["iir", "demo"]
+SUBCOMMAND_MODULES: list[str] = ["train", "iir", "demo"]
 
 
 class CliError(Exception):
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cortexsnn.utils.checkpoint import CheckpointError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (CliError, FileNotFoundError, ValueError) as exc:
+    except (CliError, FileNotFoundError, FileExistsError, ValueError, CheckpointError) as exc:
         print(f"cortexsnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,125 @@
+"""Image classification data for the deep SNNs: ImageNet-layout folders and MNIST.
+
+* ``imagefolder``: ``root/train/<class>/*.jpg`` and ``root/val/<class>/*.jpg`` read with
+  torchvision's :class:`~torchvision.datasets.ImageFolder`; the seeds' augmentations through
+  ``torchvision.transforms.v2`` (random resized crop, flip, TrivialAugmentWide / RandAugment /
+  AutoAugment, random erasing; resize + centre crop for validation).
+* ``mnist``: the IDX files (or the embedded subset) with a held-out validation split of the
+  training digits; the test set is kept for the final evaluation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["ImageData", "build_image_data", "IMAGENET_MEAN", "IMAGENET_STD", "mixup_cutmix"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+
+
+@dataclass
+class ImageData:
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+    num_classes: int
+    in_channels: int
+    normalization: dict
+
+
+def _auto_augment(name: str):
+    from torchvision.transforms import v2
+
+    if not name:
+        return []
+    if name == "ta_wide":
+        return [v2.TrivialAugmentWide()]
+    if name == "ra":
+        return [v2.RandAugment()]
+    policies = {p.value: p for p in v2.AutoAugmentPolicy}
+    if name in policies:
+        return [v2.AutoAugment(policies[name])]
+    raise ValueError(f"unknown auto_augment {name!r}; choose '', 'ta_wide', 'ra' or one of {sorted(policies)}")
+
+
+def _folder_transforms(image_size: int, val_resize: int, auto_augment: str, random_erase: float):
+    from torchvision.transforms import v2
+
+    train = v2.Compose([
+        v2.ToImage(),
+        v2.RandomResizedCrop(image_size, antialias=True),
+        v2.RandomHorizontalFlip(),
+        *_auto_augment(auto_augment),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        *([v2.RandomErasing(p=random_erase)] if random_erase > 0 else []),
+    ])
+    val = v2.Compose([
+        v2.ToImage(), v2.Resize(val_resize, antialias=True), v2.CenterCrop(image_size),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+    return train, val
+
+
+def _image_folder(root: Path, split: str, transform) -> Dataset:
+    from torchvision.datasets import ImageFolder
+
+    folder = root / split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist; expected the ImageNet layout {root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg")
+    try:
+        return ImageFolder(str(folder), transform=transform)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise ValueError(f"image folder {folder} holds no usable images ({exc}); put images in one sub-folder per class") from exc
+
+
+def build_image_data(dataset: str, root: str, image_size: int = 224, val_resize: int = 256,
+                     auto_augment: str = "", random_erase: float = 0.0, val_fraction: float = 0.1,
+                     seed: int = 0, augment: bool = True) -> ImageData:
+    """The training, validation (and, for MNIST, test) sets of a config's ``data`` section."""
+    if dataset == "imagefolder":
+        if not root:
+            raise ValueError("data.root must name a folder with train/ and val/ sub-folders")
+        base = Path(root).expanduser()
+        train_tf, val_tf = _folder_transforms(image_size, val_resize, auto_augment, random_erase)
+        if not augment:
+            train_tf = val_tf
+        train = _image_folder(base, "train", train_tf)
+        val = _image_folder(base, "val", val_tf)
+        if train.classes != val.classes:
+            raise ValueError(f"train/ and val/ of {base} have different class folders")
+        return ImageData(train, val, None, len(train.classes), 3,
+                         {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "image_size": image_size})
+    if dataset == "mnist":
+        from torchvision.transforms import v2
+
+        from cortexsnn.data.mnist import load_mnist, train_val_split
+
+        steps = [v2.Normalize(MNIST_MEAN, MNIST_STD)]
+        if image_size != 28:
+            steps.insert(0, v2.Resize(image_size, antialias=True))
+        transform = v2.Compose(steps)
+        full_train = load_mnist(root or None, train=True, transform=transform)
+        train, val = train_val_split(full_train, val_fraction, seed)
+        test = load_mnist(root or None, train=False, transform=transform)
+        return ImageData(train, val, test, 10, 1, {"mean": list(MNIST_MEAN), "std": list(MNIST_STD), "image_size": image_size})
+    raise ValueError(f"unknown dataset {dataset!r}; choose 'imagefolder' or 'mnist'")
+
+
+def mixup_cutmix(num_classes: int, mixup_alpha: float, cutmix_alpha: float):
+    """A batch transform choosing MixUp or CutMix at random (``None`` when both are off)."""
+    from torchvision.transforms import v2
+
+    choices = []
+    if mixup_alpha > 0:
+        choices.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+    if cutmix_alpha > 0:
+        choices.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+    if not choices:
+        return None
+    return choices[0] if len(choices) == 1 else v2.RandomChoice(choices)

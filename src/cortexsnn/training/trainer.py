@@ -1,0 +1,347 @@
+"""Surrogate-gradient training of the deep SNNs (``cortexsnn train``), single- or multi-process.
+
+The recipe of the seeds: an image repeated over ``T`` steps (``[T, B, C, H, W]``), cross-entropy on
+the time-averaged logits (with label smoothing, MixUp / CutMix), SGD or AdamW with the ``cosa`` /
+``step`` / ``exp`` schedules, optional AMP and EMA of the weights, top-1 / top-5 accuracy on a
+validation set. Checkpoints ``checkpoint_latest.pt`` (every epoch) and ``checkpoint_best.pt`` (best
+validation top-1) are written atomically by rank 0 and hold everything needed for an exact resume
+(model, optimiser, scheduler, scaler, EMA, epoch, random states; the data order is a function of
+``(seed, epoch)``). SIGINT / SIGTERM end the run after the current batch with a final checkpoint.
+"""
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from cortexsnn.config import load_config, to_container
+from cortexsnn.data.images import build_image_data, mixup_cutmix
+from cortexsnn.models import create_model
+from cortexsnn.training.distributed import DistInfo, cleanup_distributed, init_distributed
+from cortexsnn.training.logging import RunLogger
+from cortexsnn.training.schedules import build_scheduler
+from cortexsnn.utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+
+__all__ = ["TrainConfig", "load_train_config", "train", "evaluate", "accuracy_topk"]
+
+CHECKPOINT_KIND = "cortexsnn-train"
+
+
+@dataclass
+class DataSection:
+    dataset: str = "imagefolder"  # imagefolder | mnist
+    root: str = ""  # folder with train/ and val/, or the MNIST IDX folder ('' = embedded subset)
+    image_size: int = 224
+    val_resize: int = 256
+    val_fraction: float = 0.1  # MNIST: training digits held out for validation
+    workers: int = 2
+    augment: bool = True  # random crops / flips for training (off: the validation transform)
+    auto_augment: str = ""  # '' | ta_wide | ra | imagenet | cifar10 | svhn
+    random_erase: float = 0.0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+
+
+@dataclass
+class ModelSection:
+    name: str = "sew_resnet18"
+    T: int = 4
+    cnf: str = "ADD"
+    neuron: str = ""  # '' = the model's default
+    num_classes: int = 0  # 0 = from the dataset
+    channels_last: bool = False
+
+
+@dataclass
+class OptimSection:
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosa"  # cosa | step | exp | constant
+    per_iteration: bool = False
+    warmup_epochs: int = 5
+    warmup_factor: float = 0.01
+    step_size: int = 30
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class RunSection:
+    epochs: int = 320
+    batch_size: int = 32  # per process
+    amp: bool = False
+    ema_decay: float = 0.0  # 0 = off
+    seed: int = 2022
+    deterministic: bool = True
+    out_dir: str = "runs/train"
+    max_batches_per_epoch: int = 0  # 0 = the whole epoch
+    stop_after_epochs: int = 0  # end this invocation after so many epochs (resume later); 0 = run to the end
+    eval_batches: int = 0  # 0 = the whole validation set
+    progress: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class TrainConfig:
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    run: RunSection = field(default_factory=RunSection)
+
+
+def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> DictConfig:
+    """A training config: defaults <- YAML <- ``key=value`` overrides, checked against :class:`TrainConfig`."""
+    cfg = load_config(path, overrides, TrainConfig)
+    if cfg.model.T < 1:
+        raise ValueError(f"model.T must be >= 1, got {cfg.model.T}")
+    if cfg.optim.optimizer not in ("sgd", "adamw"):
+        raise ValueError(f"optim.optimizer must be 'sgd' or 'adamw', got {cfg.optim.optimizer!r}")
+    if cfg.run.batch_size < 1 or cfg.run.epochs < 1:
+        raise ValueError("run.batch_size and run.epochs must be >= 1")
+    return cfg
+
+
+def accuracy_topk(logits: Tensor, target: Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
+    """Number of samples whose label is among the top-k logits, for each k."""
+    top = logits.topk(min(max(ks), logits.shape[-1]), dim=-1).indices
+    hits = top == target.unsqueeze(-1)
+    return [int(hits[:, :k].any(-1).sum()) for k in ks]
+
+
+class _StopRequest:
+    """SIGINT / SIGTERM: finish the current batch, write a checkpoint, stop."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _seed(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _device(name: str, dist_info: DistInfo) -> torch.device:
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError("run.device=cuda but no GPU is available; use run.device=cpu")
+    return torch.device("cuda", dist_info.local_rank)
+
+
+def _build_model(cfg: DictConfig, num_classes: int, in_channels: int) -> nn.Module:
+    kwargs: dict[str, Any] = {"num_classes": cfg.model.num_classes or num_classes, "in_channels": in_channels}
+    if cfg.model.neuron:
+        kwargs["neuron"] = cfg.model.neuron
+    if cfg.model.name.startswith(("sew_", "lorafb_snet", "wide_sew")):
+        kwargs["cnf"] = cfg.model.cnf
+    return create_model(cfg.model.name, **kwargs)
+
+
+def _optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, steps: int, device: torch.device, amp: bool = False,
+             max_batches: int = 0) -> dict[str, float]:
+    """Loss, top-1 and top-5 (%) of ``model`` on ``loader`` (images repeated over ``steps``)."""
+    model.eval()
+    total = loss_sum = top1 = top5 = 0
+    for index, (images, labels) in enumerate(loader):
+        if max_batches and index >= max_batches:
+            break
+        images, labels = images.to(device), labels.to(device)
+        with _autocast(device, amp):
+            logits = model(images.unsqueeze(0).expand(steps, *images.shape)).mean(0).float()
+        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        c1, c5 = accuracy_topk(logits, labels)
+        top1, top5, total = top1 + c1, top5 + c5, total + labels.shape[0]
+    if total == 0:
+        raise ValueError("the evaluation set is empty")
+    return {"loss": loss_sum / total, "top1": 100.0 * top1 / total, "top5": 100.0 * top5 / total}
+
+
+def _loaders(cfg: DictConfig, data, dist_info: DistInfo):
+    sampler = DistributedSampler(data.train, num_replicas=dist_info.world_size, rank=dist_info.rank,
+                                 shuffle=True, seed=cfg.run.seed, drop_last=False)
+    generator = torch.Generator().manual_seed(cfg.run.seed)
+    train = DataLoader(data.train, batch_size=cfg.run.batch_size, sampler=sampler, num_workers=cfg.data.workers,
+                       generator=generator, persistent_workers=False, drop_last=False)
+    val = DataLoader(data.val, batch_size=cfg.run.batch_size, shuffle=False, num_workers=cfg.data.workers)
+    test = None if data.test is None else DataLoader(data.test, batch_size=cfg.run.batch_size, shuffle=False,
+                                                     num_workers=cfg.data.workers)
+    return sampler, train, val, test
+
+
+def train(cfg: DictConfig, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) the training described by ``cfg``; returns the final metrics."""
+    dist_info = init_distributed(cfg.run.device)
+    try:
+        return _train(cfg, resume, dist_info)
+    finally:
+        cleanup_distributed(dist_info)
+
+
+def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo) -> dict[str, Any]:
+    _seed(cfg.run.seed, cfg.run.deterministic)
+    device = _device(cfg.run.device, dist_info)
+    out = Path(cfg.run.out_dir)
+    latest, best_path = out / "checkpoint_latest.pt", out / "checkpoint_best.pt"
+    if not resume and latest.exists():
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another run.out_dir")
+    data = build_image_data(cfg.data.dataset, cfg.data.root, cfg.data.image_size, cfg.data.val_resize,
+                            cfg.data.auto_augment, cfg.data.random_erase, cfg.data.val_fraction, cfg.run.seed,
+                            augment=cfg.data.augment)
+    model = _build_model(cfg, data.num_classes, data.in_channels).to(device)
+    if cfg.model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    sampler, train_loader, val_loader, test_loader = _loaders(cfg, data, dist_info)
+    steps_per_epoch = len(train_loader) if not cfg.run.max_batches_per_epoch else min(len(train_loader), cfg.run.max_batches_per_epoch)
+    optimizer = _optimizer(cfg, model)
+    o = cfg.optim
+    scheduler = build_scheduler(optimizer, o.schedule, cfg.run.epochs, steps_per_epoch, o.per_iteration,
+                                o.warmup_epochs, o.warmup_factor, o.step_size, o.gamma)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp and device.type == "cuda")
+    ema = None
+    if cfg.run.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.run.ema_decay), use_buffers=True)
+    net: nn.Module = model
+    if dist_info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  broadcast_buffers=False)
+    batch_mix = mixup_cutmix(cfg.model.num_classes or data.num_classes, cfg.data.mixup_alpha, cfg.data.cutmix_alpha)
+    start_epoch, best_top1, history = 0, -1.0, []
+    if resume:
+        record = load_checkpoint(latest, kind=CHECKPOINT_KIND)
+        model.load_state_dict(record["model"])
+        optimizer.load_state_dict(record["optimizer"])
+        scheduler.load_state_dict(record["scheduler"])
+        scaler.load_state_dict(record["scaler"])
+        if ema is not None and record.get("ema") is not None:
+            ema.load_state_dict(record["ema"])
+        start_epoch, best_top1, history = record["epoch"] + 1, record["best_top1"], record["history"]
+        restore_rng_state(record["rng"])
+    main = dist_info.is_main
+    logger = RunLogger(out, enabled=main)
+    metrics: dict[str, Any] = {}
+    with logger, _StopRequest() as stop:
+        last_epoch = cfg.run.epochs
+        if cfg.run.stop_after_epochs:
+            last_epoch = min(last_epoch, start_epoch + cfg.run.stop_after_epochs)
+        for epoch in range(start_epoch, last_epoch):
+            sampler.set_epoch(epoch)
+            net.train()
+            started, seen, loss_sum, correct = time.time(), 0, 0.0, 0
+            batches = train_loader
+            if main and cfg.run.progress:
+                from tqdm import tqdm
+
+                batches = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.run.epochs}", leave=False)
+            for index, (images, labels) in enumerate(batches):
+                if index >= steps_per_epoch:
+                    break
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                hard_labels = labels
+                if batch_mix is not None:
+                    images, labels = batch_mix(images, labels)
+                if not torch.isfinite(images).all():
+                    raise ValueError(f"batch {index} of epoch {epoch + 1} contains NaN or infinite pixels")
+                x = images.unsqueeze(0).expand(cfg.model.T, *images.shape)
+                with _autocast(device, cfg.run.amp):
+                    logits = net(x).mean(0).float()
+                loss = nn.functional.cross_entropy(logits, labels, label_smoothing=o.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                if ema is not None:
+                    ema.update_parameters(model)
+                if o.per_iteration:
+                    scheduler.step()
+                seen += labels.shape[0]
+                loss_sum += float(loss.detach()) * labels.shape[0]
+                correct += int((logits.argmax(-1) == hard_labels).sum())
+                if stop.requested:
+                    break
+            if not o.per_iteration:
+                scheduler.step()
+            if stop.requested:
+                if main:
+                    _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch - 1, best_top1, history)
+                raise KeyboardInterrupt(
+                    f"stopped during epoch {epoch + 1}; the last completed epoch is in {latest} (resume with --resume)"
+                )
+            val = evaluate(model, val_loader, cfg.model.T, device, cfg.run.amp, cfg.run.eval_batches)
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
+                   "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
+                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - started}
+            if ema is not None:
+                row["ema_val_top1"] = evaluate(ema.module, val_loader, cfg.model.T, device, cfg.run.amp, cfg.run.eval_batches)["top1"]
+            history.append(row)
+            if main:
+                logger.log(epoch + 1, "epoch", **{k: v for k, v in row.items() if k != "epoch"})
+                print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val top-1 {val['top1']:.2f}%, "
+                      f"top-5 {val['top5']:.2f}% ({row['seconds']:.0f} s)", flush=True)
+                if val["top1"] > best_top1:
+                    best_top1 = val["top1"]
+                    _save(best_path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history)
+                _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history)
+        metrics = {"best_val_top1": best_top1, "epochs": len(history)}
+        if test_loader is not None and main and best_path.exists() and len(history) == cfg.run.epochs:
+            record = load_checkpoint(best_path, kind=CHECKPOINT_KIND)
+            model.load_state_dict(record["model"])
+            metrics.update({f"test_{k}": v for k, v in evaluate(model, test_loader, cfg.model.T, device, cfg.run.amp).items()})
+            logger.log(len(history), "test", **{k: v for k, v in metrics.items() if k.startswith("test_")})
+            print(f"test top-1 {metrics['test_top1']:.2f}% (best validation epoch)", flush=True)
+    return metrics
+
+
+def _save(path: Path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history) -> None:
+    save_checkpoint(path, {
+        "kind": CHECKPOINT_KIND, "model_name": cfg.model.name, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+        "ema": None if ema is None else ema.state_dict(), "epoch": epoch, "best_top1": best_top1,
+        "history": history, "config": to_container(cfg), "rng": capture_rng_state(),
+    })

@@ -1,0 +1,102 @@
+"""Deep-SNN training: exact resume, DDP equivalence, bad input."""
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cortexsnn.cli.main import main as cli_main
+from cortexsnn.training.trainer import load_train_config, train
+from cortexsnn.utils.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.RandomState(0)
+    for split, count in (("train", 8), ("val", 4)):
+        for label in range(3):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = (rng.rand(40, 48, 3) * 80 + label * 60).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def _overrides(root, out, *extra):
+    return [f"data.root={root}", "data.image_size=32", "data.val_resize=36", "data.workers=0",
+            "model.name=sew_resnet8", "model.T=2", "run.batch_size=8", f"run.out_dir={out}",
+            "optim.warmup_epochs=1", "optim.lr=0.05", "run.progress=false", "run.epochs=3", *extra]
+
+
+def _weights(path):
+    return load_checkpoint(path, kind="cortexsnn-train")["model"]
+
+
+def test_resume_continues_exactly(image_folder, tmp_path):
+    straight = train(load_train_config(None, _overrides(image_folder, tmp_path / "a")))
+    partial = train(load_train_config(None, _overrides(image_folder, tmp_path / "b", "run.stop_after_epochs=1")))
+    assert partial["epochs"] == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(load_train_config(None, _overrides(image_folder, tmp_path / "b")))
+    resumed = train(load_train_config(None, _overrides(image_folder, tmp_path / "b")), resume=True)
+    a, b = _weights(tmp_path / "a" / "checkpoint_latest.pt"), _weights(tmp_path / "b" / "checkpoint_latest.pt")
+    assert list(a) == list(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert straight["best_val_top1"] == resumed["best_val_top1"]
+    history = load_checkpoint(tmp_path / "b" / "checkpoint_latest.pt")["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert (tmp_path / "b" / "metrics.csv").read_text().count("\n") == 4  # header + 3 epochs
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_gloo_equals_single_process(image_folder, tmp_path):
+    common = [f"data.root={image_folder}", "data.image_size=32", "data.val_resize=32", "data.workers=0",
+              "data.augment=false", "model.name=cornet_rt", "model.T=2", "run.epochs=1", "optim.warmup_epochs=0",
+              "optim.lr=0.01", "optim.schedule=constant", "run.progress=false", "run.device=cpu"]
+    train(load_train_config(None, [*common, "run.batch_size=8", f"run.out_dir={tmp_path / 'single'}"]))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={_free_port()}", "-m", "cortexsnn.cli.main", "train", *common, "run.batch_size=4",
+         f"run.out_dir={tmp_path / 'ddp'}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    single, ddp = _weights(tmp_path / "single" / "checkpoint_latest.pt"), _weights(tmp_path / "ddp" / "checkpoint_latest.pt")
+    worst = max(float((ddp[k].float() - single[k].float()).abs().max()) for k in single)
+    assert worst < 1e-5, f"DDP and single-process weights differ by {worst:.2e}"
+    assert any(not torch.equal(single[k], v) for k, v in _initial_cornet().items())
+
+
+def _initial_cornet():
+    from cortexsnn.models import create_model
+
+    torch.manual_seed(2022)
+    return create_model("cornet_rt", num_classes=3).state_dict()
+
+
+def test_bad_input_messages(image_folder, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    (empty / "val").mkdir()
+    assert cli_main(["train", f"data.root={empty}", f"run.out_dir={tmp_path / 'x'}"]) == 2
+    assert "no usable images" in capsys.readouterr().err
+    assert cli_main(["train", f"data.root={tmp_path / 'nowhere'}", f"run.out_dir={tmp_path / 'y'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli_main(["train", f"data.root={image_folder}", "model.name=sew_resnet7", f"run.out_dir={tmp_path / 'z'}"]) == 2
+    assert "known models" in capsys.readouterr().err
+    assert cli_main(["train", "optim.learning_rate=0.1"]) == 2
+    assert "unknown config key 'optim.learning_rate'" in capsys.readouterr().err
