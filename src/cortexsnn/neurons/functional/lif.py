@@ -197,15 +197,30 @@ def _forward_cpu(x, v, mode, d, v_th, v_reset, hard, save_h):
     return spikes, h_seq, v
 
 
+def _grad_layout(grad_s: Tensor) -> tuple[Tensor, int, int]:
+    """``(tensor, time stride, broadcast flag)`` for the kernel, without copying where possible.
+
+    The gradient of a sum over spikes arrives expanded (stride 0): the kernel reads one value per
+    step instead of a materialised ``[T, ...]`` tensor of copies.
+    """
+    inner_strides = grad_s.stride()[1:]
+    if all(stride == 0 for stride in inner_strides):
+        return grad_s, grad_s.stride(0), 1
+    if not grad_s[0].is_contiguous():
+        grad_s = grad_s.contiguous()
+    return grad_s, grad_s.stride(0) if grad_s.shape[0] > 1 else grad_s[0].numel(), 0
+
+
 def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard, detach, surrogate, want_d):
     lib = cpu_kernel()
     suffix = "f32" if h_seq.dtype == torch.float32 else "f64"
     grad_x = torch.empty_like(h_seq)
     has_gv = grad_v is not None
-    gv = grad_v.clone() if has_gv else torch.empty_like(h_seq[0])
+    gv = grad_v.contiguous().clone() if has_gv else torch.empty_like(h_seq[0])
     steps, n = h_seq.shape[0], h_seq[0].numel()
+    grad_s, gs_tstride, gs_bcast = _grad_layout(grad_s)
     grad_d = getattr(lib, f"lif_backward_{suffix}")(
-        _ptr(grad_s), _ptr(h_seq), _ptr(x if want_d else None), _ptr(v_init if want_d else None),
+        _ptr(grad_s), gs_tstride, gs_bcast, _ptr(h_seq), _ptr(x if want_d else None), _ptr(v_init if want_d else None),
         _ptr(grad_x), _ptr(gv), int(has_gv), steps, n, mode, d, v_th, v_reset, int(hard), int(detach),
         surrogate.kind_id, surrogate.alpha, int(want_d), _threads(steps, n),
     )
@@ -216,15 +231,17 @@ class _NeuronSequence(torch.autograd.Function):
     """Whole-sequence IF/LIF/PLIF: saves ``H`` only, backward = adjoint recurrence."""
 
     @staticmethod
-    def forward(ctx, x, v_init, decay, mode, v_th, v_reset, detach, surrogate, backend):  # type: ignore[override]
+    def forward(ctx, x, v_init, decay, mode, v_th, v_reset, detach, surrogate, backend, track):  # type: ignore[override]
         hard = v_reset is not None
         v_reset_value = 0.0 if v_reset is None else float(v_reset)
         d = float(decay) if mode != _MODE_IF else 0.0
         v0 = v_init.expand_as(x[0]).contiguous()
-        needs_grad = any(ctx.needs_input_grad[:3])
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not zeros
+        # track: grad mode is on and an input needs a gradient (decided by the caller: inside
+        # forward() grad mode is always off); without it H is not even written (inference)
         run = _forward_cpu if backend == "cpu" else _forward_torch
-        spikes, h_seq, v_last = run(x, v0, mode, d, v_th, v_reset_value, hard, needs_grad)
-        want_d = bool(ctx.needs_input_grad[2])
+        spikes, h_seq, v_last = run(x, v0, mode, d, v_th, v_reset_value, hard, track)
+        want_d = track and bool(ctx.needs_input_grad[2])
         ctx.save_for_backward(h_seq, x if want_d else None, v0 if want_d else None)
         ctx.config = (mode, d, v_th, v_reset_value, hard, detach, surrogate, backend, want_d, v_init.shape, decay.dtype)
         return spikes, v_last
@@ -233,18 +250,19 @@ class _NeuronSequence(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_v_last):  # type: ignore[override]
         h_seq, x, v0 = ctx.saved_tensors
         mode, d, v_th, v_reset, hard, detach, surrogate, backend, want_d, v_shape, d_dtype = ctx.config
-        if grad_spikes is None:
-            grad_spikes = torch.zeros_like(h_seq)
+        if grad_spikes is None:  # only v_last was used: a zero that takes no memory
+            grad_spikes = h_seq.new_zeros(()).expand_as(h_seq)
         run = _backward_cpu if backend == "cpu" else _backward_torch
         if backend != "cpu" and grad_v_last is None:
             grad_v_last = torch.zeros_like(h_seq[0])
         grad_x, grad_v0, grad_d = run(
-            grad_spikes.contiguous(), None if grad_v_last is None else grad_v_last.contiguous(),
+            grad_spikes, grad_v_last,
             h_seq, x, v0, mode, d, v_th, v_reset, hard, detach, surrogate, want_d,
         )
+        grad_x = grad_x if ctx.needs_input_grad[0] else None
         grad_v_init = grad_v0.sum_to_size(v_shape) if ctx.needs_input_grad[1] else None
         grad_decay = torch.tensor(grad_d, dtype=d_dtype, device=h_seq.device) if want_d else None
-        return grad_x, grad_v_init, grad_decay, None, None, None, None, None, None
+        return grad_x, grad_v_init, grad_decay, None, None, None, None, None, None, None
 
 
 def _run_sequence(
@@ -275,9 +293,25 @@ def _run_sequence(
     v_init = v_init.to(dtype=x_seq.dtype)
     if not isinstance(decay, Tensor):
         decay = torch.tensor(float(decay), dtype=torch.float64)
-    return _NeuronSequence.apply(
-        x_seq.contiguous(), v_init, decay, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate, chosen
+    track = torch.is_grad_enabled() and (x_seq.requires_grad or v_init.requires_grad or decay.requires_grad)
+    spikes, v_last = _NeuronSequence.apply(
+        x_seq.contiguous(), v_init, decay, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate,
+        chosen, track,
     )
+    if x_seq.device.type == "cpu":
+        _check_finite_state(v_last)
+    return spikes, v_last
+
+
+def _check_finite_state(v_last: Tensor) -> None:
+    # a NaN or infinite input leaves a NaN/inf in V that no spike or reset removes (hard reset
+    # computes inf * 0 = NaN), so checking the final state (B x N, not T x B x N) catches every
+    # non-finite input cheaply. Skipped on GPUs, where the check would synchronise.
+    if not bool(torch.isfinite(v_last).all()):
+        raise ValueError(
+            "neuron input contains NaN or infinite values (the membrane potential became non-finite); "
+            "check the preceding layer, the learning rate, or the data"
+        )
 
 
 def if_multistep(

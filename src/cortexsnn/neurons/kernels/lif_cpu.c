@@ -65,9 +65,11 @@ void lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps,
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-/* grad_v: in = dL/dV[T-1] (may be NULL: zero), out = dL/dV_init. x and v_init are needed only  \
-   when want_grad_d (PLIF). Returns dL/dd. */                                                      \
-double lif_backward_##SUF(const T_ *grad_spikes, const T_ *h, const T_ *x, const T_ *v_init,        \
+/* grad_spikes row t starts at t * gs_tstride; gs_bcast: one value per step for all neurons.    \
+   grad_v: in = dL/dV[T-1] (if has_grad_v, else zero), out = dL/dV_init. x and v_init are needed \
+   only when want_grad_d (PLIF). Returns dL/dd. */                                                 \
+double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcast,                  \
+                          const T_ *h, const T_ *x, const T_ *v_init,                              \
                           T_ *grad_x, T_ *grad_v, int has_grad_v, int64_t steps, int64_t n,        \
                           int mode, T_ d, T_ v_th, T_ v_reset, int hard, int detach_reset,         \
                           int kind, T_ alpha, int want_grad_d, int threads) {                      \
@@ -80,11 +82,19 @@ double lif_backward_##SUF(const T_ *grad_spikes, const T_ *h, const T_ *x, const
     _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(+:grad_d)")          \
     for (int64_t c = 0; c < chunks; ++c) {                                                         \
         const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
-        T_ gv[CHUNK];                                                                              \
+        T_ gv[CHUNK], gsrow[CHUNK];                                                                \
         double acc = 0.0;                                                                          \
         for (int64_t i = 0; i < len; ++i) gv[i] = has_grad_v ? grad_v[lo + i] : (T_)0;             \
         for (int64_t t = steps - 1; t >= 0; --t) {                                                 \
-            const T_ *ht = h + t * n + lo, *gst = grad_spikes + t * n + lo;                        \
+            const T_ *ht = h + t * n + lo;                                                         \
+            /* dL/dS[t]: a row of n, or one value for all neurons (e.g. the gradient of a sum), */ \
+            /* spread into an L1-resident row so that the loop below stays contiguous */          \
+            const T_ *gst = grad_spikes + t * gs_tstride + (gs_bcast ? 0 : lo);                    \
+            if (gs_bcast) {                                                                        \
+                const T_ g0 = gst[0];                                                              \
+                for (int64_t i = 0; i < len; ++i) gsrow[i] = g0;                                   \
+                gst = gsrow;                                                                       \
+            }                                                                                      \
             const T_ *hp = t > 0 ? h + (t - 1) * n + lo : NULL;                                    \
             const T_ *xt = x ? x + t * n + lo : NULL;                                              \
             T_ *gxt = grad_x + t * n + lo;                                                         \
