@@ -47,7 +47,14 @@ def test_preprocessing_matches_seed_structure():
         assert torch.equal(waves_to_latencies(waves), lat[i])
 
 
-@pytest.mark.parametrize("method", ["dense", "sparse"])
+def _layer_winners(lat_in, weight, threshold, k, radius, method):
+    lat, values = spike_ops.conv_fire_values(lat_in, weight, T, threshold, method)
+    lat, values = spike_ops.inhibit_pointwise(lat, values, T)
+    winners, valid = spike_ops.k_winners(lat, values, k, radius, T)
+    return lat, values, winners, valid
+
+
+@pytest.mark.parametrize("method", ["dense", "auto"])
 def test_fire_inhibition_and_k_winners_match_reference(method):
     g = torch.Generator().manual_seed(1)
     lat_in = _random_latencies(5, 4, 14, 14, seed=2)
@@ -55,10 +62,7 @@ def test_fire_inhibition_and_k_winners_match_reference(method):
     threshold, k, radius = 6.0, 4, 1
     pot = spike_ops.conv_potentials(lat_in, weight, T, method=method)
     out_lat = spike_ops.fire(pot, threshold)
-    thr = spike_ops.thresholded_potentials(pot, threshold)
-    thr_inh, lat_inh = spike_ops.pointwise_inhibition(thr, out_lat)
-    values = spike_ops.values_at_first_spike(thr_inh, lat_inh)
-    winners, valid = spike_ops.k_winners(lat_inh, values, k, radius, T)
+    lat_inh, _, winners, valid = _layer_winners(lat_in, weight, threshold, k, radius, method)
     for i in range(lat_in.shape[0]):
         waves = latencies_to_waves(lat_in[i], T)
         ref_pot = F.conv2d(waves, weight)
@@ -77,12 +81,10 @@ def test_stdp_update_matches_reference():
     g = torch.Generator().manual_seed(3)
     lat_in = _random_latencies(1, 3, 10, 10, seed=4)
     weight = torch.empty(6, 3, 3, 3).normal_(0.8, 0.05, generator=g)
-    pot = spike_ops.conv_potentials(lat_in, weight, T, method="dense")
-    lat = spike_ops.fire(pot, 5.0)
-    thr, lat = spike_ops.pointwise_inhibition(spike_ops.thresholded_potentials(pot, 5.0), lat)
-    winners, valid = spike_ops.k_winners(lat, spike_ops.values_at_first_spike(thr, lat), 3, 1, T)
+    lat, _, winners, valid = _layer_winners(lat_in, weight, 5.0, 3, 1, "dense")
     assert valid.any()
-    delta = stdp_delta(weight, lat_in, lat, winners, valid, torch.tensor([0.004]), torch.tensor([-0.003]),
+    winner_lat = lat[0, winners[0, :, 0], winners[0, :, 1], winners[0, :, 2]].unsqueeze(0)
+    delta = stdp_delta(weight, lat_in, winners, winner_lat, valid, torch.tensor([0.004]), torch.tensor([-0.003]),
                        True, 0.0, 1.0)
     ours = (weight + delta).clamp(0, 1)
 
@@ -100,3 +102,58 @@ def test_spike_pool_passes_earliest_spike():
     for i in range(3):
         ref_pooled = ref.pooling(latencies_to_waves(lat[i], T), 3)
         assert torch.equal(waves_to_latencies(ref_pooled), pooled[i])
+
+
+# ------------------------------------------------------------------ sequential training == seed
+def _small_network():
+    """mozafari2018's structure (pads 2/1/2, pools 2/3, th 15/10, k 5/8, r 3/1) with fewer
+    channels, 2 features per class and a+ doubling every 7 samples, so that a short run crosses
+    the schedule."""
+    from cortexsnn.plasticity import RSTDPRule, S1C1, SpikeConv, STDPNetwork, STDPRule
+    from cortexsnn.plasticity.models.network import Stage
+
+    layers = {
+        "c1": SpikeConv(6, 8, 5, padding=2, threshold=15, k_winners=5, inhibition_radius=3, stdp=STDPRule(double_every=7)),
+        "c2": SpikeConv(8, 16, 3, padding=1, threshold=10, k_winners=8, inhibition_radius=1, stdp=STDPRule(double_every=7)),
+        "c3": SpikeConv(16, 20, 5, padding=2, threshold=None, rstdp=RSTDPRule()),
+    }
+    ops = [("conv", "c1"), ("pool", 2), ("conv", "c2"), ("pool", 3)]
+    stages = [Stage("c1", "stdp", ["c1"]), Stage("c2", "stdp", ["c2"]), Stage("c3", "rstdp", ["c3"])]
+    return STDPNetwork("small", layers, ops, ["c3"], stages, features_per_class=2, coder=S1C1())
+
+
+@pytest.mark.parametrize("method", [pytest.param("dense", marks=pytest.mark.slow), "auto"])
+def test_sequential_training_reproduces_seed_weight_for_weight(method):
+    from cortexsnn.plasticity.training import AdaptiveRates, stage_inputs, train_rstdp_batch, train_stdp_batch
+
+    torch.manual_seed(0)
+    model = _small_network()
+    for layer in model.layers.values():
+        layer.method = method
+    seed_net = ref.SeedNet(model.layers["c1"].weight, model.layers["c2"].weight, model.layers["c3"].weight,
+                           features_per_class=2, double_every=7)
+    images = _digit_like_images(24, seed=7)
+    labels = torch.arange(24) % 10
+    lat = model.encode(images)
+    waves = [ref.s1c1(img) for img in images]
+    stages = {stage.name: stage for stage in model.stages}
+
+    for layer_index, name in enumerate(["c1", "c2"]):
+        before = model.layers[name].weight.clone()
+        inputs = stage_inputs(model, stages[name], lat)
+        for part in (slice(0, 10), slice(10, 24)):  # two batches: the schedule carries over
+            train_stdp_batch(model, name, inputs[part], "sequential")
+        for w in waves:
+            seed_net.train_layer(w, layer_index)
+        assert not torch.equal(model.layers[name].weight, before)
+        torch.testing.assert_close(model.layers[name].weight, seed_net.w[layer_index], rtol=0, atol=1e-6)
+
+    before = model.layers["c3"].weight.clone()
+    inputs = stage_inputs(model, stages["c3"], lat)
+    adaptive = AdaptiveRates()
+    batches = [slice(0, 8), slice(8, 16), slice(16, 24)]
+    for part in batches:
+        train_rstdp_batch(model, stages["c3"], inputs[part], labels[part], "sequential", adaptive)
+    seed_net.train_rl_epoch([(waves[p], labels[p]) for p in batches])
+    assert not torch.equal(model.layers["c3"].weight, before)
+    torch.testing.assert_close(model.layers["c3"].weight, seed_net.w[2], rtol=0, atol=1e-6)

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from cortexsnn.plasticity.spike_ops import (
+    conv_fire,
     conv_potentials,
-    fire,
     last_step_potentials,
     pad_latencies,
 )
@@ -49,6 +49,7 @@ class SpikeConv(nn.Module):
         self.threshold = threshold
         self.k_winners, self.inhibition_radius = k_winners, inhibition_radius
         self.stdp = stdp
+        self.method = "auto"  # convolution backend: "auto", "event" (compiled kernel) or "dense"
         self.rstdp = rstdp
         self.register_buffer("weight", torch.empty(out_channels, in_channels, kernel_size, kernel_size).normal_(weight_mean, weight_std))
         # training samples seen by STDP (drives the rate schedule)
@@ -61,16 +62,16 @@ class SpikeConv(nn.Module):
     def pad(self, latencies: torch.Tensor, time_steps: int) -> torch.Tensor:
         return pad_latencies(latencies, self.padding, time_steps)
 
-    def potentials(self, latencies: torch.Tensor, time_steps: int, method: str = "sparse") -> torch.Tensor:
+    def potentials(self, latencies: torch.Tensor, time_steps: int, method: str | None = None) -> torch.Tensor:
         """Potentials ``[T, B, F, Ho, Wo]`` of unpadded input latencies."""
-        return conv_potentials(self.pad(latencies, time_steps), self.weight, time_steps, method)
+        return conv_potentials(self.pad(latencies, time_steps), self.weight, time_steps, method or self.method)
 
     def last_potentials(self, latencies: torch.Tensor, time_steps: int) -> torch.Tensor:
         """Last-step potentials ``[B, F, Ho, Wo]`` of unpadded input latencies."""
-        return last_step_potentials(self.pad(latencies, time_steps), self.weight, time_steps)
+        return last_step_potentials(self.pad(latencies, time_steps), self.weight, time_steps, self.method)
 
     def forward(self, latencies: torch.Tensor, time_steps: int) -> torch.Tensor:
         """Output latencies of a thresholded layer (no inhibition: the inference path)."""
         if self.threshold is None:
             raise RuntimeError("a decision layer has no output spike times; use last_potentials")
-        return fire(self.potentials(latencies, time_steps), self.threshold)
+        return conv_fire(self.pad(latencies, time_steps), self.weight, time_steps, self.threshold, self.method)

@@ -16,6 +16,9 @@ __all__ = [
     "pad_latencies",
     "spike_pool",
     "conv_potentials",
+    "conv_fire",
+    "conv_fire_values",
+    "inhibit_pointwise",
     "last_step_potentials",
     "fire",
     "thresholded_potentials",
@@ -57,58 +60,135 @@ def _check_conv_input(latencies: torch.Tensor, weight: torch.Tensor) -> None:
         )
 
 
-def conv_potentials(
-    latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, method: str = "sparse", chunk: int = 64
-) -> torch.Tensor:
+def _kernel_for(latencies: torch.Tensor, weight: torch.Tensor, method: str):
+    """The compiled event-driven kernel when ``method`` allows it for these tensors, else None."""
+    if method not in ("auto", "event", "dense"):
+        raise ValueError(f"method must be 'auto', 'event' or 'dense', got {method!r}")
+    if method == "dense":
+        return None
+    usable = latencies.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
+    from cortexsnn.plasticity.kernels import spike_conv_kernel
+
+    lib = spike_conv_kernel() if usable else None
+    if lib is None and method == "event":
+        raise RuntimeError("the event-driven kernel needs CPU float tensors and a C compiler; use method='dense'")
+    return lib
+
+
+_POOLS: dict = {}
+
+
+def _pool(workers: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cortexsnn-spikeconv")
+    return _POOLS[workers]
+
+
+def _run_kernel(lib, latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, mode: int, threshold: float = 0.0):
+    import ctypes
+
+    b, c, h, w = latencies.shape
+    f, _, kh, kw = weight.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    lat = latencies.to(torch.uint8).contiguous()
+    table = weight.permute(1, 2, 3, 0).contiguous()  # [C, kh, kw, F]
+    if mode == 0:
+        out = torch.empty(b, ho, wo, time_steps, f, dtype=weight.dtype)
+    elif mode in (1, 3):
+        out = torch.empty(b, f, ho, wo, dtype=torch.uint8)
+    else:
+        out = torch.empty(b, ho, wo, f, dtype=weight.dtype)
+    values = torch.empty(b, f, ho, wo, dtype=weight.dtype) if mode == 3 else None
+    fn = lib.spike_conv_f32 if weight.dtype == torch.float32 else lib.spike_conv_f64
+    args = (ctypes.c_void_p(lat.data_ptr()), ctypes.c_void_p(table.data_ptr()), ctypes.c_void_p(out.data_ptr()),
+            ctypes.c_void_p(values.data_ptr() if values is not None else None),
+            b, c, h, w, f, kh, kw, time_steps, mode, float(threshold))
+    n_pos = b * ho * wo
+    # ctypes releases the GIL: split the positions over a thread pool of torch's thread count
+    workers = min(torch.get_num_threads(), max(1, n_pos * c * kh * kw * f // 2_000_000))
+    if workers <= 1:
+        fn(*args, 0, n_pos)
+    else:
+        bounds = [n_pos * i // workers for i in range(workers + 1)]
+        list(_pool(workers).map(lambda i: fn(*args, bounds[i], bounds[i + 1]), range(workers)))
+    return out if values is None else (out, values)
+
+
+def conv_potentials(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, method: str = "auto") -> torch.Tensor:
     """Potentials ``[T, B, F, Ho, Wo]`` of a stride-1, unpadded convolution of cumulative waves.
 
     ``potential[t] = conv2d(latency <= t, weight)``.
 
-    ``method="dense"`` convolves the ``T * B`` wave frames at once. ``method="sparse"`` is
-    event-driven: each input spike is added once, at its own time step, as a row of the weight
-    matrix (``embedding_bag`` over the receptive-field entries grouped by latency), then the
-    increments are summed over time; the cost scales with the number of spikes instead of
-    ``T x`` the dense convolution. Both give the same potentials up to float summation order.
-    ``chunk`` images are processed at a time (memory).
+    ``method="event"`` uses the compiled event-driven kernel: each input spike is added once, at
+    its own step, then the increments are summed over time, so the cost is at most one dense
+    convolution instead of ``T``. ``"dense"`` convolves the ``T * B`` wave frames at once
+    (any device). ``"auto"`` takes the kernel when it is available for these tensors. Both give
+    the same potentials up to float summation order.
     """
     _check_conv_input(latencies, weight)
-    if method == "dense":
-        b = latencies.shape[0]
-        waves = (latencies.unsqueeze(0).long() <= torch.arange(time_steps, device=latencies.device).view(-1, 1, 1, 1, 1))
-        frames = waves.to(weight.dtype).flatten(0, 1)
-        out = F.conv2d(frames, weight)
-        return out.view(time_steps, b, *out.shape[1:])
-    if method != "sparse":
-        raise ValueError(f"method must be 'sparse' or 'dense', got {method!r}")
-    parts = [_sparse_potentials(latencies[i : i + chunk], weight, time_steps) for i in range(0, latencies.shape[0], chunk)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    lib = _kernel_for(latencies, weight, method)
+    if lib is not None:
+        return _run_kernel(lib, latencies, weight, time_steps, 0).permute(3, 0, 4, 1, 2)
+    b = latencies.shape[0]
+    steps = torch.arange(time_steps, device=latencies.device).view(-1, 1, 1, 1, 1)
+    frames = (latencies.unsqueeze(0).long() <= steps).to(weight.dtype).flatten(0, 1)
+    out = F.conv2d(frames, weight)
+    return out.view(time_steps, b, *out.shape[1:])
 
 
-def _sparse_potentials(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int) -> torch.Tensor:
-    b, c, h, w = latencies.shape
-    f, _, kh, kw = weight.shape
-    ho, wo = h - kh + 1, w - kw + 1
-    n_loc = ho * wo
-    # receptive fields as rows: [B * L, C * kh * kw] of latencies
-    fields = F.unfold(latencies.to(torch.float32), (kh, kw)).transpose(1, 2).reshape(b * n_loc, -1)
-    fields = fields.to(torch.int64)
-    sorted_lat, order = torch.sort(fields, dim=1, stable=True)
-    spiking = sorted_lat < time_steps
-    indices = order[spiking]  # row by row, each row grouped by latency
-    counts = torch.zeros(b * n_loc, time_steps + 1, dtype=torch.int64, device=latencies.device)
-    counts.scatter_add_(1, fields, torch.ones_like(fields))
-    counts = counts[:, :time_steps].reshape(-1)
-    offsets = torch.zeros_like(counts)
-    offsets[1:] = torch.cumsum(counts, 0)[:-1]
-    table = weight.reshape(f, -1).t().contiguous()  # [C*kh*kw, F]
-    increments = F.embedding_bag(indices, table, offsets, mode="sum")  # [B*L*T, F]
-    potentials = increments.view(b, n_loc, time_steps, f).cumsum(dim=2)
-    return potentials.permute(2, 0, 3, 1).reshape(time_steps, b, f, ho, wo)
+def conv_fire(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, threshold: float,
+              method: str = "auto") -> torch.Tensor:
+    """Output latencies of a thresholded convolution, without keeping the potentials.
 
-
-def last_step_potentials(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int) -> torch.Tensor:
-    """Potentials ``[B, F, Ho, Wo]`` at the last step only: one convolution of ``latency < T``."""
+    Same result as ``fire(conv_potentials(...), threshold)``; the kernel path never stores the
+    ``[T, B, F, Ho, Wo]`` potentials.
+    """
     _check_conv_input(latencies, weight)
+    lib = _kernel_for(latencies, weight, method)
+    if lib is not None:
+        return _run_kernel(lib, latencies, weight, time_steps, 1, threshold)
+    return fire(conv_potentials(latencies, weight, time_steps, "dense"), threshold)
+
+
+def conv_fire_values(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, threshold: float,
+                     method: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Output latencies and the potential at each neuron's first spike (0 if silent), ``[B, F, Ho, Wo]``.
+
+    All that pointwise inhibition, k-WTA and STDP need of a thresholded layer: the potentials
+    ``[T, B, F, Ho, Wo]`` are never stored on the kernel path.
+    """
+    _check_conv_input(latencies, weight)
+    lib = _kernel_for(latencies, weight, method)
+    if lib is not None:
+        return _run_kernel(lib, latencies, weight, time_steps, 3, threshold)
+    potentials = conv_potentials(latencies, weight, time_steps, "dense")
+    lat = fire(potentials, threshold)
+    values = values_at_first_spike(potentials, lat)
+    return lat, torch.where(lat.long() < time_steps, values, torch.zeros((), dtype=values.dtype))
+
+
+def inhibit_pointwise(latencies: torch.Tensor, values: torch.Tensor, time_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pointwise inhibition from latencies and first-spike potentials (same result as
+    :func:`pointwise_inhibition`): at each position the earliest features compete, the highest
+    potential (then the first feature) wins; every other feature is silenced."""
+    lat = latencies.long()
+    earliest = lat.min(dim=1, keepdim=True).values
+    candidates = (lat == earliest) & (earliest < time_steps)
+    score = torch.where(candidates, values, torch.full((), -1.0, dtype=values.dtype))
+    winner = score.argmax(dim=1, keepdim=True)
+    keep = torch.zeros_like(candidates).scatter_(1, winner, True) & candidates
+    return (torch.where(keep, latencies, torch.full_like(latencies, time_steps)),
+            torch.where(keep, values, torch.zeros((), dtype=values.dtype)))
+
+
+def last_step_potentials(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, method: str = "auto") -> torch.Tensor:
+    """Potentials ``[B, F, Ho, Wo]`` at the last step only (one convolution of ``latency < T``)."""
+    _check_conv_input(latencies, weight)
+    lib = _kernel_for(latencies, weight, method)
+    if lib is not None:
+        return _run_kernel(lib, latencies, weight, time_steps, 2).permute(0, 3, 1, 2)
     return F.conv2d((latencies < time_steps).to(weight.dtype), weight)
 
 

@@ -83,8 +83,8 @@ def stdp_rates_for_samples(rule: STDPRule, sample_numbers: torch.Tensor) -> tupl
 def stdp_delta(
     weight: torch.Tensor,
     in_latencies: torch.Tensor,
-    out_latencies: torch.Tensor,
     winners: torch.Tensor,
+    winner_latency: torch.Tensor,
     valid: torch.Tensor,
     a_plus: torch.Tensor,
     a_minus: torch.Tensor,
@@ -97,8 +97,8 @@ def stdp_delta(
     Args:
         weight: ``[F, C, kh, kw]``.
         in_latencies: padded input latencies ``[B, C, H, W]``.
-        out_latencies: output latencies ``[B, F, Ho, Wo]`` (after inhibition).
-        winners: ``[B, K, 3]``; valid: ``[B, K]``.
+        winners: ``[B, K, 3]`` (feature, row, column); winner_latency: their spike steps ``[B, K]``;
+        valid: ``[B, K]``.
         a_plus, a_minus: rates per image ``[B]`` (or per image and winner ``[B, K]``).
 
     Returns:
@@ -109,9 +109,7 @@ def stdp_delta(
         return torch.zeros_like(weight)
     kernel = (weight.shape[-2], weight.shape[-1])
     fields = receptive_field_latencies(in_latencies, winners, kernel).long()  # [B, K, C, kh, kw]
-    bi = torch.arange(b, device=weight.device).view(b, 1)
-    out_lat = out_latencies[bi, winners[..., 0], winners[..., 1], winners[..., 2]].long()  # [B, K]
-    pre_first = fields <= out_lat.view(b, k, 1, 1, 1)
+    pre_first = fields <= winner_latency.long().view(b, k, 1, 1, 1)
     ap = a_plus.to(weight.dtype).reshape(b, -1).expand(b, k).reshape(b, k, 1, 1, 1)
     an = a_minus.to(weight.dtype).reshape(b, -1).expand(b, k).reshape(b, k, 1, 1, 1)
     rate = torch.where(pre_first, ap, an) * valid.view(b, k, 1, 1, 1).to(weight.dtype)
@@ -132,8 +130,8 @@ def apply_stdp_batch(weight: torch.Tensor, delta: torch.Tensor, lower: float, up
 def apply_stdp_image(
     weight: torch.Tensor,
     in_latencies: torch.Tensor,
-    out_latencies: torch.Tensor,
     winners: torch.Tensor,
+    winner_latency: torch.Tensor,
     valid: torch.Tensor,
     a_plus: float | torch.Tensor,
     a_minus: float | torch.Tensor,
@@ -149,12 +147,12 @@ def apply_stdp_image(
     whole tensor lies within the bounds (the caller tracks that).
 
     Args:
-        in_latencies: ``[1, C, H, W]``; out_latencies: ``[1, F, Ho, Wo]``;
-        winners: ``[1, K, 3]``; valid: ``[1, K]``.
+        in_latencies: ``[1, C, H, W]`` (padded); winners: ``[1, K, 3]``; winner_latency,
+        valid: ``[1, K]``.
     """
     ap = torch.as_tensor(a_plus, dtype=torch.float64).reshape(1)
     an = torch.as_tensor(a_minus, dtype=torch.float64).reshape(1)
-    delta = stdp_delta(weight, in_latencies, out_latencies, winners, valid, ap, an, stabilizer, lower, upper)
+    delta = stdp_delta(weight, in_latencies, winners, winner_latency, valid, ap, an, stabilizer, lower, upper)
     if clamp_all:
         weight.add_(delta).clamp_(lower, upper)
         return

@@ -1,0 +1,85 @@
+"""The event-driven spike convolution kernel (``spike_conv_cpu.c``), built on first use.
+
+Compiled with the system's C compiler into the cortexsnn cache and called through
+``ctypes``, as the neuron kernels are (:mod:`cortexsnn.neurons.kernels`). When no compiler is available, :func:`spike_conv_kernel` returns ``None`` and the
+callers fall back to dense PyTorch convolutions (same results, slower).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+__all__ = ["spike_conv_kernel"]
+
+_SOURCE = Path(__file__).with_name("spike_conv_cpu.c")
+_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c11"]
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_failed: str | None = None
+
+
+class KernelBuildError(RuntimeError):
+    """The kernel could not be compiled."""
+
+
+def _compile(target: Path) -> None:
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        compiler = shutil.which("gcc") or shutil.which("cc") or compiler
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run([compiler, *_FLAGS, "-o", tmp, str(_SOURCE)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise KernelBuildError(f"{compiler} failed: {result.stderr.strip()[:2000]}")
+        os.replace(tmp, target)  # atomic: concurrent builders never see half a file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        fn = getattr(lib, f"spike_conv_{suffix}")
+        fn.argtypes = [p, p, p, p, i64, i64, i64, i64, i64, i64, i64, i64, i32, real, i64, i64]
+        fn.restype = None
+
+
+def spike_conv_kernel() -> ctypes.CDLL | None:
+    """The compiled library, or ``None`` (with a warning, once) when it cannot be built."""
+    global _library, _failed
+    if _library is not None or _failed is not None:
+        return _library
+    with _lock:
+        if _library is not None or _failed is not None:
+            return _library
+        from cortexsnn.data.paths import cache_dir
+
+        source = _SOURCE.read_bytes()
+        key = hashlib.sha256(source + " ".join(_FLAGS).encode()).hexdigest()[:16]
+        target = cache_dir() / "kernels" / f"spike_conv_cpu_{key}.so"
+        try:
+            if not target.is_file():
+                _compile(target)
+            lib = ctypes.CDLL(str(target))
+            _declare(lib)
+            _library = lib
+        except (OSError, KernelBuildError) as exc:
+            _failed = str(exc)
+            warnings.warn(
+                f"cortexsnn: the event-driven spike convolution kernel is unavailable ({exc}); "
+                "using dense PyTorch convolutions (slower). Install gcc with OpenMP to enable it.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return _library

@@ -1,0 +1,79 @@
+/*
+ * Event-driven convolution of cumulative spike waves (cortexsnn.plasticity), CPU, OpenMP.
+ *
+ * Input spikes are first-spike latencies lat[B][C][H][W] (uint8, T = never); the waves are
+ * wave[t] = (lat <= t), so the potential of output neuron (f, y, x) at step t is
+ *     P[t][f][y][x] = sum over (c, i, j) with lat[c][y+i][x+j] <= t of w[f][c][i][j].
+ * For each output position the kernel adds, for every input spike in the receptive field, the
+ * row w[:, c, i, j] (F contiguous values, from the transposed weight wt[C][KH][KW][F]) into the
+ * increment of its own step, then sums the increments over time: the cost is one dense
+ * convolution's worth of work at most (every input spiking) instead of T of them.
+ *
+ * Modes:
+ *   0  potentials  out[B][HO][WO][T][F] (floating)
+ *   1  fire        first step with P > threshold, out[B][F][HO][WO] (uint8, T = never)
+ *   2  last step   out[B][HO][WO][F] = P[T-1] (floating)
+ *   3  fire+value  as 1, and out2[B][F][HO][WO] = P at the first spike (0 if none) (floating)
+ * Positions (b, y, x) are independent: a call handles positions [p_begin, p_end) of the flat
+ * (b, y, x) index, so that callers can split the work over threads without write conflicts.
+ * No OpenMP on purpose: a second OpenMP runtime next to PyTorch's keeps spinning threads that
+ * slow down every PyTorch operation that follows (the caller uses a thread pool instead).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFINE_KERNEL(T_, SUF)                                                                     \
+void spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, int64_t B, int64_t C,          \
+                      int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t T,          \
+                      int mode, T_ threshold, int64_t p_begin, int64_t p_end) {                    \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1;                                                \
+    (void)B;                                                                                       \
+    {                                                                                              \
+        T_ *acc = (T_ *)malloc(sizeof(T_) * (size_t)(T * F));                                      \
+        for (int64_t p = p_begin; p < p_end; ++p) {                                                \
+            const int64_t b = p / (HO * WO), y = (p / WO) % HO, x = p % WO;                        \
+            const int64_t steps = (mode == 2) ? 1 : T;                                             \
+            memset(acc, 0, sizeof(T_) * (size_t)(steps * F));                                     \
+            for (int64_t c = 0; c < C; ++c) {                                                      \
+                const uint8_t *plane = lat + ((b * C + c) * H + y) * W + x;                        \
+                for (int64_t i = 0; i < KH; ++i) {                                                 \
+                    for (int64_t j = 0; j < KW; ++j) {                                             \
+                        const int64_t s = plane[i * W + j];                                        \
+                        if (s >= T) continue;                                                      \
+                        T_ *dst = acc + (mode == 2 ? 0 : s * F);                                   \
+                        const T_ *src = wt + ((c * KH + i) * KW + j) * F;                          \
+                        for (int64_t f = 0; f < F; ++f) dst[f] += src[f];                          \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            if (mode == 2) {                                                                       \
+                memcpy((T_ *)out + p * F, acc, sizeof(T_) * (size_t)F);                            \
+                continue;                                                                          \
+            }                                                                                      \
+            for (int64_t t = 1; t < T; ++t) {                                                      \
+                T_ *cur = acc + t * F;                                                             \
+                const T_ *prev = cur - F;                                                          \
+                for (int64_t f = 0; f < F; ++f) cur[f] += prev[f];                                 \
+            }                                                                                      \
+            if (mode == 0) {                                                                       \
+                memcpy((T_ *)out + p * T * F, acc, sizeof(T_) * (size_t)(T * F));                  \
+            } else {                                                                               \
+                uint8_t *spikes = (uint8_t *)out;                                                  \
+                for (int64_t f = 0; f < F; ++f) {                                                  \
+                    int64_t first = T;                                                             \
+                    for (int64_t t = 0; t < T; ++t) {                                              \
+                        if (acc[t * F + f] > threshold) { first = t; break; }                      \
+                    }                                                                              \
+                    const int64_t o = ((b * F + f) * HO + y) * WO + x;                             \
+                    spikes[o] = (uint8_t)first;                                                    \
+                    if (mode == 3) ((T_ *)out2)[o] = first < T ? acc[first * F + f] : (T_)0;       \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        free(acc);                                                                                 \
+    }                                                                                              \
+}
+
+DEFINE_KERNEL(float, f32)
+DEFINE_KERNEL(double, f64)

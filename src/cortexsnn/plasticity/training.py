@@ -1,0 +1,273 @@
+"""Layer-wise training of STDP networks: STDP stages, R-STDP stages, early stopping.
+
+Update modes (``mode=``):
+
+* ``"sequential"`` — the seed's semantics: the images of a batch are processed one after the
+  other and the weights change after each image, before the next one is seen. Layers before the
+  trained one are frozen, so their outputs are still computed for the whole batch at once; only
+  the trained layer(s) run image by image (each image vectorised).
+* ``"batched"`` — winners and updates of a whole batch are computed from the weights at the
+  start of the batch, summed (several images may update the same feature) and applied together,
+  then clamped. Much faster; the learning dynamics differ (one update per batch instead of one
+  per image), so rates tuned for the seed may need smaller batches (``chunk``) to behave alike.
+
+The STDP rate schedule (``a+`` doubling every 500 samples) follows each image's own sample
+number in both modes; the R-STDP adaptive rates change after every batch of ``batch_size``.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+
+from cortexsnn.plasticity.models.network import Stage, STDPNetwork
+from cortexsnn.plasticity.spike_ops import (
+    conv_fire_values,
+    decision_winners,
+    inhibit_pointwise,
+    k_winners,
+)
+from cortexsnn.plasticity.stdp import apply_stdp_batch, apply_stdp_image, stdp_delta, stdp_rates_for_samples
+
+__all__ = ["MODES", "AdaptiveRates", "stage_inputs", "train_stdp_batch", "train_rstdp_batch", "evaluate_latencies"]
+
+MODES = ("sequential", "batched")
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run per-image work on one thread: the tensors of one image are too small to gain from
+    PyTorch's intra-op threads, and each parallel region costs a wake-up of the other threads
+    (milliseconds on a busy machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+@dataclass
+class AdaptiveRates:
+    """Scale factors of the R-STDP rates: reward x miss fraction, punishment x hit fraction of
+    the previous batch (1 before the first batch, as in the seed)."""
+
+    reward: float = 1.0
+    punish: float = 1.0
+
+    def update(self, hits: int, misses: int, total: int) -> None:
+        self.reward = misses / total
+        self.punish = hits / total
+
+
+@dataclass
+class _InBounds:
+    """Layers whose whole weight tensor is known to lie within the bounds (clamping only the
+    updated features is then equivalent to the seed's clamp of everything)."""
+
+    names: set = field(default_factory=set)
+
+
+def stage_inputs(model: STDPNetwork, stage: Stage, latencies: torch.Tensor) -> torch.Tensor:
+    """Input latencies of a stage's first layer (frozen layers before it run batched)."""
+    first = stage.layers[0]
+    if first in model.heads:
+        return model.run_ops(latencies)
+    return model.run_ops(latencies, 0, model.op_index(first))
+
+
+# ---------------------------------------------------------------------------------- STDP
+def _stdp_winners(layer, padded: torch.Tensor, time_steps: int):
+    lat, values = conv_fire_values(padded, layer.weight, time_steps, layer.threshold, layer.method)
+    lat, values = inhibit_pointwise(lat, values, time_steps)
+    winners, valid = k_winners(lat, values, layer.k_winners, layer.inhibition_radius, time_steps)
+    bi = torch.arange(lat.shape[0]).view(-1, 1)
+    winner_lat = lat[bi, winners[..., 0], winners[..., 1], winners[..., 2]]
+    return lat, winners, winner_lat, valid
+
+
+@torch.no_grad()
+def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, mode: str, chunk: int = 100) -> dict:
+    """One batch of unsupervised STDP on ``layer_name``; ``inputs`` are that layer's input latencies.
+
+    Returns statistics: number of winners per image and the layer's convergence
+    ``mean(w (1 - w))`` (SpykeTorch's C_l, 0 when every weight sits at a bound).
+    """
+    _check_mode(mode)
+    layer = model.layers[layer_name]
+    rule = layer.stdp
+    if rule is None:
+        raise ValueError(f"layer {layer_name} has no STDP rule")
+    time_steps = model.time_steps
+    padded = layer.pad(inputs, time_steps)
+    batch = padded.shape[0]
+    start = int(layer.samples_seen)
+    a_plus, a_minus = stdp_rates_for_samples(rule, torch.arange(start + 1, start + batch + 1))
+    n_winners = 0
+    if mode == "sequential":
+        in_bounds = bool(((layer.weight >= rule.lower) & (layer.weight <= rule.upper)).all())
+        with single_thread():
+            for i in range(batch):
+                _, winners, winner_lat, valid = _stdp_winners(layer, padded[i : i + 1], time_steps)
+                apply_stdp_image(layer.weight, padded[i : i + 1], winners, winner_lat, valid, a_plus[i], a_minus[i],
+                                 rule.stabilizer, rule.lower, rule.upper, clamp_all=not in_bounds)
+                in_bounds = True
+                n_winners += int(valid.sum())
+    else:
+        delta = torch.zeros_like(layer.weight)
+        for s in range(0, batch, chunk):
+            part = padded[s : s + chunk]
+            _, winners, winner_lat, valid = _stdp_winners(layer, part, time_steps)
+            delta += stdp_delta(layer.weight, part, winners, winner_lat, valid, a_plus[s : s + chunk],
+                                a_minus[s : s + chunk], rule.stabilizer, rule.lower, rule.upper)
+            n_winners += int(valid.sum())
+        apply_stdp_batch(layer.weight, delta, rule.lower, rule.upper)
+    layer.samples_seen += batch
+    w = layer.weight
+    return {"winners_per_image": n_winners / max(batch, 1), "convergence": float((w * (1 - w)).mean())}
+
+
+# ---------------------------------------------------------------------------------- R-STDP
+def _reward_rates(rule, reward: torch.Tensor, adaptive: AdaptiveRates):
+    """Per-image ``(a+, a-)``: reward rates for hits, punishment rates for misses."""
+    rs = adaptive.reward if rule.adaptive else 1.0
+    ps = adaptive.punish if rule.adaptive else 1.0
+    a_plus = torch.where(reward, rule.reward_plus * rs, rule.punish_plus * ps).to(torch.float64)
+    a_minus = torch.where(reward, rule.reward_minus * rs, rule.punish_minus * ps).to(torch.float64)
+    return a_plus, a_minus
+
+
+def _rstdp_forward(model: STDPNetwork, stage: Stage, inputs: torch.Tensor):
+    """Decision of every head, plus the thresholded R-STDP layer's winners when the stage has one.
+
+    Returns ``(record, head_results, decision)`` where ``record`` maps a layer name to
+    ``(padded input, winners [B, K, 3], winner latency [B, K], valid [B, K])``.
+    """
+    time_steps = model.time_steps
+    record = {}
+    features = inputs
+    feature_layers = [n for n in stage.layers if n not in model.heads]
+    if feature_layers:
+        name = feature_layers[0]
+        layer = model.layers[name]
+        padded = layer.pad(inputs, time_steps)
+        lat, values = conv_fire_values(padded, layer.weight, time_steps, layer.threshold, layer.method)
+        inhibited, inh_values = inhibit_pointwise(lat, values, time_steps)
+        winners, valid = k_winners(inhibited, inh_values, layer.k_winners, layer.inhibition_radius, time_steps)
+        bi = torch.arange(lat.shape[0]).view(-1, 1)
+        record[name] = (padded, winners, inhibited[bi, winners[..., 0], winners[..., 1], winners[..., 2]], valid)
+        features = model.run_ops(lat, model.op_index(name) + 1)
+    heads = []
+    for head in model.heads:
+        layer = model.layers[head]
+        padded = layer.pad(features, time_steps)
+        from cortexsnn.plasticity.spike_ops import last_step_potentials
+
+        pot = last_step_potentials(padded, layer.weight, time_steps, layer.method)
+        winner, valid = decision_winners(pot, time_steps)
+        cls = torch.where(valid, winner[:, 0] // model.features_per_class, torch.full_like(winner[:, 0], -1))
+        heads.append((head, padded, winner, valid, cls))
+        if head in stage.layers:
+            lat_w = torch.full((winner.shape[0], 1), time_steps - 1, dtype=torch.long)
+            record[head] = (padded, winner.unsqueeze(1), lat_w, valid.unsqueeze(1))
+    decision = model.combine([h[4] for h in heads])
+    return record, heads, decision
+
+
+def _rewards(model: STDPNetwork, name: str, heads, decision: torch.Tensor, labels: torch.Tensor):
+    """``(reward, active)`` per image for layer ``name``: a head in a majority vote is judged by
+    its own vote, every other layer by the network's decision; silent decisions learn nothing."""
+    if model.vote == "majority" and name in model.heads:
+        cls = next(h[4] for h in heads if h[0] == name)
+    else:
+        cls = decision
+    return cls == labels, cls >= 0
+
+
+def _apply_rstdp(model, stage, record, heads, decision, labels, adaptive, mode_batched: bool, in_bounds: set) -> None:
+    for name, (padded, winners, winner_lat, valid) in record.items():
+        layer = model.layers[name]
+        rule = layer.rstdp
+        reward, active = _rewards(model, name, heads, decision, labels)
+        a_plus, a_minus = _reward_rates(rule, reward, adaptive)
+        use = valid & active.view(-1, 1)
+        if mode_batched:
+            delta = stdp_delta(layer.weight, padded, winners, winner_lat, use, a_plus, a_minus,
+                               rule.stabilizer, rule.lower, rule.upper)
+            apply_stdp_batch(layer.weight, delta, rule.lower, rule.upper)
+        elif bool(use.any()):
+            # the seed updates only when the network decided (reward or punishment)
+            apply_stdp_image(layer.weight, padded, winners, winner_lat, use, a_plus[0], a_minus[0],
+                             rule.stabilizer, rule.lower, rule.upper, clamp_all=name not in in_bounds)
+            in_bounds.add(name)
+
+
+@torch.no_grad()
+def train_rstdp_batch(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, labels: torch.Tensor, mode: str,
+                      adaptive: AdaptiveRates, chunk: int = 250) -> dict:
+    """One batch of R-STDP for ``stage``; ``inputs`` from :func:`stage_inputs`.
+
+    Returns counts ``hits``, ``misses``, ``silent`` (of the network's decisions during training)
+    and updates ``adaptive`` for the next batch.
+    """
+    _check_mode(mode)
+    labels = labels.long()
+    _check_labels(labels, model.n_classes)
+    batch = inputs.shape[0]
+    decisions = []
+    if mode == "sequential":
+        in_bounds = {n for n in stage.layers
+                     if bool(((model.layers[n].weight >= model.layers[n].rstdp.lower)
+                              & (model.layers[n].weight <= model.layers[n].rstdp.upper)).all())}
+        with single_thread():
+            for i in range(batch):
+                record, heads, decision = _rstdp_forward(model, stage, inputs[i : i + 1])
+                _apply_rstdp(model, stage, record, heads, decision, labels[i : i + 1], adaptive, False, in_bounds)
+                decisions.append(decision)
+    else:
+        deltas: dict[str, torch.Tensor] = {n: torch.zeros_like(model.layers[n].weight) for n in stage.layers}
+        for s in range(0, batch, chunk):
+            record, heads, decision = _rstdp_forward(model, stage, inputs[s : s + chunk])
+            part_labels = labels[s : s + chunk]
+            for name, (padded, winners, winner_lat, valid) in record.items():
+                layer = model.layers[name]
+                rule = layer.rstdp
+                reward, active = _rewards(model, name, heads, decision, part_labels)
+                a_plus, a_minus = _reward_rates(rule, reward, adaptive)
+                deltas[name] += stdp_delta(layer.weight, padded, winners, winner_lat, valid & active.view(-1, 1),
+                                           a_plus, a_minus, rule.stabilizer, rule.lower, rule.upper)
+            decisions.append(decision)
+        for name, delta in deltas.items():
+            rule = model.layers[name].rstdp
+            apply_stdp_batch(model.layers[name].weight, delta, rule.lower, rule.upper)
+    decision = torch.cat(decisions)
+    hits = int((decision == labels).sum())
+    silent = int((decision < 0).sum())
+    misses = batch - hits - silent
+    adaptive.update(hits, misses, batch)
+    return {"hits": hits, "misses": misses, "silent": silent}
+
+
+def _check_labels(labels: torch.Tensor, n_classes: int) -> None:
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(
+            f"labels must lie in 0..{n_classes - 1} for this model, got values from {int(labels.min())} "
+            f"to {int(labels.max())}"
+        )
+
+
+@torch.no_grad()
+def evaluate_latencies(model: STDPNetwork, latencies: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decisions ``[N]`` (-1 = silent) and class scores ``[N, n_classes]`` for encoded inputs."""
+    decisions, scores = [], []
+    for s in range(0, latencies.shape[0], batch_size):
+        d, sc = model.predict(latencies[s : s + batch_size])
+        decisions.append(d)
+        scores.append(sc)
+    return torch.cat(decisions), torch.cat(scores)
