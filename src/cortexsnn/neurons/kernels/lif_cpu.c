@@ -5,7 +5,8 @@
  * final membrane potential and (for training) the membrane potential before firing H[t]; the
  * backward pass runs the adjoint recurrence in reverse time from H alone (S = H >= v_th and
  * V[t-1] are recomputed from it). Neurons are processed in chunks that stay in L1 cache, chunks
- * in parallel with OpenMP, the inner loop over neurons vectorised.
+ * in parallel with OpenMP, the inner loop over neurons vectorised. The schedule is dynamic: on a
+ * busy machine a descheduled thread does not leave its static share of the work waiting.
  *
  * Charge modes (SpikingJelly semantics, vr = v_reset for a hard reset, 0 for a soft one):
  *   0  IF:                     H = V + X
@@ -40,7 +41,7 @@ void lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps,
                        int mode, T_ d, T_ v_th, T_ v_reset, int hard, int threads) {                \
     const T_ vr = hard ? v_reset : (T_)0;                                                          \
     const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")                              \
+    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads)")                              \
     for (int64_t c = 0; c < chunks; ++c) {                                                         \
         const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
         T_ vc[CHUNK];                                                                              \
@@ -79,7 +80,7 @@ double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcas
     const T_ keep = detach_reset ? (T_)0 : (T_)1;                                                  \
     const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
     double grad_d = 0.0;                                                                           \
-    _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(+:grad_d)")          \
+    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+:grad_d)")          \
     for (int64_t c = 0; c < chunks; ++c) {                                                         \
         const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
         T_ gv[CHUNK], gsrow[CHUNK];                                                                \
