@@ -263,7 +263,8 @@ def k_winners(
     cols = torch.arange(w, device=latencies.device).view(1, 1, w)
     batch_index = torch.arange(b, device=latencies.device)
     for i in range(k):
-        best, index = total.max(dim=1)
+        index = total.argmax(dim=1)  # first index among equal scores
+        best = total.gather(1, index.unsqueeze(1)).squeeze(1)
         feature, pos = index // (h * w), index % (h * w)
         row, col = pos // w, pos % w
         winners[:, i, 0], winners[:, i, 1], winners[:, i, 2] = feature, row, col
@@ -292,7 +293,8 @@ def decision_winners(last_potentials: torch.Tensor, time_steps: int) -> tuple[to
     truncated = torch.where(spiking, last_potentials, torch.zeros((), dtype=last_potentials.dtype))
     v = truncated.flatten(1).max(dim=1).values.view(b, 1, 1, 1) * time_steps
     total = torch.where(spiking, truncated + v, torch.zeros((), dtype=last_potentials.dtype)).reshape(b, -1)
-    best, index = total.max(dim=1)
+    index = total.argmax(dim=1)
+    best = total.gather(1, index.unsqueeze(1)).squeeze(1)
     pos = index % (h * w)
     winner = torch.stack([index // (h * w), pos // w, pos % w], dim=1)
     return winner, best > 0

@@ -138,8 +138,9 @@ def _reward_rates(rule, reward: torch.Tensor, adaptive: AdaptiveRates):
     """Per-image ``(a+, a-)``: reward rates for hits, punishment rates for misses."""
     rs = adaptive.reward if rule.adaptive else 1.0
     ps = adaptive.punish if rule.adaptive else 1.0
-    a_plus = torch.where(reward, rule.reward_plus * rs, rule.punish_plus * ps).to(torch.float64)
-    a_minus = torch.where(reward, rule.reward_minus * rs, rule.punish_minus * ps).to(torch.float64)
+    f64 = dict(dtype=torch.float64)
+    a_plus = torch.where(reward, torch.tensor(rule.reward_plus * rs, **f64), torch.tensor(rule.punish_plus * ps, **f64))
+    a_minus = torch.where(reward, torch.tensor(rule.reward_minus * rs, **f64), torch.tensor(rule.punish_minus * ps, **f64))
     return a_plus, a_minus
 
 
