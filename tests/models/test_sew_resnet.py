@@ -89,3 +89,75 @@ def test_bad_input_and_names():
         model(torch.rand(1, 1, 1, 32, 32))
     with pytest.raises(ValueError, match="neuron type"):
         create_model("sew_resnet18", neuron="hodgkin-huxley")
+
+
+def _basic_block_params(cin, c, downsample):
+    return cin * c * 9 + 2 * c + c * c * 9 + 2 * c + (cin * c + 2 * c if downsample else 0)
+
+
+def _resnext_block_params(cin, c, downsample, inverted):
+    hidden = cin * (6 if inverted else 1) // (2 if cin == c else 1)
+    params = cin * hidden + 2 * hidden + hidden * (hidden // 32) * 9 + 2 * hidden + hidden * c + 2 * c
+    return params + (cin * c + 2 * c if downsample else 0)
+
+
+@pytest.mark.parametrize("name, depth, widths, kind", [
+    ("sew_resnet8", 1, (128, 256, 512), "basic"), ("sew_resnet14", 2, (128, 256, 512), "basic"),
+    ("wide_sew_resnet8", 1, (512, 1024, 2048), "basic"),
+    ("sew_resnext11", 1, (128, 256, 512), "resnext"), ("sew_resnext20", 2, (128, 256, 512), "resnext"),
+    ("sew_resnext20_inverted", 2, (128, 256, 512), "inverted"),
+])
+def test_shallow_models_parameter_counts_by_hand(name, depth, widths, kind):
+    expected = 3 * 64 * 49 + 2 * 64 + widths[-1] * 10 + 10
+    cin = 64
+    for c in widths:
+        for i in range(depth):
+            if kind == "basic":
+                expected += _basic_block_params(cin, c, i == 0)
+            else:
+                expected += _resnext_block_params(cin, c, i == 0, kind == "inverted")
+            cin = c
+    model = create_model(name, num_classes=10)
+    assert sum(p.numel() for p in model.parameters()) == expected
+    # the seed's names: stages block1..3
+    assert model.scoring_layers[2] == "block1.0" and f"block3.{depth - 1}" in model.scoring_layers
+    assert len(model.scoring_layers) == 3 + 3 * depth
+
+
+def test_checkpointed_stages_give_the_same_gradients_and_state():
+    torch.manual_seed(0)
+    plain = create_model("sew_resnet8", num_classes=4, neuron="lif")
+    lean = create_model("sew_resnet8", num_classes=4, neuron="lif", checkpoint_stages=True)
+    lean.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 2, 3, 32, 32) * 3
+    calls = {"plain": 0, "lean": 0}
+    plain.block2.register_forward_pre_hook(lambda *a: calls.__setitem__("plain", calls["plain"] + 1))
+    lean.block2.register_forward_pre_hook(lambda *a: calls.__setitem__("lean", calls["lean"] + 1))
+    results = []
+    for model in (plain, lean):
+        out = model(x)
+        out.mean(0).logsumexp(-1).sum().backward()
+        results.append((out, [m.v.clone() for m in model.modules() if hasattr(m, "v_threshold")]))
+    assert calls == {"plain": 1, "lean": 2}  # the checkpointed stage ran again in backward (it may stop early, so count entries)
+    torch.testing.assert_close(results[1][0], results[0][0])
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(b, a)  # the final neuron state is the same
+    for (name, a), b in zip(plain.named_parameters(), lean.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=name)
+    for (name, a), b in zip(plain.named_buffers(), lean.buffers()):
+        torch.testing.assert_close(b, a, msg=name)  # batch-norm statistics updated once
+
+
+def test_record_layers_gives_time_major_outputs():
+    from cortexsnn.models.layers import record_layers
+
+    model = create_model("sew_resnet18", num_classes=4).eval()
+    with torch.no_grad(), record_layers(model) as seen:
+        model(torch.rand(3, 2, 3, 64, 64))
+    shapes = {name: torch.cat(parts).shape for name, parts in seen.items()}
+    assert list(shapes) == model.scoring_layers
+    assert shapes["sn1"] == (3, 2, 64, 32, 32) and shapes["layer4.1"] == (3, 2, 512, 2, 2)
+    assert shapes["avgpool"] == (3, 2, 512, 1, 1)
+    with pytest.raises(KeyError, match="no layers"):
+        with record_layers(model, ["layer9"]):
+            pass

@@ -7,12 +7,14 @@ subclasses of the torch layers, so their state-dict keys are the familiar ones (
 """
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from cortexsnn.neurons import IFNode, LIFNode, PLIFNode, reset
+from cortexsnn.neurons import IFNode, LIFNode, MemoryModule, PLIFNode, reset
 from cortexsnn.neurons.surrogate import ATan
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "make_neuron",
     "NEURONS",
     "SpikingModel",
+    "run_stage",
+    "record_layers",
 ]
 
 
@@ -54,11 +58,20 @@ class SeqConvTranspose2d(nn.ConvTranspose2d):
 
 
 class SeqBatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` over ``[T, B, C, H, W]``: statistics over time, batch and space."""
+    """``nn.BatchNorm2d`` over ``[T, B, C, H, W]``: statistics over time, batch and space.
+
+    With ``per_step = True`` a training forward takes the statistics of each time step
+    separately (and updates the running statistics once per step), as a network stepped one
+    time step at a time does; in evaluation both are the same.
+    """
+
+    per_step: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 4:
             return super().forward(x)
+        if self.per_step and self.training and x.shape[0] > 1:
+            return torch.stack([super(SeqBatchNorm2d, self).forward(x_t) for x_t in x])
         return _fold(super().forward, x)
 
 
@@ -130,3 +143,101 @@ class SpikingModel(nn.Module):
         self.check_input(x)
         if not self.stateful:
             reset(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Activation checkpointing of stateful stages
+
+
+def _state_of(module: nn.Module) -> list[tuple[nn.Module, str, object]]:
+    """References to the neuron states and copies of the batch-norm statistics inside ``module``.
+
+    Neurons replace their state tensors (never update them in place), so a reference suffices;
+    batch norm updates its running statistics in place, so those are cloned (a few KiB).
+    """
+    saved: list[tuple[nn.Module, str, object]] = []
+    for sub in module.modules():
+        if isinstance(sub, MemoryModule):
+            saved.extend((sub, name, value) for name, value in sub.memories())
+        elif isinstance(sub, nn.modules.batchnorm._BatchNorm) and sub.track_running_stats:
+            saved.extend((sub, name, getattr(sub, name).clone())
+                         for name in ("running_mean", "running_var", "num_batches_tracked")
+                         if getattr(sub, name) is not None)
+    return saved
+
+
+def _restore(saved: list[tuple[nn.Module, str, object]]) -> None:
+    for sub, name, value in saved:
+        if isinstance(sub, MemoryModule):
+            setattr(sub, name, value)
+        else:
+            getattr(sub, name).copy_(value)
+
+
+def run_stage(stage: nn.Module, x: Tensor, checkpointed: bool = False) -> Tensor:
+    """``stage(x)``, optionally with activation checkpointing (recomputed in the backward pass).
+
+    A stage with spiking neurons has state: the recomputation first puts back the neuron state
+    the stage started from, and afterwards the state and batch-norm statistics the model holds
+    at that moment, so checkpointing changes neither the outputs, the gradients, nor the state
+    carried to the next call.
+    """
+    if not checkpointed or not torch.is_grad_enabled():
+        return stage(x)
+    initial = [(sub, name, value) for sub, name, value in _state_of(stage) if isinstance(sub, MemoryModule)]
+    calls = [0]
+
+    def replay(inputs: Tensor) -> Tensor:
+        calls[0] += 1
+        if calls[0] == 1:
+            return stage(inputs)
+        current = _state_of(stage)  # recomputation during backward
+        _restore(initial)
+        try:
+            return stage(inputs)
+        finally:
+            _restore(current)
+
+    return checkpoint(replay, x, use_reentrant=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording the scored layers
+
+
+@contextlib.contextmanager
+def record_layers(model: nn.Module, names: Sequence[str] | None = None,
+                  transform: Callable[[Tensor], Tensor] | None = None) -> Iterator[dict[str, list[Tensor]]]:
+    """Record the outputs of ``names`` (default: ``model.scoring_layers``) while the block runs.
+
+    Yields a dict ``name -> list of outputs``; in the zoo every output is time-major, and a layer
+    stepped inside a time loop (LoRaFB-SNet's blocks) contributes one ``[1, B, ...]`` piece per
+    step, so ``torch.cat(outputs[name])`` is always the layer's ``[T, B, ...]`` response.
+    ``transform`` (e.g. a spatial mean, or ``.detach().cpu()``) is applied to each piece as it
+    arrives, so that only what is needed is kept.
+
+    Example::
+
+        with record_layers(model) as seen:
+            model(x)
+        features = {name: torch.cat(parts) for name, parts in seen.items()}
+    """
+    names = list(getattr(model, "scoring_layers", []) if names is None else names)
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        raise KeyError(f"{type(model).__name__} has no layers {unknown}; scored layers: {getattr(model, 'scoring_layers', [])}")
+    store: dict[str, list[Tensor]] = {n: [] for n in names}
+    keep = transform or (lambda t: t.detach())
+
+    def hook_for(name: str):
+        def hook(module: nn.Module, inputs, output) -> None:
+            store[name].append(keep(output))
+        return hook
+
+    handles = [modules[n].register_forward_hook(hook_for(n)) for n in names]
+    try:
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -22,15 +22,21 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from cortexsnn.models.layers import SeqAdaptiveAvgPool2d, SeqBatchNorm2d, SeqConv2d, SeqMaxPool2d, SpikingModel, make_neuron
+from cortexsnn.models.layers import SeqAdaptiveAvgPool2d, SeqBatchNorm2d, SeqConv2d, SpikingModel, make_neuron, run_stage
+from cortexsnn.neurons import MemoryModule
 from cortexsnn.models.registry import register_model
 from cortexsnn.models.sew_resnet import _DEPTHS, BasicBlock, SEWResNet
 
 __all__ = ["RecurrentStage", "LoRaFBSNet"]
 
 
-class RecurrentStage(nn.Module):
-    """One stage with its long-range feedback loop (see the module docstring)."""
+class RecurrentStage(MemoryModule):
+    """One stage with its long-range feedback loop (see the module docstring).
+
+    The stage's last output is state (``y``): with a stateful model it carries over to the next
+    call, so a movie fed in chunks is one continuous sequence; :func:`cortexsnn.neurons.reset`
+    clears it (``O[-1] = 0``).
+    """
 
     def __init__(self, sub_module: nn.Sequential, c_in: int, c_out: int, stride: int,
                  neuron: Callable[[], nn.Module]) -> None:
@@ -46,10 +52,12 @@ class RecurrentStage(nn.Module):
                                              groups=c_out, bias=False)
             self.bn1 = SeqBatchNorm2d(c_out)
             self.sn1 = neuron()
+        self.register_memory("y", None)
 
     def _feedback(self, previous: Tensor, size: tuple[int, int]) -> Tensor:
         if self.stride == 1:
             return previous
+        # output_size crops the x2 upsampling to odd input sizes (the seed supports even sizes only)
         up = self.dwconv(previous, output_size=list(size))
         return self.sn1(self.bn1(up.unsqueeze(0)))[0]
 
@@ -59,20 +67,42 @@ class RecurrentStage(nn.Module):
         return self.sub_module(fused)[0]
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x [T, B, C_in, H, W]`` (the previous stage's outputs) -> ``[T, B, C_out, H', W']``."""
         steps, batch, _, height, width = x.shape
-        previous = x.new_zeros(batch, self.c_out, math.ceil(height / self.stride), math.ceil(width / self.stride))
+        previous = self.y
+        if previous is None:
+            previous = x.new_zeros(batch, self.c_out, math.ceil(height / self.stride), math.ceil(width / self.stride))
+        elif previous.shape[0] != batch:
+            raise ValueError(f"the stage holds the state of a batch of {previous.shape[0]}, got {batch}; "
+                             "call cortexsnn.neurons.reset(model) between batches")
         outputs = []
         for t in range(steps):
             previous = self._step(x[t], previous)
             outputs.append(previous)
+        self.y = previous
         return torch.stack(outputs)
 
 
 class LoRaFBSNet(SpikingModel):
-    """SEW-ResNet backbone (LIF, tau 2) with a long-range feedback loop around every stage."""
+    """SEW-ResNet backbone (LIF, tau 2) with a long-range feedback loop around every stage.
 
-    def __init__(self, depth: int = 18, cnf: str = "ADD", neuron: str = "lif", neuron_kwargs: dict | None = None,
-                 num_classes: int = 1000, in_channels: int = 3) -> None:
+    Args:
+        depth: 18, 34, 50, 101 or 152.
+        cnf: connect function of the SEW blocks; ``None`` gives plain residual blocks with the
+            neuron after the addition (LoRaFB-CNet: ``neuron="relu"``, ``cnf=None``).
+        neuron, neuron_kwargs: the neuron of every layer (``"lif"`` with tau 2 by default).
+        checkpoint_stages: recompute each stage's activations in the backward pass (for long
+            clips, e.g. T = 16 at 224 px), with the state restored around the recomputation.
+
+    Input ``[T, B, C, H, W]`` (an image repeated over T, or T video frames), output
+    ``[T, B, num_classes]``. Every ``forward`` starts from the initial state unless ``stateful``
+    is set; for a movie fed in chunks set ``model.stateful = True`` and call
+    :func:`cortexsnn.neurons.reset` once before the first chunk. In training, batch norm takes
+    its statistics per time step, as the seed's single-step network does.
+    """
+
+    def __init__(self, depth: int = 18, cnf: str | None = "ADD", neuron: str = "lif", neuron_kwargs: dict | None = None,
+                 num_classes: int = 1000, in_channels: int = 3, checkpoint_stages: bool = False) -> None:
         super().__init__()
         if depth not in _DEPTHS:
             raise ValueError(f"LoRaFB-SNet depth must be one of {sorted(_DEPTHS)}, got {depth}")
@@ -83,6 +113,8 @@ class LoRaFBSNet(SpikingModel):
                              num_classes=num_classes, in_channels=in_channels)
         make = lambda: make_neuron(neuron, **kwargs)  # noqa: E731
         self.in_channels = in_channels
+        self.checkpoint_stages = checkpoint_stages
+        backbone.bn1.per_step = True
         self.conv1, self.bn1, self.sn1, self.maxpool = backbone.conv1, backbone.bn1, backbone.sn1, backbone.maxpool
         c_in = 64
         self.stage_names = []
@@ -106,7 +138,7 @@ class LoRaFBSNet(SpikingModel):
         self.prepare(x)
         x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
         for name in self.stage_names:
-            x = getattr(self, name)(x)
+            x = run_stage(getattr(self, name), x, self.checkpoint_stages and self.training)
         return self.avgpool(x).flatten(2)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -146,6 +178,7 @@ def lorafb_snet152(**kwargs) -> LoRaFBSNet:
 
 @register_model
 def lorafb_cnet18(**kwargs) -> LoRaFBSNet:
-    """LoRaFB-CNet-18: the same wiring with ReLU instead of spiking neurons (no-spike ablation)."""
+    """LoRaFB-CNet-18: the same wiring with ReLU and plain residual blocks (the no-spike ablation)."""
     kwargs.setdefault("neuron", "relu")
+    kwargs.setdefault("cnf", None)
     return _lorafb(18, **kwargs)

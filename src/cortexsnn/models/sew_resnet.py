@@ -25,6 +25,7 @@ from cortexsnn.models.layers import (
     SeqMaxPool2d,
     SpikingModel,
     make_neuron,
+    run_stage,
 )
 from cortexsnn.models.registry import register_model
 
@@ -128,13 +129,21 @@ class SEWResNet(SpikingModel):
         cnf: connect function (``"ADD"``, ``"AND"``, ``"IAND"``, ``"OR"``) or ``None`` for Spiking ResNet.
         neuron: ``"if"`` (default), ``"lif"`` or ``"plif"``; ``neuron_kwargs`` go to its constructor.
         num_classes, in_channels, groups, width_per_group, zero_init_residual: as in torchvision.
+        stage_prefix: stage names are ``f"{stage_prefix}{i}"`` (``layer1..4`` as in torchvision;
+            the shallow models of the similarity paper use ``block1..3``).
+        checkpoint_stages: recompute each stage in the backward pass instead of storing its
+            activations (activation checkpointing; neuron state and batch-norm statistics are
+            restored around the recomputation, so results and gradients are unchanged).
+
+    The membrane state is reset at the start of every ``forward`` unless ``stateful`` is set.
     """
 
     def __init__(self, block: type, layers: Sequence[int], planes: Sequence[int] = (64, 128, 256, 512),
                  strides: Sequence[int] = (1, 2, 2, 2), cnf: str | None = "ADD", neuron: str = "if",
                  neuron_kwargs: dict | None = None, num_classes: int = 1000, in_channels: int = 3,
                  groups: int = 1, width_per_group: int = 64, stem_channels: int = 64,
-                 zero_init_residual: bool = False) -> None:
+                 zero_init_residual: bool = False, stage_prefix: str = "layer",
+                 checkpoint_stages: bool = False) -> None:
         super().__init__()
         if cnf is not None and cnf not in CONNECT_FUNCTIONS:
             raise ValueError(f"unknown connect function {cnf!r}; choose one of {CONNECT_FUNCTIONS}")
@@ -144,6 +153,7 @@ class SEWResNet(SpikingModel):
         self.neuron_type = neuron
         self.cnf = cnf
         self.in_channels = in_channels
+        self.checkpoint_stages = checkpoint_stages
         self._neuron = lambda: make_neuron(neuron, **kwargs)
         self.groups, self.base_width = groups, width_per_group
         self.inplanes = stem_channels
@@ -153,7 +163,7 @@ class SEWResNet(SpikingModel):
         self.maxpool = SeqMaxPool2d(kernel_size=3, stride=2, padding=1)
         self.stage_names = []
         for index, (count, width, stride) in enumerate(zip(layers, planes, strides), start=1):
-            name = f"layer{index}"
+            name = f"{stage_prefix}{index}"
             setattr(self, name, self._make_stage(block, width, count, stride))
             self.stage_names.append(name)
         self.avgpool = SeqAdaptiveAvgPool2d((1, 1))
@@ -195,7 +205,7 @@ class SEWResNet(SpikingModel):
         self.prepare(x)
         x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
         for name in self.stage_names:
-            x = getattr(self, name)(x)
+            x = run_stage(getattr(self, name), x, self.checkpoint_stages and self.training)
         return self.avgpool(x).flatten(2)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -264,8 +274,47 @@ def spiking_resnet152(**kwargs) -> SEWResNet:
     return _resnet(152, None, **kwargs)
 
 
-# Shallow models of the similarity paper: stem, then 3 stages of stride 2.
+# Shallow models of the similarity paper (seed 000): stem, then 3 stages ``block1..3`` of stride 2.
+class ResNeXtBlock(nn.Module):
+    """The shallow SEW-ResNeXt block of seed 000: 1x1 -> grouped 3x3 (32 groups) -> 1x1, no expansion.
+
+    The hidden width is the block's input width (x6 for the ``inverted`` variant), halved when the
+    block keeps its width.
+    """
+
+    expansion = 1
+    inverted = False
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 groups: int = 32, base_width: int = 64, cnf: str | None = "ADD",
+                 neuron: Callable[[], nn.Module] = make_neuron) -> None:
+        super().__init__()
+        hidden = inplanes * (6 if self.inverted else 1)
+        if inplanes == planes:
+            hidden //= 2
+        self.conv1 = conv1x1(inplanes, hidden)
+        self.bn1 = SeqBatchNorm2d(hidden)
+        self.sn1 = neuron()
+        self.conv2 = conv3x3(hidden, hidden, stride, groups)
+        self.bn2 = SeqBatchNorm2d(hidden)
+        self.sn2 = neuron()
+        self.conv3 = conv1x1(hidden, planes)
+        self.bn3 = SeqBatchNorm2d(planes)
+        self.sn3 = neuron()
+        self.downsample = downsample
+        self.cnf = cnf
+        if downsample is not None and cnf is not None:
+            self.downsample_sn = neuron()
+
+    forward = Bottleneck.forward
+
+
+class InvertedResNeXtBlock(ResNeXtBlock):
+    inverted = True
+
+
 def _shallow(block: type, depth_per_stage: int, planes=(128, 256, 512), cnf: str = "ADD", **kwargs) -> SEWResNet:
+    kwargs.setdefault("stage_prefix", "block")
     return SEWResNet(block, [depth_per_stage] * 3, planes=planes, strides=(2, 2, 2), cnf=cnf, **kwargs)
 
 
@@ -277,6 +326,7 @@ def sew_resnet8(cnf: str = "ADD", **kwargs) -> SEWResNet:
 
 @register_model
 def sew_resnet14(cnf: str = "ADD", **kwargs) -> SEWResNet:
+    """Stem + 3 BasicBlock stages (128/256/512 channels, two blocks each)."""
     return _shallow(BasicBlock, 2, cnf=cnf, **kwargs)
 
 
@@ -288,19 +338,35 @@ def wide_sew_resnet8(cnf: str = "ADD", **kwargs) -> SEWResNet:
 
 @register_model
 def wide_sew_resnet14(cnf: str = "ADD", **kwargs) -> SEWResNet:
+    """sew_resnet14 with 4x the stage channels (512/1024/2048)."""
     return _shallow(BasicBlock, 2, planes=(512, 1024, 2048), cnf=cnf, **kwargs)
+
+
+def _resnext(depth_per_stage: int, inverted: bool, cnf: str, **kwargs) -> SEWResNet:
+    kwargs.setdefault("groups", 32)
+    block = InvertedResNeXtBlock if inverted else ResNeXtBlock
+    return _shallow(block, depth_per_stage, planes=(128, 256, 512), cnf=cnf, **kwargs)
 
 
 @register_model
 def sew_resnext11(cnf: str = "ADD", **kwargs) -> SEWResNet:
-    """Stem + 3 grouped-bottleneck stages (32 groups x 4 channels), one block each."""
-    kwargs.setdefault("groups", 32)
-    kwargs.setdefault("width_per_group", 4)
-    return _shallow(Bottleneck, 1, planes=(128, 256, 512), cnf=cnf, **kwargs)
+    """Stem + 3 grouped-bottleneck stages (32 groups, 128/256/512 channels), one block each."""
+    return _resnext(1, False, cnf, **kwargs)
 
 
 @register_model
 def sew_resnext20(cnf: str = "ADD", **kwargs) -> SEWResNet:
-    kwargs.setdefault("groups", 32)
-    kwargs.setdefault("width_per_group", 4)
-    return _shallow(Bottleneck, 2, planes=(128, 256, 512), cnf=cnf, **kwargs)
+    """Stem + 3 grouped-bottleneck stages (32 groups, 128/256/512 channels), two blocks each."""
+    return _resnext(2, False, cnf, **kwargs)
+
+
+@register_model
+def sew_resnext11_inverted(cnf: str = "ADD", **kwargs) -> SEWResNet:
+    """sew_resnext11 with inverted (x6 wider) hidden layers."""
+    return _resnext(1, True, cnf, **kwargs)
+
+
+@register_model
+def sew_resnext20_inverted(cnf: str = "ADD", **kwargs) -> SEWResNet:
+    """sew_resnext20 with inverted (x6 wider) hidden layers."""
+    return _resnext(2, True, cnf, **kwargs)
