@@ -206,3 +206,67 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
         resolve_backend("cpu", "cpu")
     s, _ = lif_multistep(torch.randn(4, 3) + 1.0)  # still runs, on the torch path
     assert s.shape == (4, 3)
+
+
+_TRITON_CHECK = r"""
+import itertools
+import torch
+from cortexsnn.neurons.functional import if_multistep, lif_multistep, plif_multistep
+from cortexsnn.neurons.kernels import resolve_backend
+from cortexsnn.neurons.surrogate import ATan, FastSigmoid, Gaussian, Sigmoid, Triangle
+
+assert resolve_backend("triton", "cpu") == "triton"
+torch.manual_seed(0)
+D = torch.float64
+surrogates = (ATan(2.0), Sigmoid(4.0), FastSigmoid(3.0), Gaussian(0.4), Triangle(1.0))
+configs = list(itertools.product((0.0, -0.1, None), (True, False), (True, False)))
+for i, (v_reset, detach, decay_input) in enumerate(configs):  # every config, surrogates in turn
+    sur = surrogates[i % len(surrogates)]
+    x = (torch.randn(6, 3, 70, dtype=D) + 0.4).requires_grad_()
+    w = torch.tensor(0.2, dtype=D, requires_grad=True)
+    v0 = (torch.rand(3, 70, dtype=D) * 0.3).requires_grad_()
+    g = torch.randn_like(x)
+    kw = dict(v_reset=v_reset, detach_reset=detach, surrogate=sur, decay_input=decay_input)
+    out = []
+    for backend in ("triton", "torch"):
+        s, v = plif_multistep(x, w, v0, backend=backend, **kw)
+        grads = torch.autograd.grad((s * g).sum() + v.sum(), (x, w, v0))
+        out.append((s, v, *grads))
+    assert out[0][0].sum() > 0
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+# IF with an expanded (sum-loss) gradient in float32, and bfloat16 (computed in float32)
+for dtype, tol in ((torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
+    x = (torch.randn(7, 2, 300) + 0.4).to(dtype)
+    out = []
+    for backend in ("triton", "torch"):
+        xi = (x if backend == "triton" else x.float()).clone().requires_grad_()
+        s, v = if_multistep(xi, backend=backend)
+        s.sum().backward()
+        out.append((s.float(), v.float(), xi.grad.float()))
+    assert torch.equal(out[0][0], out[1][0])
+    torch.testing.assert_close(out[0][2], out[1][2], rtol=0, atol=tol)
+with torch.no_grad():
+    s, v = lif_multistep(torch.randn(5, 4, 9), backend="triton")
+print("TRITON-OK")
+"""
+
+
+def test_triton_kernel_in_the_interpreter():
+    """The CUDA Triton kernels, run by Triton's CPU interpreter, against the torch path."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    result = subprocess.run([sys.executable, "-c", _TRITON_CHECK], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert result.returncode == 0 and "TRITON-OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_triton_backend_needs_cuda_without_the_interpreter(monkeypatch):
+    pytest.importorskip("triton")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
+        resolve_backend("triton", "cpu")

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor
 
-from cortexsnn.neurons.kernels import cpu_kernel, resolve_backend
+from cortexsnn.neurons.kernels import cpu_kernel, resolve_backend, triton_kernel
 from cortexsnn.neurons.surrogate import ATan, Surrogate
 
 __all__ = [
@@ -239,7 +239,7 @@ class _NeuronSequence(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not zeros
         # track: grad mode is on and an input needs a gradient (decided by the caller: inside
         # forward() grad mode is always off); without it H is not even written (inference)
-        run = _forward_cpu if backend == "cpu" else _forward_torch
+        run = {"cpu": _forward_cpu, "torch": _forward_torch}.get(backend) or triton_kernel().forward
         spikes, h_seq, v_last = run(x, v0, mode, d, v_th, v_reset_value, hard, track)
         want_d = track and bool(ctx.needs_input_grad[2])
         ctx.save_for_backward(h_seq, x if want_d else None, v0 if want_d else None)
@@ -252,8 +252,8 @@ class _NeuronSequence(torch.autograd.Function):
         mode, d, v_th, v_reset, hard, detach, surrogate, backend, want_d, v_shape, d_dtype = ctx.config
         if grad_spikes is None:  # only v_last was used: a zero that takes no memory
             grad_spikes = h_seq.new_zeros(()).expand_as(h_seq)
-        run = _backward_cpu if backend == "cpu" else _backward_torch
-        if backend != "cpu" and grad_v_last is None:
+        run = {"cpu": _backward_cpu, "torch": _backward_torch}.get(backend) or triton_kernel().backward
+        if backend == "torch" and grad_v_last is None:
             grad_v_last = torch.zeros_like(h_seq[0])
         grad_x, grad_v0, grad_d = run(
             grad_spikes, grad_v_last,

@@ -5,12 +5,15 @@ Backends, in order of preference on each device:
 * ``"cpu"``: a small C kernel (``lif_cpu.c``, OpenMP, vectorised) compiled on first use with the
   system's C compiler into the cortexsnn cache (``CORTEXSNN_CACHE``) and called through
   ``ctypes``: it needs no PyTorch headers, so it builds in about a second.
+* ``"triton"``: the same kernel in Triton (``lif_triton.py``) for CUDA tensors; with
+  ``TRITON_INTERPRET=1`` it also runs on CPU tensors (how the tests check it without a GPU).
 * ``"torch"``: the same algorithm (forward recurrence, adjoint backward recurrence, only ``H``
-  saved) written with tensor operations: runs on every device, the fallback when no compiler is
-  available and the path used on GPUs.
+  saved) written with tensor operations: runs on every device and dtype, the fallback when no
+  compiler or Triton is available.
 
-``CORTEXSNN_NEURON_BACKEND`` (``auto``, ``cpu``, ``torch``) or a module's ``backend=`` argument
-forces one; ``auto`` takes ``cpu`` for CPU tensors when the kernel builds, else ``torch``.
+``CORTEXSNN_NEURON_BACKEND`` (``auto``, ``cpu``, ``triton``, ``torch``) or a module's
+``backend=`` argument forces one; ``auto`` takes ``cpu`` for CPU tensors when the kernel builds,
+``triton`` for CUDA tensors when Triton imports, else ``torch``.
 """
 from __future__ import annotations
 
@@ -25,14 +28,16 @@ import threading
 import warnings
 from pathlib import Path
 
-__all__ = ["cpu_kernel", "resolve_backend", "BACKENDS", "KernelBuildError"]
+__all__ = ["cpu_kernel", "triton_kernel", "resolve_backend", "BACKENDS", "KernelBuildError"]
 
-BACKENDS = ("auto", "cpu", "torch")
+BACKENDS = ("auto", "cpu", "triton", "torch")
 _SOURCE = Path(__file__).with_name("lif_cpu.c")
 _FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed: str | None = None
+_triton_module = None
+_triton_failed: str | None = None
 
 
 class KernelBuildError(RuntimeError):
@@ -104,17 +109,38 @@ def cpu_kernel() -> ctypes.CDLL | None:
     return _library
 
 
+def triton_kernel():
+    """The Triton kernel module (:mod:`.lif_triton`), or ``None`` when Triton cannot be imported."""
+    global _triton_module, _triton_failed
+    if _triton_module is None and _triton_failed is None:
+        try:
+            from cortexsnn.neurons.kernels import lif_triton
+
+            _triton_module = lif_triton
+        except Exception as exc:  # ImportError, or a Triton that fails to initialise
+            _triton_failed = f"{type(exc).__name__}: {exc}"
+    return _triton_module
+
+
 def resolve_backend(backend: str | None, device_type: str) -> str:
-    """The backend to use for tensors on ``device_type`` (``"cpu"`` or ``"torch"``)."""
+    """The backend to use for tensors on ``device_type``: ``"cpu"``, ``"triton"`` or ``"torch"``."""
     choice = (backend or os.environ.get("CORTEXSNN_NEURON_BACKEND") or "auto").lower()
     if choice not in BACKENDS:
         raise ValueError(f"unknown neuron backend {choice!r}; choose one of {BACKENDS}")
     if choice == "torch":
         return "torch"
+    if choice == "triton":
+        if triton_kernel() is None:
+            raise KernelBuildError(f"the Triton neuron backend was asked for but Triton is unavailable: {_triton_failed}")
+        if device_type != "cuda" and not _triton_module.interpreted():
+            raise ValueError(
+                "the 'triton' neuron backend needs CUDA tensors (or TRITON_INTERPRET=1 to run it on the CPU)"
+            )
+        return "triton"
     if device_type != "cpu":
         if choice == "cpu":
-            raise ValueError("the 'cpu' neuron backend needs CPU tensors; use 'auto' or 'torch' on GPUs")
-        return "torch"
+            raise ValueError("the 'cpu' neuron backend needs CPU tensors; use 'auto', 'triton' or 'torch' on GPUs")
+        return "triton" if device_type == "cuda" and triton_kernel() is not None else "torch"
     if cpu_kernel() is not None:
         return "cpu"
     if choice == "cpu":
