@@ -1,0 +1,585 @@
+"""Neural recordings and RDM sets: one container for each, a format-neutral NPZ, and readers.
+
+Two containers:
+
+* :class:`NeuralData` - responses of one or more brain areas to the *same ordered* stimuli,
+  ``area -> [stimuli, neurons]`` (or ``[trials, stimuli, neurons]``), with stimulus / neuron ids,
+  optional stimulus images and a ``meta`` dict that records the source and every preprocessing step.
+  ``data[area]`` is the float64 ``[stimuli, neurons]`` matrix the similarity metrics take.
+* :class:`RDMSet` - a stack of representational dissimilarity matrices of the same stimuli
+  (subjects, sessions, models), square, symmetric, zero diagonal, float64.
+
+Formats:
+
+* :func:`save_npz` / :func:`load_npz` - the documented way in for your own recordings: one ``.npz``
+  with ``responses/<area>`` arrays (``[stimuli, neurons]`` or ``[trials, stimuli, neurons]``), optional
+  ``stimulus_ids``, ``neuron_ids/<area>``, ``stimuli`` (images) and ``meta`` (a JSON string). A file
+  with a single ``responses`` array is one area (named by an ``area`` string or ``"area"``). Read
+  with ``allow_pickle=False``: no code in a data file is ever run.
+* :func:`load_rdm_npz` - a stack ``[subjects, n, n]`` in an ``.npz`` (Net2Brain's layout).
+* The seeds' preprocessed layouts (users bring the files; filters exactly as the seeds):
+  :func:`load_allen_natural_scenes`, :func:`load_allen_natural_movie`, :func:`load_macaque_face`,
+  :func:`load_macaque_synthetic`; :func:`load_neural_dataset` picks one by the seeds' dataset name.
+* Public sets gathered for validation: :func:`load_kriegeskorte92` (RDMs of the 92-image set),
+  :func:`load_algonauts78` (15 subjects' fMRI RDMs of EVC / IT), :func:`load_allen_2p_ns118`
+  (mouse VISp 2-photon, 118 natural scenes), and the Majaj et al. 2015 V4 / IT responses through
+  :func:`load_macaque_synthetic`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+import numpy as np
+import torch
+
+from cortexsnn.utils.io import atomic_write
+
+__all__ = [
+    "NeuralData",
+    "RDMSet",
+    "save_npz",
+    "load_npz",
+    "load_rdm_npz",
+    "load_allen_natural_scenes",
+    "load_allen_natural_movie",
+    "load_macaque_face",
+    "load_macaque_synthetic",
+    "load_neural_dataset",
+    "load_kriegeskorte92",
+    "load_algonauts78",
+    "load_allen_2p_ns118",
+    "ALLEN_AREAS",
+    "NEURAL_DATASETS",
+]
+
+#: The six mouse visual areas of the Allen Brain Observatory sets, in the seeds' order.
+ALLEN_AREAS = ("VISp", "VISl", "VISrl", "VISal", "VISpm", "VISam")
+
+#: Allen natural movies: name -> (frames, duration in s, trials summed in the seeds' files).
+_MOVIES = {"one": (900, 30.0, 20), "three": (3600, 120.0, 10)}
+
+
+# ----------------------------------------------------------------------------- containers
+@dataclass(frozen=True)
+class NeuralData:
+    """Responses of brain areas to the same ordered stimuli.
+
+    Attributes:
+        responses: ``area -> [stimuli, neurons]`` or ``[trials, stimuli, neurons]`` arrays.
+        stimulus_ids: ``[stimuli]`` ids (ints or strings), in response-row order.
+        neuron_ids: ``area -> [neurons]`` ids (default: column indices in the source file).
+        meta: provenance - ``source``, ``species``, ``units`` and ``preprocessing`` (a list of the
+            steps applied, in order), plus anything the reader knows.
+        stimuli: optional stimulus images ``[stimuli, ...]`` in the same order.
+    """
+
+    responses: dict[str, np.ndarray]
+    stimulus_ids: np.ndarray
+    neuron_ids: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    stimuli: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not self.responses:
+            raise ValueError("NeuralData needs at least one area's responses")
+        n = len(self.stimulus_ids)
+        for area, r in self.responses.items():
+            if not isinstance(area, str) or not area:
+                raise ValueError(f"area names must be non-empty strings, got {area!r}")
+            if r.ndim not in (2, 3):
+                raise ValueError(
+                    f"responses of {area!r} must be [stimuli, neurons] or [trials, stimuli, neurons], "
+                    f"got shape {r.shape}"
+                )
+            rows = r.shape[-2]
+            if rows != n:
+                raise ValueError(
+                    f"responses of {area!r} have {rows} stimuli but there are {n} stimulus ids; every "
+                    "area must hold the same stimuli in the same order"
+                )
+            if not np.issubdtype(r.dtype, np.number) or np.issubdtype(r.dtype, np.complexfloating):
+                raise ValueError(f"responses of {area!r} must be real numbers, got dtype {r.dtype}")
+            if not np.isfinite(r).all():
+                bad = np.flatnonzero(~np.isfinite(r).reshape(-1, r.shape[-1]).all(axis=0))
+                raise ValueError(
+                    f"responses of {area!r} hold NaN or infinite values (neurons {bad[:10].tolist()}); "
+                    "drop or impute them before building NeuralData"
+                )
+            ids = self.neuron_ids.get(area)
+            if ids is not None and len(ids) != r.shape[-1]:
+                raise ValueError(f"{area!r}: {len(ids)} neuron ids for {r.shape[-1]} neurons")
+        for area in self.neuron_ids:
+            if area not in self.responses:
+                raise ValueError(f"neuron ids given for unknown area {area!r}")
+        if self.stimuli is not None and len(self.stimuli) != n:
+            raise ValueError(f"{len(self.stimuli)} stimulus images for {n} stimuli")
+
+    @property
+    def areas(self) -> list[str]:
+        """Area names, in insertion order."""
+        return list(self.responses)
+
+    @property
+    def n_stimuli(self) -> int:
+        return len(self.stimulus_ids)
+
+    def n_neurons(self, area: str) -> int:
+        return self._area(area).shape[-1]
+
+    def __getitem__(self, area: str) -> np.ndarray:
+        """``[stimuli, neurons]`` float64 responses of ``area`` (averaged over trials if it has them)."""
+        r = self._area(area)
+        return (r.mean(axis=0) if r.ndim == 3 else r).astype(np.float64, copy=False)
+
+    def tensor(self, area: str, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> torch.Tensor:
+        """``data[area]`` as a torch tensor."""
+        return torch.as_tensor(self[area], dtype=dtype, device=device)
+
+    def trials(self, area: str) -> np.ndarray:
+        """``[trials, stimuli, neurons]`` of ``area``; raises if only trial averages were stored."""
+        r = self._area(area)
+        if r.ndim != 3:
+            raise ValueError(f"{area!r} holds trial-averaged responses only (shape {r.shape})")
+        return r
+
+    def constant_neurons(self, area: str) -> np.ndarray:
+        """Indices of neurons whose (trial-averaged) response is the same for every stimulus.
+
+        Such a neuron has no defined correlation with anything: drop it before regression scores.
+        """
+        r = self[area]
+        return np.flatnonzero(np.ptp(r, axis=0) == 0)
+
+    def select_neurons(self, area: str, keep: np.ndarray | Sequence[int] | Sequence[bool], reason: str) -> "NeuralData":
+        """A copy keeping the neurons ``keep`` (indices or a boolean mask) of ``area``; ``reason``
+        is appended to ``meta["preprocessing"]``."""
+        r = self._area(area)
+        idx = _as_index(keep, r.shape[-1], f"neurons of {area!r}")
+        responses = dict(self.responses)
+        responses[area] = r[..., idx]
+        neuron_ids = dict(self.neuron_ids)
+        neuron_ids[area] = self._neuron_ids(area)[idx]
+        return replace(self, responses=responses, neuron_ids=neuron_ids,
+                       meta=_with_step(self.meta, f"{area}: {reason} ({len(idx)} of {r.shape[-1]} neurons kept)"))
+
+    def select_stimuli(self, keep: np.ndarray | Sequence[int] | Sequence[bool], reason: str) -> "NeuralData":
+        """A copy keeping the stimuli ``keep`` (indices or a boolean mask), in that order."""
+        idx = _as_index(keep, self.n_stimuli, "stimuli")
+        responses = {a: r[..., idx, :] for a, r in self.responses.items()}
+        stimuli = None if self.stimuli is None else self.stimuli[idx]
+        return replace(self, responses=responses, stimulus_ids=self.stimulus_ids[idx], stimuli=stimuli,
+                       meta=_with_step(self.meta, f"{reason} ({len(idx)} of {self.n_stimuli} stimuli kept)"))
+
+    def _area(self, area: str) -> np.ndarray:
+        if area not in self.responses:
+            raise KeyError(f"no area {area!r}; this data holds {self.areas}")
+        return self.responses[area]
+
+    def _neuron_ids(self, area: str) -> np.ndarray:
+        ids = self.neuron_ids.get(area)
+        return np.arange(self._area(area).shape[-1]) if ids is None else np.asarray(ids)
+
+
+@dataclass(frozen=True)
+class RDMSet:
+    """A stack of RDMs of the same stimuli: ``rdms`` ``[sets, n, n]`` float64 with ``names``."""
+
+    rdms: np.ndarray
+    names: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+    stimulus_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        r = self.rdms
+        if r.ndim != 3 or r.shape[1] != r.shape[2]:
+            raise ValueError(f"an RDM set must be [sets, n, n], got shape {r.shape}")
+        if len(self.names) != r.shape[0]:
+            raise ValueError(f"{len(self.names)} names for {r.shape[0]} RDMs")
+        if not np.isfinite(r).all():
+            raise ValueError("the RDMs hold NaN or infinite dissimilarities")
+        scale = max(float(np.abs(r).max()), 1e-300)
+        asym = float(np.abs(r - r.transpose(0, 2, 1)).max())
+        if asym > 1e-6 * scale:
+            raise ValueError(f"RDMs must be symmetric (largest |d_ij - d_ji| = {asym:.3g})")
+        diag = float(np.abs(np.diagonal(r, axis1=1, axis2=2)).max())
+        if diag > 1e-6 * scale:
+            raise ValueError(f"RDMs must have a zero diagonal (largest |d_ii| = {diag:.3g})")
+        if self.stimulus_ids is not None and len(self.stimulus_ids) != r.shape[1]:
+            raise ValueError(f"{len(self.stimulus_ids)} stimulus ids for {r.shape[1]} stimuli")
+
+    @classmethod
+    def from_matrices(cls, matrices: Iterable[Any], names: Sequence[str], meta: dict[str, Any] | None = None,
+                      stimulus_ids: np.ndarray | None = None) -> "RDMSet":
+        """Build from square matrices or condensed upper triangles (scipy / MATLAB ``squareform``
+        order), any real dtype; stored as float64."""
+        return cls(np.stack([_square(np.asarray(m)) for m in matrices]), list(names), dict(meta or {}), stimulus_ids)
+
+    @property
+    def n_stimuli(self) -> int:
+        return self.rdms.shape[1]
+
+    def __len__(self) -> int:
+        return self.rdms.shape[0]
+
+    def __getitem__(self, key: int | str) -> np.ndarray:
+        """One ``[n, n]`` RDM by position or name."""
+        if isinstance(key, str):
+            if key not in self.names:
+                raise KeyError(f"no RDM named {key!r}; names: {self.names}")
+            key = self.names.index(key)
+        return self.rdms[key]
+
+    def condensed(self) -> np.ndarray:
+        """``[sets, n (n - 1) / 2]`` strict upper triangles, row by row (scipy's order)."""
+        i, j = np.triu_indices(self.n_stimuli, k=1)
+        return self.rdms[:, i, j]
+
+    def select(self, keys: Sequence[int | str]) -> "RDMSet":
+        idx = [self.names.index(k) if isinstance(k, str) else int(k) for k in keys]
+        return replace(self, rdms=self.rdms[idx], names=[self.names[i] for i in idx])
+
+
+def _square(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim == 2 and 1 in m.shape and m.shape != (1, 1):
+        m = m.ravel()
+    if m.ndim == 1:
+        n = int(round((1 + np.sqrt(1 + 8 * m.size)) / 2))
+        if n * (n - 1) // 2 != m.size:
+            raise ValueError(f"{m.size} values are not the upper triangle of a square RDM")
+        out = np.zeros((n, n))
+        i, j = np.triu_indices(n, k=1)
+        out[i, j] = m
+        out[j, i] = m
+        return out
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"an RDM must be square or condensed, got shape {m.shape}")
+    return m
+
+
+def _as_index(keep: Any, size: int, what: str) -> np.ndarray:
+    k = np.asarray(keep)
+    if k.dtype == bool:
+        if k.shape != (size,):
+            raise ValueError(f"a boolean mask over {what} must have length {size}, got shape {k.shape}")
+        return np.flatnonzero(k)
+    k = k.astype(np.int64).ravel()
+    if k.size and (k.min() < -size or k.max() >= size):
+        raise IndexError(f"indices out of range for {size} {what}")
+    return k
+
+
+def _with_step(meta: dict[str, Any], step: str) -> dict[str, Any]:
+    out = dict(meta)
+    out["preprocessing"] = [*meta.get("preprocessing", []), step]
+    return out
+
+
+# ----------------------------------------------------------------------------- generic NPZ
+def save_npz(data: NeuralData, path: str | Path) -> Path:
+    """Write ``data`` in the generic NPZ format (atomically; uncompressed for fast loading)."""
+    arrays: dict[str, np.ndarray] = {f"responses/{a}": r for a, r in data.responses.items()}
+    arrays["stimulus_ids"] = np.asarray(data.stimulus_ids)
+    for area in data.areas:
+        arrays[f"neuron_ids/{area}"] = data._neuron_ids(area)
+    if data.stimuli is not None:
+        arrays["stimuli"] = np.asarray(data.stimuli)
+    arrays["meta"] = np.array(json.dumps(data.meta, default=_json_default))
+    for name, a in arrays.items():
+        if a.dtype == object:
+            raise ValueError(f"{name} has dtype object, which NPZ cannot store without pickling")
+    path = Path(path)
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"meta value {value!r} is not JSON-serialisable")
+
+
+def load_npz(path: str | Path, *, areas: Sequence[str] | None = None) -> NeuralData:
+    """Read the generic NPZ format (see the module docstring); ``areas`` picks a subset."""
+    path = _existing(path)
+    with np.load(path, allow_pickle=False) as f:
+        files = set(f.files)
+        responses = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("responses/")}
+        if "responses" in files:
+            if responses:
+                raise ValueError(f"{path} has both 'responses' and 'responses/<area>' arrays")
+            area = str(f["area"]) if "area" in files else "area"
+            responses = {area: f["responses"]}
+        if not responses:
+            raise ValueError(
+                f"{path} holds no responses: expected 'responses' or 'responses/<area>' arrays "
+                f"(found {sorted(files)})"
+            )
+        if areas is not None:
+            missing = [a for a in areas if a not in responses]
+            if missing:
+                raise KeyError(f"{path} has no areas {missing}; it holds {list(responses)}")
+            responses = {a: responses[a] for a in areas}
+        n = next(iter(responses.values())).shape[-2]
+        stimulus_ids = f["stimulus_ids"] if "stimulus_ids" in files else np.arange(n)
+        neuron_ids = {a: f[f"neuron_ids/{a}"] for a in responses if f"neuron_ids/{a}" in files}
+        stimuli = f["stimuli"] if "stimuli" in files else None
+        meta = json.loads(str(f["meta"])) if "meta" in files else {}
+    meta.setdefault("source", str(path))
+    return NeuralData(responses, stimulus_ids, neuron_ids, meta, stimuli)
+
+
+def load_rdm_npz(path: str | Path, *, key: str = "arr_0", names: Sequence[str] | None = None,
+                 meta: dict[str, Any] | None = None) -> RDMSet:
+    """A stack of RDMs ``[sets, n, n]`` (or one ``[n, n]``) stored under ``key`` in an ``.npz``."""
+    path = _existing(path)
+    with np.load(path, allow_pickle=False) as f:
+        if key not in f.files:
+            raise KeyError(f"{path} has no array {key!r} (it holds {f.files})")
+        r = np.asarray(f[key], dtype=np.float64)
+    if r.ndim == 2:
+        r = r[None]
+    names = list(names) if names is not None else [f"{path.stem}[{i}]" for i in range(r.shape[0])]
+    return RDMSet(r, names, {"source": str(path), **(meta or {})})
+
+
+def _existing(path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist")
+    return p
+
+
+def _find_file(directory: Path, name: str) -> Path:
+    """``directory / name``, matched case-insensitively (the seeds mix ``visp`` and ``VISp``)."""
+    exact = directory / name
+    if exact.exists():
+        return exact
+    if directory.is_dir():
+        for p in directory.iterdir():
+            if p.name.lower() == name.lower():
+                return p
+    raise FileNotFoundError(f"{exact} not found (case-insensitive search in {directory})")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+# ----------------------------------------------------------------------------- the seeds' layouts
+def load_allen_natural_scenes(
+    directory: str | Path,
+    *,
+    areas: Sequence[str] = ALLEN_AREAS,
+    time_bins: int = 25,
+    reliability_threshold: float = 0.8,
+    n_trials: int = 50,
+    divisor: float = 25.0,
+) -> NeuralData:
+    """Allen Neuropixels natural scenes in the seeds' layout: ``{area}_{time_bins}.npy``.
+
+    Each file is ``[118, time_bins, neurons]`` spike counts summed over ``n_trials`` trials, with
+    split-half reliabilities in ``shr_{area}.npy``. As the seeds: keep neurons with reliability
+    ``>= reliability_threshold``, divide by the trials, sum over time bins, divide by ``divisor``
+    (25 in both seeds, whatever ``time_bins``; a global scale that no metric depends on).
+    """
+    directory = _existing(directory)
+    responses, neuron_ids = {}, {}
+    steps = []
+    for area in areas:
+        counts = _load_npy(_find_file(directory, f"{area}_{time_bins}.npy"))
+        if counts.ndim != 3 or counts.shape[1] != time_bins:
+            raise ValueError(f"{area}_{time_bins}.npy must be [stimuli, {time_bins}, neurons], got {counts.shape}")
+        shr = _load_npy(_find_file(directory, f"shr_{area}.npy")).ravel()
+        if shr.shape[0] != counts.shape[2]:
+            raise ValueError(f"shr_{area}.npy has {shr.shape[0]} values for {counts.shape[2]} neurons")
+        keep = np.flatnonzero(shr >= reliability_threshold)
+        responses[area] = counts[:, :, keep].astype(np.float64).sum(axis=1) / n_trials / divisor
+        neuron_ids[area] = keep
+        steps.append(f"{area}: split-half reliability >= {reliability_threshold} ({keep.size} of {shr.size} neurons kept)")
+    steps.append(f"counts / {n_trials} trials, summed over {time_bins} time bins, / {divisor}")
+    n = next(iter(responses.values())).shape[0]
+    meta = {"dataset": "allen_natural_scenes", "source": str(directory), "species": "mouse",
+            "units": "spikes per trial (summed over bins) / divisor", "preprocessing": steps}
+    return NeuralData(responses, np.arange(n), neuron_ids, meta)
+
+
+def load_allen_natural_movie(
+    directory: str | Path,
+    movie: Literal["one", "three"] = "one",
+    *,
+    areas: Sequence[str] = ALLEN_AREAS,
+    min_rate_hz: float = 0.5,
+) -> NeuralData:
+    """Allen natural movie one (900 frames, 30 s, 20 trials) or three (3600, 120 s, 10) as the seed.
+
+    Files ``{area}_1.npy``: ``[frames, 1, neurons]`` spike counts per 33 ms frame, summed over the
+    trials. Keep neurons firing ``>= min_rate_hz`` (total spikes / duration / trials); the response is
+    ``count / trials`` (a per-frame PSTH), rows in frame order.
+    """
+    if movie not in _MOVIES:
+        raise ValueError(f"movie must be 'one' or 'three', got {movie!r}")
+    frames, duration, trials = _MOVIES[movie]
+    directory = _existing(directory)
+    responses, neuron_ids, steps = {}, {}, []
+    for area in areas:
+        counts = _load_npy(_find_file(directory, f"{area}_1.npy"))
+        if counts.ndim == 3 and counts.shape[1] == 1:
+            counts = counts[:, 0, :]
+        if counts.ndim != 2 or counts.shape[0] != frames:
+            raise ValueError(f"{area}_1.npy must be [{frames}, 1, neurons] for movie {movie!r}, got {counts.shape}")
+        rate = counts.astype(np.float64).sum(axis=0) / duration / trials
+        keep = np.flatnonzero(rate >= min_rate_hz)
+        responses[area] = counts[:, keep].astype(np.float64) / trials
+        neuron_ids[area] = keep
+        steps.append(f"{area}: mean rate >= {min_rate_hz} Hz ({keep.size} of {rate.size} neurons kept)")
+    steps.append(f"counts / {trials} trials (per-frame PSTH)")
+    name = "allen_natural_movie_" + movie
+    meta = {"dataset": name, "source": str(directory), "species": "mouse", "frame_rate_hz": frames / duration,
+            "units": "spikes per frame per trial", "preprocessing": steps}
+    return NeuralData(responses, np.arange(frames), neuron_ids, meta)
+
+
+def load_macaque_face(directory: str | Path, *, ceiling_threshold: float = 0.1) -> NeuralData:
+    """Chang et al. 2021 area AM (``AM.npy`` ``[2100, 159]``): keep neurons whose
+    ``noise_ceiling.npy`` is ``>= ceiling_threshold`` (148 remain at 0.1), as seed 000."""
+    directory = _existing(directory)
+    am = _load_npy(_find_file(directory, "AM.npy"))
+    ceiling = _load_npy(_find_file(directory, "noise_ceiling.npy")).ravel()
+    if am.ndim != 2 or ceiling.shape[0] != am.shape[1]:
+        raise ValueError(f"AM.npy {am.shape} and noise_ceiling.npy {ceiling.shape} do not match")
+    keep = np.flatnonzero(ceiling >= ceiling_threshold)
+    meta = {"dataset": "macaque_face", "source": str(directory), "species": "macaque",
+            "preprocessing": [f"AM: noise ceiling >= {ceiling_threshold} ({keep.size} of {ceiling.size} neurons kept)"]}
+    return NeuralData({"AM": am[:, keep].astype(np.float64)}, np.arange(am.shape[0]), {"AM": keep}, meta)
+
+
+def load_macaque_synthetic(directory: str | Path, *, areas: Sequence[str] = ("V4", "IT")) -> NeuralData:
+    """Majaj, Hong et al. 2015 (the seeds' ``macaque_synthetic``): ``V4.npy`` ``[3200, 88]`` and
+    ``IT.npy`` ``[3200, 168]``, already normalised; used as they are (no filtering)."""
+    directory = _existing(directory)
+    responses = {a: _load_npy(_find_file(directory, f"{a}.npy")) for a in areas}
+    n = next(iter(responses.values())).shape[0]
+    meta = {"dataset": "macaque_synthetic", "source": str(directory), "species": "macaque",
+            "reference": "Majaj, Hong et al. 2015, J. Neurosci.", "preprocessing": []}
+    return NeuralData(responses, np.arange(n), {}, meta)
+
+
+#: The seeds' neural dataset names -> reader.
+NEURAL_DATASETS = {
+    "allen_natural_scenes": load_allen_natural_scenes,
+    "allen_natural_movie_one": lambda d, **kw: load_allen_natural_movie(d, "one", **kw),
+    "allen_natural_movie_three": lambda d, **kw: load_allen_natural_movie(d, "three", **kw),
+    "macaque_face": load_macaque_face,
+    "macaque_synthetic": load_macaque_synthetic,
+}
+
+
+def load_neural_dataset(name: str, directory: str | Path, **options: Any) -> NeuralData:
+    """One of the seeds' neural datasets by name (``--neural-dataset``), from its directory."""
+    if name not in NEURAL_DATASETS:
+        raise ValueError(f"unknown neural dataset {name!r}; known: {sorted(NEURAL_DATASETS)}")
+    return NEURAL_DATASETS[name](directory, **options)
+
+
+# ----------------------------------------------------------------------------- public validation sets
+@dataclass(frozen=True)
+class Kriegeskorte92:
+    """The 92-image set (Kriegeskorte et al. 2008) as rsatoolbox's demos ship it.
+
+    Attributes:
+        fig1: monkey IT (674 neurons) and human IT (316 voxels) RDMs of the paper's Figure 1.
+        brain: 8 human IT RDMs (4 subjects x 2 sessions); their mean is ``fig1["hITvisStim_316vx"]``.
+        models: 8 model RDMs (animacy, ..., monkeyIT, ..., RADON).
+        behaviour: 16 subjects' similarity-judgement RDMs.
+        images: ``[92, 175, 175, 3]`` uint8; categories: one label per image;
+        category_vectors: ``[92, 12]`` 0/1 membership in ``category_labels``.
+    """
+
+    fig1: RDMSet
+    brain: RDMSet
+    models: RDMSet
+    behaviour: RDMSet
+    images: np.ndarray
+    categories: list[str]
+    category_vectors: np.ndarray
+    category_labels: list[str]
+
+
+def _mat_str(value: Any) -> str:
+    a = np.asarray(value).ravel()
+    return str(a[0]) if a.size else ""
+
+
+def load_kriegeskorte92(directory: str | Path) -> Kriegeskorte92:
+    """Read the four MATLAB files of the 92-image set (``scipy.io.loadmat``; no code is run)."""
+    from scipy.io import loadmat
+
+    directory = _existing(directory)
+    supp = loadmat(_find_file(directory, "Kriegeskorte_Neuron2008_supplementalData.mat"))
+    src = {"source": str(directory), "reference": "Kriegeskorte et al. 2008, Neuron"}
+    fig = supp["RDMs_mIT_hIT_fig1"][0]
+    fig1 = RDMSet.from_matrices([e["RDM"] for e in fig], [_mat_str(e["name"]) for e in fig], src)
+    stim = supp["stimuli_92objs"][0]
+    images = np.stack([np.asarray(s["image"], dtype=np.uint8) for s in stim])
+    categories = [_mat_str(s["category"]) for s in stim]
+    labels = [_mat_str(v) for v in supp["categoryLabels"].ravel()]
+
+    brain = loadmat(_find_file(directory, "92_brainRDMs.mat"))["RDMs"][0]  # [4 subjects, 2 sessions]
+    entries = [brain[s, k] for s in range(brain.shape[0]) for k in range(brain.shape[1])]
+    brain_set = RDMSet.from_matrices([e["RDM"] for e in entries], [_mat_str(e["name"]) for e in entries], src)
+    models = loadmat(_find_file(directory, "92_modelRDMs.mat"))["Models"][0]
+    model_set = RDMSet.from_matrices([e["RDM"] for e in models], [_mat_str(e["name"]) for e in models], src)
+    behav = loadmat(_find_file(directory, "92_behavRDMs.mat"))["rdms_behav_92"][0]
+    behav_set = RDMSet.from_matrices([e["RDM"] for e in behav], [_mat_str(e["name"]) for e in behav], src)
+    return Kriegeskorte92(fig1, brain_set, model_set, behav_set, images, categories,
+                          np.asarray(supp["categoryVectors"], dtype=np.uint8), labels)
+
+
+def load_algonauts78(directory: str | Path, roi: Literal["EVC", "IT"] = "IT") -> RDMSet:
+    """15 subjects' fMRI RDMs of the 78-image Algonauts 2019 set for ``roi`` (``brain_data/`` of the
+    Net2Brain test data). The stored noise ceiling, when present, is in ``meta["noise_ceiling"]``
+    (Net2Brain's squared Spearman ``lnc`` / ``unc``)."""
+    if roi not in ("EVC", "IT"):
+        raise ValueError(f"roi must be 'EVC' or 'IT', got {roi!r}")
+    directory = _existing(directory)
+    brain = directory / "brain_data" if (directory / "brain_data").is_dir() else directory
+    fname = f"fmri_{roi}_RDMs.npz"
+    meta: dict[str, Any] = {"roi": roi, "reference": "Algonauts 2019 (78 images), via Net2Brain"}
+    log = brain / "noise_ceiling_log.json"
+    if log.exists():
+        stored = json.loads(log.read_text()).get(fname)
+        if stored is not None:
+            meta["noise_ceiling"] = stored
+    rdms = load_rdm_npz(_find_file(brain, fname), meta=meta)
+    names = [f"{roi} subject {i + 1:02d}" for i in range(len(rdms))]
+    return replace(rdms, names=names, stimulus_ids=np.array([f"image_{i + 1:02d}" for i in range(rdms.n_stimuli)]))
+
+
+def load_allen_2p_ns118(path: str | Path) -> NeuralData:
+    """Mouse VISp 2-photon responses to the 118 natural scenes (Allen Brain Observatory, experiment
+    511510667): mean dF/F (%) over 50 repeats, ``[118, 212]``, with the scenes at 31 x 31 px.
+
+    ``path`` is the ``.npz`` file or its folder. Extra arrays of the file are kept in ``meta["extra"]``.
+    """
+    path = _existing(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*ns118*.npz"))
+        if not candidates:
+            raise FileNotFoundError(f"no *ns118*.npz file in {path}")
+        path = candidates[0]
+    with np.load(path, allow_pickle=False) as f:
+        responses = f["responses"]
+        images = f["images31"] if "images31" in f.files else None
+        extra = {k: f[k].tolist() for k in f.files if k not in ("responses", "images31")}
+    meta = {"dataset": "allen_visp_2p_ns118", "source": str(path), "species": "mouse", "area": "VISp",
+            "units": "mean dF/F (%) over 50 repeats", "preprocessing": [], "extra": extra}
+    return NeuralData({"VISp": responses.astype(np.float64)}, np.arange(responses.shape[0]), {}, meta, images)

@@ -1,0 +1,233 @@
+"""Neural data containers and readers: generic NPZ round trip, the seeds' layouts (synthetic files
+with hand-computed filters), and the real public sets in ``../shared/data``."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import squareform
+
+from cortexsnn.data import neural as N
+
+
+def _data(rng: np.random.Generator) -> N.NeuralData:
+    return N.NeuralData(
+        responses={"V1": rng.normal(size=(5, 4)), "V4": rng.normal(size=(3, 5, 2)).astype(np.float32)},
+        stimulus_ids=np.array(["a", "b", "c", "d", "e"]),
+        neuron_ids={"V1": np.array([10, 11, 12, 13])},
+        meta={"species": "macaque", "preprocessing": ["none yet"], "n": np.int64(3)},
+        stimuli=rng.integers(0, 255, size=(5, 4, 4), dtype=np.uint8),
+    )
+
+
+# ----------------------------------------------------------------------------- containers, generic NPZ
+def test_npz_round_trip_keeps_everything(tmp_path):
+    data = _data(np.random.default_rng(0))
+    path = N.save_npz(data, tmp_path / "rec.npz")
+    back = N.load_npz(path)
+    assert back.areas == ["V1", "V4"]
+    for area in back.areas:
+        np.testing.assert_array_equal(back.responses[area], data.responses[area])
+        assert back.responses[area].dtype == data.responses[area].dtype
+    np.testing.assert_array_equal(back.stimulus_ids, data.stimulus_ids)
+    np.testing.assert_array_equal(back.neuron_ids["V1"], [10, 11, 12, 13])
+    np.testing.assert_array_equal(back.neuron_ids["V4"], [0, 1])  # default ids are column indices
+    np.testing.assert_array_equal(back.stimuli, data.stimuli)
+    assert back.meta == {"species": "macaque", "preprocessing": ["none yet"], "n": 3, "source": str(path)}
+    # trials are averaged for the metrics; the trial array stays available
+    np.testing.assert_allclose(back["V4"], data.responses["V4"].astype(np.float64).mean(axis=0))
+    assert back["V4"].dtype == np.float64 and back.trials("V4").shape == (3, 5, 2)
+    assert back.tensor("V1").dtype == torch.float64
+    with pytest.raises(ValueError, match="trial-averaged"):
+        back.trials("V1")
+    assert N.load_npz(path, areas=["V4"]).areas == ["V4"]
+    with pytest.raises(KeyError, match="no areas"):
+        N.load_npz(path, areas=["IT"])
+
+
+def test_single_array_npz_and_bad_files(tmp_path):
+    y = np.arange(12.0).reshape(4, 3)
+    np.savez(tmp_path / "one.npz", responses=y, area=np.array("IT"))
+    d = N.load_npz(tmp_path / "one.npz")
+    assert d.areas == ["IT"] and d.n_stimuli == 4 and d.n_neurons("IT") == 3
+    np.testing.assert_array_equal(d.stimulus_ids, np.arange(4))
+    np.savez(tmp_path / "none.npz", x=y)
+    with pytest.raises(ValueError, match="holds no responses"):
+        N.load_npz(tmp_path / "none.npz")
+    with pytest.raises(FileNotFoundError):
+        N.load_npz(tmp_path / "missing.npz")
+    # pickled object arrays are refused, never unpickled
+    np.savez(tmp_path / "obj.npz", responses=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError):
+        N.load_npz(tmp_path / "obj.npz")
+
+
+def test_validation_messages():
+    with pytest.raises(ValueError, match="same stimuli"):
+        N.NeuralData({"a": np.zeros((3, 2)), "b": np.zeros((4, 2))}, np.arange(3))
+    bad = np.ones((3, 4))
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"NaN.*neurons \[2\]"):
+        N.NeuralData({"a": bad}, np.arange(3))
+    with pytest.raises(ValueError, match="neuron ids"):
+        N.NeuralData({"a": np.zeros((3, 2))}, np.arange(3), {"a": np.arange(3)})
+    with pytest.raises(ValueError, match=r"\[stimuli, neurons\]"):
+        N.NeuralData({"a": np.zeros(3)}, np.arange(3))
+    with pytest.raises(KeyError, match="holds"):
+        N.NeuralData({"a": np.zeros((3, 2))}, np.arange(3))["b"]
+
+
+def test_selection_and_constant_neurons():
+    y = np.array([[1.0, 5.0, 2.0], [2.0, 5.0, 4.0], [3.0, 5.0, 8.0]])
+    d = N.NeuralData({"IT": y}, np.array([7, 8, 9]), meta={"preprocessing": []})
+    np.testing.assert_array_equal(d.constant_neurons("IT"), [1])
+    kept = d.select_neurons("IT", np.array([True, False, True]), "drop constant")
+    np.testing.assert_array_equal(kept["IT"], y[:, [0, 2]])
+    np.testing.assert_array_equal(kept.neuron_ids["IT"], [0, 2])
+    assert kept.meta["preprocessing"] == ["IT: drop constant (2 of 3 neurons kept)"]
+    assert d.meta["preprocessing"] == []  # the original is untouched
+    sub = kept.select_stimuli([2, 0], "reorder")
+    np.testing.assert_array_equal(sub["IT"], [[3.0, 8.0], [1.0, 2.0]])
+    np.testing.assert_array_equal(sub.stimulus_ids, [9, 7])
+    with pytest.raises(ValueError, match="length 3"):
+        d.select_neurons("IT", [True, False], "x")
+    with pytest.raises(IndexError):
+        d.select_stimuli([5], "x")
+
+
+def test_rdm_set_from_condensed_and_checks():
+    rng = np.random.default_rng(1)
+    sq = squareform(rng.random(10))  # 5 x 5
+    s = N.RDMSet.from_matrices([squareform(sq), sq[None].reshape(5, 5), squareform(sq)[None]], ["a", "b", "c"])
+    assert s.rdms.shape == (3, 5, 5) and s.rdms.dtype == np.float64
+    for k in range(3):
+        np.testing.assert_array_equal(s[k], sq)
+    np.testing.assert_array_equal(s["b"], sq)
+    np.testing.assert_array_equal(s.condensed()[0], squareform(sq))  # scipy's pair order
+    assert s.select(["c", 0]).names == ["c", "a"]
+    asym = sq.copy()
+    asym[0, 1] += 0.5
+    with pytest.raises(ValueError, match="symmetric"):
+        N.RDMSet.from_matrices([asym], ["x"])
+    diag = sq + np.eye(5)
+    with pytest.raises(ValueError, match="zero diagonal"):
+        N.RDMSet.from_matrices([diag], ["x"])
+    with pytest.raises(ValueError, match="upper triangle"):
+        N.RDMSet.from_matrices([np.arange(7.0)], ["x"])
+
+
+def test_load_rdm_npz(tmp_path):
+    sq = squareform(np.arange(1.0, 7.0))
+    np.savez(tmp_path / "r.npz", np.stack([sq, 2 * sq]))
+    s = N.load_rdm_npz(tmp_path / "r.npz", names=["s1", "s2"])
+    np.testing.assert_array_equal(s["s2"], 2 * sq)
+    with pytest.raises(KeyError, match="no array"):
+        N.load_rdm_npz(tmp_path / "r.npz", key="rdms")
+
+
+# ----------------------------------------------------------------------------- the seeds' layouts
+def test_allen_natural_scenes_layout(tmp_path):
+    rng = np.random.default_rng(2)
+    counts = {a: rng.integers(0, 20, size=(118, 25, 6)) for a in ("visp", "visl")}
+    shr = {"visp": np.array([0.9, 0.1, 0.8, 0.79, 1.0, 0.2]), "visl": np.array([0.95] * 6)}
+    for a in counts:  # lower-case file names as seed 000 writes them
+        np.save(tmp_path / f"{a}_25.npy", counts[a])
+        np.save(tmp_path / f"shr_{a}.npy", shr[a])
+    d = N.load_allen_natural_scenes(tmp_path, areas=["VISp", "VISl"])
+    np.testing.assert_array_equal(d.neuron_ids["VISp"], [0, 2, 4])  # reliability >= 0.8 (0.79 is out)
+    expected = counts["visp"][:, :, [0, 2, 4]].sum(axis=1) / 50 / 25
+    np.testing.assert_allclose(d["VISp"], expected, rtol=0, atol=1e-15)
+    assert d["VISl"].shape == (118, 6)
+    assert "VISp: split-half reliability >= 0.8 (3 of 6 neurons kept)" in d.meta["preprocessing"]
+    with pytest.raises(FileNotFoundError, match="VISam_25.npy"):
+        N.load_allen_natural_scenes(tmp_path, areas=["VISam"])
+    with pytest.raises(FileNotFoundError):
+        N.load_allen_natural_scenes(tmp_path, areas=["VISp"], time_bins=8)
+
+
+def test_allen_natural_movie_rate_filter(tmp_path):
+    # Movie one: 900 frames, 30 s, 20 trials: 0.5 Hz means 300 spikes in total over the trials.
+    counts = np.zeros((900, 1, 4))
+    counts[:300, 0, 0] = 1  # 300 spikes -> exactly 0.5 Hz: kept
+    counts[:299, 0, 1] = 1  # 299 -> just below: dropped
+    counts[::2, 0, 2] = 3  # 1350 -> 2.25 Hz: kept
+    np.save(tmp_path / "VISp_1.npy", counts)
+    d = N.load_neural_dataset("allen_natural_movie_one", tmp_path, areas=["VISp"])
+    np.testing.assert_array_equal(d.neuron_ids["VISp"], [0, 2])
+    np.testing.assert_allclose(d["VISp"], counts[:, 0, [0, 2]] / 20)
+    assert d.meta["frame_rate_hz"] == 30.0
+    with pytest.raises(ValueError, match=r"\[3600, 1, neurons\]"):
+        N.load_allen_natural_movie(tmp_path, "three", areas=["VISp"])
+    with pytest.raises(ValueError, match="unknown neural dataset"):
+        N.load_neural_dataset("allen_movie", tmp_path)
+
+
+def test_macaque_face_ceiling_filter(tmp_path):
+    am = np.random.default_rng(3).normal(size=(20, 5))
+    np.save(tmp_path / "AM.npy", am)
+    np.save(tmp_path / "noise_ceiling.npy", np.array([0.05, 0.1, 0.5, 0.099, 0.3]))
+    d = N.load_neural_dataset("macaque_face", tmp_path)
+    np.testing.assert_array_equal(d.neuron_ids["AM"], [1, 2, 4])
+    np.testing.assert_array_equal(d["AM"], am[:, [1, 2, 4]])
+
+
+# ----------------------------------------------------------------------------- real public data
+def _folder(shared_data, name: str):
+    path = shared_data / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (set CORTEXSNN_DATA)")
+    return path
+
+
+def test_majaj2015_v4_it(shared_data):
+    root = _folder(shared_data, "majaj2015")
+    d = N.load_neural_dataset("macaque_synthetic", root)
+    assert d.areas == ["V4", "IT"] and d.n_stimuli == 3200
+    assert d.n_neurons("V4") == 88 and d.n_neurons("IT") == 168
+    np.testing.assert_array_equal(d["IT"], np.load(root / "IT.npy").astype(np.float64))
+    assert d.constant_neurons("V4").size == 0 and d.constant_neurons("IT").size == 0
+
+
+def test_allen_2p_ns118(shared_data):
+    d = N.load_allen_2p_ns118(_folder(shared_data, "allen_visp_2p_ns118"))
+    assert d.areas == ["VISp"] and d["VISp"].shape == (118, 212)
+    assert d.stimuli.shape == (118, 31, 31) and d.stimuli.dtype == np.uint8
+    assert sorted(d.meta["extra"]["perm_seed31"]) == list(range(118))
+    raw = np.load(next(_folder(shared_data, "allen_visp_2p_ns118").glob("*.npz")))["responses"]
+    np.testing.assert_array_equal(d["VISp"], raw)
+
+
+def test_kriegeskorte92_files_agree_with_each_other(shared_data):
+    k = N.load_kriegeskorte92(_folder(shared_data, "kriegeskorte92"))
+    assert k.fig1.names == ["mIT_674neurons", "hITvisStim_316vx"] and k.fig1.n_stimuli == 92
+    assert len(k.brain) == 8 and len(k.models) == 8 and len(k.behaviour) == 16
+    assert k.brain.names[0] == "hIT | BE | Session: 1"
+    # the monkey IT RDM of Figure 1 is the 'monkeyIT' model RDM, exactly
+    np.testing.assert_array_equal(k.fig1["mIT_674neurons"], k.models["monkeyIT"])
+    # the human IT RDM of Figure 1 is the mean of the 4 subjects x 2 sessions (stored as float32)
+    np.testing.assert_allclose(k.fig1["hITvisStim_316vx"], k.brain.rdms.mean(axis=0), rtol=0, atol=2e-7)
+    assert k.images.shape == (92, 175, 175, 3) and k.images.dtype == np.uint8
+    assert k.category_labels[:2] == ["animate", "inanim"]
+    assert k.category_vectors.shape == (92, 12) and k.category_vectors[:, 0].sum() == 48
+    assert k.categories[0] == "human bodypart"
+
+
+def test_algonauts78_rdms_and_stored_ceiling(shared_data):
+    from cortexsnn.similarity import rdm_set_ceiling
+
+    root = _folder(shared_data, "algonauts78")
+    log = json.loads((root / "brain_data" / "noise_ceiling_log.json").read_text())
+    for roi in ("EVC", "IT"):
+        s = N.load_algonauts78(root, roi)
+        assert s.rdms.shape == (15, 78, 78) and s.names[0] == f"{roi} subject 01"
+        assert s.stimulus_ids[-1] == "image_78"
+        stored = log[f"fmri_{roi}_RDMs.npz"]["spearman"]
+        assert s.meta["noise_ceiling"]["spearman"] == stored
+        if roi == "EVC":  # the stored ceiling follows from the loaded RDMs (Net2Brain: mean, R^2)
+            low, up = rdm_set_ceiling(s.rdms, method="spearman", pooling="mean", squared=True)
+            assert low == pytest.approx(stored["lnc"], abs=1e-9)
+            assert up == pytest.approx(stored["unc"], abs=1e-9)
+    with pytest.raises(ValueError, match="roi"):
+        N.load_algonauts78(root, "V1")
