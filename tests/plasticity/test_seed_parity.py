@@ -17,7 +17,7 @@ import _seed_reference as ref  # noqa: E402
 
 from cortexsnn.plasticity.coding import S1C1, latencies_to_waves, waves_to_latencies  # noqa: E402
 from cortexsnn.plasticity import spike_ops  # noqa: E402
-from cortexsnn.plasticity.stdp import stdp_delta  # noqa: E402
+from cortexsnn.plasticity.stdp import stdp_delta, stdp_rates_for_samples  # noqa: E402
 
 T = 15
 
@@ -157,3 +157,36 @@ def test_sequential_training_reproduces_seed_weight_for_weight(method):
     seed_net.train_rl_epoch([(waves[p], labels[p]) for p in batches])
     assert not torch.equal(model.layers["c3"].weight, before)
     torch.testing.assert_close(model.layers["c3"].weight, seed_net.w[2], rtol=0, atol=1e-6)
+
+
+def test_batched_mode_with_one_image_per_batch_is_sequential_mode():
+    from cortexsnn.plasticity.training import stage_inputs, train_stdp_batch
+
+    torch.manual_seed(1)
+    sequential, batched = _small_network(), _small_network()
+    batched.load_state_dict(sequential.state_dict())
+    lat = sequential.encode(_digit_like_images(12, seed=9))
+    stage = sequential.stages[0]
+    inputs = stage_inputs(sequential, stage, lat)
+    train_stdp_batch(sequential, "c1", inputs, "sequential")
+    for i in range(inputs.shape[0]):
+        train_stdp_batch(batched, "c1", inputs[i : i + 1], "batched")
+    torch.testing.assert_close(batched.layers["c1"].weight, sequential.layers["c1"].weight, rtol=0, atol=1e-6)
+    # a real batch: every image's update from the weights at the start of the batch, summed, then clamped
+    fresh = _small_network()
+    fresh.load_state_dict(sequential.state_dict())
+    fresh.layers["c1"].samples_seen.zero_()
+    layer = fresh.layers["c1"]
+    w0 = layer.weight.clone()
+    padded = layer.pad(inputs, T)
+    a_plus, a_minus = stdp_rates_for_samples(layer.stdp, torch.arange(1, inputs.shape[0] + 1))
+    expected = w0.clone()
+    for i in range(inputs.shape[0]):
+        lat, _, winners, valid = _layer_winners(padded[i : i + 1], w0, 15.0, 5, 3, "dense")
+        winner_lat = lat[0, winners[0, :, 0], winners[0, :, 1], winners[0, :, 2]].unsqueeze(0)
+        expected += stdp_delta(w0, padded[i : i + 1], winners, winner_lat, valid, a_plus[i : i + 1],
+                               a_minus[i : i + 1], True, 0.0, 1.0)
+    expected.clamp_(0, 1)
+    train_stdp_batch(fresh, "c1", inputs, "batched")
+    torch.testing.assert_close(layer.weight, expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(layer.weight, sequential.layers["c1"].weight, atol=1e-6)
