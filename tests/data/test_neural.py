@@ -231,3 +231,43 @@ def test_algonauts78_rdms_and_stored_ceiling(shared_data):
             assert up == pytest.approx(stored["unc"], abs=1e-9)
     with pytest.raises(ValueError, match="roi"):
         N.load_algonauts78(root, "V1")
+
+
+# ----------------------------------------------------------------------------- HDF5 and rsatoolbox interop
+def test_hdf5_round_trip_equals_npz(tmp_path):
+    pytest.importorskip("h5py")
+    data = _data(np.random.default_rng(4))
+    h5 = N.load_recording(N.save_hdf5(data, tmp_path / "rec.h5"))
+    npz = N.load_recording(N.save_npz(data, tmp_path / "rec.npz"))
+    assert h5.areas == npz.areas == ["V1", "V4"]
+    for area in h5.areas:
+        np.testing.assert_array_equal(h5.responses[area], npz.responses[area])
+        np.testing.assert_array_equal(h5.neuron_ids[area], npz.neuron_ids[area])
+    np.testing.assert_array_equal(h5.stimulus_ids, ["a", "b", "c", "d", "e"])
+    assert h5.stimulus_ids.dtype.kind == "U"
+    np.testing.assert_array_equal(h5.stimuli, data.stimuli)
+    assert {k: v for k, v in h5.meta.items() if k != "source"} == {k: v for k, v in npz.meta.items() if k != "source"}
+    assert N.load_hdf5(tmp_path / "rec.h5", areas=["V4"]).areas == ["V4"]
+    with pytest.raises(ValueError, match="unknown recording format"):
+        N.load_recording(tmp_path / "rec.mat")
+    with pytest.raises(ValueError, match="without '/'"):
+        N.NeuralData({"a/b": np.zeros((2, 2))}, np.arange(2))
+
+
+def test_rsatoolbox_interop():
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    rng = np.random.default_rng(5)
+    d = N.NeuralData({"IT": rng.normal(size=(6, 9))}, np.array(list("abcdef")))
+    ds = d.to_rsatoolbox("IT")
+    np.testing.assert_array_equal(ds.measurements, d["IT"])
+    assert list(ds.obs_descriptors["stimulus"]) == list("abcdef") and ds.descriptors["area"] == "IT"
+    theirs = rsatoolbox.rdm.calc_rdm(ds, method="correlation")
+    s = N.RDMSet.from_rsatoolbox(theirs)
+    np.testing.assert_allclose(s.rdms[0], 1 - np.corrcoef(d["IT"]), atol=1e-12)
+    back = s.to_rsatoolbox()
+    np.testing.assert_array_equal(back.get_matrices(), s.rdms)
+    assert back.dissimilarity_measure == "correlation"
+    named = N.RDMSet.from_matrices([s.rdms[0], 2 * s.rdms[0]], ["x", "y"], stimulus_ids=np.arange(6))
+    r = named.to_rsatoolbox("correlation")
+    assert list(r.rdm_descriptors["name"]) == ["x", "y"]
+    assert N.RDMSet.from_rsatoolbox(r).names == ["x", "y"]

@@ -15,7 +15,8 @@ Formats:
   with ``responses/<area>`` arrays (``[stimuli, neurons]`` or ``[trials, stimuli, neurons]``), optional
   ``stimulus_ids``, ``neuron_ids/<area>``, ``stimuli`` (images) and ``meta`` (a JSON string). A file
   with a single ``responses`` array is one area (named by an ``area`` string or ``"area"``). Read
-  with ``allow_pickle=False``: no code in a data file is ever run.
+  with ``allow_pickle=False``: no code in a data file is ever run. :func:`save_hdf5` /
+  :func:`load_hdf5` use the same layout in HDF5 (``h5py``); :func:`load_recording` picks by suffix.
 * :func:`load_rdm_npz` - a stack ``[subjects, n, n]`` in an ``.npz`` (Net2Brain's layout).
 * The seeds' preprocessed layouts (users bring the files; filters exactly as the seeds):
   :func:`load_allen_natural_scenes`, :func:`load_allen_natural_movie`, :func:`load_macaque_face`,
@@ -42,6 +43,9 @@ __all__ = [
     "RDMSet",
     "save_npz",
     "load_npz",
+    "save_hdf5",
+    "load_hdf5",
+    "load_recording",
     "load_rdm_npz",
     "load_allen_natural_scenes",
     "load_allen_natural_movie",
@@ -87,8 +91,8 @@ class NeuralData:
             raise ValueError("NeuralData needs at least one area's responses")
         n = len(self.stimulus_ids)
         for area, r in self.responses.items():
-            if not isinstance(area, str) or not area:
-                raise ValueError(f"area names must be non-empty strings, got {area!r}")
+            if not isinstance(area, str) or not area or "/" in area:
+                raise ValueError(f"area names must be non-empty strings without '/', got {area!r}")
             if r.ndim not in (2, 3):
                 raise ValueError(
                     f"responses of {area!r} must be [stimuli, neurons] or [trials, stimuli, neurons], "
@@ -173,6 +177,18 @@ class NeuralData:
         return replace(self, responses=responses, stimulus_ids=self.stimulus_ids[idx], stimuli=stimuli,
                        meta=_with_step(self.meta, f"{reason} ({len(idx)} of {self.n_stimuli} stimuli kept)"))
 
+    def to_rsatoolbox(self, area: str) -> Any:
+        """``area``'s trial-averaged responses as an ``rsatoolbox.data.Dataset`` (observations =
+        stimuli with descriptor ``"stimulus"``, channels = neurons with descriptor ``"neuron"``)."""
+        from rsatoolbox.data import Dataset
+
+        return Dataset(
+            self[area],
+            descriptors={"area": area},
+            obs_descriptors={"stimulus": np.asarray(self.stimulus_ids)},
+            channel_descriptors={"neuron": self._neuron_ids(area)},
+        )
+
     def _area(self, area: str) -> np.ndarray:
         if area not in self.responses:
             raise KeyError(f"no area {area!r}; this data holds {self.areas}")
@@ -236,6 +252,26 @@ class RDMSet:
         """``[sets, n (n - 1) / 2]`` strict upper triangles, row by row (scipy's order)."""
         i, j = np.triu_indices(self.n_stimuli, k=1)
         return self.rdms[:, i, j]
+
+    def to_rsatoolbox(self, dissimilarity_measure: str | None = None) -> Any:
+        """The set as ``rsatoolbox.rdm.RDMs`` (``rdm_descriptors["name"]``, and
+        ``pattern_descriptors["stimulus"]`` when stimulus ids are known)."""
+        from rsatoolbox.rdm import RDMs
+
+        patterns = None if self.stimulus_ids is None else {"stimulus": np.asarray(self.stimulus_ids)}
+        measure = dissimilarity_measure or self.meta.get("dissimilarity_measure")
+        return RDMs(self.condensed(), dissimilarity_measure=measure,
+                    rdm_descriptors={"name": list(self.names)}, pattern_descriptors=patterns)
+
+    @classmethod
+    def from_rsatoolbox(cls, rdms: Any, name_descriptor: str = "name") -> "RDMSet":
+        """From ``rsatoolbox.rdm.RDMs`` (names from ``rdm_descriptors[name_descriptor]`` if present)."""
+        matrices = rdms.get_matrices()
+        names = rdms.rdm_descriptors.get(name_descriptor)
+        names = [str(n) for n in names] if names is not None else [f"rdm {i}" for i in range(len(matrices))]
+        meta = {"dissimilarity_measure": rdms.dissimilarity_measure}
+        stim = rdms.pattern_descriptors.get("stimulus")
+        return cls(np.asarray(matrices, dtype=np.float64), names, meta, None if stim is None else np.asarray(stim))
 
     def select(self, keys: Sequence[int | str]) -> "RDMSet":
         idx = [self.names.index(k) if isinstance(k, str) else int(k) for k in keys]
@@ -335,6 +371,73 @@ def load_npz(path: str | Path, *, areas: Sequence[str] | None = None) -> NeuralD
         meta = json.loads(str(f["meta"])) if "meta" in files else {}
     meta.setdefault("source", str(path))
     return NeuralData(responses, stimulus_ids, neuron_ids, meta, stimuli)
+
+
+def save_hdf5(data: NeuralData, path: str | Path) -> Path:
+    """Write ``data`` to HDF5 with the layout of the NPZ format: datasets ``/responses/<area>``,
+    ``/stimulus_ids``, ``/neuron_ids/<area>``, ``/stimuli`` and a root attribute ``meta`` (JSON).
+    Needs ``h5py``."""
+    h5py = _h5py()
+    path = Path(path)
+    with atomic_write(path, "w+b") as handle, h5py.File(handle, "w") as f:
+        for area, r in data.responses.items():
+            f.create_dataset(f"responses/{area}", data=r)
+            f.create_dataset(f"neuron_ids/{area}", data=_h5_safe(data._neuron_ids(area)))
+        f.create_dataset("stimulus_ids", data=_h5_safe(np.asarray(data.stimulus_ids)))
+        if data.stimuli is not None:
+            f.create_dataset("stimuli", data=np.asarray(data.stimuli))
+        f.attrs["meta"] = json.dumps(data.meta, default=_json_default)
+    return path
+
+
+def load_hdf5(path: str | Path, *, areas: Sequence[str] | None = None) -> NeuralData:
+    """Read the HDF5 layout written by :func:`save_hdf5` (``/responses/<area>`` at least)."""
+    h5py = _h5py()
+    path = _existing(path)
+    with h5py.File(path, "r") as f:
+        if "responses" not in f or not isinstance(f["responses"], h5py.Group) or not len(f["responses"]):
+            raise ValueError(f"{path} holds no /responses/<area> datasets (found {list(f.keys())})")
+        present = list(f["responses"].keys())
+        chosen = present if areas is None else list(areas)
+        missing = [a for a in chosen if a not in present]
+        if missing:
+            raise KeyError(f"{path} has no areas {missing}; it holds {present}")
+        responses = {a: f["responses"][a][()] for a in chosen}
+        n = next(iter(responses.values())).shape[-2]
+        stimulus_ids = _h5_read(f["stimulus_ids"]) if "stimulus_ids" in f else np.arange(n)
+        neuron_ids = {a: _h5_read(f["neuron_ids"][a]) for a in chosen if "neuron_ids" in f and a in f["neuron_ids"]}
+        stimuli = f["stimuli"][()] if "stimuli" in f else None
+        meta = json.loads(f.attrs["meta"]) if "meta" in f.attrs else {}
+    meta.setdefault("source", str(path))
+    return NeuralData(responses, stimulus_ids, neuron_ids, meta, stimuli)
+
+
+def load_recording(path: str | Path, *, areas: Sequence[str] | None = None) -> NeuralData:
+    """:func:`load_npz` or :func:`load_hdf5` by the file's suffix (``.npz``; ``.h5`` / ``.hdf5``)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
+        return load_npz(path, areas=areas)
+    if suffix in (".h5", ".hdf5"):
+        return load_hdf5(path, areas=areas)
+    raise ValueError(f"unknown recording format {suffix!r} of {path}; use .npz, .h5 or .hdf5")
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - h5py is present in the dev environment
+        raise ImportError("HDF5 files need the h5py package: pip install h5py (or use the NPZ format)") from exc
+    return h5py
+
+
+def _h5_safe(a: np.ndarray) -> np.ndarray:
+    """Unicode arrays as UTF-8 bytes (HDF5 has no numpy ``U`` type)."""
+    return np.char.encode(a, "utf-8") if a.dtype.kind == "U" else a
+
+
+def _h5_read(dataset: Any) -> np.ndarray:
+    a = dataset[()]
+    return np.char.decode(a, "utf-8") if a.dtype.kind == "S" else a
 
 
 def load_rdm_npz(path: str | Path, *, key: str = "arr_0", names: Sequence[str] | None = None,
