@@ -272,3 +272,145 @@ def evaluate_latencies(model: STDPNetwork, latencies: torch.Tensor, batch_size: 
         decisions.append(d)
         scores.append(sc)
     return torch.cat(decisions), torch.cat(scores)
+
+
+# ---------------------------------------------------------------------------------- layer-wise fit
+@torch.no_grad()
+def _stage_inputs_all(model: STDPNetwork, stage: Stage, latencies: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    return torch.cat([stage_inputs(model, stage, latencies[s : s + batch_size]) for s in range(0, latencies.shape[0], batch_size)])
+
+
+@torch.no_grad()
+def predict_from_stage_inputs(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, batch_size: int = 1000):
+    """Decisions and scores from the cached inputs of an R-STDP stage (the layers before it are frozen)."""
+    decisions, scores = [], []
+    first = stage.layers[0]
+    for s in range(0, inputs.shape[0], batch_size):
+        x = inputs[s : s + batch_size]
+        if first not in model.heads:
+            x = model.run_ops(x, model.op_index(first))
+        pots = model.head_potentials(x)
+        dec = model.head_decisions(pots, x)
+        decisions.append(model.combine([d[2] for d in dec]))
+        scores.append(sum(p.amax(dim=(2, 3)).view(p.shape[0], model.n_classes, -1).amax(dim=2) for p in pots))
+    return torch.cat(decisions), torch.cat(scores)
+
+
+def new_fit_state() -> dict:
+    """Progress of a layer-wise fit (kept in checkpoints for resuming)."""
+    return {"stage": 0, "epoch": 0, "adaptive": [1.0, 1.0], "best_val": -1.0, "best_weights": {},
+            "bad_epochs": 0, "history": [], "done": False}
+
+
+def fit(
+    model: STDPNetwork,
+    train_latencies: torch.Tensor,
+    train_labels: torch.Tensor,
+    val_latencies: torch.Tensor,
+    val_labels: torch.Tensor,
+    epochs: list[int],
+    mode: str = "sequential",
+    batch_size: int = 1000,
+    stdp_batch_size: int | None = None,
+    stdp_samples: int | None = None,
+    patience: int = 5,
+    seed: int = 42,
+    state: dict | None = None,
+    logger=None,
+    on_epoch_end=None,
+    progress: bool = True,
+    verbose: bool = True,
+) -> dict:
+    """Train ``model`` stage by stage (``epochs[i]`` epochs for stage ``i``).
+
+    STDP stages see the training images in a new seeded order each epoch (``stdp_samples``
+    limits how many per epoch; ``stdp_batch_size`` is the update batch of the batched mode,
+    default ``batch_size``). R-STDP stages run in batches of ``batch_size`` with adaptive rates,
+    measure validation accuracy after every epoch, keep the best weights and stop after
+    ``patience`` epochs without improvement. ``on_epoch_end(state)`` is called after every epoch
+    (checkpointing); a ``state`` from a checkpoint resumes where it stopped.
+    """
+    from tqdm import tqdm
+
+    _check_mode(mode)
+    if len(epochs) != len(model.stages):
+        raise ValueError(
+            f"--epochs has {len(epochs)} values but {model.name} has {len(model.stages)} trainable stages "
+            f"({', '.join(model.trainable_stages())}); give one number of epochs per stage"
+        )
+    _check_labels(train_labels.long(), model.n_classes)
+    state = state or new_fit_state()
+    adaptive = AdaptiveRates(*state["adaptive"])
+    step = sum(len(h.get("batches", [])) for h in state["history"])
+    while state["stage"] < len(model.stages):
+        index = state["stage"]
+        stage = model.stages[index]
+        if state["epoch"] >= epochs[index] or state.get("stopped"):
+            _finish_stage(model, stage, state)
+            continue
+        if stage.kind == "rstdp":
+            train_in = _stage_inputs_all(model, stage, train_latencies)
+            val_in = _stage_inputs_all(model, stage, val_latencies)
+        while state["epoch"] < epochs[index] and not state.get("stopped"):
+            epoch = state["epoch"]
+            order = torch.randperm(train_latencies.shape[0], generator=torch.Generator().manual_seed(seed + 1000 * index + epoch))
+            record = {"stage": stage.name, "epoch": epoch + 1}
+            if stage.kind == "stdp":
+                order = order[:stdp_samples] if stdp_samples else order
+                size = stdp_batch_size or batch_size
+                stats = []
+                for s in tqdm(range(0, len(order), size), desc=f"{stage.name} epoch {epoch + 1}", disable=not progress, leave=False):
+                    idx = order[s : s + size]
+                    inputs = stage_inputs(model, stage, train_latencies[idx])
+                    stats.append(train_stdp_batch(model, stage.layers[0], inputs, mode))
+                    step += 1
+                record["convergence"] = stats[-1]["convergence"]
+                record["winners_per_image"] = sum(x["winners_per_image"] for x in stats) / len(stats)
+                if logger:
+                    logger.log(step, f"stdp_{stage.name}", convergence=record["convergence"], winners_per_image=record["winners_per_image"])
+            else:
+                hits = misses = silent = 0
+                for s in tqdm(range(0, len(order), batch_size), desc=f"{stage.name} epoch {epoch + 1}", disable=not progress, leave=False):
+                    idx = order[s : s + batch_size]
+                    out = train_rstdp_batch(model, stage, train_in[idx], train_labels[idx], mode, adaptive)
+                    hits, misses, silent = hits + out["hits"], misses + out["misses"], silent + out["silent"]
+                    step += 1
+                    if logger:
+                        n = len(idx)
+                        logger.log(step, "train_batch", accuracy=out["hits"] / n, error=1 - out["hits"] / n, silent=out["silent"] / n)
+                n = len(order)
+                decisions, _ = predict_from_stage_inputs(model, stage, val_in)
+                val_acc = float((decisions == val_labels.long()).float().mean()) if len(val_labels) else 0.0
+                record.update(train_accuracy=hits / n, train_silent=silent / n, val_accuracy=val_acc,
+                              val_silent=float((decisions < 0).float().mean()) if len(val_labels) else 0.0)
+                if logger:
+                    logger.log(step, "train", accuracy=hits / n, error=1 - hits / n, silent=silent / n)
+                    logger.log(step, "val", accuracy=val_acc, error=1 - val_acc, silent=record["val_silent"])
+                if val_acc > state["best_val"]:
+                    state["best_val"], state["bad_epochs"] = val_acc, 0
+                    state["best_weights"] = {n_: model.layers[n_].weight.clone() for n_ in stage.layers}
+                else:
+                    state["bad_epochs"] += 1
+                    if state["bad_epochs"] >= patience:
+                        state["stopped"] = True
+                        record["early_stopped"] = True
+            state["adaptive"] = [adaptive.reward, adaptive.punish]
+            state["history"].append(record)
+            state["epoch"] += 1
+            if progress or verbose:
+                print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()), flush=True)
+            if on_epoch_end:
+                on_epoch_end(state)
+        _finish_stage(model, stage, state)
+        if on_epoch_end:
+            on_epoch_end(state)
+    state["done"] = True
+    return state
+
+
+def _finish_stage(model: STDPNetwork, stage: Stage, state: dict) -> None:
+    """Restore the stage's best weights (R-STDP) and move on to the next stage."""
+    for name, weight in state.get("best_weights", {}).items():
+        model.layers[name].weight.copy_(weight)
+    state.update(stage=state["stage"] + 1, epoch=0, best_val=-1.0, best_weights={}, bad_epochs=0, stopped=False,
+                 adaptive=[1.0, 1.0])

