@@ -271,3 +271,39 @@ def test_rsatoolbox_interop():
     r = named.to_rsatoolbox("correlation")
     assert list(r.rdm_descriptors["name"]) == ["x", "y"]
     assert N.RDMSet.from_rsatoolbox(r).names == ["x", "y"]
+
+
+# ----------------------------------------------------------------------------- reliability filter
+def _reference_reliability(t: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    """Plain loop: per split and neuron, np.corrcoef of the two half-averages, Spearman-Brown."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(t.shape[2])
+    for _ in range(n_splits):
+        perm = rng.permutation(t.shape[0])
+        a, b = t[perm[: t.shape[0] // 2]].mean(0), t[perm[t.shape[0] // 2:]].mean(0)
+        for j in range(t.shape[2]):
+            r = np.corrcoef(a[:, j], b[:, j])[0, 1]
+            out[j] += 2 * r / (1 + r)
+    return out / n_splits
+
+
+def test_split_half_reliability_against_a_plain_loop():
+    rng = np.random.default_rng(6)
+    signal = rng.normal(size=(40, 1))
+    trials = np.concatenate([
+        signal + 0.3 * rng.normal(size=(11, 40, 1)),  # reliable
+        rng.normal(size=(11, 40, 1)),  # noise only
+        np.broadcast_to(signal, (11, 40, 1)),  # identical on every trial: reliability 1
+    ], axis=2)
+    rel = N.split_half_reliability(trials, n_splits=20, random_state=3)
+    np.testing.assert_allclose(rel, _reference_reliability(trials, 20, 3), rtol=0, atol=1e-12)
+    assert rel[0] > 0.9 and abs(rel[1]) < 0.5 and rel[2] == pytest.approx(1.0, abs=1e-12)
+    flat = trials.copy()
+    flat[:, :, 1] = 2.0  # constant neuron: undefined, NaN, and dropped by the filter
+    assert np.isnan(N.split_half_reliability(flat, n_splits=3)[1])
+    d = N.NeuralData({"V1": flat}, np.arange(40))
+    kept = d.reliable_neurons("V1", 0.8, n_splits=20, random_state=3)
+    np.testing.assert_array_equal(kept.neuron_ids["V1"], [0, 2])
+    assert "split-half reliability >= 0.8" in kept.meta["preprocessing"][-1]
+    with pytest.raises(ValueError, match="trials"):
+        N.split_half_reliability(np.zeros((1, 5, 2)))

@@ -47,6 +47,7 @@ __all__ = [
     "load_hdf5",
     "load_recording",
     "load_rdm_npz",
+    "split_half_reliability",
     "load_allen_natural_scenes",
     "load_allen_natural_movie",
     "load_macaque_face",
@@ -177,6 +178,14 @@ class NeuralData:
         return replace(self, responses=responses, stimulus_ids=self.stimulus_ids[idx], stimuli=stimuli,
                        meta=_with_step(self.meta, f"{reason} ({len(idx)} of {self.n_stimuli} stimuli kept)"))
 
+    def reliable_neurons(self, area: str, threshold: float, *, n_splits: int = 100, random_state: int = 0) -> "NeuralData":
+        """A copy keeping the neurons of ``area`` whose :func:`split_half_reliability` (from its
+        trials) is ``>= threshold``; neurons with an undefined reliability are dropped."""
+        rel = split_half_reliability(self.trials(area), n_splits=n_splits, random_state=random_state)
+        keep = np.flatnonzero(rel >= threshold)
+        return self.select_neurons(area, keep, f"split-half reliability >= {threshold} "
+                                               f"({n_splits} splits, random_state {random_state})")
+
     def to_rsatoolbox(self, area: str) -> Any:
         """``area``'s trial-averaged responses as an ``rsatoolbox.data.Dataset`` (observations =
         stimuli with descriptor ``"stimulus"``, channels = neurons with descriptor ``"neuron"``)."""
@@ -197,6 +206,43 @@ class NeuralData:
     def _neuron_ids(self, area: str) -> np.ndarray:
         ids = self.neuron_ids.get(area)
         return np.arange(self._area(area).shape[-1]) if ids is None else np.asarray(ids)
+
+
+def split_half_reliability(
+    trials: Any, *, n_splits: int = 100, random_state: int = 0, spearman_brown: bool = True
+) -> np.ndarray:
+    """Per-neuron split-half reliability of ``[trials, stimuli, neurons]`` responses.
+
+    Each split permutes the trials (``numpy.random.default_rng(random_state)``), averages the first
+    ``trials // 2`` and the rest, and correlates the two halves' responses over stimuli (Pearson,
+    per neuron); with ``spearman_brown`` each r becomes ``2 r / (1 + r)`` (the reliability of all the
+    trials); the result is the mean over splits. A neuron whose half-average is constant over the
+    stimuli in some split gets ``NaN`` (undefined; it fails any threshold). This is a standard
+    estimator; the seeds shipped their ``shr`` values precomputed without saying how.
+    """
+    t = np.asarray(trials.detach().cpu() if isinstance(trials, torch.Tensor) else trials, dtype=np.float64)
+    if t.ndim != 3:
+        raise ValueError(f"trials must be [trials, stimuli, neurons], got shape {t.shape}")
+    k = t.shape[0]
+    if k < 2 or t.shape[1] < 3:
+        raise ValueError(f"split-half reliability needs >= 2 trials and >= 3 stimuli, got shape {t.shape}")
+    if n_splits < 1:
+        raise ValueError(f"n_splits must be >= 1, got {n_splits}")
+    if not np.isfinite(t).all():
+        raise ValueError("trials hold NaN or infinite values")
+    rng = np.random.default_rng(random_state)
+    total = np.zeros(t.shape[2])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for _ in range(n_splits):
+            perm = rng.permutation(k)
+            a = t[perm[: k // 2]].mean(axis=0)
+            b = t[perm[k // 2:]].mean(axis=0)
+            a -= a.mean(axis=0)
+            b -= b.mean(axis=0)
+            denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+            r = np.where(denom > 0, (a * b).sum(axis=0) / np.where(denom > 0, denom, 1.0), np.nan)
+            total += 2 * r / (1 + r) if spearman_brown else r
+    return total / n_splits
 
 
 @dataclass(frozen=True)
