@@ -307,3 +307,22 @@ def test_split_half_reliability_against_a_plain_loop():
     assert "split-half reliability >= 0.8" in kept.meta["preprocessing"][-1]
     with pytest.raises(ValueError, match="trials"):
         N.split_half_reliability(np.zeros((1, 5, 2)))
+
+
+def test_pool_allen_units_builds_the_seed_layout(tmp_path):
+    rng = np.random.default_rng(7)
+    areas = ("VISp", "VISl")
+    mouse0 = [[rng.integers(0, 5, size=(3, 4, 2)) for _ in range(6)], None]  # 6 stimuli, 4 bins, 2 units
+    mouse1 = [[rng.integers(0, 5, size=(3, 4, 5)) for _ in range(6)], [rng.integers(0, 5, size=(3, 4, 1)) for _ in range(6)]]
+    pooled = N.pool_allen_units([mouse0, mouse1], areas)
+    assert pooled["VISp"].shape == (6, 4, 7) and pooled["VISl"].shape == (6, 4, 1)
+    np.testing.assert_array_equal(pooled["VISp"][2, :, :2], mouse0[0][2].sum(axis=0))
+    np.testing.assert_array_equal(pooled["VISp"][5, :, 2:], mouse1[0][5].sum(axis=0))
+    # the pooled counts go through the seed's reader like its own files
+    for area, counts in pooled.items():
+        np.save(tmp_path / f"{area}_4.npy", counts)
+        np.save(tmp_path / f"shr_{area}.npy", np.ones(counts.shape[2]))
+    d = N.load_allen_natural_scenes(tmp_path, areas=areas, time_bins=4)
+    np.testing.assert_allclose(d["VISp"], pooled["VISp"].sum(axis=1) / 50 / 25)
+    with pytest.raises(ValueError, match="expected 2"):
+        N.pool_allen_units([[None]], areas)

@@ -53,6 +53,7 @@ __all__ = [
     "load_macaque_face",
     "load_macaque_synthetic",
     "load_neural_dataset",
+    "pool_allen_units",
     "load_kriegeskorte92",
     "load_algonauts78",
     "load_allen_2p_ns118",
@@ -620,6 +621,39 @@ def load_macaque_synthetic(directory: str | Path, *, areas: Sequence[str] = ("V4
     meta = {"dataset": "macaque_synthetic", "source": str(directory), "species": "macaque",
             "reference": "Majaj, Hong et al. 2015, J. Neurosci.", "preprocessing": []}
     return NeuralData(responses, np.arange(n), {}, meta)
+
+
+def pool_allen_units(raw: Sequence[Sequence[Any]], areas: Sequence[str] = ALLEN_AREAS) -> dict[str, np.ndarray]:
+    """Pool the units of all mice per area from the raw nested layout behind the seeds' files.
+
+    Args:
+        raw: a list over mice of a list over ``areas`` (``None`` where a mouse lacks the area) of a
+            list over stimuli of spike-count arrays ``[trials, bins, units]``.
+
+    Returns:
+        ``area -> [stimuli, bins, units]`` counts summed over trials, the units of the mice
+        concatenated in mouse order (the layout of ``{area}_{bins}.npy``). Areas no mouse has are left out.
+    """
+    pooled: dict[str, np.ndarray] = {}
+    for a, area in enumerate(areas):
+        per_mouse = []
+        for m, mouse in enumerate(raw):
+            if len(mouse) != len(areas):
+                raise ValueError(f"mouse {m} lists {len(mouse)} areas, expected {len(areas)} ({list(areas)})")
+            stimuli = mouse[a]
+            if stimuli is None:
+                continue
+            summed = [np.asarray(x).sum(axis=0) for x in stimuli]  # [bins, units] per stimulus
+            shapes = {x.shape for x in summed}
+            if len(shapes) != 1:
+                raise ValueError(f"mouse {m}, {area}: stimuli have different [bins, units] shapes {sorted(shapes)}")
+            per_mouse.append(np.stack(summed))
+        if not per_mouse:
+            continue
+        if len({x.shape[:2] for x in per_mouse}) != 1:
+            raise ValueError(f"{area}: mice differ in stimuli or bins {[x.shape[:2] for x in per_mouse]}")
+        pooled[area] = np.concatenate(per_mouse, axis=2)
+    return pooled
 
 
 #: The seeds' neural dataset names -> reader.
