@@ -135,3 +135,14 @@ def test_safetensors_round_trip(tmp_path):
 def test_convert_strips_data_parallel_prefix():
     state = {"module.conv1.weight": torch.zeros(1), "module.fc.bias": torch.zeros(1)}
     assert list(convert_state_dict(state)) == ["conv1.weight", "fc.bias"]
+
+
+def test_lorafb_checkpoint_into_sew_resnet_is_refused_clearly():
+    weights = create_model("lorafb_snet18", num_classes=10).state_dict()
+    with pytest.raises(CheckpointLayoutError, match=r"another architecture.*\n.*missing keys.*layer1\.0\.conv1\.weight"
+                       r"[\s\S]*unexpected keys.*recurrent_layer1\."):
+        load_weights(create_model("sew_resnet18", num_classes=10), weights)
+    # the seed's DataParallel checkpoints of LoRaFB-SNet map one to one
+    fresh = create_model("lorafb_snet18", num_classes=10)
+    load_weights(fresh, {"model": {f"module.{k}": v for k, v in weights.items()}})
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), weights.values()))
