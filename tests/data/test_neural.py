@@ -326,3 +326,20 @@ def test_pool_allen_units_builds_the_seed_layout(tmp_path):
     np.testing.assert_allclose(d["VISp"], pooled["VISp"].sum(axis=1) / 50 / 25)
     with pytest.raises(ValueError, match="expected 2"):
         N.pool_allen_units([[None]], areas)
+
+
+def test_fetch_kriegeskorte92_uses_verified_local_files(shared_data, tmp_path, monkeypatch):
+    import shutil
+
+    src = _folder(shared_data, "kriegeskorte92")
+    for name in N.KRIEGESKORTE92_FILES:
+        shutil.copy(src / name, tmp_path / name)
+    # right checksums: nothing is downloaded (this machine is offline), the folder is returned
+    assert N.fetch_kriegeskorte92(tmp_path) == tmp_path
+    k = N.load_kriegeskorte92(tmp_path)
+    assert len(k.models) == 8
+    monkeypatch.setenv("CORTEXSNN_DATA", str(tmp_path))
+    (tmp_path / "kriegeskorte92").mkdir()
+    for name in N.KRIEGESKORTE92_FILES:
+        shutil.copy(src / name, tmp_path / "kriegeskorte92" / name)
+    assert N.fetch_kriegeskorte92() == tmp_path / "kriegeskorte92"  # default folder under CORTEXSNN_DATA

@@ -55,6 +55,7 @@ __all__ = [
     "load_neural_dataset",
     "pool_allen_units",
     "load_kriegeskorte92",
+    "fetch_kriegeskorte92",
     "load_algonauts78",
     "load_allen_2p_ns118",
     "ALLEN_AREAS",
@@ -702,11 +703,45 @@ def _mat_str(value: Any) -> str:
     return str(a[0]) if a.size else ""
 
 
-def load_kriegeskorte92(directory: str | Path) -> Kriegeskorte92:
-    """Read the four MATLAB files of the 92-image set (``scipy.io.loadmat``; no code is run)."""
+#: The 92-image files in rsatoolbox's repository (``demos/92imageData``): name -> (commit, sha256).
+#: The checksums are those of the copies validated by this project's tests.
+KRIEGESKORTE92_FILES = {
+    "Kriegeskorte_Neuron2008_supplementalData.mat": (
+        "9ac4b5cdcb702c02481cabba33c551d187d50b6c", "06f21214399a5d43dc264eed19a7f4b8daf11c8622a59eec3e106064ce5e3504"),
+    "92_brainRDMs.mat": (
+        "a019e37ee631456aa99425efb33cb4e26e9ea181", "1743f90a15e895798a94318649e80e1123a7e5943a1703fa1dd7c31ea5780b7c"),
+    "92_modelRDMs.mat": (
+        "ccd23d83e494c2e213a618a5fbc6143d051478c6", "e1d2b58bb2f9508bc13da4c81b94d1ab07823b25ed30b9563bd9d6d730c2a00a"),
+    "92_behavRDMs.mat": (
+        "8ee4a8f6b55f788acbee29521916f5f38f2926be", "7a8e118c144c3840adeeeef6ea0706a0be2b3e80df719af15fbb56fc62562f5f"),
+}
+_RSATOOLBOX_RAW = "https://raw.githubusercontent.com/rsagroup/rsatoolbox/{commit}/demos/92imageData/{name}"
+
+
+def fetch_kriegeskorte92(directory: str | Path | None = None, *, progress: bool = False) -> Path:
+    """The folder of the 92-image files, downloading any that are missing (``pooch``, pinned
+    commits, SHA-256 verified). Default folder: ``$CORTEXSNN_DATA/kriegeskorte92``. Files already
+    there with the right checksum are not downloaded again; a file with a wrong checksum is fetched
+    anew (and the call fails offline)."""
+    import pooch
+
+    from cortexsnn.data.paths import data_dir
+
+    target = Path(directory).expanduser() if directory is not None else data_dir() / "kriegeskorte92"
+    for name, (commit, sha256) in KRIEGESKORTE92_FILES.items():
+        pooch.retrieve(_RSATOOLBOX_RAW.format(commit=commit, name=name), known_hash=f"sha256:{sha256}",
+                       fname=name, path=target, progressbar=progress)
+    return target
+
+
+def load_kriegeskorte92(directory: str | Path | None = None) -> Kriegeskorte92:
+    """Read the four MATLAB files of the 92-image set (``scipy.io.loadmat``; no code is run).
+
+    ``directory=None`` uses :func:`fetch_kriegeskorte92` (download once, verified).
+    """
     from scipy.io import loadmat
 
-    directory = _existing(directory)
+    directory = fetch_kriegeskorte92() if directory is None else _existing(directory)
     supp = loadmat(_find_file(directory, "Kriegeskorte_Neuron2008_supplementalData.mat"))
     src = {"source": str(directory), "reference": "Kriegeskorte et al. 2008, Neuron"}
     fig = supp["RDMs_mIT_hIT_fig1"][0]
