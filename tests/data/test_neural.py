@@ -64,6 +64,15 @@ def test_single_array_npz_and_bad_files(tmp_path):
         N.load_npz(tmp_path / "obj.npz")
 
 
+def test_accepts_torch_tensors_and_lists():
+    d = N.NeuralData({"IT": torch.arange(6.0).reshape(3, 2)}, [4, 5, 6], {"IT": [9, 8]})
+    assert isinstance(d.responses["IT"], np.ndarray) and isinstance(d.stimulus_ids, np.ndarray)
+    np.testing.assert_array_equal(d["IT"], [[0, 1], [2, 3], [4, 5]])
+    np.testing.assert_array_equal(d.neuron_ids["IT"], [9, 8])
+    s = N.RDMSet(torch.zeros(1, 3, 3, dtype=torch.float32), ("zeros",))
+    assert s.rdms.dtype == np.float64 and s.names == ["zeros"]
+
+
 def test_validation_messages():
     with pytest.raises(ValueError, match="same stimuli"):
         N.NeuralData({"a": np.zeros((3, 2)), "b": np.zeros((4, 2))}, np.arange(3))

@@ -60,6 +60,8 @@ __all__ = [
     "load_allen_2p_ns118",
     "ALLEN_AREAS",
     "NEURAL_DATASETS",
+    "KRIEGESKORTE92_FILES",
+    "Kriegeskorte92",
 ]
 
 #: The six mouse visual areas of the Allen Brain Observatory sets, in the seeds' order.
@@ -92,6 +94,13 @@ class NeuralData:
     def __post_init__(self) -> None:
         if not self.responses:
             raise ValueError("NeuralData needs at least one area's responses")
+        # accept torch tensors and sequences; store numpy arrays (frozen: set through object)
+        object.__setattr__(self, "responses", {a: _to_numpy(r) for a, r in self.responses.items()})
+        object.__setattr__(self, "stimulus_ids", _to_numpy(self.stimulus_ids))
+        object.__setattr__(self, "neuron_ids", {a: _to_numpy(v) for a, v in self.neuron_ids.items()})
+        object.__setattr__(self, "meta", dict(self.meta))
+        if self.stimuli is not None:
+            object.__setattr__(self, "stimuli", _to_numpy(self.stimuli))
         n = len(self.stimulus_ids)
         for area, r in self.responses.items():
             if not isinstance(area, str) or not area or "/" in area:
@@ -257,6 +266,10 @@ class RDMSet:
     stimulus_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "rdms", _to_numpy(self.rdms).astype(np.float64, copy=False))
+        object.__setattr__(self, "names", [str(n) for n in self.names])
+        if self.stimulus_ids is not None:
+            object.__setattr__(self, "stimulus_ids", _to_numpy(self.stimulus_ids))
         r = self.rdms
         if r.ndim != 3 or r.shape[1] != r.shape[2]:
             raise ValueError(f"an RDM set must be [sets, n, n], got shape {r.shape}")
@@ -324,6 +337,12 @@ class RDMSet:
     def select(self, keys: Sequence[int | str]) -> "RDMSet":
         idx = [self.names.index(k) if isinstance(k, str) else int(k) for k in keys]
         return replace(self, rdms=self.rdms[idx], names=[self.names[i] for i in idx])
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def _square(m: np.ndarray) -> np.ndarray:
