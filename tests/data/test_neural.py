@@ -40,6 +40,8 @@ def test_npz_round_trip_keeps_everything(tmp_path):
     np.testing.assert_allclose(back["V4"], data.responses["V4"].astype(np.float64).mean(axis=0))
     assert back["V4"].dtype == np.float64 and back.trials("V4").shape == (3, 5, 2)
     assert back.tensor("V1").dtype == torch.float64
+    assert repr(back).endswith("5 stimuli; V1: (5, 4), V4: (3, 5, 2))")
+    assert "V4: 2 neurons, 3 trials" in back.summary() and "  - none yet" in back.summary()
     with pytest.raises(ValueError, match="trial-averaged"):
         back.trials("V1")
     assert N.load_npz(path, areas=["V4"]).areas == ["V4"]
@@ -116,6 +118,7 @@ def test_rdm_set_from_condensed_and_checks():
     np.testing.assert_array_equal(s["b"], sq)
     np.testing.assert_array_equal(s.condensed()[0], squareform(sq))  # scipy's pair order
     assert s.select(["c", 0]).names == ["c", "a"]
+    assert repr(s) == "RDMSet(3 RDMs of 5 stimuli: ['a', 'b', 'c'])"
     asym = sq.copy()
     asym[0, 1] += 0.5
     with pytest.raises(ValueError, match="symmetric"):

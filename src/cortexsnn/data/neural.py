@@ -133,6 +133,19 @@ class NeuralData:
         if self.stimuli is not None and len(self.stimuli) != n:
             raise ValueError(f"{len(self.stimuli)} stimulus images for {n} stimuli")
 
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{a}: {tuple(r.shape)}" for a, r in self.responses.items())
+        name = self.meta.get("dataset") or self.meta.get("source") or "unnamed"
+        return f"NeuralData({name!s}; {self.n_stimuli} stimuli; {shapes})"
+
+    def summary(self) -> str:
+        """A few lines for logs and reports: dataset, areas, neurons, and the preprocessing steps."""
+        lines = [repr(self)]
+        lines += [f"  {a}: {self.n_neurons(a)} neurons" + (f", {r.shape[0]} trials" if r.ndim == 3 else "")
+                  for a, r in self.responses.items()]
+        lines += [f"  - {step}" for step in self.meta.get("preprocessing", [])]
+        return "\n".join(lines)
+
     @property
     def areas(self) -> list[str]:
         """Area names, in insertion order."""
@@ -286,6 +299,10 @@ class RDMSet:
             raise ValueError(f"RDMs must have a zero diagonal (largest |d_ii| = {diag:.3g})")
         if self.stimulus_ids is not None and len(self.stimulus_ids) != r.shape[1]:
             raise ValueError(f"{len(self.stimulus_ids)} stimulus ids for {r.shape[1]} stimuli")
+
+    def __repr__(self) -> str:
+        shown = self.names[:3] + (["..."] if len(self.names) > 3 else [])
+        return f"RDMSet({len(self)} RDMs of {self.n_stimuli} stimuli: {shown})"
 
     @classmethod
     def from_matrices(cls, matrices: Iterable[Any], names: Sequence[str], meta: dict[str, Any] | None = None,
