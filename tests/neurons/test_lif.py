@@ -94,6 +94,27 @@ def test_parity_with_spikingjelly(dtype, backend, kind, detach):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_bit_identical_to_spikingjelly_in_float32(backend, decay_input):
+    # same operations in the same order (division by tau for LIF, multiplication by sigmoid(w)
+    # for PLIF), so the potentials agree to the last bit, not merely to a tolerance
+    sj_neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    torch.manual_seed(10)
+    x = torch.randn(32, 4, 500) * 1.5 + 0.5
+    pairs = [
+        (sj_neuron.LIFNode(tau=1.7, decay_input=decay_input, v_reset=None, step_mode="m"),
+         LIFNode(tau=1.7, decay_input=decay_input, v_reset=None, backend=backend)),
+        (sj_neuron.LIFNode(tau=7.3, decay_input=decay_input, v_reset=-0.3, step_mode="m"),
+         LIFNode(tau=7.3, decay_input=decay_input, v_reset=-0.3, backend=backend)),
+        (sj_neuron.ParametricLIFNode(init_tau=3.0, decay_input=decay_input, step_mode="m"),
+         PLIFNode(init_tau=3.0, decay_input=decay_input, backend=backend)),
+    ]
+    for ref, ours in pairs:
+        assert torch.equal(ours(x), ref(x))
+        assert torch.equal(ours.v, ref.v)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("v_reset", [0.0, None])
 def test_soft_and_hard_reset_parity_with_spikingjelly(backend, v_reset):
     sj_neuron = pytest.importorskip("spikingjelly.activation_based.neuron")

@@ -70,10 +70,16 @@ def if_step(
     return _fire_and_reset(v + x, v_threshold, v_reset, surrogate, detach_reset)
 
 
-def _lif_charge(x: Tensor, v: Tensor | float, decay: Tensor | float, decay_input: bool, vr: float) -> Tensor:
+def _leak(e, d, div: bool):
+    # LIF divides by tau, PLIF multiplies by sigmoid(w): the operations SpikingJelly performs,
+    # so that potentials, and therefore spikes, agree to the last bit
+    return e / d if div else e * d
+
+
+def _lif_charge(x: Tensor, v: Tensor | float, d: Tensor | float, decay_input: bool, vr: float, div: bool) -> Tensor:
     if decay_input:
-        return v + (x - (v - vr)) * decay
-    return v - (v - vr) * decay + x
+        return v + _leak(x - (v - vr), d, div)
+    return v - _leak(v - vr, d, div) + x
 
 
 def lif_step(
@@ -89,7 +95,7 @@ def lif_step(
     """One step of the leaky integrate-and-fire neuron: returns ``(spike, v)``."""
     _check_tau(tau)
     vr = 0.0 if v_reset is None else v_reset
-    h = _lif_charge(x, v, 1.0 / tau, decay_input, vr)
+    h = _lif_charge(x, v, float(tau), decay_input, vr, div=True)
     return _fire_and_reset(h, v_threshold, v_reset, surrogate, detach_reset)
 
 
@@ -105,7 +111,7 @@ def plif_step(
 ) -> tuple[Tensor, Tensor]:
     """One step of the parametric LIF neuron (``1 / tau = sigmoid(w)``): returns ``(spike, v)``."""
     vr = 0.0 if v_reset is None else v_reset
-    h = _lif_charge(x, v, torch.sigmoid(w), decay_input, vr)
+    h = _lif_charge(x, v, torch.sigmoid(w), decay_input, vr, div=False)
     return _fire_and_reset(h, v_threshold, v_reset, surrogate, detach_reset)
 
 
@@ -124,7 +130,7 @@ def _check_tau(tau: float) -> None:
 # --------------------------------------------------------------------------------------------
 # multi step: one fused autograd function over the whole sequence
 # --------------------------------------------------------------------------------------------
-def _forward_torch(x, v, mode, d, v_th, v_reset, hard, save_h):
+def _forward_torch(x, v, mode, d, div, v_th, v_reset, hard, save_h):
     vr = v_reset if hard else 0.0
     spikes = torch.empty_like(x)
     h_seq = torch.empty_like(x) if save_h else None
@@ -132,9 +138,9 @@ def _forward_torch(x, v, mode, d, v_th, v_reset, hard, save_h):
         if mode == _MODE_IF:
             h = v + x[t]
         elif mode == _MODE_LIF_DECAY_INPUT:
-            h = v + (x[t] - (v - vr)) * d
+            h = v + _leak(x[t] - (v - vr), d, div)
         else:
-            h = v - (v - vr) * d + x[t]
+            h = v - _leak(v - vr, d, div) + x[t]
         s = (h >= v_th).to(x.dtype)
         spikes[t] = s
         if save_h:
@@ -148,10 +154,11 @@ def _reset_of(h, v_th, v_reset, hard):
     return h * (1.0 - s) + v_reset * s if hard else h - v_th * s
 
 
-def _backward_torch(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard, detach, surrogate, want_d):
+def _backward_torch(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset, hard, detach, surrogate, want_d):
     vr = v_reset if hard else 0.0
-    k = 1.0 if mode == _MODE_IF else 1.0 - d
-    cx = d if mode == _MODE_LIF_DECAY_INPUT else 1.0
+    rate = 1.0 / d if div else d  # the leak factor 1 / tau
+    k = 1.0 if mode == _MODE_IF else 1.0 - rate
+    cx = rate if mode == _MODE_LIF_DECAY_INPUT else 1.0
     keep = 0.0 if detach else 1.0
     grad_x = torch.empty_like(h_seq)
     gv = grad_v
@@ -183,7 +190,7 @@ def _ptr(t: Tensor | None):
     return ctypes.c_void_p(t.data_ptr()) if t is not None else None
 
 
-def _forward_cpu(x, v, mode, d, v_th, v_reset, hard, save_h):
+def _forward_cpu(x, v, mode, d, div, v_th, v_reset, hard, save_h):
     lib = cpu_kernel()
     suffix = "f32" if x.dtype == torch.float32 else "f64"
     spikes = torch.empty_like(x)
@@ -191,7 +198,7 @@ def _forward_cpu(x, v, mode, d, v_th, v_reset, hard, save_h):
     v = v.clone()
     steps, n = x.shape[0], x[0].numel()
     getattr(lib, f"lif_forward_{suffix}")(
-        _ptr(x), _ptr(spikes), _ptr(h_seq), _ptr(v), steps, n, mode, d, v_th, v_reset, int(hard),
+        _ptr(x), _ptr(spikes), _ptr(h_seq), _ptr(v), steps, n, mode, int(div), d, v_th, v_reset, int(hard),
         _threads(steps, n),
     )
     return spikes, h_seq, v
@@ -211,7 +218,7 @@ def _grad_layout(grad_s: Tensor) -> tuple[Tensor, int, int]:
     return grad_s, grad_s.stride(0) if grad_s.shape[0] > 1 else grad_s[0].numel(), 0
 
 
-def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard, detach, surrogate, want_d):
+def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset, hard, detach, surrogate, want_d):
     lib = cpu_kernel()
     suffix = "f32" if h_seq.dtype == torch.float32 else "f64"
     grad_x = torch.empty_like(h_seq)
@@ -221,7 +228,7 @@ def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard
     grad_s, gs_tstride, gs_bcast = _grad_layout(grad_s)
     grad_d = getattr(lib, f"lif_backward_{suffix}")(
         _ptr(grad_s), gs_tstride, gs_bcast, _ptr(h_seq), _ptr(x if want_d else None), _ptr(v_init if want_d else None),
-        _ptr(grad_x), _ptr(gv), int(has_gv), steps, n, mode, d, v_th, v_reset, int(hard), int(detach),
+        _ptr(grad_x), _ptr(gv), int(has_gv), steps, n, mode, int(div), d, v_th, v_reset, int(hard), int(detach),
         surrogate.kind_id, surrogate.alpha, int(want_d), _threads(steps, n),
     )
     return grad_x, gv, grad_d
@@ -231,25 +238,26 @@ class _NeuronSequence(torch.autograd.Function):
     """Whole-sequence IF/LIF/PLIF: saves ``H`` only, backward = adjoint recurrence."""
 
     @staticmethod
-    def forward(ctx, x, v_init, decay, mode, v_th, v_reset, detach, surrogate, backend, track):  # type: ignore[override]
+    def forward(ctx, x, v_init, decay, div, mode, v_th, v_reset, detach, surrogate, backend, track):  # type: ignore[override]
         hard = v_reset is not None
         v_reset_value = 0.0 if v_reset is None else float(v_reset)
-        d = float(decay) if mode != _MODE_IF else 0.0
+        d = float(decay) if mode != _MODE_IF else 1.0
         v0 = v_init.expand_as(x[0]).contiguous()
         ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not zeros
         # track: grad mode is on and an input needs a gradient (decided by the caller: inside
         # forward() grad mode is always off); without it H is not even written (inference)
         run = {"cpu": _forward_cpu, "torch": _forward_torch}.get(backend) or triton_kernel().forward
-        spikes, h_seq, v_last = run(x, v0, mode, d, v_th, v_reset_value, hard, track)
+        spikes, h_seq, v_last = run(x, v0, mode, d, div, v_th, v_reset_value, hard, track)
         want_d = track and bool(ctx.needs_input_grad[2])
         ctx.save_for_backward(h_seq, x if want_d else None, v0 if want_d else None)
-        ctx.config = (mode, d, v_th, v_reset_value, hard, detach, surrogate, backend, want_d, v_init.shape, decay.dtype)
+        ctx.config = (mode, d, div, v_th, v_reset_value, hard, detach, surrogate, backend, want_d, v_init.shape,
+                      decay.dtype)
         return spikes, v_last
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_last):  # type: ignore[override]
         h_seq, x, v0 = ctx.saved_tensors
-        mode, d, v_th, v_reset, hard, detach, surrogate, backend, want_d, v_shape, d_dtype = ctx.config
+        mode, d, div, v_th, v_reset, hard, detach, surrogate, backend, want_d, v_shape, d_dtype = ctx.config
         if grad_spikes is None:  # only v_last was used: a zero that takes no memory
             grad_spikes = h_seq.new_zeros(()).expand_as(h_seq)
         run = {"cpu": _backward_cpu, "torch": _backward_torch}.get(backend) or triton_kernel().backward
@@ -257,12 +265,12 @@ class _NeuronSequence(torch.autograd.Function):
             grad_v_last = torch.zeros_like(h_seq[0])
         grad_x, grad_v0, grad_d = run(
             grad_spikes, grad_v_last,
-            h_seq, x, v0, mode, d, v_th, v_reset, hard, detach, surrogate, want_d,
+            h_seq, x, v0, mode, d, div, v_th, v_reset, hard, detach, surrogate, want_d,
         )
         grad_x = grad_x if ctx.needs_input_grad[0] else None
         grad_v_init = grad_v0.sum_to_size(v_shape) if ctx.needs_input_grad[1] else None
         grad_decay = torch.tensor(grad_d, dtype=d_dtype, device=h_seq.device) if want_d else None
-        return grad_x, grad_v_init, grad_decay, None, None, None, None, None, None, None
+        return grad_x, grad_v_init, grad_decay, None, None, None, None, None, None, None, None
 
 
 def _run_sequence(
@@ -270,6 +278,7 @@ def _run_sequence(
     v_init: Tensor | float,
     mode: int,
     decay: Tensor | float,
+    div: bool,
     v_threshold: float,
     v_reset: float | None,
     surrogate: Surrogate,
@@ -295,7 +304,7 @@ def _run_sequence(
         decay = torch.tensor(float(decay), dtype=torch.float64)
     track = torch.is_grad_enabled() and (x_seq.requires_grad or v_init.requires_grad or decay.requires_grad)
     spikes, v_last = _NeuronSequence.apply(
-        x_seq.contiguous(), v_init, decay, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate,
+        x_seq.contiguous(), v_init, decay, div, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate,
         chosen, track,
     )
     if x_seq.device.type == "cpu":
@@ -324,7 +333,7 @@ def if_multistep(
     backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """IF neurons over a sequence ``x_seq [T, ...]``: returns ``(spikes [T, ...], v_last)``."""
-    return _run_sequence(x_seq, v_init, _MODE_IF, 0.0, v_threshold, v_reset, surrogate, detach_reset, backend)
+    return _run_sequence(x_seq, v_init, _MODE_IF, 1.0, False, v_threshold, v_reset, surrogate, detach_reset, backend)
 
 
 def lif_multistep(
@@ -341,7 +350,7 @@ def lif_multistep(
     """LIF neurons over a sequence ``x_seq [T, ...]``: returns ``(spikes [T, ...], v_last)``."""
     _check_tau(tau)
     mode = _MODE_LIF_DECAY_INPUT if decay_input else _MODE_LIF
-    return _run_sequence(x_seq, v_init, mode, 1.0 / tau, v_threshold, v_reset, surrogate, detach_reset, backend)
+    return _run_sequence(x_seq, v_init, mode, tau, True, v_threshold, v_reset, surrogate, detach_reset, backend)
 
 
 def plif_multistep(
@@ -358,5 +367,5 @@ def plif_multistep(
     """Parametric LIF over a sequence (``1 / tau = sigmoid(w)``, gradient to ``w``)."""
     mode = _MODE_LIF_DECAY_INPUT if decay_input else _MODE_LIF
     return _run_sequence(
-        x_seq, v_init, mode, torch.sigmoid(w), v_threshold, v_reset, surrogate, detach_reset, backend
+        x_seq, v_init, mode, torch.sigmoid(w), False, v_threshold, v_reset, surrogate, detach_reset, backend
     )

@@ -32,7 +32,9 @@ __all__ = ["cpu_kernel", "triton_kernel", "resolve_backend", "BACKENDS", "Kernel
 
 BACKENDS = ("auto", "cpu", "triton", "torch")
 _SOURCE = Path(__file__).with_name("lif_cpu.c")
-_FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
+# -ffp-contract=off: no fused multiply-adds, so that every potential is rounded exactly as the
+# same expression in PyTorch rounds it (bit-identical spikes and potentials)
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed: str | None = None
@@ -74,10 +76,10 @@ def _declare(lib: ctypes.CDLL) -> None:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         forward = getattr(lib, f"lif_forward_{suffix}")
-        forward.argtypes = [p, p, p, p, i64, i64, i32, real, real, real, i32, i32]
+        forward.argtypes = [p, p, p, p, i64, i64, i32, i32, real, real, real, i32, i32]
         forward.restype = None
         backward = getattr(lib, f"lif_backward_{suffix}")
-        backward.argtypes = [p, i64, i32, p, p, p, p, p, i32, i64, i64, i32, real, real, real, i32, i32, i32, real, i32, i32]
+        backward.argtypes = [p, i64, i32, p, p, p, p, p, i32, i64, i64, i32, i32, real, real, real, i32, i32, i32, real, i32, i32]
         backward.restype = ctypes.c_double
 
 

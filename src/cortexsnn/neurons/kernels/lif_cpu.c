@@ -10,8 +10,11 @@
  *
  * Charge modes (SpikingJelly semantics, vr = v_reset for a hard reset, 0 for a soft one):
  *   0  IF:                     H = V + X
- *   1  LIF, decay_input:       H = V + (X - (V - vr)) * d        (d = 1 / tau)
+ *   1  LIF, decay_input:       H = V + (X - (V - vr)) * d
  *   2  LIF, not decay_input:   H = V - (V - vr) * d + X
+ * where "* d" is "/ tau" when div is set (LIF: d holds tau, divided by exactly as SpikingJelly
+ * does, so that spikes agree to the last bit) and a multiplication by d = sigmoid(w) otherwise
+ * (PLIF, again as SpikingJelly computes it).
  * Spike S = (H >= v_th). Reset: hard V = H (1 - S) + vr S; soft V = H - v_th S.
  * Surrogate kinds (derivative of S w.r.t. H at u = H - v_th, alpha > 0):
  *   0 ATan       alpha / 2 / (1 + (pi/2 alpha u)^2)
@@ -26,22 +29,46 @@
 
 #define CHUNK 512
 
+/* surrogate derivatives at u = H - v_th, one expression per kind (kept out of the inner loop's
+   control flow so that every loop is specialised and vectorised) */
+#define SG_ATAN(T_, EXP, FABS, SQRT, u, a)    ((a) / (T_)2 / ((T_)1 + ((T_)1.5707963267948966 * (a) * (u)) * ((T_)1.5707963267948966 * (a) * (u))))
+#define SG_SIGMOID(T_, EXP, FABS, SQRT, u, a) ((a) * ((T_)1 / ((T_)1 + EXP(-(a) * (u)))) * ((T_)1 - (T_)1 / ((T_)1 + EXP(-(a) * (u)))))
+#define SG_FAST(T_, EXP, FABS, SQRT, u, a)    ((T_)1 / (((T_)1 + (a) * FABS(u)) * ((T_)1 + (a) * FABS(u))))
+#define SG_GAUSS(T_, EXP, FABS, SQRT, u, a)   (EXP(-(u) * (u) / ((T_)2 * (a) * (a))) / (SQRT((T_)6.283185307179586) * (a)))
+#define SG_TRI(T_, EXP, FABS, SQRT, u, a)     (((T_)1 - (a) * FABS(u)) > 0 ? (a) * ((T_)1 - (a) * FABS(u)) : (T_)0)
+
+/* one time step of the adjoint recurrence for the neurons [lo, lo + len) */
+#define BACKWARD_ROW(T_, EXP, FABS, SQRT, SG)                                                       \
+    _Pragma("omp simd")                                                                            \
+    for (int64_t i = 0; i < len; ++i) {                                                            \
+        const T_ hv = ht[i];                                                                       \
+        const T_ s = hv >= v_th ? (T_)1 : (T_)0;                                                   \
+        const T_ sg = SG(T_, EXP, FABS, SQRT, hv - v_th, alpha);                                   \
+        const T_ dvdh = hard ? ((T_)1 - s) + keep * (v_reset - hv) * sg : (T_)1 - keep * v_th * sg; \
+        const T_ gh = gst[i] * sg + gv[i] * dvdh;                                                  \
+        gxt[i] = gh * cx;                                                                          \
+        ghr[i] = gh;                                                                               \
+        gv[i] = gh * k;                                                                            \
+    }
+
+/* one time step of the forward recurrence for the neurons [lo, lo + len), H = CHARGE */
+#define FORWARD_ROW(T_, CHARGE)                                                                     \
+    _Pragma("omp simd")                                                                            \
+    for (int64_t i = 0; i < len; ++i) {                                                            \
+        const T_ h = CHARGE;                                                                       \
+        const T_ s = h >= v_th ? (T_)1 : (T_)0;                                                    \
+        st[i] = s;                                                                                 \
+        if (ht) ht[i] = h;                                                                         \
+        vc[i] = hard ? h * ((T_)1 - s) + v_reset * s : h - v_th * s;                               \
+    }
+
 #define DEFINE_KERNELS(T_, SUF, EXP, FABS, SQRT)                                                    \
-static inline T_ surrogate_##SUF(int kind, T_ alpha, T_ u) {                                       \
-    switch (kind) {                                                                                \
-    case 0: { T_ z = (T_)1.5707963267948966 * alpha * u; return alpha / (T_)2 / ((T_)1 + z * z); } \
-    case 1: { T_ sg = (T_)1 / ((T_)1 + EXP(-alpha * u)); return alpha * sg * ((T_)1 - sg); }       \
-    case 2: { T_ z = (T_)1 + alpha * FABS(u); return (T_)1 / (z * z); }                            \
-    case 3: return EXP(-u * u / ((T_)2 * alpha * alpha)) / (SQRT((T_)6.283185307179586) * alpha);  \
-    default: { T_ z = (T_)1 - alpha * FABS(u); return z > 0 ? alpha * z : (T_)0; }                 \
-    }                                                                                              \
-}                                                                                                  \
-                                                                                                   \
 void lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps, int64_t n,         \
-                       int mode, T_ d, T_ v_th, T_ v_reset, int hard, int threads) {                \
+                       int mode, int div, T_ d, T_ v_th, T_ v_reset, int hard, int threads) {       \
     const T_ vr = hard ? v_reset : (T_)0;                                                          \
+    const int rule = mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0);                                 \
     const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
-    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads)")                              \
+    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads)")                          \
     for (int64_t c = 0; c < chunks; ++c) {                                                         \
         const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
         T_ vc[CHUNK];                                                                              \
@@ -50,65 +77,62 @@ void lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps,
             const T_ *xt = x + t * n + lo;                                                         \
             T_ *st = spikes + t * n + lo;                                                          \
             T_ *ht = h_out ? h_out + t * n + lo : NULL;                                            \
-            _Pragma("omp simd")                                                                    \
-            for (int64_t i = 0; i < len; ++i) {                                                    \
-                T_ h;                                                                              \
-                if (mode == 0) h = vc[i] + xt[i];                                                  \
-                else if (mode == 1) h = vc[i] + (xt[i] - (vc[i] - vr)) * d;                        \
-                else h = vc[i] - (vc[i] - vr) * d + xt[i];                                         \
-                const T_ s = h >= v_th ? (T_)1 : (T_)0;                                            \
-                st[i] = s;                                                                         \
-                if (ht) ht[i] = h;                                                                 \
-                vc[i] = hard ? h * ((T_)1 - s) + v_reset * s : h - v_th * s;                       \
+            switch (rule) {  /* one specialised, vectorised loop per charge rule */              \
+            case 0: FORWARD_ROW(T_, vc[i] + xt[i]) break;                                          \
+            case 1: FORWARD_ROW(T_, vc[i] + (xt[i] - (vc[i] - vr)) * d) break;                     \
+            case 2: FORWARD_ROW(T_, vc[i] + (xt[i] - (vc[i] - vr)) / d) break;                     \
+            case 3: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) * d + xt[i]) break;                       \
+            default: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) / d + xt[i]) break;                      \
             }                                                                                      \
         }                                                                                          \
         for (int64_t i = 0; i < len; ++i) v[lo + i] = vc[i];                                       \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-/* grad_spikes row t starts at t * gs_tstride; gs_bcast: one value per step for all neurons.    \
-   grad_v: in = dL/dV[T-1] (if has_grad_v, else zero), out = dL/dV_init. x and v_init are needed \
-   only when want_grad_d (PLIF). Returns dL/dd. */                                                 \
+/* grad_spikes row t starts at t * gs_tstride; gs_bcast: one value per step for all neurons.       \
+   grad_v: in = dL/dV[T-1] (if has_grad_v, else zero), out = dL/dV_init. x and v_init are needed   \
+   only when want_grad_d (PLIF, never with div). Returns dL/dd. */                                 \
 double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcast,                  \
                           const T_ *h, const T_ *x, const T_ *v_init,                              \
                           T_ *grad_x, T_ *grad_v, int has_grad_v, int64_t steps, int64_t n,        \
-                          int mode, T_ d, T_ v_th, T_ v_reset, int hard, int detach_reset,         \
+                          int mode, int div, T_ d, T_ v_th, T_ v_reset, int hard, int detach_reset, \
                           int kind, T_ alpha, int want_grad_d, int threads) {                      \
     const T_ vr = hard ? v_reset : (T_)0;                                                          \
-    const T_ k = mode == 0 ? (T_)1 : (T_)1 - d;        /* dH[t]/dV[t-1] */                         \
-    const T_ cx = mode == 1 ? d : (T_)1;               /* dH[t]/dX[t]   */                         \
+    const T_ rate = div ? (T_)1 / d : d;                /* the leak factor 1 / tau */              \
+    const T_ k = mode == 0 ? (T_)1 : (T_)1 - rate;      /* dH[t]/dV[t-1] */                        \
+    const T_ cx = mode == 1 ? rate : (T_)1;             /* dH[t]/dX[t]   */                        \
     const T_ keep = detach_reset ? (T_)0 : (T_)1;                                                  \
     const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
     double grad_d = 0.0;                                                                           \
-    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+:grad_d)")          \
+    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+:grad_d)")      \
     for (int64_t c = 0; c < chunks; ++c) {                                                         \
         const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
-        T_ gv[CHUNK], gsrow[CHUNK];                                                                \
+        T_ gv[CHUNK], gsrow[CHUNK], ghr[CHUNK];                                                    \
         double acc = 0.0;                                                                          \
         for (int64_t i = 0; i < len; ++i) gv[i] = has_grad_v ? grad_v[lo + i] : (T_)0;             \
         for (int64_t t = steps - 1; t >= 0; --t) {                                                 \
             const T_ *ht = h + t * n + lo;                                                         \
             /* dL/dS[t]: a row of n, or one value for all neurons (e.g. the gradient of a sum), */ \
-            /* spread into an L1-resident row so that the loop below stays contiguous */          \
+            /* spread into an L1-resident row so that the loop stays contiguous */                \
             const T_ *gst = grad_spikes + t * gs_tstride + (gs_bcast ? 0 : lo);                    \
             if (gs_bcast) {                                                                        \
                 const T_ g0 = gst[0];                                                              \
                 for (int64_t i = 0; i < len; ++i) gsrow[i] = g0;                                   \
                 gst = gsrow;                                                                       \
             }                                                                                      \
-            const T_ *hp = t > 0 ? h + (t - 1) * n + lo : NULL;                                    \
-            const T_ *xt = x ? x + t * n + lo : NULL;                                              \
             T_ *gxt = grad_x + t * n + lo;                                                         \
-            _Pragma("omp simd reduction(+:acc)")                                                   \
-            for (int64_t i = 0; i < len; ++i) {                                                    \
-                const T_ hv = ht[i];                                                               \
-                const T_ s = hv >= v_th ? (T_)1 : (T_)0;                                           \
-                const T_ sg = surrogate_##SUF(kind, alpha, hv - v_th);                             \
-                const T_ dvdh = hard ? ((T_)1 - s) + keep * (v_reset - hv) * sg                    \
-                                     : (T_)1 - keep * v_th * sg;                                   \
-                const T_ gh = gst[i] * sg + gv[i] * dvdh;                                          \
-                gxt[i] = gh * cx;                                                                  \
-                if (want_grad_d) {                                                                 \
+            switch (kind) {                                                                        \
+            case 0: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_ATAN) break;                              \
+            case 1: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_SIGMOID) break;                           \
+            case 2: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_FAST) break;                              \
+            case 3: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_GAUSS) break;                             \
+            default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                              \
+            }                                                                                      \
+            if (want_grad_d) {  /* dH[t]/dd = X[t] - (V[t-1] - vr) or -(V[t-1] - vr) */           \
+                const T_ *hp = t > 0 ? h + (t - 1) * n + lo : NULL;                                \
+                const T_ *xt = x + t * n + lo;                                                     \
+                _Pragma("omp simd reduction(+:acc)")                                               \
+                for (int64_t i = 0; i < len; ++i) {                                                \
                     T_ vp;                                                                         \
                     if (hp) {                                                                      \
                         const T_ sp = hp[i] >= v_th ? (T_)1 : (T_)0;                               \
@@ -116,9 +140,8 @@ double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcas
                     } else {                                                                       \
                         vp = v_init[lo + i];                                                       \
                     }                                                                              \
-                    acc += (double)(gh * (mode == 1 ? xt[i] - (vp - vr) : -(vp - vr)));            \
+                    acc += (double)(ghr[i] * (mode == 1 ? xt[i] - (vp - vr) : -(vp - vr)));        \
                 }                                                                                  \
-                gv[i] = gh * k;                                                                    \
             }                                                                                      \
         }                                                                                          \
         for (int64_t i = 0; i < len; ++i) grad_v[lo + i] = gv[i];                                  \

@@ -48,13 +48,21 @@ def _surrogate(u, alpha, KIND: tl.constexpr):
 
 
 @triton.jit
-def _charge(v, x, d, vr, MODE: tl.constexpr):
+def _leak(e, d, DIV: tl.constexpr):
+    if DIV:  # LIF: divide by tau, as SpikingJelly does
+        return e / d
+    else:  # PLIF: multiply by sigmoid(w)
+        return e * d
+
+
+@triton.jit
+def _charge(v, x, d, vr, MODE: tl.constexpr, DIV: tl.constexpr):
     if MODE == 0:
         return v + x
     elif MODE == 1:
-        return v + (x - (v - vr)) * d
+        return v + _leak(x - (v - vr), d, DIV)
     else:
-        return v - (v - vr) * d + x
+        return v - _leak(v - vr, d, DIV) + x
 
 
 @triton.jit
@@ -67,7 +75,7 @@ def _reset(h, s, v_th, v_reset, HARD: tl.constexpr):
 
 @triton.jit
 def _forward_kernel(x_ptr, spikes_ptr, h_ptr, v_ptr, p_ptr, steps, n,
-                    MODE: tl.constexpr, HARD: tl.constexpr, SAVE_H: tl.constexpr,
+                    MODE: tl.constexpr, DIV: tl.constexpr, HARD: tl.constexpr, SAVE_H: tl.constexpr,
                     COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
@@ -76,7 +84,7 @@ def _forward_kernel(x_ptr, spikes_ptr, h_ptr, v_ptr, p_ptr, steps, n,
     v = tl.load(v_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
     for t in range(0, steps):
         x = tl.load(x_ptr + t * n + offs, mask=mask, other=0.0).to(COMPUTE)
-        h = _charge(v, x, d, vr, MODE)
+        h = _charge(v, x, d, vr, MODE, DIV)
         s = (h >= v_th).to(COMPUTE)
         tl.store(spikes_ptr + t * n + offs, s.to(spikes_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:
@@ -88,7 +96,8 @@ def _forward_kernel(x_ptr, spikes_ptr, h_ptr, v_ptr, p_ptr, steps, n,
 @triton.jit
 def _backward_kernel(gs_ptr, gs_tstride, h_ptr, x_ptr, v0_ptr, gx_ptr, gv_ptr, gd_ptr, p_ptr,
                      steps, n,
-                     MODE: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr, KIND: tl.constexpr,
+                     MODE: tl.constexpr, DIV: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr,
+                     KIND: tl.constexpr,
                      GS_BCAST: tl.constexpr, WANT_D: tl.constexpr, COMPUTE: tl.constexpr,
                      BLOCK: tl.constexpr):
     pid = tl.program_id(0)
@@ -96,8 +105,9 @@ def _backward_kernel(gs_ptr, gs_tstride, h_ptr, x_ptr, v0_ptr, gx_ptr, gv_ptr, g
     mask = offs < n
     d, v_th, v_reset, alpha = tl.load(p_ptr), tl.load(p_ptr + 1), tl.load(p_ptr + 2), tl.load(p_ptr + 3)
     vr = v_reset if HARD else 0.0
-    k = 1.0 if MODE == 0 else 1.0 - d  # dH[t]/dV[t-1]
-    cx = d if MODE == 1 else 1.0  # dH[t]/dX[t]
+    rate = 1.0 / d if DIV else d  # the leak factor 1 / tau
+    k = 1.0 if MODE == 0 else 1.0 - rate  # dH[t]/dV[t-1]
+    cx = rate if MODE == 1 else 1.0  # dH[t]/dX[t]
     gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
     acc = tl.zeros([BLOCK], dtype=COMPUTE)
     for i in range(0, steps):
@@ -154,7 +164,7 @@ def _grid(n: int):
     return (triton.cdiv(n, _BLOCK),)
 
 
-def forward(x, v, mode, d, v_th, v_reset, hard, save_h):
+def forward(x, v, mode, d, div, v_th, v_reset, hard, save_h):
     """Whole-sequence forward: ``(spikes, h_seq or None, v_last)``; ``x`` contiguous ``[T, ...]``."""
     spikes = torch.empty_like(x)
     # H of 16-bit inputs is kept in float32: the backward pass recomputes the spikes from it, and
@@ -166,12 +176,12 @@ def forward(x, v, mode, d, v_th, v_reset, hard, save_h):
     if n:
         _forward_kernel[_grid(n)](
             x, spikes, h_seq, v, _params(x, d, v_th, v_reset, 0.0), steps, n,
-            MODE=mode, HARD=hard, SAVE_H=save_h, COMPUTE=_compute_dtype(x.dtype), BLOCK=_BLOCK,
+            MODE=mode, DIV=div, HARD=hard, SAVE_H=save_h, COMPUTE=_compute_dtype(x.dtype), BLOCK=_BLOCK,
         )
     return spikes, (h_seq if save_h else None), v
 
 
-def backward(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard, detach, surrogate, want_d):
+def backward(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset, hard, detach, surrogate, want_d):
     """Adjoint recurrence: ``(grad_x, grad_v_init, grad_d)`` (``grad_d`` a Python float)."""
     steps, n = h_seq.shape[0], h_seq[0].numel()
     grad_x = torch.empty_like(h_seq, dtype=grad_s.dtype)
@@ -188,7 +198,7 @@ def backward(grad_s, grad_v, h_seq, x, v_init, mode, d, v_th, v_reset, hard, det
         _backward_kernel[(blocks,)](
             grad_s, gs_tstride, h_seq, x if want_d else h_seq, v_init if want_d else gv,
             grad_x, gv, partial, _params(h_seq, d, v_th, v_reset, surrogate.alpha), steps, n,
-            MODE=mode, HARD=hard, DETACH=detach, KIND=surrogate.kind_id, GS_BCAST=gs_bcast, WANT_D=want_d,
+            MODE=mode, DIV=div, HARD=hard, DETACH=detach, KIND=surrogate.kind_id, GS_BCAST=gs_bcast, WANT_D=want_d,
             COMPUTE=_compute_dtype(h_seq.dtype), BLOCK=_BLOCK,
         )
     return grad_x, gv, float(partial.sum()) if want_d else 0.0
