@@ -32,6 +32,8 @@ def register(subparsers) -> None:
                        help="epochs per trainable stage, in order (mozafari2018: c1 c2 c3, e.g. 2 4 10)")
     train.add_argument("--mode", choices=("sequential", "batched"), default="sequential",
                        help="sequential: the seed's per-image updates; batched: one summed update per batch (faster)")
+    train.add_argument("--rstdp-mode", choices=("sequential", "batched"), default=None,
+                       help="update mode of the R-STDP stages (default: --mode)")
     train.add_argument("--batch-size", type=int, default=1000, help="R-STDP batch (adaptive rates change after each)")
     train.add_argument("--stdp-batch-size", type=int, default=None,
                        help="update batch of STDP stages in batched mode (default: --batch-size)")
@@ -59,7 +61,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
     parser.add_argument("--activation-maps", type=int, default=2, help="save activation maps of the first N test samples")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 is often fastest on a busy machine: per-image work is small)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-tensorboard", action="store_true")
 
@@ -139,7 +142,7 @@ def _train(args) -> int:
     def checkpoint(fit_state):
         save_checkpoint(ckpt_path, _payload(model, fit_state, args))
 
-    state = fit(model, train_lat, train_lab, val_lat, val_lab, list(args.epochs), mode=args.mode,
+    state = fit(model, train_lat, train_lab, val_lat, val_lab, list(args.epochs), mode=args.mode, rstdp_mode=args.rstdp_mode,
                 batch_size=args.batch_size, stdp_batch_size=args.stdp_batch_size, stdp_samples=args.stdp_samples,
                 patience=args.patience, seed=args.seed, state=state, logger=logger, on_epoch_end=checkpoint,
                 progress=progress)

@@ -310,6 +310,7 @@ def fit(
     val_labels: torch.Tensor,
     epochs: list[int],
     mode: str = "sequential",
+    rstdp_mode: str | None = None,
     batch_size: int = 1000,
     stdp_batch_size: int | None = None,
     stdp_samples: int | None = None,
@@ -327,12 +328,14 @@ def fit(
     limits how many per epoch; ``stdp_batch_size`` is the update batch of the batched mode,
     default ``batch_size``). R-STDP stages run in batches of ``batch_size`` with adaptive rates,
     measure validation accuracy after every epoch, keep the best weights and stop after
-    ``patience`` epochs without improvement. ``on_epoch_end(state)`` is called after every epoch
+    ``patience`` epochs without improvement. ``rstdp_mode`` (default ``mode``) sets the update
+    mode of the R-STDP stages separately. ``on_epoch_end(state)`` is called after every epoch
     (checkpointing); a ``state`` from a checkpoint resumes where it stopped.
     """
     from tqdm import tqdm
 
     _check_mode(mode)
+    _check_mode(rstdp_mode or mode)
     if len(epochs) != len(model.stages):
         raise ValueError(
             f"--epochs has {len(epochs)} values but {model.name} has {len(model.stages)} trainable stages "
@@ -372,7 +375,7 @@ def fit(
                 hits = misses = silent = 0
                 for s in tqdm(range(0, len(order), batch_size), desc=f"{stage.name} epoch {epoch + 1}", disable=not progress, leave=False):
                     idx = order[s : s + batch_size]
-                    out = train_rstdp_batch(model, stage, train_in[idx], train_labels[idx], mode, adaptive)
+                    out = train_rstdp_batch(model, stage, train_in[idx], train_labels[idx], rstdp_mode or mode, adaptive)
                     hits, misses, silent = hits + out["hits"], misses + out["misses"], silent + out["silent"]
                     step += 1
                     if logger:
