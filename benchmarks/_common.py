@@ -13,9 +13,51 @@ def rss_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+class PeakGrowth:
+    """Peak growth of the resident set over a block of code (MiB), exact to the page.
+
+    On entry the kernel's high-water mark (VmHWM) is reset to the current resident set (Linux:
+    ``/proc/self/clear_refs`` = 5), so a transient peak before the block (imports, input creation)
+    cannot hide the block's own; ``growth`` = VmHWM after the block - VmRSS at its start. Falls back
+    to the ``ru_maxrss`` delta where the reset is unavailable (then it is a lower bound).
+    """
+
+    def __enter__(self) -> "PeakGrowth":
+        import gc
+
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")
+            self._exact = True
+            self._start = _status_mib("VmRSS")
+        except OSError:
+            self._exact = False
+            self._start = rss_peak_mib()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        peak = _status_mib("VmHWM") if self._exact else rss_peak_mib()
+        self.growth = max(0.0, peak - self._start)
+
+
 def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
     """Median seconds per call of each function, the functions run in turn each round so that
     a disturbance of the shared machine hits all of them alike."""
+    samples = time_interleaved_samples(fns, rounds, warmup)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def time_interleaved_samples(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of every call of each function (``rounds`` each), run in turn as in ``time_interleaved``."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -25,7 +67,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int, warmup: 
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 def summary_line(benchmark: str, workload: str, ours_s: float, others: dict[str, float],

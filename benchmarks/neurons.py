@@ -14,8 +14,10 @@ timing, and gradients against ours where the reset is detached alike.
 
 Times: medians over interleaved rounds in this process (so disturbances hit all alike).
 Peak memory: each implementation runs once more in a fresh subprocess; the figure is the growth
-of the peak resident set during one forward + backward, over the process after imports, input
-creation and a warm-up call on a smaller input.
+of the peak resident set (Linux VmHWM, reset just before) during one forward + backward, over the
+resident set after imports, input creation and a warm-up call on a smaller input. It counts what
+the step allocates and keeps alive at its peak: outputs, saved tensors, gradients (for
+linear-lif, also the 64 MiB weight gradient).
 
     python benchmarks/neurons.py [--quick] [--rounds N] [--no-memory]
 """
@@ -24,13 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import print_json_lines, print_table, rss_peak_mib, summary_line, time_interleaved  # noqa: E402
+from _common import PeakGrowth, print_json_lines, print_table, summary_line, time_interleaved_samples  # noqa: E402
 
 WORKLOADS = {
     "neuron-lif-64x16x4096": (64, 16, 4096, False),
@@ -176,9 +179,10 @@ def worker(impl: str, workload: str) -> None:
     if lin is not None:
         lin.zero_grad(set_to_none=True)
     xi = x.requires_grad_(lin is None)
-    before = rss_peak_mib()
-    step_fn(run, xi, lin)()
-    print(json.dumps({"peak_mib": rss_peak_mib() - before}))
+    step = step_fn(run, xi, lin)
+    with PeakGrowth() as peak:
+        step()
+    print(json.dumps({"peak_mib": peak.growth}))
 
 
 def measure_memory(impl: str, workload: str) -> float | None:
@@ -210,18 +214,25 @@ def main() -> None:
         for impl in IMPLS:
             run, lin = build(impl, n, weight, bias)
             fns[impl] = step_fn(run, x.clone().requires_grad_(lin is None), lin)
-        rounds = args.rounds or (3 if args.quick else (15 if n <= 512 else 7))
-        times = time_interleaved(fns, rounds=rounds, warmup=1)
+        rounds = args.rounds or (3 if args.quick else (41 if n <= 512 else 7))
+        load_before = os.getloadavg()[0]
+        samples = time_interleaved_samples(fns, rounds=rounds, warmup=1)
+        times = {impl: statistics.median(values) for impl, values in samples.items()}
+        best = {impl: min(values) for impl, values in samples.items()}
+        load = (load_before + os.getloadavg()[0]) / 2
         peaks = {impl: (None if args.no_memory else measure_memory(impl, workload)) for impl in IMPLS}
         rows = []
         for impl in IMPLS:
             peak = peaks[impl]
-            rows.append([LABELS[impl], f"{times[impl] * 1e3:.1f}", "-" if peak is None else f"{peak:.0f}",
-                         f"{times[impl] / times['cortexsnn']:.2f}x"])
-        print_table(f"{workload}: forward + backward (median of {rounds})",
-                    ["implementation", "ms", "peak MiB", "time / ours"], rows)
+            rows.append([LABELS[impl], f"{times[impl] * 1e3:.1f}", f"{best[impl] * 1e3:.1f}",
+                         "-" if peak is None else f"{peak:.0f}", f"{times[impl] / times['cortexsnn']:.2f}x",
+                         f"{best[impl] / best['cortexsnn']:.2f}x"])
+        print_table(f"{workload}: forward + backward ({rounds} interleaved rounds, load average {load:.1f})",
+                    ["implementation", "median ms", "min ms", "peak MiB", "median / ours", "min / ours"], rows)
         for note in notes:
             print(f"  {note}")
+        print("  peak MiB: growth of the resident set's high-water mark during one forward + backward, "
+              "each implementation in a fresh process (VmHWM reset just before the step)")
         others = {impl: times[impl] for impl in IMPLS if impl != "cortexsnn"}
         other_peaks = {impl: peaks[impl] for impl in others}
         summaries.append(summary_line("neurons", workload, times["cortexsnn"], others, peaks["cortexsnn"], other_peaks))
