@@ -197,10 +197,12 @@ def _forward_cpu(x, v, mode, d, div, v_th, v_reset, hard, save_h):
     h_seq = torch.empty_like(x) if save_h else None
     v = v.clone()
     steps, n = x.shape[0], x[0].numel()
-    getattr(lib, f"lif_forward_{suffix}")(
+    not_finite = getattr(lib, f"lif_forward_{suffix}")(
         _ptr(x), _ptr(spikes), _ptr(h_seq), _ptr(v), steps, n, mode, int(div), d, v_th, v_reset, int(hard),
         _threads(steps, n),
     )
+    if not_finite:
+        _raise_not_finite()
     return spikes, h_seq, v
 
 
@@ -307,20 +309,19 @@ def _run_sequence(
         x_seq.contiguous(), v_init, decay, div, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate,
         chosen, track,
     )
-    if x_seq.device.type == "cpu":
-        _check_finite_state(v_last)
+    if chosen == "torch" and x_seq.device.type == "cpu" and not bool(torch.isfinite(v_last).all()):
+        _raise_not_finite()  # the CPU kernel counts these itself; on GPUs a check would synchronise
     return spikes, v_last
 
 
-def _check_finite_state(v_last: Tensor) -> None:
-    # a NaN or infinite input leaves a NaN/inf in V that no spike or reset removes (hard reset
+def _raise_not_finite() -> None:
+    # A NaN or infinite input leaves a NaN/inf in V that no spike or reset removes (a hard reset
     # computes inf * 0 = NaN), so checking the final state (B x N, not T x B x N) catches every
-    # non-finite input cheaply. Skipped on GPUs, where the check would synchronise.
-    if not bool(torch.isfinite(v_last).all()):
-        raise ValueError(
-            "neuron input contains NaN or infinite values (the membrane potential became non-finite); "
-            "check the preceding layer, the learning rate, or the data"
-        )
+    # non-finite input cheaply.
+    raise ValueError(
+        "neuron input contains NaN or infinite values (the membrane potential became non-finite); "
+        "check the preceding layer, the learning rate, or the data"
+    )
 
 
 def if_multistep(

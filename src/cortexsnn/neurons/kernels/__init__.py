@@ -77,7 +77,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         forward = getattr(lib, f"lif_forward_{suffix}")
         forward.argtypes = [p, p, p, p, i64, i64, i32, i32, real, real, real, i32, i32]
-        forward.restype = None
+        forward.restype = ctypes.c_int64
         backward = getattr(lib, f"lif_backward_{suffix}")
         backward.argtypes = [p, i64, i32, p, p, p, p, p, i32, i64, i64, i32, i32, real, real, real, i32, i32, i32, real, i32, i32]
         backward.restype = ctypes.c_double

@@ -63,12 +63,14 @@
     }
 
 #define DEFINE_KERNELS(T_, SUF, EXP, FABS, SQRT)                                                    \
-void lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps, int64_t n,         \
+/* Returns the number of neurons whose final potential is not finite (NaN or inf input). */       \
+int64_t lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps, int64_t n,      \
                        int mode, int div, T_ d, T_ v_th, T_ v_reset, int hard, int threads) {       \
     const T_ vr = hard ? v_reset : (T_)0;                                                          \
     const int rule = mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0);                                 \
     const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
-    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads)")                          \
+    int64_t not_finite = 0;                                                                        \
+    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+:not_finite)")  \
     for (int64_t c = 0; c < chunks; ++c) {                                                         \
         const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
         T_ vc[CHUNK];                                                                              \
@@ -85,8 +87,14 @@ void lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps,
             default: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) / d + xt[i]) break;                      \
             }                                                                                      \
         }                                                                                          \
-        for (int64_t i = 0; i < len; ++i) v[lo + i] = vc[i];                                       \
+        /* a NaN or inf input leaves V non-finite for good (a hard reset computes inf * 0 = NaN): */ \
+        /* counting the final potentials detects every one at no cost (x - x != 0 for NaN, inf) */ \
+        for (int64_t i = 0; i < len; ++i) {                                                        \
+            v[lo + i] = vc[i];                                                                     \
+            not_finite += (vc[i] - vc[i] != (T_)0);                                                \
+        }                                                                                          \
     }                                                                                              \
+    return not_finite;                                                                             \
 }                                                                                                  \
                                                                                                    \
 /* grad_spikes row t starts at t * gs_tstride; gs_bcast: one value per step for all neurons.       \
