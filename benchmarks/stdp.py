@@ -9,8 +9,8 @@ training pass of layer 1 (STDP), layer 2 (STDP) and layer 3 (R-STDP); ours in se
 run in the same process, interleaved (``benchmarks._common.time_interleaved``).
 
 Peak memory: each implementation runs the workload once in a fresh subprocess (50 images at
-most); a thread samples the resident set size every 0.5 ms and we report its peak minus the RSS
-just before the workload (after imports, data and model set-up).
+most); we report the kernel's high-water mark of the resident set (VmHWM, reset just before the
+workload) minus the RSS at its start, i.e. after imports, data and model set-up.
 
     .venv/bin/python benchmarks/stdp.py [--images 200] [--rounds 3] [--threads 2] [--no-memory]
 """
@@ -21,7 +21,6 @@ import json
 import math
 import os
 import pathlib
-import resource
 import subprocess
 import sys
 
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import print_json_lines, print_table, summary_line, time_interleaved  # noqa: E402
+from _common import PeakGrowth, print_json_lines, print_table, summary_line, time_interleaved  # noqa: E402
 
 T = 15
 
@@ -276,37 +275,16 @@ GROUPS = [  # (the seed's workload, our workloads timed against it in the same r
 ]
 
 
-def _current_rss_mib() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def worker(impl: str, workload: str, n_images: int, threads: int) -> None:
     """Run one workload once in this (fresh) process and print its peak extra memory (MiB):
-    the resident set size is sampled every 0.5 ms while the workload runs (torch releases the GIL
-    in its kernels), and the peak is taken relative to the RSS just before it started."""
-    import threading
-    import time
-
+    VmHWM after the workload minus VmRSS before it, the high-water mark reset just before
+    (``_common.PeakGrowth``)."""
     torch.set_num_threads(threads)
     s = Setup(n_images)
     fn = (ours_workloads(s) if impl == "ours" else seed_workloads(s))[workload]
-    base = _current_rss_mib()
-    peak = [base]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _current_rss_mib())
-            time.sleep(0.0005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    fn()
-    done.set()
-    sampler.join()
-    peak[0] = max(peak[0], _current_rss_mib())
-    print(json.dumps({"peak_extra_mib": peak[0] - base}))
+    with PeakGrowth() as growth:
+        fn()
+    print(json.dumps({"peak_extra_mib": growth.growth}))
 
 
 def measure_memory(impl: str, workload: str, n_images: int, threads: int) -> float | None:
