@@ -56,6 +56,8 @@ poisson = bernoulli_rate  # the name most libraries use for the same discrete-ti
 def latency(x: Tensor, steps: int, threshold: float = 0.0, normalize: bool = False) -> Tensor:
     """Intensity-to-latency coding: one spike per input, at step ``round((1 - x) * (T - 1))``.
 
+    The rule is linear in intensity; ``round`` is :func:`torch.round` (halves to even).
+
     ``x`` lies in ``[0, 1]`` (or any non-negative range with ``normalize=True``, which divides by the
     maximum of each sample). ``x = 1`` spikes at step 0, weaker inputs later; inputs ``<= threshold``
     never spike. Returns ``[T, *x.shape]`` of 0/1 in ``x``'s dtype.
@@ -63,8 +65,11 @@ def latency(x: Tensor, steps: int, threshold: float = 0.0, normalize: bool = Fal
     _check_steps(steps)
     _check_finite(x, "latency")
     if normalize:
-        peak = x.flatten(1).amax(dim=1).clamp_min(torch.finfo(x.dtype).tiny) if x.dim() > 1 else x.max()
-        x = x / peak.view(-1, *([1] * (x.dim() - 1))) if x.dim() > 1 else x / peak
+        if x.numel() and x.min() < 0:
+            raise ValueError("latency: normalize=True needs non-negative input")
+        # each sample (first dimension) by its maximum; an all-zero sample stays zero (no spikes)
+        peak = x.flatten(1).amax(dim=1) if x.dim() > 1 else x.amax().reshape(1)
+        x = x / peak.clamp_min(torch.finfo(x.dtype).tiny).view(-1, *([1] * (x.dim() - 1)))
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError("latency: input must lie in [0, 1]; pass normalize=True to scale each sample")
     spike_step = torch.round((1 - x) * (steps - 1)).long()

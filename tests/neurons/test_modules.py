@@ -130,3 +130,5 @@ def test_bad_input_messages():
         IFNode(surrogate="relu")
     with pytest.raises(TypeError, match="floating-point"):
         IFNode()(torch.ones(3, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="at least one time step"):
+        LIFNode()(torch.ones(0, 2, 3))

@@ -66,6 +66,9 @@ class BaseNode(MemoryModule):
                     f"{type(self).__name__} in multi-step mode expects [T, B, ...], got shape {tuple(x.shape)}; "
                     "use step_mode='s' for single steps"
                 )
+            if x.shape[0] == 0:
+                raise ValueError(f"{type(self).__name__}: multi-step neurons need at least one time step, got shape "
+                                 f"{tuple(x.shape)}")
             spikes, v_last = self._multistep(x, self._state_for(x[0]))
         else:
             spikes, v_last = self._step(x, self._state_for(x))

@@ -292,6 +292,8 @@ def _run_sequence(
             f"multi-step neurons need a time-major input [T, B, ...], got "
             f"{tuple(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__}"
         )
+    if x_seq.shape[0] == 0:
+        raise ValueError(f"multi-step neurons need at least one time step, got shape {tuple(x_seq.shape)}")
     if not x_seq.is_floating_point():
         raise TypeError(f"neuron input must be a floating-point tensor, got {x_seq.dtype}")
     if not isinstance(surrogate, Surrogate):
