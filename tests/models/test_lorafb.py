@@ -50,7 +50,7 @@ def _unrolled_stage(stage, x):
     for t in range(x.shape[0]):
         if previous is None:
             size = [(s + stage.stride - 1) // stage.stride for s in x.shape[-2:]]
-            previous = torch.zeros(x.shape[1], stage.c_out, *size)
+            previous = torch.zeros(x.shape[1], stage.c_out, *size, dtype=x.dtype)
         if stage.stride == 1:
             feedback = previous
         else:
@@ -70,14 +70,14 @@ def _unrolled_stage(stage, x):
 @pytest.mark.parametrize("index", [1, 2])
 def test_feedback_wiring_by_hand(index):
     torch.manual_seed(0)
-    model = create_model("lorafb_cnet18", num_classes=5).eval()
+    model = create_model("lorafb_cnet18", num_classes=5).eval().double()  # float64: exact to rounding
     stage = getattr(model, f"recurrent_layer{index}")
     with torch.no_grad():
         for bn in (m for m in stage.modules() if isinstance(m, torch.nn.BatchNorm2d)):
             bn.running_mean.uniform_(-0.2, 0.2)
             bn.running_var.uniform_(0.5, 1.5)
         channels = 64
-        x = torch.rand(3, 2, channels, 16, 16)
+        x = torch.rand(3, 2, channels, 16, 16, dtype=torch.float64)
         expected = _unrolled_stage(stage, x)
         got = stage(x)
     torch.testing.assert_close(got, expected)

@@ -20,6 +20,7 @@ import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cortexsnn.models.layers import SeqAdaptiveAvgPool2d, SeqBatchNorm2d, SeqConv2d, SpikingModel, make_neuron, run_stage
@@ -63,7 +64,12 @@ class RecurrentStage(MemoryModule):
 
     def _step(self, x_t: Tensor, previous: Tensor) -> Tensor:
         feedback = self._feedback(previous, tuple(x_t.shape[-2:]))
-        fused = self.sn(self.bn(self.pwconv(torch.cat([x_t, feedback], dim=1).unsqueeze(0))))
+        # conv1x1(concat[x, R]) as the sum of two 1x1 convolutions over the weight's two halves:
+        # the same result, without a concatenated copy kept for the backward pass at every step
+        weight = self.pwconv.weight
+        c_in = x_t.shape[1]
+        mixed = F.conv2d(x_t, weight[:, :c_in]) + F.conv2d(feedback, weight[:, c_in:])
+        fused = self.sn(self.bn(mixed.unsqueeze(0)))
         return self.sub_module(fused)[0]
 
     def forward(self, x: Tensor) -> Tensor:
