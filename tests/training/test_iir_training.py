@@ -122,3 +122,28 @@ def test_memory_task_tiny_run(tmp_path):
     cfg = load_iir_config(f"{CONFIGS}/associative_memory.yaml", overrides)
     results = train(cfg, tmp_path, log=_quiet)
     assert results["task"] == "associative_memory" and 0 <= results["test_mse"] < 5
+
+
+def test_sigterm_writes_a_checkpoint_and_stops(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from cortexsnn.training import iir
+
+    calls = {"n": 0}
+    original = iir._Classification.__call__
+
+    def call_then_signal(self, model, batch):
+        calls["n"] += 1
+        if calls["n"] == 2 and model.training:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, model, batch)
+
+    monkeypatch.setattr(iir._Classification, "__call__", call_then_signal)
+    cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY)
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="batch 2"):
+        train(cfg, tmp_path, log=_quiet)
+    assert signal.getsignal(signal.SIGTERM) is previous  # handler restored
+    record = load_checkpoint(tmp_path / "checkpoint_latest.pt", kind="iir_mlp")
+    assert (record["epoch"], record["batch"]) == (0, 2)
