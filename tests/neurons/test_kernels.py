@@ -270,3 +270,42 @@ def test_triton_backend_needs_cuda_without_the_interpreter(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ValueError, match="needs CUDA tensors"):
         resolve_backend("triton", "cpu")
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp64"])
+def test_triton_kernels_compile_for_cuda(dtype):
+    """Compile the Triton kernels down to a cubin for an H100 (sm_90) without a GPU: the
+    interpreter test above runs them as Python, this one catches what only the compiler rejects."""
+    triton = pytest.importorskip("triton")
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from cortexsnn.neurons.kernels import lif_triton
+
+    compute, h_type, param_type = {"fp32": (tl.float32, "*fp32", "*fp32"), "bf16": (tl.float32, "*fp32", "*fp32"),
+                                   "fp64": (tl.float64, "*fp64", "*fp64")}[dtype]
+    io = f"*{dtype}"
+    target = GPUTarget("cuda", 90, 32)
+    forward = ASTSource(
+        fn=lif_triton._forward_kernel,
+        signature={"x_ptr": io, "spikes_ptr": io, "h_ptr": h_type, "v_ptr": io, "p_ptr": param_type, "steps": "i32",
+                   "n": "i32", "MODE": "constexpr", "DIV": "constexpr", "HARD": "constexpr", "SAVE_H": "constexpr",
+                   "COMPUTE": "constexpr", "BLOCK": "constexpr"},
+        constexprs={"MODE": 1, "DIV": True, "HARD": True, "SAVE_H": True, "COMPUTE": compute, "BLOCK": 256},
+    )
+    assert "cubin" in triton.compile(forward, target=target).asm
+    signature = {"gs_ptr": io, "gs_tstride": "i64", "h_ptr": h_type, "x_ptr": io, "v0_ptr": io, "gx_ptr": io,
+                 "gv_ptr": io, "gd_ptr": "*fp64", "p_ptr": param_type, "steps": "i32", "n": "i32",
+                 **{name: "constexpr" for name in ("MODE", "DIV", "HARD", "DETACH", "KIND", "GS_BCAST", "WANT_D",
+                                                   "COMPUTE", "BLOCK")}}
+    for kind, (mode, hard, detach, bcast, want_d) in enumerate(
+        [(1, True, False, False, True), (2, False, True, True, True), (0, True, True, False, False),
+         (1, False, False, True, False), (2, True, False, False, True)]
+    ):
+        backward = ASTSource(
+            fn=lif_triton._backward_kernel, signature=signature,
+            constexprs={"MODE": mode, "DIV": not want_d, "HARD": hard, "DETACH": detach, "KIND": kind,
+                        "GS_BCAST": bcast, "WANT_D": want_d, "COMPUTE": compute, "BLOCK": 256},
+        )
+        assert "cubin" in triton.compile(backward, target=target).asm
