@@ -218,3 +218,16 @@ def test_cli_train_evaluate_resume_and_errors(tmp_path, capsys):
     assert "4 trainable stages" in capsys.readouterr().err
     assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--model", "deep2024", *common]) == 2
     assert "holds a mozafari2018 model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_winner_kernel_equals_tensor_path(dtype):
+    lat = _lat(5, 6, 9, 9, density=0.5, seed=8)
+    values = torch.randint(5, 9, (5, 6, 9, 9)).to(dtype)  # many equal potentials: ties everywhere
+    values = torch.where(lat < T, values, torch.zeros((), dtype=dtype))
+    winners, winner_lat, valid = spike_ops.stdp_winners(lat, values, 4, 1, T)
+    inh_lat, inh_val = spike_ops.inhibit_pointwise(lat, values, T)
+    w2, v2 = spike_ops.k_winners(inh_lat, inh_val, 4, 1, T)
+    assert torch.equal(valid, v2) and torch.equal(winners[valid], w2[v2])
+    bi = torch.arange(5).view(-1, 1)
+    assert torch.equal(winner_lat[valid], inh_lat[bi, w2[..., 0], w2[..., 1], w2[..., 2]].long()[v2])

@@ -26,6 +26,7 @@ __all__ = [
     "values_at_first_spike",
     "k_winners",
     "decision_winners",
+    "stdp_winners",
     "lateral_intensity_inhibition",
     "receptive_field_latencies",
 ]
@@ -278,6 +279,40 @@ def k_winners(
         # after the first empty round the seed stops: later rounds can only find zeros too
         valid = valid.cumprod(dim=1).bool()
     return winners, valid
+
+
+def stdp_winners(latencies: torch.Tensor, values: torch.Tensor, k: int, radius: int, time_steps: int,
+                 pointwise: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pointwise inhibition (optional) then k-WTA, fused: ``(winners [B, k, 3], winner latency
+    [B, k], valid [B, k])``. Same winners as :func:`inhibit_pointwise` + :func:`k_winners`; the
+    compiled kernel handles one image in a single pass (no per-round tensor operations)."""
+    from cortexsnn.plasticity.kernels import spike_conv_kernel
+
+    b, f, h, w = latencies.shape
+    lib = spike_conv_kernel() if (latencies.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)) else None
+    if lib is None:
+        lat, val = inhibit_pointwise(latencies, values, time_steps) if pointwise else (latencies, values)
+        winners, valid = k_winners(lat, val, k, radius, time_steps)
+        bi = torch.arange(b, device=lat.device).view(-1, 1)
+        return winners, lat[bi, winners[..., 0], winners[..., 1], winners[..., 2]].long(), valid
+    import ctypes
+
+    lat = latencies.to(torch.uint8).contiguous()
+    val = values.contiguous()
+    winners = torch.zeros(b, k, 3, dtype=torch.long)
+    winner_lat = torch.zeros(b, k, dtype=torch.long)
+    valid = torch.zeros(b, k, dtype=torch.uint8)
+    fn = lib.stdp_winners_f32 if val.dtype == torch.float32 else lib.stdp_winners_f64
+    args = (ctypes.c_void_p(lat.data_ptr()), ctypes.c_void_p(val.data_ptr()), b, f, h, w, time_steps, k, radius,
+            int(pointwise), ctypes.c_void_p(winners.data_ptr()), ctypes.c_void_p(winner_lat.data_ptr()),
+            ctypes.c_void_p(valid.data_ptr()))
+    workers = min(torch.get_num_threads(), b)
+    if workers <= 1:
+        fn(*args, 0, b)
+    else:
+        bounds = [b * i // workers for i in range(workers + 1)]
+        list(_pool(workers).map(lambda i: fn(*args, bounds[i], bounds[i + 1]), range(workers)))
+    return winners, winner_lat, valid.bool()
 
 
 def decision_winners(last_potentials: torch.Tensor, time_steps: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,8 +25,7 @@ from cortexsnn.plasticity.models.network import Stage, STDPNetwork
 from cortexsnn.plasticity.spike_ops import (
     conv_fire_values,
     decision_winners,
-    inhibit_pointwise,
-    k_winners,
+    stdp_winners,
 )
 from cortexsnn.plasticity.stdp import apply_stdp_batch, apply_stdp_image, stdp_delta, stdp_rates_for_samples
 
@@ -78,17 +77,15 @@ def stage_inputs(model: STDPNetwork, stage: Stage, latencies: torch.Tensor) -> t
     """Input latencies of a stage's first layer (frozen layers before it run batched)."""
     first = stage.layers[0]
     if first in model.heads:
-        return model.run_ops(latencies)
+        # last-step heads see only which inputs fired (pairing: fired <=> latency <= T - 1)
+        return model.run_ops_fired(latencies) if model.fired_only() else model.run_ops(latencies)
     return model.run_ops(latencies, 0, model.op_index(first))
 
 
 # ---------------------------------------------------------------------------------- STDP
 def _stdp_winners(layer, padded: torch.Tensor, time_steps: int):
     lat, values = conv_fire_values(padded, layer.weight, time_steps, layer.threshold, layer.method)
-    lat, values = inhibit_pointwise(lat, values, time_steps)
-    winners, valid = k_winners(lat, values, layer.k_winners, layer.inhibition_radius, time_steps)
-    bi = torch.arange(lat.shape[0]).view(-1, 1)
-    winner_lat = lat[bi, winners[..., 0], winners[..., 1], winners[..., 2]]
+    winners, winner_lat, valid = stdp_winners(lat, values, layer.k_winners, layer.inhibition_radius, time_steps)
     return lat, winners, winner_lat, valid
 
 
@@ -159,10 +156,8 @@ def _rstdp_forward(model: STDPNetwork, stage: Stage, inputs: torch.Tensor):
         layer = model.layers[name]
         padded = layer.pad(inputs, time_steps)
         lat, values = conv_fire_values(padded, layer.weight, time_steps, layer.threshold, layer.method)
-        inhibited, inh_values = inhibit_pointwise(lat, values, time_steps)
-        winners, valid = k_winners(inhibited, inh_values, layer.k_winners, layer.inhibition_radius, time_steps)
-        bi = torch.arange(lat.shape[0]).view(-1, 1)
-        record[name] = (padded, winners, inhibited[bi, winners[..., 0], winners[..., 1], winners[..., 2]], valid)
+        winners, winner_lat, valid = stdp_winners(lat, values, layer.k_winners, layer.inhibition_radius, time_steps)
+        record[name] = (padded, winners, winner_lat, valid)
         features = model.run_ops(lat, model.op_index(name) + 1)
     heads = []
     for head in model.heads:
@@ -288,7 +283,7 @@ def predict_from_stage_inputs(model: STDPNetwork, stage: Stage, inputs: torch.Te
     for s in range(0, inputs.shape[0], batch_size):
         x = inputs[s : s + batch_size]
         if first not in model.heads:
-            x = model.run_ops(x, model.op_index(first))
+            x = (model.run_ops_fired if model.fired_only() else model.run_ops)(x, model.op_index(first))
         pots = model.head_potentials(x)
         dec = model.head_decisions(pots, x)
         decisions.append(model.combine([d[2] for d in dec]))

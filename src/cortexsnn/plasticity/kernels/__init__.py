@@ -53,6 +53,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn = getattr(lib, f"spike_conv_{suffix}")
         fn.argtypes = [p, p, p, p, i64, i64, i64, i64, i64, i64, i64, i64, i32, real, i64, i64]
         fn.restype = None
+        winners = getattr(lib, f"stdp_winners_{suffix}")
+        winners.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i32, p, p, p, i64, i64]
+        winners.restype = None
 
 
 def spike_conv_kernel() -> ctypes.CDLL | None:

@@ -77,3 +77,75 @@ void spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, i
 
 DEFINE_KERNEL(float, f32)
 DEFINE_KERNEL(double, f64)
+
+/*
+ * Winners of STDP for images [b_begin, b_end): pointwise inhibition (optional), then k-WTA.
+ *   lat[B][F][H][W] uint8 (T = silent), val: potential at the first spike.
+ *   Pointwise inhibition: at each position only the earliest feature (highest potential, then
+ *   the first feature) keeps its spike.
+ *   k-WTA: score (T - lat) * (val + v), v = T * max(val) over spiking neurons of the image;
+ *   k rounds of a global argmax (first index among equal scores; a round without a positive
+ *   score ends the search); each winner zeroes its feature map and the (2R+1)^2 square around
+ *   it in every feature.
+ *   Output: win[B][K][3] (feature, row, column), win_lat[B][K], valid[B][K] (0/1).
+ * The scores are computed with the same operations, in the same order and precision, as the
+ * PyTorch path (cortexsnn.plasticity.spike_ops.k_winners), so both pick the same winners.
+ */
+#define DEFINE_WINNERS(T_, SUF)                                                                    \
+void stdp_winners_##SUF(const uint8_t *lat, const T_ *val, int64_t B, int64_t F, int64_t H,         \
+                        int64_t W, int64_t T, int64_t K, int64_t R, int pointwise, int64_t *win,   \
+                        int64_t *win_lat, uint8_t *valid, int64_t b_begin, int64_t b_end) {        \
+    (void)B;                                                                                       \
+    const int64_t HW = H * W, N = F * HW;                                                          \
+    uint8_t *l = (uint8_t *)malloc((size_t)N);                                                     \
+    T_ *total = (T_ *)malloc(sizeof(T_) * (size_t)N);                                              \
+    for (int64_t b = b_begin; b < b_end; ++b) {                                                    \
+        const uint8_t *lb = lat + b * N;                                                           \
+        const T_ *vb = val + b * N;                                                                \
+        memcpy(l, lb, (size_t)N);                                                                  \
+        if (pointwise) {                                                                           \
+            for (int64_t p = 0; p < HW; ++p) {                                                     \
+                int64_t earliest = T, best = -1;                                                   \
+                for (int64_t f = 0; f < F; ++f) {                                                  \
+                    const int64_t s = lb[f * HW + p];                                              \
+                    if (s < earliest) { earliest = s; best = f; }                                  \
+                    else if (s == earliest && s < T && vb[f * HW + p] > vb[best * HW + p]) best = f; \
+                }                                                                                  \
+                for (int64_t f = 0; f < F; ++f)                                                    \
+                    if (f != best) l[f * HW + p] = (uint8_t)T;                                     \
+            }                                                                                      \
+        }                                                                                          \
+        T_ vmax = 0;                                                                               \
+        for (int64_t i = 0; i < N; ++i)                                                            \
+            if (l[i] < T && vb[i] > vmax) vmax = vb[i];                                            \
+        const T_ v = vmax * (T_)T;                                                                 \
+        for (int64_t i = 0; i < N; ++i)                                                            \
+            total[i] = l[i] < T ? (vb[i] + v) * (T_)(T - l[i]) : (T_)0;                            \
+        int64_t *wb = win + b * K * 3;                                                             \
+        int alive = 1;                                                                             \
+        for (int64_t k = 0; k < K; ++k) {                                                          \
+            int64_t arg = 0;                                                                       \
+            T_ best = total[0];                                                                    \
+            for (int64_t i = 1; i < N; ++i) if (total[i] > best) { best = total[i]; arg = i; }     \
+            const int64_t f = arg / HW, y = (arg % HW) / W, x = arg % W;                           \
+            wb[3 * k] = f; wb[3 * k + 1] = y; wb[3 * k + 2] = x;                                   \
+            win_lat[b * K + k] = l[arg];                                                           \
+            alive = alive && best > 0;                                                             \
+            valid[b * K + k] = (uint8_t)alive;                                                     \
+            if (!alive) continue;                                                                  \
+            memset(total + f * HW, 0, sizeof(T_) * (size_t)HW);                                    \
+            if (R > 0) {                                                                           \
+                const int64_t y0 = y - R < 0 ? 0 : y - R, y1 = y + R + 1 > H ? H : y + R + 1;      \
+                const int64_t x0 = x - R < 0 ? 0 : x - R, x1 = x + R + 1 > W ? W : x + R + 1;      \
+                for (int64_t g = 0; g < F; ++g)                                                    \
+                    for (int64_t yy = y0; yy < y1; ++yy)                                           \
+                        for (int64_t xx = x0; xx < x1; ++xx) total[g * HW + yy * W + xx] = 0;      \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    free(l);                                                                                       \
+    free(total);                                                                                   \
+}
+
+DEFINE_WINNERS(float, f32)
+DEFINE_WINNERS(double, f64)

@@ -10,7 +10,14 @@ from torch import nn
 
 from cortexsnn.plasticity.coding import S1C1
 from cortexsnn.plasticity.layers import SpikeConv
-from cortexsnn.plasticity.spike_ops import decision_winners, k_winners, spike_pool, thresholded_potentials, values_at_first_spike
+from cortexsnn.plasticity.spike_ops import (
+    decision_winners,
+    k_winners,
+    last_step_potentials,
+    spike_pool,
+    thresholded_potentials,
+    values_at_first_spike,
+)
 
 __all__ = ["Stage", "STDPNetwork"]
 
@@ -144,14 +151,44 @@ class STDPNetwork(nn.Module):
         best_count, best = counts.max(dim=1)
         return torch.where(best_count >= 2, best - 1, classes[self.tie_head])
 
+    def fired_only(self) -> bool:
+        """True when decisions depend only on which neurons ever fired (last-step heads)."""
+        return all(self.layers[h].threshold is None for h in self.heads)
+
+    def run_ops_fired(self, latencies: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The feature path reduced to the last step: which neurons have fired by step ``T - 1``.
+
+        Without inhibition (the inference path) and with last-step decision heads, the decision
+        depends only on these maps: a layer has fired by the last step iff its last-step
+        potential exceeds the threshold, which is one convolution of the previous layer's fired
+        map instead of ``T``. Maps are returned as latencies (0 = fired, ``T`` = silent).
+        """
+        _check_latencies(latencies, self)
+        steps = self.time_steps
+        x = torch.where(latencies.long() < steps, 0, steps).to(latencies.dtype)
+        for op in self.ops[start:stop]:
+            if op[0] == "pool":
+                x = spike_pool(x, op[1])
+                continue
+            names = [op[1]] if op[0] == "conv" else op[1]
+            outs = []
+            for name in names:
+                layer = self.layers[name]
+                # binary maps: a dense convolution (BLAS) beats the event kernel here
+                fired = last_step_potentials(layer.pad(x, steps), layer.weight, steps, "dense") > layer.threshold
+                outs.append(torch.where(fired, 0, steps).to(x.dtype))
+            x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+        return x
+
     @torch.no_grad()
     def predict(self, latencies: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decisions ``[B]`` (-1 = silent) and class scores ``[B, n_classes]``.
 
         A class's score is the largest last-step potential among its features and positions,
-        summed over the heads (the decision layer's evidence, used for ROC AUC).
+        summed over the heads (the decision layer's evidence, used for ROC AUC). With last-step
+        heads the feature path runs on fired maps (:meth:`run_ops_fired`, same decisions).
         """
-        features = self.run_ops(latencies)
+        features = self.run_ops_fired(latencies) if self.fired_only() else self.run_ops(latencies)
         pots = self.head_potentials(features)
         decisions = self.head_decisions(pots, features)
         scores = sum(p.amax(dim=(2, 3)).view(p.shape[0], self.n_classes, -1).amax(dim=2) for p in pots)
