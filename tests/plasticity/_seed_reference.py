@@ -215,6 +215,7 @@ class SeedNet:
         spk, _ = fire(pot, None)
         winners = get_k_winners(pot, 1, 0, spk)
         self.ctx = (spk_in, spk, winners)
+        self.last_potentials = pot[-1]
         if not winners:
             return -1
         return winners[0][0] // self.features_per_class

@@ -203,3 +203,31 @@ def test_batched_mode_with_one_image_per_batch_is_sequential_mode():
     train_stdp_batch(fresh, "c1", inputs, "batched")
     torch.testing.assert_close(layer.weight, expected, rtol=0, atol=1e-6)
     assert not torch.allclose(layer.weight, sequential.layers["c1"].weight, atol=1e-6)
+
+
+def test_real_digits_preprocessing_and_decisions_match_seed_structure(shared_data):
+    """Eight MNIST test digits through an untrained mozafari2018: spike waves equal the seed's
+    S1C1, and decisions and per-class evidence (the seed computes all T steps per image) equal ours."""
+    from cortexsnn.data.mnist import load_mnist
+    from cortexsnn.plasticity import build_model
+    from cortexsnn.plasticity.training import evaluate_latencies
+
+    mnist = shared_data / "mnist"
+    if not mnist.is_dir():
+        pytest.skip(f"{mnist} is absent")
+    dataset = load_mnist(mnist, train=False)
+    images = torch.stack([dataset[i][0] for i in range(8)])
+    torch.manual_seed(3)
+    model = build_model("mozafari2018")
+    lat = model.encode(images)
+    decisions, scores = evaluate_latencies(model, lat)
+    seed_net = ref.SeedNet(model.layers["c1"].weight, model.layers["c2"].weight, model.layers["c3"].weight)
+    for i in range(8):
+        waves = ref.s1c1(images[i])
+        assert torch.equal(latencies_to_waves(lat[i], T), waves)
+        assert seed_net.decide(waves) == int(decisions[i])
+        # every class's evidence: its features' largest last-step potential over the 4 x 4 map
+        per_class = seed_net.last_potentials.amax(dim=(1, 2)).view(10, 20).amax(dim=1)
+        torch.testing.assert_close(scores[i], per_class, rtol=1e-5, atol=1e-4)
+    assert (decisions >= 0).all()
+    assert scores.std(dim=0).max() > 1.0  # the inputs move the evidence, not only the weights
