@@ -150,12 +150,23 @@ def apply_stdp_image(
         in_latencies: ``[1, C, H, W]`` (padded); winners: ``[1, K, 3]``; winner_latency,
         valid: ``[1, K]``.
     """
-    ap = torch.as_tensor(a_plus, dtype=torch.float64).reshape(1)
-    an = torch.as_tensor(a_minus, dtype=torch.float64).reshape(1)
-    delta = stdp_delta(weight, in_latencies, winners, winner_latency, valid, ap, an, stabilizer, lower, upper)
-    if clamp_all:
-        weight.add_(delta).clamp_(lower, upper)
+    use = valid[0]
+    if not bool(use.any()):
+        if clamp_all:
+            weight.clamp_(lower, upper)
         return
-    features = winners[0, valid[0], 0]
-    if features.numel():
-        weight[features] = (weight[features] + delta[features]).clamp_(lower, upper)
+    features = winners[0, use, 0]  # distinct features
+    kernel = (weight.shape[-2], weight.shape[-1])
+    fields = receptive_field_latencies(in_latencies, winners[:, use], kernel)[0].long()  # [K, C, kh, kw]
+    pre_first = fields <= winner_latency[0, use].long().view(-1, 1, 1, 1)
+    ap = torch.as_tensor(a_plus, dtype=torch.float64).to(weight.dtype)
+    an = torch.as_tensor(a_minus, dtype=torch.float64).to(weight.dtype)
+    rate = torch.where(pre_first, ap, an)
+    w = weight[features]
+    if stabilizer:
+        rate = rate * ((w - lower) * (upper - w))
+    weight[features] = w + rate
+    if clamp_all:
+        weight.clamp_(lower, upper)
+    else:
+        weight[features] = weight[features].clamp_(lower, upper)

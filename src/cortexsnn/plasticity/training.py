@@ -165,7 +165,9 @@ def _rstdp_forward(model: STDPNetwork, stage: Stage, inputs: torch.Tensor):
         padded = layer.pad(features, time_steps)
         from cortexsnn.plasticity.spike_ops import last_step_potentials
 
-        pot = last_step_potentials(padded, layer.weight, time_steps, layer.method)
+        # dense: the head's input is a binary map, and a BLAS convolution needs no per-call
+        # transposition of the (large, changing) decision weight, unlike the event kernel
+        pot = last_step_potentials(padded, layer.weight, time_steps, "dense" if layer.method == "auto" else layer.method)
         winner, valid = decision_winners(pot, time_steps)
         cls = torch.where(valid, winner[:, 0] // model.features_per_class, torch.full_like(winner[:, 0], -1))
         heads.append((head, padded, winner, valid, cls))

@@ -119,7 +119,10 @@ class STDPNetwork(nn.Module):
 
     def head_potentials(self, features: torch.Tensor) -> list[torch.Tensor]:
         """Last-step potentials ``[B, F, H, W]`` of every head for feature-path latencies."""
-        return [self.layers[h].last_potentials(features, self.time_steps) for h in self.heads]
+        steps = self.time_steps
+        return [last_step_potentials(self.layers[h].pad(features, steps), self.layers[h].weight, steps,
+                                     "dense" if self.layers[h].method == "auto" else self.layers[h].method)
+                for h in self.heads]
 
     def head_decisions(self, potentials: Sequence[torch.Tensor], features: torch.Tensor | None = None):
         """Per head: ``(winner [B, 3], valid [B], class [B] with -1 for silent)``."""
