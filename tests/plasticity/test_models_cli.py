@@ -231,3 +231,15 @@ def test_fused_winner_kernel_equals_tensor_path(dtype):
     assert torch.equal(valid, v2) and torch.equal(winners[valid], w2[v2])
     bi = torch.arange(5).view(-1, 1)
     assert torch.equal(winner_lat[valid], inh_lat[bi, w2[..., 0], w2[..., 1], w2[..., 2]].long()[v2])
+
+
+def test_lateral_intensity_inhibition_by_hand():
+    x = torch.tensor([[1.0, 9.0, 2.0], [3.0, 5.0, 7.0], [0.0, 4.0, 6.0]]).view(1, 1, 3, 3)
+    kernel = torch.full((3, 3), -0.1)
+    kernel[1, 1] = 0.0
+    out = spike_ops.lateral_intensity_inhibition(x, kernel)
+    # centre 5: stronger neighbours 9, 7, 6 -> 5 * (1 - 0.3); corner 9: none stronger
+    assert out[0, 0, 1, 1].item() == pytest.approx(5 * 0.7)
+    assert out[0, 0, 0, 1].item() == pytest.approx(9.0)
+    # corner 0 (zero padding outside): 3, 5, 4 stronger -> stays 0; corner 1: 9, 3, 5 stronger
+    assert out[0, 0, 0, 0].item() == pytest.approx(1 * 0.7)
