@@ -80,13 +80,18 @@ def _gram_and_row_mean(
                 row_mean += _chunk(xm, start, step, dev, True).sum(dim=1, keepdim=True)
             row_mean /= p
         else:
-            # the reduction upcasts element by element: no float64 copy of x
-            row_mean = xm.to(dev).sum(dim=1, keepdim=True, dtype=torch.float64) / p
+            # float64 sums over small column blocks: torch casts before reducing, so a whole-matrix
+            # sum(dtype=float64) would materialise a float64 copy of x
+            row_mean = torch.zeros(n, 1, dtype=torch.float64, device=dev)
+            block = max(1, (1 << 20) // n)
+            for start in range(0, p, block):
+                row_mean += xm[:, start:start + block].to(dev).sum(dim=1, keepdim=True, dtype=torch.float64)
+            row_mean /= p
     elif center not in ("none", "columns"):
         raise ValueError(f"center must be 'none', 'rows' or 'columns', got {center!r}")
     g = torch.zeros(n, n, dtype=torch.float64, device=dev)
     shift = None if row_mean is None else row_mean.to(work)
-    buf: torch.Tensor | None = None  # one reused chunk buffer: no allocation (page faults) per chunk
+    storage: torch.Tensor | None = None  # one chunk buffer, reused: no allocation (page faults) per chunk
     for start in range(0, p, step):
         src = xm[:, start:start + step].to(dev)
         if standardize_features:
@@ -95,19 +100,18 @@ def _gram_and_row_mean(
         elif shift is None and center == "none" and src.dtype == work:
             z = src
         else:
-            if buf is None or buf.shape[1] != src.shape[1]:
-                buf = torch.empty(n, src.shape[1], dtype=work, device=dev)
+            if storage is None:
+                storage = torch.empty(n * min(step, p), dtype=work, device=dev)
+            z = storage[: src.numel()].view(src.shape)
+            # cast by copy_, then centre in place: torch.sub(src, offset, out=z) with mixed dtypes
+            # would materialise two chunk-sized temporaries (measured)
+            z.copy_(src)
             if shift is not None:
-                offset = shift
+                z.sub_(shift)
             elif center == "columns":
-                offset = (src.sum(dim=0, keepdim=True, dtype=torch.float64) / n).to(work)
-            else:
-                offset = None
-            if offset is None:
-                buf.copy_(src)
-            else:
-                torch.sub(src, offset, out=buf)  # cast and centre in one pass
-            z = buf
+                # Column means in the working precision: an error in them is a translation, which
+                # leaves distances and double-centred (CKA) Grams unchanged.
+                z.sub_(z.mean(dim=0, keepdim=True))
         _add_self_product(g, z)
     if not torch.isfinite(g).all():
         check_finite_rows(xm, "x")
