@@ -201,11 +201,20 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def _limit_threads(n: int) -> None:
+    """Same thread count for torch (OpenMP) and numpy's BLAS (OpenBLAS), for every implementation."""
+    import threadpoolctl
+    import torch
+
+    torch.set_num_threads(n)
+    threadpoolctl.threadpool_limits(n)
+
+
 def child_peak(workload: str, name: str, sizes: tuple[int, int, int]) -> None:
     """Run one implementation once in this fresh process and print its peak extra RSS (MiB)."""
     import torch
 
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    _limit_threads(int(os.environ.get("BENCH_THREADS", "2")))
     x, y = make_data(*sizes)
     fn = implementation(workload, name)
     import cortexsnn.similarity  # noqa: F401  (imports are not part of the peak)
@@ -276,10 +285,11 @@ def main() -> None:
 
     import cortexsnn
 
-    torch.set_num_threads(args.threads)
+    _limit_threads(args.threads)
     sizes_by_data = QUICK if args.quick else FULL
     print(f"cortexsnn {cortexsnn.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
-          f"python {platform.python_version()}, {os.cpu_count()} CPUs, torch threads {args.threads}, "
+          f"python {platform.python_version()}, {os.cpu_count()} CPUs, torch + BLAS threads {args.threads}, "
+          f"load average {os.getloadavg()[0]:.1f}, "
           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     results = []
     data_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
