@@ -87,6 +87,35 @@ def test_fused_equals_step_loop(backend, surrogate, v_reset, detach):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("detach", [True, False])
+def test_long_sequences_parallel_chunks_and_recomputation(detach):
+    # T = 1100 shrinks the recomputing backward's chunks to 48 neurons (500 = 10 x 48 + 20) and
+    # 1.1 M neuron-steps run on every thread: compare with the torch path (which saves H)
+    torch.manual_seed(8)
+    x = (torch.randn(1100, 2, 250, dtype=torch.float64) * 0.7 + 0.2).requires_grad_()
+    w = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    v0 = (torch.rand(2, 250, dtype=torch.float64) * 0.3).requires_grad_()
+    gs, gv = torch.randn_like(x), torch.randn_like(v0)
+    out = []
+    for backend in BACKENDS:
+        s, v = plif_multistep(x, w, v0, v_reset=None, detach_reset=detach, surrogate=Triangle(1.0), backend=backend)
+        out.append((s, v, *torch.autograd.grad((s * gs).sum() + (v * gv).sum(), (x, w, v0))))
+    assert torch.equal(out[0][0], out[1][0])
+    for a, b in zip(out[0][1:], out[1][1:]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_cpu_kernel_saves_only_its_input():
+    """The CPU backward recomputes H: the graph holds the input and V_init, no [T, ...] H."""
+    x = torch.randn(6, 3, 8, requires_grad=True)
+    s, _ = lif_multistep(x, backend="cpu")
+    saved = [t for t in s.grad_fn.saved_tensors if t is not None]
+    assert sorted(t.shape for t in saved) == [(3, 8), (6, 3, 8)]
+    assert any(t.data_ptr() == x.data_ptr() for t in saved)  # the input itself, not a copy
+    s_torch, _ = lif_multistep(x, backend="torch")
+    assert [t.shape for t in s_torch.grad_fn.saved_tensors if t is not None] == [(6, 3, 8)]  # H
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_float32_kernel_matches_float64(backend):
     torch.manual_seed(4)

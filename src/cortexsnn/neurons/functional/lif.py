@@ -220,24 +220,45 @@ def _grad_layout(grad_s: Tensor) -> tuple[Tensor, int, int]:
     return grad_s, grad_s.stride(0) if grad_s.shape[0] > 1 else grad_s[0].numel(), 0
 
 
+# the backward pass recomputes H for a chunk of neurons over all steps into a per-thread buffer of
+# about this many bytes (it should stay in the L2 cache)
+_RECOMPUTE_BYTES = 256 * 1024
+
+
+def _recompute_chunk(steps: int, itemsize: int) -> int:
+    """Neurons per chunk for the recomputing backward: a multiple of 16 in [16, 512]."""
+    return max(16, min(512, (_RECOMPUTE_BYTES // itemsize // steps) // 16 * 16))
+
+
 def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset, hard, detach, surrogate, want_d):
+    """The adjoint recurrence in C; ``h_seq=None`` recomputes H from ``x`` and ``v_init``."""
     lib = cpu_kernel()
-    suffix = "f32" if h_seq.dtype == torch.float32 else "f64"
-    grad_x = torch.empty_like(h_seq)
+    suffix = "f32" if x.dtype == torch.float32 else "f64"
+    grad_x = torch.empty_like(x)
     has_gv = grad_v is not None
-    gv = grad_v.contiguous().clone() if has_gv else torch.empty_like(h_seq[0])
-    steps, n = h_seq.shape[0], h_seq[0].numel()
+    gv = grad_v.contiguous().clone() if has_gv else torch.empty_like(x[0])
+    steps, n = x.shape[0], x[0].numel()
+    threads = _threads(steps, n)
+    chunk, workspace = 0, None
+    if h_seq is None:
+        chunk = _recompute_chunk(steps, x.element_size())
+        workspace = x.new_empty(threads * steps * chunk)
     grad_s, gs_tstride, gs_bcast = _grad_layout(grad_s)
     grad_d = getattr(lib, f"lif_backward_{suffix}")(
-        _ptr(grad_s), gs_tstride, gs_bcast, _ptr(h_seq), _ptr(x if want_d else None), _ptr(v_init if want_d else None),
+        _ptr(grad_s), gs_tstride, gs_bcast, _ptr(h_seq), _ptr(x), _ptr(v_init), _ptr(workspace), chunk,
         _ptr(grad_x), _ptr(gv), int(has_gv), steps, n, mode, int(div), d, v_th, v_reset, int(hard), int(detach),
-        surrogate.kind_id, surrogate.alpha, int(want_d), _threads(steps, n),
+        surrogate.kind_id, surrogate.alpha, int(want_d), threads,
     )
     return grad_x, gv, grad_d
 
 
 class _NeuronSequence(torch.autograd.Function):
-    """Whole-sequence IF/LIF/PLIF: saves ``H`` only, backward = adjoint recurrence."""
+    """Whole-sequence IF/LIF/PLIF, backward = the adjoint recurrence in reverse time.
+
+    What is saved for the backward pass: on the CPU kernel, the input ``X`` and ``V_init`` (``H``
+    is recomputed chunk by chunk in cache; ``X`` is usually kept alive by autograd anyway, so the
+    neuron adds no memory of its own beyond its spikes); on the other backends, ``H``.
+    """
 
     @staticmethod
     def forward(ctx, x, v_init, decay, div, mode, v_th, v_reset, detach, surrogate, backend, track):  # type: ignore[override]
@@ -247,21 +268,24 @@ class _NeuronSequence(torch.autograd.Function):
         v0 = v_init.expand_as(x[0]).contiguous()
         ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not zeros
         # track: grad mode is on and an input needs a gradient (decided by the caller: inside
-        # forward() grad mode is always off); without it H is not even written (inference)
+        # forward() grad mode is always off); without it nothing is saved (inference)
+        recompute = backend == "cpu"
         run = {"cpu": _forward_cpu, "torch": _forward_torch}.get(backend) or triton_kernel().forward
-        spikes, h_seq, v_last = run(x, v0, mode, d, div, v_th, v_reset_value, hard, track)
+        spikes, h_seq, v_last = run(x, v0, mode, d, div, v_th, v_reset_value, hard, track and not recompute)
         want_d = track and bool(ctx.needs_input_grad[2])
-        ctx.save_for_backward(h_seq, x if want_d else None, v0 if want_d else None)
+        keep_input = track and (recompute or want_d)
+        ctx.save_for_backward(h_seq, x if keep_input else None, v0 if keep_input else None)
         ctx.config = (mode, d, div, v_th, v_reset_value, hard, detach, surrogate, backend, want_d, v_init.shape,
-                      decay.dtype)
+                      decay.dtype, x.dtype)
         return spikes, v_last
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_last):  # type: ignore[override]
         h_seq, x, v0 = ctx.saved_tensors
-        mode, d, div, v_th, v_reset, hard, detach, surrogate, backend, want_d, v_shape, d_dtype = ctx.config
+        mode, d, div, v_th, v_reset, hard, detach, surrogate, backend, want_d, v_shape, d_dtype, x_dtype = ctx.config
+        like = x if h_seq is None else h_seq
         if grad_spikes is None:  # only v_last was used: a zero that takes no memory
-            grad_spikes = h_seq.new_zeros(()).expand_as(h_seq)
+            grad_spikes = like.new_zeros((), dtype=x_dtype).expand(like.shape)
         run = {"cpu": _backward_cpu, "torch": _backward_torch}.get(backend) or triton_kernel().backward
         if backend == "torch" and grad_v_last is None:
             grad_v_last = torch.zeros_like(h_seq[0])
@@ -271,7 +295,7 @@ class _NeuronSequence(torch.autograd.Function):
         )
         grad_x = grad_x if ctx.needs_input_grad[0] else None
         grad_v_init = grad_v0.sum_to_size(v_shape) if ctx.needs_input_grad[1] else None
-        grad_decay = torch.tensor(grad_d, dtype=d_dtype, device=h_seq.device) if want_d else None
+        grad_decay = torch.tensor(grad_d, dtype=d_dtype, device=like.device) if want_d else None
         return grad_x, grad_v_init, grad_decay, None, None, None, None, None, None, None, None
 
 

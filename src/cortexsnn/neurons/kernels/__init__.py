@@ -79,7 +79,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         forward.argtypes = [p, p, p, p, i64, i64, i32, i32, real, real, real, i32, i32]
         forward.restype = ctypes.c_int64
         backward = getattr(lib, f"lif_backward_{suffix}")
-        backward.argtypes = [p, i64, i32, p, p, p, p, p, i32, i64, i64, i32, i32, real, real, real, i32, i32, i32, real, i32, i32]
+        backward.argtypes = [p, i64, i32, p, p, p, p, i64, p, p, i32, i64, i64, i32, i32, real, real, real, i32, i32,
+                             i32, real, i32, i32]
         backward.restype = ctypes.c_double
 
 

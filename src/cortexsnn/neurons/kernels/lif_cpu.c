@@ -1,10 +1,12 @@
 /*
  * Fused multi-step IF / LIF / PLIF kernels for the CPU (cortexsnn).
  *
- * One call runs the whole time loop for every neuron: the forward pass writes the spikes, the
- * final membrane potential and (for training) the membrane potential before firing H[t]; the
- * backward pass runs the adjoint recurrence in reverse time from H alone (S = H >= v_th and
- * V[t-1] are recomputed from it). Neurons are processed in chunks that stay in L1 cache, chunks
+ * One call runs the whole time loop for every neuron: the forward pass writes the spikes and the
+ * final membrane potential (and, if asked, the potential before firing H[t]); the backward pass
+ * runs the adjoint recurrence in reverse time from H, which it either reads or -- the default --
+ * recomputes chunk by chunk from the saved input X and V_init into a small per-thread buffer that
+ * stays in cache (S = H >= v_th and V[t-1] follow from H). Recomputing costs a few arithmetic
+ * operations and saves a [T, ...] tensor of memory and its traffic. Neurons are processed in chunks, chunks
  * in parallel with OpenMP, the inner loop over neurons vectorised. The schedule is dynamic: on a
  * busy machine a descheduled thread does not leave its static share of the work waiting.
  *
@@ -24,6 +26,7 @@
  *   4 Triangle   alpha max(0, 1 - alpha |u|)
  */
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,9 +60,19 @@
     for (int64_t i = 0; i < len; ++i) {                                                            \
         const T_ h = CHARGE;                                                                       \
         const T_ s = h >= v_th ? (T_)1 : (T_)0;                                                    \
-        st[i] = s;                                                                                 \
+        if (st) st[i] = s;                                                                         \
         if (ht) ht[i] = h;                                                                         \
         vc[i] = hard ? h * ((T_)1 - s) + v_reset * s : h - v_th * s;                               \
+    }
+
+/* one specialised, vectorised loop per charge rule */
+#define FORWARD_STEP(T_)                                                                            \
+    switch (rule) {                                                                                \
+    case 0: FORWARD_ROW(T_, vc[i] + xt[i]) break;                                                  \
+    case 1: FORWARD_ROW(T_, vc[i] + (xt[i] - (vc[i] - vr)) * d) break;                             \
+    case 2: FORWARD_ROW(T_, vc[i] + (xt[i] - (vc[i] - vr)) / d) break;                             \
+    case 3: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) * d + xt[i]) break;                               \
+    default: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) / d + xt[i]) break;                              \
     }
 
 #define DEFINE_KERNELS(T_, SUF, EXP, FABS, SQRT)                                                    \
@@ -79,13 +92,7 @@ int64_t lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t ste
             const T_ *xt = x + t * n + lo;                                                         \
             T_ *st = spikes + t * n + lo;                                                          \
             T_ *ht = h_out ? h_out + t * n + lo : NULL;                                            \
-            switch (rule) {  /* one specialised, vectorised loop per charge rule */              \
-            case 0: FORWARD_ROW(T_, vc[i] + xt[i]) break;                                          \
-            case 1: FORWARD_ROW(T_, vc[i] + (xt[i] - (vc[i] - vr)) * d) break;                     \
-            case 2: FORWARD_ROW(T_, vc[i] + (xt[i] - (vc[i] - vr)) / d) break;                     \
-            case 3: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) * d + xt[i]) break;                       \
-            default: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) / d + xt[i]) break;                      \
-            }                                                                                      \
+            FORWARD_STEP(T_)                                                                       \
         }                                                                                          \
         /* a NaN or inf input leaves V non-finite for good (a hard reset computes inf * 0 = NaN): */ \
         /* counting the final potentials detects every one at no cost (x - x != 0 for NaN, inf) */ \
@@ -98,28 +105,42 @@ int64_t lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t ste
 }                                                                                                  \
                                                                                                    \
 /* grad_spikes row t starts at t * gs_tstride; gs_bcast: one value per step for all neurons.       \
-   grad_v: in = dL/dV[T-1] (if has_grad_v, else zero), out = dL/dV_init. x and v_init are needed   \
-   only when want_grad_d (PLIF, never with div). Returns dL/dd. */                                 \
+   grad_v: in = dL/dV[T-1] (if has_grad_v, else zero), out = dL/dV_init. h: the saved H, or NULL   \
+   to recompute it from x and v_init ([n]) in chunks of `chunk` neurons, `workspace` holding        \
+   steps * chunk values per thread. x and v_init are also needed when want_grad_d (PLIF, never      \
+   with div). Returns dL/dd. */                                                                    \
 double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcast,                  \
-                          const T_ *h, const T_ *x, const T_ *v_init,                              \
+                          const T_ *h, const T_ *x, const T_ *v_init, T_ *workspace, int64_t chunk, \
                           T_ *grad_x, T_ *grad_v, int has_grad_v, int64_t steps, int64_t n,        \
                           int mode, int div, T_ d, T_ v_th, T_ v_reset, int hard, int detach_reset, \
                           int kind, T_ alpha, int want_grad_d, int threads) {                      \
     const T_ vr = hard ? v_reset : (T_)0;                                                          \
+    const int rule = mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0);                                 \
     const T_ rate = div ? (T_)1 / d : d;                /* the leak factor 1 / tau */              \
     const T_ k = mode == 0 ? (T_)1 : (T_)1 - rate;      /* dH[t]/dV[t-1] */                        \
     const T_ cx = mode == 1 ? rate : (T_)1;             /* dH[t]/dX[t]   */                        \
     const T_ keep = detach_reset ? (T_)0 : (T_)1;                                                  \
-    const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
+    const int recompute = h == NULL;                                                               \
+    if (!recompute || chunk < 1 || chunk > CHUNK) chunk = CHUNK;                                   \
+    const int64_t chunks = (n + chunk - 1) / chunk;                                                \
     double grad_d = 0.0;                                                                           \
     _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+:grad_d)")      \
     for (int64_t c = 0; c < chunks; ++c) {                                                         \
-        const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
-        T_ gv[CHUNK], gsrow[CHUNK], ghr[CHUNK];                                                    \
+        const int64_t lo = c * chunk, len = (lo + chunk <= n) ? chunk : n - lo;                    \
+        T_ gv[CHUNK], gsrow[CHUNK], ghr[CHUNK], vc[CHUNK];                                         \
+        T_ *hbuf = recompute ? workspace + (int64_t)omp_get_thread_num() * steps * chunk : NULL;   \
         double acc = 0.0;                                                                          \
+        if (recompute) {  /* the forward recurrence again, H only, into the thread's buffer */     \
+            for (int64_t i = 0; i < len; ++i) vc[i] = v_init[lo + i];                              \
+            for (int64_t t = 0; t < steps; ++t) {                                                  \
+                const T_ *xt = x + t * n + lo;                                                     \
+                T_ *st = NULL, *ht = hbuf + t * len;                                               \
+                FORWARD_STEP(T_)                                                                   \
+            }                                                                                      \
+        }                                                                                          \
         for (int64_t i = 0; i < len; ++i) gv[i] = has_grad_v ? grad_v[lo + i] : (T_)0;             \
         for (int64_t t = steps - 1; t >= 0; --t) {                                                 \
-            const T_ *ht = h + t * n + lo;                                                         \
+            const T_ *ht = recompute ? hbuf + t * len : h + t * n + lo;                            \
             /* dL/dS[t]: a row of n, or one value for all neurons (e.g. the gradient of a sum), */ \
             /* spread into an L1-resident row so that the loop stays contiguous */                \
             const T_ *gst = grad_spikes + t * gs_tstride + (gs_bcast ? 0 : lo);                    \
@@ -137,7 +158,7 @@ double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcas
             default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                              \
             }                                                                                      \
             if (want_grad_d) {  /* dH[t]/dd = X[t] - (V[t-1] - vr) or -(V[t-1] - vr) */           \
-                const T_ *hp = t > 0 ? h + (t - 1) * n + lo : NULL;                                \
+                const T_ *hp = t == 0 ? NULL : recompute ? hbuf + (t - 1) * len : h + (t - 1) * n + lo; \
                 const T_ *xt = x + t * n + lo;                                                     \
                 _Pragma("omp simd reduction(+:acc)")                                               \
                 for (int64_t i = 0; i < len; ++i) {                                                \
