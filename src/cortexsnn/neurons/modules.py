@@ -32,7 +32,7 @@ class BaseNode(MemoryModule):
         surrogate: surrogate gradient (an instance or a name such as ``"atan"``).
         detach_reset: no gradient through the spike in the reset path.
         step_mode: ``"m"`` (``[T, B, ...]`` in, fused over time) or ``"s"`` (``[B, ...]``).
-        backend: force a multi-step backend (``"auto"``, ``"cpu"``, ``"torch"``); default: the
+        backend: force a multi-step backend (``"auto"``, ``"cpu"``, ``"triton"``, ``"torch"``); default: the
             ``CORTEXSNN_NEURON_BACKEND`` environment variable, else ``"auto"``.
     """
 
@@ -112,6 +112,13 @@ class LIFNode(BaseNode):
 
     ``decay_input=True``: ``H = V + (X - (V - v_reset)) / tau``; ``False``:
     ``H = V - (V - v_reset) / tau + X``.
+
+    Equivalents: SpikingJelly's ``LIFNode`` with the same arguments (bit-identical potentials in
+    float32); snnTorch's ``Leaky(beta, reset_mechanism="zero")`` is ``tau = 1 / (1 - beta)``,
+    ``decay_input=False``, ``v_reset=0``, ``detach_reset=True`` (snnTorch fires on ``>``, we on
+    ``>=``, as SpikingJelly). snnTorch's ``"subtract"`` reset takes the threshold off after the
+    leak, SpikingJelly's soft reset (``v_reset=None``) before it: they agree only without leak
+    (:class:`IFNode`).
     """
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:

@@ -13,8 +13,9 @@ hard reset ``V[t] = H[t] (1 - S[t]) + v_reset S[t]``, soft reset ``V[t] = H[t] -
 ``detach_reset`` removes the gradient through ``S`` in the reset.
 
 The multi-step functions (``*_multistep``, input ``[T, ...]``) run the whole time loop in one
-fused autograd function (see :mod:`cortexsnn.neurons.kernels`): the forward pass keeps only
-``H`` for the backward pass, which runs the adjoint recurrence in reverse time. The ``*_step``
+fused autograd function (see :mod:`cortexsnn.neurons.kernels`); the backward pass runs the
+adjoint recurrence in reverse time from ``H``, which the CPU kernel recomputes from the saved
+input (no ``[T, ...]`` tensor of its own) and the other backends save. The ``*_step``
 functions are the plain single-step maths (autograd through ordinary tensor operations); the
 multi-step kernels are tested against loops of them.
 """

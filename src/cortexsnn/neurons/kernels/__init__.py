@@ -4,11 +4,12 @@ Backends, in order of preference on each device:
 
 * ``"cpu"``: a small C kernel (``lif_cpu.c``, OpenMP, vectorised) compiled on first use with the
   system's C compiler into the cortexsnn cache (``CORTEXSNN_CACHE``) and called through
-  ``ctypes``: it needs no PyTorch headers, so it builds in about a second.
+  ``ctypes`` (which releases the GIL): it needs no PyTorch headers, so it builds in about a
+  second. Its backward pass recomputes ``H`` from the saved input, in cache-sized chunks.
 * ``"triton"``: the same kernel in Triton (``lif_triton.py``) for CUDA tensors; with
   ``TRITON_INTERPRET=1`` it also runs on CPU tensors (how the tests check it without a GPU).
-* ``"torch"``: the same algorithm (forward recurrence, adjoint backward recurrence, only ``H``
-  saved) written with tensor operations: runs on every device and dtype, the fallback when no
+* ``"torch"``: the same algorithm (forward recurrence, adjoint backward recurrence from a saved
+  ``H``) written with tensor operations: runs on every device and dtype, the fallback when no
   compiler or Triton is available.
 
 ``CORTEXSNN_NEURON_BACKEND`` (``auto``, ``cpu``, ``triton``, ``torch``) or a module's
