@@ -322,3 +322,24 @@ def test_bootstrap_ci_is_reproducible_and_brackets_the_estimate(xy):
     assert lo < est < hi
     assert S.bootstrap_ci(ra, rb, n_boot=50, random_state=3) == (est, lo, hi)
     assert S.bootstrap_ci(ra, rb, n_boot=50, random_state=4) != (est, lo, hi)
+
+
+# ----------------------------------------------------------------------------- devices
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_metrics_on_cuda_equal_cpu(xy):
+    x, y = xy
+    xc, yc = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+    assert S.rsa(xc, yc) == pytest.approx(S.rsa(x, y), abs=1e-12)
+    assert S.linear_cka(xc, yc) == pytest.approx(S.linear_cka(x, y), abs=1e-12)
+    assert S.svcca(xc, yc, n_components=20) == pytest.approx(S.svcca(x, y, n_components=20), abs=1e-9)
+    assert S.tsvd_regression(xc, yc, n_components=15) == pytest.approx(S.tsvd_regression(x, y, n_components=15), abs=1e-9)
+    assert S.rdm(x, device="cuda").device.type == "cuda"
+
+
+def test_gram_route_with_many_stimuli_uses_syrk_and_matches_scipy():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1100, 64)).astype(np.float32)  # above the syrk threshold
+    ref = squareform(pdist(x.astype(np.float64), "correlation"))
+    np.testing.assert_allclose(S.rdm(x, chunk_size=40).numpy(), ref, atol=1e-12)
+    with pytest.raises(ValueError, match="precision"):
+        S.rdm(x, precision="float16")
