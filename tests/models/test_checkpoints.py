@@ -17,13 +17,13 @@ from cortexsnn.models.checkpoints import (
 from cortexsnn.neurons import reset
 
 
-def _spikingjelly_sew_resnet18():
+def _spikingjelly_sew_resnet18(cnf="ADD"):
     sj_model = pytest.importorskip("spikingjelly.activation_based.model.sew_resnet")
     from spikingjelly.activation_based import functional, neuron, surrogate
 
     torch.manual_seed(0)
     model = sj_model.sew_resnet18(
-        cnf="ADD", spiking_neuron=neuron.IFNode, surrogate_function=surrogate.ATan(alpha=2.0), detach_reset=True
+        cnf=cnf, spiking_neuron=neuron.IFNode, surrogate_function=surrogate.ATan(alpha=2.0), detach_reset=True
     )
     functional.set_step_mode(model, "m")
     with torch.no_grad():  # non-trivial batch-norm statistics
@@ -146,3 +146,30 @@ def test_lorafb_checkpoint_into_sew_resnet_is_refused_clearly():
     fresh = create_model("lorafb_snet18", num_classes=10)
     load_weights(fresh, {"model": {f"module.{k}": v for k, v in weights.items()}})
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), weights.values()))
+
+
+@pytest.mark.parametrize("cnf", ["AND", "IAND"])
+def test_binary_connect_functions_match_spikingjelly_basic_blocks(cnf):
+    """SpikingJelly's BasicBlock computes g(S, A) with IAND = S * (1 - A), the paper's (not A) and S."""
+    reference, functional = _spikingjelly_sew_resnet18(cnf)
+    with torch.no_grad():  # larger batch-norm gains keep the binary network active in depth
+        for name, param in reference.named_parameters():
+            if name.endswith("weight") and param.dim() == 1:
+                param.fill_(5.0)
+    ours = create_model("sew_resnet18", cnf=cnf).eval()
+    load_weights(ours, reference.state_dict())
+    blocks = ["layer1.1", "layer2.1", "layer3.1", "layer4.1"]
+    seen = {"sj": {}, "ours": {}}
+    for key, model in (("sj", reference), ("ours", ours)):
+        for name in blocks:
+            model.get_submodule(name).register_forward_hook(
+                lambda m, i, o, key=key, name=name: seen[key].__setitem__(name, o))
+    x = torch.rand(2, 2, 3, 64, 64) * 2
+    with torch.no_grad():
+        functional.reset_net(reference)
+        expected = reference(x)
+        got = ours(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    for name in blocks:
+        assert torch.equal(seen["ours"][name], seen["sj"][name]), name
+    assert seen["sj"]["layer3.1"].sum() > 0  # the comparison is not between silent networks

@@ -1,7 +1,16 @@
 """The model zoo: ``create_model(name, **kwargs)``, ``list_models()``.
 
 Deep SNNs of the visual pathway (SEW-ResNet, Spiking ResNet, LoRaFB-SNet, ...) are multi-step on
-``[T, B, C, H, W]``; the IIR synapse-filter networks of seed 002 live beside them.
+``[T, B, C, H, W]``; the IIR synapse-filter networks of seed 002 live beside them. See
+``docs/models.md``.
 """
 from .registry import UnknownModelError, create_model, list_models, register_model  # noqa: F401
 from . import cornet, lorafb, sew_resnet, spiking_mobilenet  # noqa: F401  (register the families)
+from .checkpoints import (  # noqa: F401
+    CheckpointLayoutError,
+    load_safetensors,
+    load_weights,
+    read_checkpoint,
+    save_safetensors,
+)
+from .layers import make_neuron, record_layers  # noqa: F401
