@@ -151,3 +151,33 @@ def test_record_layers_gives_time_major_outputs():
     with pytest.raises(KeyError, match="no layers"):
         with record_layers(model, ["layer9"]):
             pass
+
+
+@pytest.mark.parametrize("name, neuron", [("sew_resnet8", "lif"), ("spiking_resnet18", "if"), ("spiking_mobilenet", "if")])
+def test_spike_inputs_saved_as_uint8_give_the_same_gradients(name, neuron):
+    from cortexsnn.models.layers import SeqConv2d
+
+    torch.manual_seed(0)
+    compact = create_model(name, num_classes=4, neuron=neuron)
+    flags = {n: m.spike_input for n, m in compact.named_modules() if isinstance(m, SeqConv2d)}
+    assert flags.pop("conv1") is False and all(flags.values())  # the stem sees the image
+    plain = create_model(name, num_classes=4, neuron=neuron)
+    plain.load_state_dict(compact.state_dict())
+    for m in plain.modules():
+        if isinstance(m, SeqConv2d):
+            m.spike_input = False
+    x = torch.rand(2, 2, 3, 32, 32) * 3
+    packed = []
+
+    def note(t):
+        packed.append(t.dtype)
+        return t
+
+    for model in (plain, compact):
+        with torch.autograd.graph.saved_tensors_hooks(note, lambda t: t):
+            out = model(x)
+        out.mean(0).logsumexp(-1).sum().backward()
+    assert torch.uint8 in packed
+    for (n, a), b in zip(plain.named_parameters(), compact.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0, msg=n)
+    assert not any(m.spike_input for m in create_model("sew_resnet8", neuron="relu").modules() if isinstance(m, SeqConv2d))

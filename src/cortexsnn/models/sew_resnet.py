@@ -25,6 +25,7 @@ from cortexsnn.models.layers import (
     SeqMaxPool2d,
     SpikingModel,
     make_neuron,
+    mark_spike_inputs,
     run_stage,
 )
 from cortexsnn.models.registry import register_model
@@ -173,6 +174,8 @@ class SEWResNet(SpikingModel):
         ] + ["avgpool"]
         self._init_weights(zero_init_residual)
         del self._neuron
+        if neuron != "relu":  # every convolution after the stem sees spike counts
+            mark_spike_inputs(self, exclude=("conv1",))
 
     def _make_stage(self, block: type, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None

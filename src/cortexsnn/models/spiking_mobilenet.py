@@ -17,7 +17,14 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-from cortexsnn.models.layers import SeqAdaptiveAvgPool2d, SeqBatchNorm2d, SeqConv2d, SpikingModel, make_neuron
+from cortexsnn.models.layers import (
+    SeqAdaptiveAvgPool2d,
+    SeqBatchNorm2d,
+    SeqConv2d,
+    SpikingModel,
+    make_neuron,
+    mark_spike_inputs,
+)
 from cortexsnn.models.registry import register_model
 from cortexsnn.models.sew_resnet import CONNECT_FUNCTIONS, connect
 
@@ -89,6 +96,8 @@ class SpikingMobileNet(SpikingModel):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if neuron != "relu":  # every convolution after the stem sees spike counts
+            mark_spike_inputs(self, exclude=("conv1",))
 
     def forward(self, x: Tensor) -> Tensor:
         """``[T, B, C, H, W]`` -> logits ``[T, B, num_classes]``."""
