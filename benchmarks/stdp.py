@@ -12,7 +12,10 @@ Peak memory: each implementation runs the workload once in a fresh subprocess (5
 most); we report the kernel's high-water mark of the resident set (VmHWM, reset just before the
 workload) minus the RSS at its start, i.e. after imports, data and model set-up.
 
-    .venv/bin/python benchmarks/stdp.py [--images 200] [--rounds 3] [--threads 2] [--no-memory]
+    .venv/bin/python benchmarks/stdp.py [--images 200] [--rounds 3] [--threads 2] [--no-memory] [--only inference]
+
+On a shared, loaded machine use ``--threads 1``: two threads per process slow both sides down
+several-fold there (oversubscription).
 """
 from __future__ import annotations
 
@@ -311,8 +314,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     s = Setup(args.images)
     ours, seed = ours_workloads(s), seed_workloads(s)
+    load = os.getloadavg()[0]
     print(f"mozafari2018, {args.images} images ({s.source}), T = {T}, {args.threads} threads, "
-          f"median of {args.rounds} interleaved rounds")
+          f"median of {args.rounds} interleaved rounds, load average {load:.1f} on {os.cpu_count()} CPUs")
     rows, lines = [], []
     ref_name = "seed-structure per image"
     for seed_name, our_names in GROUPS:
