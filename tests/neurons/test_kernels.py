@@ -108,7 +108,10 @@ def test_long_sequences_parallel_chunks_and_recomputation(detach):
 def test_cpu_kernel_saves_only_its_input():
     """The CPU backward recomputes H: the graph holds the input and V_init, no [T, ...] H."""
     x = torch.randn(6, 3, 8, requires_grad=True)
-    s, _ = lif_multistep(x, backend="cpu")
+    s, _ = lif_multistep(x, backend="cpu")  # V_init 0: one value, broadcast by the kernel
+    saved = [t for t in s.grad_fn.saved_tensors if t is not None]
+    assert sorted(t.dim() for t in saved) == [0, 3]
+    s, _ = lif_multistep(x, torch.rand(3, 8), backend="cpu")
     saved = [t for t in s.grad_fn.saved_tensors if t is not None]
     assert sorted(t.shape for t in saved) == [(3, 8), (6, 3, 8)]
     assert any(t.data_ptr() == x.data_ptr() for t in saved)  # the input itself, not a copy

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 
 import torch
 from torch import Tensor
@@ -179,12 +180,27 @@ def _backward_torch(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_rese
     return grad_x, gv, float(grad_d)
 
 
-# below this many neuron-steps one thread is faster than waking a team (and safer on a busy machine)
+# below this many neuron-steps one thread is faster than starting others
 _PARALLEL_MIN_WORK = 1 << 20
 
 
 def _threads(steps: int, n: int) -> int:
-    return torch.get_num_threads() if steps * n >= _PARALLEL_MIN_WORK else 1
+    """Threads for the CPU kernel: torch's intra-op count for large work, else one.
+
+    On an oversubscribed machine (1-minute load average above the core count + 1) one thread:
+    the kernel streams memory, and a second thread that is not scheduled when it is needed cost
+    more than it gained (measured on the 2-core development machine at load ~12: [64, 16, 4096]
+    forward + backward took 41-57 ms with two threads, 28-43 ms with one).
+    """
+    threads = torch.get_num_threads()
+    if threads == 1 or steps * n < _PARALLEL_MIN_WORK:
+        return 1
+    try:
+        if os.getloadavg()[0] > (os.cpu_count() or 1) + 1:
+            return 1
+    except OSError:  # no load average on this platform
+        pass
+    return threads
 
 
 def _ptr(t: Tensor | None):
@@ -192,19 +208,20 @@ def _ptr(t: Tensor | None):
 
 
 def _forward_cpu(x, v, mode, d, div, v_th, v_reset, hard, save_h):
+    """The forward recurrence in C; ``v`` is V_init, of one element or contiguous like ``x[0]``."""
     lib = cpu_kernel()
     suffix = "f32" if x.dtype == torch.float32 else "f64"
     spikes = torch.empty_like(x)
     h_seq = torch.empty_like(x) if save_h else None
-    v = v.clone()
+    v_last = torch.empty_like(x[0])
     steps, n = x.shape[0], x[0].numel()
     not_finite = getattr(lib, f"lif_forward_{suffix}")(
-        _ptr(x), _ptr(spikes), _ptr(h_seq), _ptr(v), steps, n, mode, int(div), d, v_th, v_reset, int(hard),
-        _threads(steps, n),
+        _ptr(x), _ptr(spikes), _ptr(h_seq), _ptr(v), int(v.numel() == 1), _ptr(v_last), steps, n, mode, int(div),
+        d, v_th, v_reset, int(hard), _threads(steps, n),
     )
     if not_finite:
         _raise_not_finite()
-    return spikes, h_seq, v
+    return spikes, h_seq, v_last
 
 
 def _grad_layout(grad_s: Tensor) -> tuple[Tensor, int, int]:
@@ -236,8 +253,8 @@ def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset,
     lib = cpu_kernel()
     suffix = "f32" if x.dtype == torch.float32 else "f64"
     grad_x = torch.empty_like(x)
-    has_gv = grad_v is not None
-    gv = grad_v.contiguous().clone() if has_gv else torch.empty_like(x[0])
+    grad_v_in = grad_v.contiguous() if grad_v is not None else None
+    grad_v_init = torch.empty_like(x[0])
     steps, n = x.shape[0], x[0].numel()
     threads = _threads(steps, n)
     chunk, workspace = 0, None
@@ -246,11 +263,11 @@ def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset,
         workspace = x.new_empty(threads * steps * chunk)
     grad_s, gs_tstride, gs_bcast = _grad_layout(grad_s)
     grad_d = getattr(lib, f"lif_backward_{suffix}")(
-        _ptr(grad_s), gs_tstride, gs_bcast, _ptr(h_seq), _ptr(x), _ptr(v_init), _ptr(workspace), chunk,
-        _ptr(grad_x), _ptr(gv), int(has_gv), steps, n, mode, int(div), d, v_th, v_reset, int(hard), int(detach),
-        surrogate.kind_id, surrogate.alpha, int(want_d), threads,
+        _ptr(grad_s), gs_tstride, gs_bcast, _ptr(h_seq), _ptr(x), _ptr(v_init), int(v_init.numel() == 1),
+        _ptr(workspace), chunk, _ptr(grad_x), _ptr(grad_v_in), _ptr(grad_v_init), steps, n, mode, int(div), d,
+        v_th, v_reset, int(hard), int(detach), surrogate.kind_id, surrogate.alpha, int(want_d), threads,
     )
-    return grad_x, gv, grad_d
+    return grad_x, grad_v_init, grad_d
 
 
 class _NeuronSequence(torch.autograd.Function):
@@ -266,7 +283,10 @@ class _NeuronSequence(torch.autograd.Function):
         hard = v_reset is not None
         v_reset_value = 0.0 if v_reset is None else float(v_reset)
         d = float(decay) if mode != _MODE_IF else 1.0
-        v0 = v_init.expand_as(x[0]).contiguous()
+        if backend == "cpu" and v_init.numel() == 1:
+            v0 = v_init  # the kernel broadcasts one value itself: no [B, ...] copy
+        else:
+            v0 = v_init.expand_as(x[0]).contiguous()
         ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not zeros
         # track: grad mode is on and an input needs a gradient (decided by the caller: inside
         # forward() grad mode is always off); without it nothing is saved (inference)

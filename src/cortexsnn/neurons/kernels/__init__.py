@@ -2,7 +2,7 @@
 
 Backends, in order of preference on each device:
 
-* ``"cpu"``: a small C kernel (``lif_cpu.c``, OpenMP, vectorised) compiled on first use with the
+* ``"cpu"``: a small C kernel (``lif_cpu.c``, vectorised, POSIX threads) compiled on first use with the
   system's C compiler into the cortexsnn cache (``CORTEXSNN_CACHE``) and called through
   ``ctypes`` (which releases the GIL): it needs no PyTorch headers, so it builds in about a
   second. Its backward pass recomputes ``H`` from the saved input, in cache-sized chunks.
@@ -35,7 +35,7 @@ BACKENDS = ("auto", "cpu", "triton", "torch")
 _SOURCE = Path(__file__).with_name("lif_cpu.c")
 # -ffp-contract=off: no fused multiply-adds, so that every potential is rounded exactly as the
 # same expression in PyTorch rounds it (bit-identical spikes and potentials)
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp-simd", "-pthread", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed: str | None = None
@@ -77,11 +77,11 @@ def _declare(lib: ctypes.CDLL) -> None:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         forward = getattr(lib, f"lif_forward_{suffix}")
-        forward.argtypes = [p, p, p, p, i64, i64, i32, i32, real, real, real, i32, i32]
+        forward.argtypes = [p, p, p, p, i32, p, i64, i64, i32, i32, real, real, real, i32, i32]
         forward.restype = ctypes.c_int64
         backward = getattr(lib, f"lif_backward_{suffix}")
-        backward.argtypes = [p, i64, i32, p, p, p, p, i64, p, p, i32, i64, i64, i32, i32, real, real, real, i32, i32,
-                             i32, real, i32, i32]
+        backward.argtypes = [p, i64, i32, p, p, p, i32, p, i64, p, p, p, i64, i64, i32, i32, real, real, real, i32,
+                             i32, i32, real, i32, i32]
         backward.restype = ctypes.c_double
 
 
@@ -106,7 +106,7 @@ def cpu_kernel() -> ctypes.CDLL | None:
             _failed = str(exc)
             warnings.warn(
                 f"cortexsnn: the fused CPU neuron kernel is unavailable ({exc}); using the slower "
-                "torch backend. Install a C compiler with OpenMP (e.g. gcc) to enable it.",
+                "torch backend. Install a C compiler (e.g. gcc) to enable it.",
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -6,9 +6,11 @@
  * runs the adjoint recurrence in reverse time from H, which it either reads or -- the default --
  * recomputes chunk by chunk from the saved input X and V_init into a small per-thread buffer that
  * stays in cache (S = H >= v_th and V[t-1] follow from H). Recomputing costs a few arithmetic
- * operations and saves a [T, ...] tensor of memory and its traffic. Neurons are processed in chunks, chunks
- * in parallel with OpenMP, the inner loop over neurons vectorised. The schedule is dynamic: on a
- * busy machine a descheduled thread does not leave its static share of the work waiting.
+ * operations and saves a [T, ...] tensor of memory and its traffic. Neurons are processed in
+ * chunks, the inner loop over neurons vectorised (omp simd only: no OpenMP runtime). Chunks are
+ * shared out dynamically among a few POSIX threads that block, never spin, when done: on a busy
+ * machine an OpenMP team's spin-waiting threads cost more than they gain (measured 2-3x slower
+ * than one thread at load 12 on 2 cores), and a descheduled thread holds up no static share.
  *
  * Charge modes (SpikingJelly semantics, vr = v_reset for a hard reset, 0 for a soft one):
  *   0  IF:                     H = V + X
@@ -26,7 +28,8 @@
  *   4 Triangle   alpha max(0, 1 - alpha |u|)
  */
 #include <math.h>
-#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,107 +78,180 @@
     default: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) / d + xt[i]) break;                              \
     }
 
+#define MAX_THREADS 64
+
+/* ---- a minimal fork-join over chunks: dynamic, blocking (no spinning) ---- */
+typedef void (*chunk_fn)(void *args, int64_t chunk, int tid);
+typedef struct { chunk_fn fn; void *args; int64_t chunks; atomic_llong next; } job_t;
+typedef struct { job_t *job; int tid; } worker_t;
+
+static void *work(void *p) {
+    worker_t *w = (worker_t *)p;
+    for (;;) {
+        const int64_t c = atomic_fetch_add(&w->job->next, 1);
+        if (c >= w->job->chunks) break;
+        w->job->fn(w->job->args, c, w->tid);
+    }
+    return NULL;
+}
+
+/* Runs fn(args, c, tid) for every chunk c on up to `threads` threads (the caller is thread 0);
+   returns how many threads took part (tid < that). */
+static int run_chunks(chunk_fn fn, void *args, int64_t chunks, int threads) {
+    job_t job = {fn, args, chunks, 0};
+    pthread_t ids[MAX_THREADS];
+    worker_t workers[MAX_THREADS];
+    if (threads > chunks) threads = (int)chunks;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads < 1) threads = 1;
+    int started = 1;
+    for (int t = 1; t < threads; ++t) {
+        workers[t] = (worker_t){&job, t};
+        if (pthread_create(&ids[t], NULL, work, &workers[t]) != 0) break;  /* fewer threads */
+        started = t + 1;
+    }
+    workers[0] = (worker_t){&job, 0};
+    work(&workers[0]);
+    for (int t = 1; t < started; ++t) pthread_join(ids[t], NULL);
+    return started;
+}
+
 #define DEFINE_KERNELS(T_, SUF, EXP, FABS, SQRT)                                                    \
-/* Returns the number of neurons whose final potential is not finite (NaN or inf input). */       \
-int64_t lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, T_ *v, int64_t steps, int64_t n,      \
-                       int mode, int div, T_ d, T_ v_th, T_ v_reset, int hard, int threads) {       \
+typedef struct {                                                                                   \
+    const T_ *x, *v_in; int v_bcast; T_ *spikes, *h_out, *v_out; int64_t steps, n; int rule, hard;  \
+    T_ d, v_th, v_reset;                                                                           \
+    int64_t not_finite[MAX_THREADS];                                                               \
+} forward_args_##SUF;                                                                              \
+                                                                                                   \
+static void forward_chunk_##SUF(void *p, int64_t c, int tid) {                                     \
+    forward_args_##SUF *a = (forward_args_##SUF *)p;                                               \
+    const T_ *x = a->x, d = a->d, v_th = a->v_th, v_reset = a->v_reset;                            \
+    const int64_t steps = a->steps, n = a->n;                                                      \
+    const int rule = a->rule, hard = a->hard;                                                      \
     const T_ vr = hard ? v_reset : (T_)0;                                                          \
-    const int rule = mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0);                                 \
-    const int64_t chunks = (n + CHUNK - 1) / CHUNK;                                                \
-    int64_t not_finite = 0;                                                                        \
-    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+:not_finite)")  \
-    for (int64_t c = 0; c < chunks; ++c) {                                                         \
-        const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                    \
-        T_ vc[CHUNK];                                                                              \
-        for (int64_t i = 0; i < len; ++i) vc[i] = v[lo + i];                                       \
-        for (int64_t t = 0; t < steps; ++t) {                                                      \
-            const T_ *xt = x + t * n + lo;                                                         \
-            T_ *st = spikes + t * n + lo;                                                          \
-            T_ *ht = h_out ? h_out + t * n + lo : NULL;                                            \
-            FORWARD_STEP(T_)                                                                       \
-        }                                                                                          \
-        /* a NaN or inf input leaves V non-finite for good (a hard reset computes inf * 0 = NaN): */ \
-        /* counting the final potentials detects every one at no cost (x - x != 0 for NaN, inf) */ \
-        for (int64_t i = 0; i < len; ++i) {                                                        \
-            v[lo + i] = vc[i];                                                                     \
-            not_finite += (vc[i] - vc[i] != (T_)0);                                                \
-        }                                                                                          \
+    const int64_t lo = c * CHUNK, len = (lo + CHUNK <= n) ? CHUNK : n - lo;                        \
+    T_ vc[CHUNK];                                                                                  \
+    for (int64_t i = 0; i < len; ++i) vc[i] = a->v_in[a->v_bcast ? 0 : lo + i];                    \
+    for (int64_t t = 0; t < steps; ++t) {                                                          \
+        const T_ *xt = x + t * n + lo;                                                             \
+        T_ *st = a->spikes + t * n + lo;                                                           \
+        T_ *ht = a->h_out ? a->h_out + t * n + lo : NULL;                                          \
+        FORWARD_STEP(T_)                                                                           \
     }                                                                                              \
+    /* a NaN or inf input leaves V non-finite for good (a hard reset computes inf * 0 = NaN): */   \
+    /* counting the final potentials detects every one at no cost (x - x != 0 for NaN, inf) */     \
+    int64_t bad = 0;                                                                               \
+    for (int64_t i = 0; i < len; ++i) {                                                            \
+        a->v_out[lo + i] = vc[i];                                                                  \
+        bad += (vc[i] - vc[i] != (T_)0);                                                           \
+    }                                                                                              \
+    a->not_finite[tid] += bad;                                                                     \
+}                                                                                                  \
+                                                                                                   \
+/* V_init is v_in ([n], or one value for all if v_bcast); the final V goes to v_out. Returns the  \
+   number of neurons whose final potential is not finite (NaN or inf input). */                    \
+int64_t lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, const T_ *v_in, int v_bcast,         \
+                          T_ *v_out, int64_t steps, int64_t n, int mode, int div, T_ d, T_ v_th,   \
+                          T_ v_reset, int hard, int threads) {                                     \
+    forward_args_##SUF a = {x, v_in, v_bcast, spikes, h_out, v_out, steps, n,                      \
+                            mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0), hard, d, v_th, v_reset, {0}}; \
+    const int used = run_chunks(forward_chunk_##SUF, &a, (n + CHUNK - 1) / CHUNK, threads);        \
+    int64_t not_finite = 0;                                                                        \
+    for (int t = 0; t < used; ++t) not_finite += a.not_finite[t];                                  \
     return not_finite;                                                                             \
 }                                                                                                  \
                                                                                                    \
+typedef struct {                                                                                   \
+    const T_ *grad_spikes; int64_t gs_tstride; int gs_bcast;                                       \
+    const T_ *h, *x, *v_init; int v_bcast; T_ *workspace; int64_t chunk;                          \
+    T_ *grad_x; const T_ *grad_v_in; T_ *grad_v_out; int64_t steps, n;                             \
+    int mode, rule, hard, kind, want_grad_d; T_ d, v_th, v_reset, alpha, k, cx, keep;              \
+    double grad_d[MAX_THREADS];                                                                    \
+} backward_args_##SUF;                                                                             \
+                                                                                                   \
+static void backward_chunk_##SUF(void *p, int64_t c, int tid) {                                    \
+    backward_args_##SUF *a = (backward_args_##SUF *)p;                                             \
+    const T_ *x = a->x, *h = a->h, *v_init = a->v_init;                                            \
+    const T_ d = a->d, v_th = a->v_th, v_reset = a->v_reset, alpha = a->alpha;                     \
+    const T_ k = a->k, cx = a->cx, keep = a->keep;                                                 \
+    const int64_t steps = a->steps, n = a->n, chunk = a->chunk;                                    \
+    const int mode = a->mode, rule = a->rule, hard = a->hard, recompute = h == NULL;               \
+    const T_ vr = hard ? v_reset : (T_)0;                                                          \
+    const int64_t lo = c * chunk, len = (lo + chunk <= n) ? chunk : n - lo;                        \
+    T_ gv[CHUNK], gsrow[CHUNK], ghr[CHUNK], vc[CHUNK];                                             \
+    T_ *hbuf = recompute ? a->workspace + (int64_t)tid * steps * chunk : NULL;                     \
+    double acc = 0.0;                                                                              \
+    if (recompute) {  /* the forward recurrence again, H only, into the thread's buffer */         \
+        for (int64_t i = 0; i < len; ++i) vc[i] = v_init[a->v_bcast ? 0 : lo + i];                \
+        for (int64_t t = 0; t < steps; ++t) {                                                      \
+            const T_ *xt = x + t * n + lo;                                                         \
+            T_ *st = NULL, *ht = hbuf + t * len;                                                   \
+            FORWARD_STEP(T_)                                                                       \
+        }                                                                                          \
+    }                                                                                              \
+    for (int64_t i = 0; i < len; ++i) gv[i] = a->grad_v_in ? a->grad_v_in[lo + i] : (T_)0;         \
+    for (int64_t t = steps - 1; t >= 0; --t) {                                                     \
+        const T_ *ht = recompute ? hbuf + t * len : h + t * n + lo;                                \
+        /* dL/dS[t]: a row of n, or one value for all neurons (e.g. the gradient of a sum), */     \
+        /* spread into an L1-resident row so that the loop stays contiguous */                    \
+        const T_ *gst = a->grad_spikes + t * a->gs_tstride + (a->gs_bcast ? 0 : lo);               \
+        if (a->gs_bcast) {                                                                         \
+            const T_ g0 = gst[0];                                                                  \
+            for (int64_t i = 0; i < len; ++i) gsrow[i] = g0;                                       \
+            gst = gsrow;                                                                           \
+        }                                                                                          \
+        T_ *gxt = a->grad_x + t * n + lo;                                                          \
+        switch (a->kind) {                                                                         \
+        case 0: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_ATAN) break;                                  \
+        case 1: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_SIGMOID) break;                               \
+        case 2: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_FAST) break;                                  \
+        case 3: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_GAUSS) break;                                 \
+        default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                                  \
+        }                                                                                          \
+        if (a->want_grad_d) {  /* dH[t]/dd = X[t] - (V[t-1] - vr) or -(V[t-1] - vr) */            \
+            const T_ *hp = t == 0 ? NULL : recompute ? hbuf + (t - 1) * len : h + (t - 1) * n + lo; \
+            const T_ *xt = x + t * n + lo;                                                         \
+            _Pragma("omp simd reduction(+:acc)")                                                   \
+            for (int64_t i = 0; i < len; ++i) {                                                    \
+                T_ vp;                                                                             \
+                if (hp) {                                                                          \
+                    const T_ sp = hp[i] >= v_th ? (T_)1 : (T_)0;                                   \
+                    vp = hard ? hp[i] * ((T_)1 - sp) + v_reset * sp : hp[i] - v_th * sp;           \
+                } else {                                                                           \
+                    vp = v_init[a->v_bcast ? 0 : lo + i];                                          \
+                }                                                                                  \
+                acc += (double)(ghr[i] * (mode == 1 ? xt[i] - (vp - vr) : -(vp - vr)));            \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    for (int64_t i = 0; i < len; ++i) a->grad_v_out[lo + i] = gv[i];                               \
+    a->grad_d[tid] += acc;                                                                         \
+}                                                                                                  \
+                                                                                                   \
 /* grad_spikes row t starts at t * gs_tstride; gs_bcast: one value per step for all neurons.       \
-   grad_v: in = dL/dV[T-1] (if has_grad_v, else zero), out = dL/dV_init. h: the saved H, or NULL   \
-   to recompute it from x and v_init ([n]) in chunks of `chunk` neurons, `workspace` holding        \
+   grad_v_in = dL/dV[T-1] (NULL: zero); grad_v_out = dL/dV_init ([n]). h: the saved H, or NULL to  \
+   recompute it from x and v_init ([n], or one value if v_bcast) in chunks of `chunk` neurons,      \
+   `workspace` holding                                                                             \
    steps * chunk values per thread. x and v_init are also needed when want_grad_d (PLIF, never      \
-   with div). Returns dL/dd. */                                                                    \
+   with div). Returns dL/dd (summed per thread in double, then over threads in order). */          \
 double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcast,                  \
-                          const T_ *h, const T_ *x, const T_ *v_init, T_ *workspace, int64_t chunk, \
-                          T_ *grad_x, T_ *grad_v, int has_grad_v, int64_t steps, int64_t n,        \
+                          const T_ *h, const T_ *x, const T_ *v_init, int v_bcast, T_ *workspace,  \
+                          int64_t chunk, T_ *grad_x, const T_ *grad_v_in, T_ *grad_v_out,          \
+                          int64_t steps, int64_t n,                                                \
                           int mode, int div, T_ d, T_ v_th, T_ v_reset, int hard, int detach_reset, \
                           int kind, T_ alpha, int want_grad_d, int threads) {                      \
-    const T_ vr = hard ? v_reset : (T_)0;                                                          \
-    const int rule = mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0);                                 \
     const T_ rate = div ? (T_)1 / d : d;                /* the leak factor 1 / tau */              \
-    const T_ k = mode == 0 ? (T_)1 : (T_)1 - rate;      /* dH[t]/dV[t-1] */                        \
-    const T_ cx = mode == 1 ? rate : (T_)1;             /* dH[t]/dX[t]   */                        \
-    const T_ keep = detach_reset ? (T_)0 : (T_)1;                                                  \
-    const int recompute = h == NULL;                                                               \
-    if (!recompute || chunk < 1 || chunk > CHUNK) chunk = CHUNK;                                   \
-    const int64_t chunks = (n + chunk - 1) / chunk;                                                \
+    if (h != NULL || chunk < 1 || chunk > CHUNK) chunk = CHUNK;                                    \
+    backward_args_##SUF a = {                                                                      \
+        grad_spikes, gs_tstride, gs_bcast, h, x, v_init, v_bcast, workspace, chunk, grad_x,        \
+        grad_v_in, grad_v_out, steps, n, mode, mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0), hard, kind,      \
+        want_grad_d, d, v_th, v_reset, alpha,                                                      \
+        mode == 0 ? (T_)1 : (T_)1 - rate,               /* k = dH[t]/dV[t-1] */                    \
+        mode == 1 ? rate : (T_)1,                       /* cx = dH[t]/dX[t] */                     \
+        detach_reset ? (T_)0 : (T_)1, {0}};                                                        \
+    const int used = run_chunks(backward_chunk_##SUF, &a, (n + chunk - 1) / chunk, threads);      \
     double grad_d = 0.0;                                                                           \
-    _Pragma("omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+:grad_d)")      \
-    for (int64_t c = 0; c < chunks; ++c) {                                                         \
-        const int64_t lo = c * chunk, len = (lo + chunk <= n) ? chunk : n - lo;                    \
-        T_ gv[CHUNK], gsrow[CHUNK], ghr[CHUNK], vc[CHUNK];                                         \
-        T_ *hbuf = recompute ? workspace + (int64_t)omp_get_thread_num() * steps * chunk : NULL;   \
-        double acc = 0.0;                                                                          \
-        if (recompute) {  /* the forward recurrence again, H only, into the thread's buffer */     \
-            for (int64_t i = 0; i < len; ++i) vc[i] = v_init[lo + i];                              \
-            for (int64_t t = 0; t < steps; ++t) {                                                  \
-                const T_ *xt = x + t * n + lo;                                                     \
-                T_ *st = NULL, *ht = hbuf + t * len;                                               \
-                FORWARD_STEP(T_)                                                                   \
-            }                                                                                      \
-        }                                                                                          \
-        for (int64_t i = 0; i < len; ++i) gv[i] = has_grad_v ? grad_v[lo + i] : (T_)0;             \
-        for (int64_t t = steps - 1; t >= 0; --t) {                                                 \
-            const T_ *ht = recompute ? hbuf + t * len : h + t * n + lo;                            \
-            /* dL/dS[t]: a row of n, or one value for all neurons (e.g. the gradient of a sum), */ \
-            /* spread into an L1-resident row so that the loop stays contiguous */                \
-            const T_ *gst = grad_spikes + t * gs_tstride + (gs_bcast ? 0 : lo);                    \
-            if (gs_bcast) {                                                                        \
-                const T_ g0 = gst[0];                                                              \
-                for (int64_t i = 0; i < len; ++i) gsrow[i] = g0;                                   \
-                gst = gsrow;                                                                       \
-            }                                                                                      \
-            T_ *gxt = grad_x + t * n + lo;                                                         \
-            switch (kind) {                                                                        \
-            case 0: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_ATAN) break;                              \
-            case 1: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_SIGMOID) break;                           \
-            case 2: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_FAST) break;                              \
-            case 3: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_GAUSS) break;                             \
-            default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                              \
-            }                                                                                      \
-            if (want_grad_d) {  /* dH[t]/dd = X[t] - (V[t-1] - vr) or -(V[t-1] - vr) */           \
-                const T_ *hp = t == 0 ? NULL : recompute ? hbuf + (t - 1) * len : h + (t - 1) * n + lo; \
-                const T_ *xt = x + t * n + lo;                                                     \
-                _Pragma("omp simd reduction(+:acc)")                                               \
-                for (int64_t i = 0; i < len; ++i) {                                                \
-                    T_ vp;                                                                         \
-                    if (hp) {                                                                      \
-                        const T_ sp = hp[i] >= v_th ? (T_)1 : (T_)0;                               \
-                        vp = hard ? hp[i] * ((T_)1 - sp) + v_reset * sp : hp[i] - v_th * sp;       \
-                    } else {                                                                       \
-                        vp = v_init[lo + i];                                                       \
-                    }                                                                              \
-                    acc += (double)(ghr[i] * (mode == 1 ? xt[i] - (vp - vr) : -(vp - vr)));        \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-        for (int64_t i = 0; i < len; ++i) grad_v[lo + i] = gv[i];                                  \
-        grad_d += acc;                                                                             \
-    }                                                                                              \
+    for (int t = 0; t < used; ++t) grad_d += a.grad_d[t];                                          \
     return grad_d;                                                                                 \
 }
 
