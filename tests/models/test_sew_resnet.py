@@ -181,3 +181,20 @@ def test_spike_inputs_saved_as_uint8_give_the_same_gradients(name, neuron):
     for (n, a), b in zip(plain.named_parameters(), compact.parameters()):
         torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0, msg=n)
     assert not any(m.spike_input for m in create_model("sew_resnet8", neuron="relu").modules() if isinstance(m, SeqConv2d))
+
+
+def test_max_pool_keeping_only_indices_has_torch_gradients():
+    from cortexsnn.models.layers import SeqMaxPool2d
+
+    torch.manual_seed(0)
+    spikes = (torch.rand(2, 3, 4, 9, 10) > 0.6).float().requires_grad_()  # ties everywhere
+    analog = torch.randn(2, 3, 4, 9, 10, requires_grad=True)
+    pool = SeqMaxPool2d(kernel_size=3, stride=2, padding=1)
+    for x in (spikes, analog):
+        out = pool(x)
+        weights = torch.randn_like(out)
+        (grad,) = torch.autograd.grad((out * weights).sum(), x)
+        ref_out = torch.nn.functional.max_pool2d(x.flatten(0, 1), 3, 2, 1)
+        (ref_grad,) = torch.autograd.grad((ref_out * weights.flatten(0, 1)).sum(), x)
+        torch.testing.assert_close(out.flatten(0, 1), ref_out, rtol=0, atol=0)
+        torch.testing.assert_close(grad, ref_grad)

@@ -132,9 +132,40 @@ class SeqGroupNorm(nn.GroupNorm):
         return _fold(super().forward, x)
 
 
+class _IndexOnlyMaxPool2d(torch.autograd.Function):
+    """Max pooling whose backward keeps only the argmax indices, not a float copy of the input.
+
+    The gradient goes to each window's argmax (summed where windows overlap), exactly what
+    ``F.max_pool2d``'s backward computes; the input itself is not needed for it.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
+        out, indices = F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+        ctx.save_for_backward(indices)
+        ctx.input_shape = x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (indices,) = ctx.saved_tensors
+        n, c, h, w = ctx.input_shape
+        grad_in = grad_out.new_zeros(n, c, h * w)
+        grad_in.scatter_add_(2, indices.flatten(2), grad_out.flatten(2))
+        return grad_in.view(n, c, h, w), None, None, None, None, None
+
+
 class SeqMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` over ``[T, B, C, H, W]``; in training only the argmax indices are kept."""
+
+    def _pool(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad and not self.return_indices:
+            return _IndexOnlyMaxPool2d.apply(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                             self.ceil_mode)
+        return super().forward(x)
+
     def forward(self, x: Tensor) -> Tensor:
-        return _fold(super().forward, x)
+        return _fold(self._pool, x)
 
 
 class SeqAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
