@@ -6,7 +6,9 @@ Workloads (mozafari2018, T = 15, MNIST test images, or smooth random blobs witho
 preprocessing (DoG + normalisation + latency), inference (whole network to the decision), one
 training pass of layer 1 (STDP), layer 2 (STDP) and layer 3 (R-STDP); ours in sequential mode
 (the seed's per-image semantics) and in batched mode. Both sides start from the same weights and
-run in the same process, interleaved (``benchmarks._common.time_interleaved``).
+run in the same process, interleaved (``benchmarks._common.time_interleaved``). Before any timing,
+``check_equal`` requires the same decisions and the same weights after each layer's training pass
+(ours in sequential mode) on the first 20 images.
 
 Peak memory: each implementation runs the workload once in a fresh subprocess (50 images at
 most); we report the kernel's high-water mark of the resident set (VmHWM, reset just before the
@@ -269,6 +271,37 @@ def ours_workloads(s: Setup) -> dict:
     return out
 
 
+def check_equal(s: Setup, n: int = 20) -> str:
+    """Before timing: on the first ``n`` images, ours in sequential mode and the seed structure must
+    give the same decisions and the same weights after each layer's training pass."""
+    from cortexsnn.plasticity.training import AdaptiveRates, evaluate_latencies, stage_inputs, train_rstdp_batch, train_stdp_batch
+
+    model, seed = s.fresh_model(), s.fresh_seed()
+    stages = {stage.name: stage for stage in model.stages}
+    lat, waves, labels = s.latencies[:n], s.waves[:n], s.labels[:n]
+    ours_decisions, _ = evaluate_latencies(model, lat)
+    seed_decisions = [seed.forward(w)[0] for w in waves]
+    if ours_decisions.tolist() != seed_decisions:
+        raise SystemExit(f"inference differs: ours {ours_decisions.tolist()} vs seed {seed_decisions}")
+    worst = 0.0
+    for index, name in enumerate(["c1", "c2"]):
+        train_stdp_batch(model, name, stage_inputs(model, stages[name], lat), "sequential")
+        for w in waves:
+            (seed.train_layer1 if index == 0 else seed.train_layer2)(w)
+        worst = max(worst, float((model.layers[name].weight - seed.w[index]).abs().max()))
+        if torch.equal(model.layers[name].weight, s.init[name]):
+            raise SystemExit(f"layer {name} did not learn on {n} images: the check would be vacuous")
+    train_rstdp_batch(model, stages["c3"], stage_inputs(model, stages["c3"], lat), labels, "sequential", AdaptiveRates())
+    for w, y in zip(waves, labels.tolist()):
+        seed.train_rl(w, y)
+    worst = max(worst, float((model.layers["c3"].weight - seed.w[2]).abs().max()))
+    if torch.equal(model.layers["c3"].weight, s.init["c3"]):
+        raise SystemExit(f"layer c3 did not learn on {n} images: the check would be vacuous")
+    if worst > 1e-5:
+        raise SystemExit(f"sequential training differs from the seed structure: max |dw| = {worst:.3g}")
+    return f"equal on {n} images (decisions; weights after layers 1-3, max |diff| {worst:.1e})"
+
+
 GROUPS = [  # (the seed's workload, our workloads timed against it in the same rounds)
     ("preprocessing", ["preprocessing"]),
     ("inference", ["inference"]),
@@ -314,6 +347,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     s = Setup(args.images)
     ours, seed = ours_workloads(s), seed_workloads(s)
+    print("check:", check_equal(s, min(args.images, 20)), flush=True)
     load = os.getloadavg()[0]
     print(f"mozafari2018, {args.images} images ({s.source}), T = {T}, {args.threads} threads, "
           f"median of {args.rounds} interleaved rounds, load average {load:.1f} on {os.cpu_count()} CPUs")
