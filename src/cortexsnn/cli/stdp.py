@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     train.add_argument("--patience", type=int, default=5, help="R-STDP early stopping: epochs without improvement")
     train.add_argument("--augment", nargs="*", default=[], choices=("rotate", "flip"), help="add augmented copies")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--init-from", default=None,
+                       help="start from the weights of this checkpoint (same model), e.g. to train more R-STDP "
+                            "epochs after a finished run with --epochs 0 0 N")
     _common(train)
     train.set_defaults(func=_train)
 
@@ -129,6 +132,11 @@ def _train(args) -> int:
     out = Path(args.out or f"runs/stdp/{args.model}")
     ckpt_path = out / "checkpoint.pt"
     state = None
+    if args.init_from and args.resume:
+        raise CliError("use either --resume or --init-from, not both")
+    if args.init_from:
+        model.load_state_dict(_load(Path(args.init_from), args.model)["model"])
+        print(f"starting from the weights of {args.init_from}", file=sys.stderr)
     if args.resume:
         record = _load(ckpt_path, args.model)
         model.load_state_dict(record["model"])
