@@ -272,7 +272,9 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation peak-memory runs")
     ap.add_argument("--rsatoolbox-limit", type=float, default=600.0,
                     help="seconds allowed to rsatoolbox's TSRSA run (subprocess); beyond it a lower bound is reported")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads for torch and numpy's BLAS alike (1 gives the steadiest ratios on a loaded machine)")
+    ap.add_argument("--skip", default="", help="comma-separated implementations to leave out, e.g. rsatoolbox")
     ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -302,7 +304,7 @@ def main() -> None:
         x, y = data_cache[kind]
         print(f"\n== {workload}: X {x.shape} vs Y {y.shape} (float32)", flush=True)
         big = kind == "movie"
-        names = IMPLS[workload]
+        names = [n for n in IMPLS[workload] if n not in args.skip.split(",")]
         in_process = [n for n in names if not (big and n == "rsatoolbox")]
         fns = {n: implementation(workload, n) for n in in_process}
         med, values = timed_interleaved(fns, x, y, reps=1 if big else args.reps, warmup=not big)
