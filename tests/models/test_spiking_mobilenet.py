@@ -35,3 +35,10 @@ def test_spikes_and_residual_counts():
     assert out.shape == (2, 1, 4)
     assert set(seen["last"].unique().tolist()) <= {0.0, 1.0}
     assert set(seen["res"].unique().tolist()) <= {0.0, 1.0, 2.0}  # ADD of two spike maps
+
+
+def test_convolutions_after_the_stem_save_spike_inputs_compactly():
+    from cortexsnn.models.layers import SeqConv2d
+
+    flags = {n: m.spike_input for n, m in create_model("spiking_mobilenet").named_modules() if isinstance(m, SeqConv2d)}
+    assert flags.pop("conv1") is False and len(flags) == 2 + 16 * 3 + 1 and all(flags.values())
