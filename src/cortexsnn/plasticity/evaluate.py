@@ -18,9 +18,10 @@ def classification_metrics(labels: torch.Tensor, decisions: torch.Tensor, scores
 
     ``decisions`` holds -1 for silent samples: they count as errors in accuracy and recall (the
     seed dropped them), and are reported as ``silent_rate`` and as the last confusion column.
-    ``roc_auc_ovr`` is the mean over classes of the one-vs-rest AUC of ``scores[:, c]`` (the
-    largest last-step potential of the class's decision neurons); classes absent from
-    ``labels`` are skipped.
+    ``roc_auc_ovr`` is scikit-learn's one-vs-rest macro AUC of each sample's share of evidence
+    per class, ``scores[:, c] / sum(scores)`` (a class's score: the largest last-step
+    potential of its decision neurons); with classes absent from ``labels`` the mean of the
+    defined per-class AUCs.
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
@@ -35,12 +36,18 @@ def classification_metrics(labels: torch.Tensor, decisions: torch.Tensor, scores
     precision, recall, f1, _ = precision_recall_fscore_support(
         y, pred, labels=list(range(n_classes)), average="macro", zero_division=0
     )
-    s = scores.double().cpu().numpy()
-    aucs = []
-    for c in range(n_classes):
-        positive = y == c
-        if positive.any() and (~positive).any():
-            aucs.append(roc_auc_score(positive, s[:, c]))
+    # A potential's scale follows the image's overall activity, so raw potentials are not
+    # comparable across samples; each sample's evidence is turned into shares over the classes
+    # (non-negative potentials), which sklearn's one-vs-rest AUC then ranks per class.
+    s = scores.double().clamp(min=0).cpu().numpy()
+    totals = s.sum(axis=1, keepdims=True)
+    shares = np.where(totals > 0, s / np.where(totals > 0, totals, 1), 1.0 / n_classes)
+    present = np.unique(y)
+    auc = math.nan
+    if len(present) == n_classes:
+        auc = float(roc_auc_score(y, shares, multi_class="ovr", labels=list(range(n_classes))))
+    elif len(present) >= 2:  # some classes absent: mean of the per-class AUCs that are defined
+        auc = float(np.mean([roc_auc_score(y == c, shares[:, c]) for c in present]))
     return {
         "n_samples": int(n),
         "accuracy": float((d == y).mean()) if n else math.nan,
@@ -49,7 +56,7 @@ def classification_metrics(labels: torch.Tensor, decisions: torch.Tensor, scores
         "precision_macro": float(precision),
         "recall_macro": float(recall),
         "f1_macro": float(f1),
-        "roc_auc_ovr": float(np.mean(aucs)) if aucs else math.nan,
+        "roc_auc_ovr": auc,
         "confusion_matrix": confusion.tolist(),
         "confusion_columns": [str(c) for c in range(n_classes)] + ["silent"],
     }
