@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cortexsnn.models.registry import UnknownModelError
     from cortexsnn.utils.checkpoint import CheckpointError
 
     parser = build_parser()
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (CliError, FileNotFoundError, FileExistsError, ValueError, CheckpointError) as exc:
+    except (CliError, FileNotFoundError, FileExistsError, ValueError, CheckpointError, UnknownModelError) as exc:
         print(f"cortexsnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
