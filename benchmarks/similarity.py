@@ -313,8 +313,8 @@ def main() -> None:
         if big and "rsatoolbox" in names:
             print(f"    rsatoolbox  (subprocess, limit {args.rsatoolbox_limit:.0f} s) ...", flush=True)
             r = measure_peak(workload, "rsatoolbox", sizes, limit=args.rsatoolbox_limit)
-            if r is None:
-                med["rsatoolbox"], values["rsatoolbox"] = float("inf"), float("nan")
+            if r is None:  # hit the limit: no time, value or peak (and no unlimited re-run below)
+                med["rsatoolbox"], values["rsatoolbox"], peaks["rsatoolbox"] = float("inf"), float("nan"), float("nan")
             else:
                 med["rsatoolbox"], values["rsatoolbox"], peaks["rsatoolbox"] = r["seconds"], r["value"], r["peak_mib"]
         if not args.no_memory:
