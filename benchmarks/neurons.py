@@ -19,7 +19,10 @@ resident set after imports, input creation and a warm-up call on a smaller input
 the step allocates and keeps alive at its peak: outputs, saved tensors, gradients (for
 linear-lif, also the 64 MiB weight gradient).
 
-    python benchmarks/neurons.py [--quick] [--rounds N] [--no-memory]
+The backward pass starts from one fixed random gradient of the spikes, the same tensor for every
+library (no loss reduction inside the timed step).
+
+    python benchmarks/neurons.py [--quick] [--rounds N] [--no-memory] [--only WORKLOAD ...]
 """
 from __future__ import annotations
 
@@ -129,14 +132,24 @@ def build(impl: str, n: int, weight, bias):
     return run, linear
 
 
-def step_fn(run, x, linear):
-    """One forward + backward; returns the gradient compared across libraries."""
+def upstream_gradient(steps: int, batch: int, n: int, seed: int = 2) -> torch.Tensor:
+    """The fixed gradient fed back into the spikes (the same tensor for every library).
+
+    A fixed ``dL/dS`` keeps a loss reduction (e.g. ``.sum()``, whose own cost on a busy 2-core
+    machine can exceed the neuron's on small workloads) out of the timing, and a random one
+    checks the gradients more strictly than all ones.
+    """
+    return torch.randn(steps, batch, n, generator=torch.Generator().manual_seed(seed))
+
+
+def step_fn(run, x, linear, grad_spikes):
+    """One forward + backward with ``grad_spikes`` as the spikes' gradient."""
     def step():
         if linear is not None:
             linear.zero_grad(set_to_none=True)
         else:
             x.grad = None
-        run(x).sum().backward()
+        run(x).backward(grad_spikes)
     return step
 
 
@@ -150,7 +163,7 @@ def check_equal(workload, impls) -> list[str]:
         run, lin = build(impl, n, weight, bias)
         xi = x.clone().requires_grad_(lin is None)
         spikes = run(xi)
-        spikes.sum().backward()
+        spikes.backward(upstream_gradient(steps, batch, n))
         grad = xi.grad if lin is None else lin.weight.grad * (0.5 if impl == "norse" else 1.0)
         results[impl] = (spikes.detach(), grad)
     ours_spikes, ours_grad = results["cortexsnn"]
@@ -175,11 +188,11 @@ def worker(impl: str, workload: str) -> None:
     x, weight, bias = make_inputs(steps, batch, n, linear)
     run, lin = build(impl, n, weight, bias)
     small = make_inputs(2, batch, n, linear)[0].requires_grad_(lin is None)
-    run(small).sum().backward()  # warm-up: lazy initialisation, kernel loading
+    run(small).backward(upstream_gradient(2, batch, n))  # warm-up on the timed code path: lazy initialisation, kernel loading
     if lin is not None:
         lin.zero_grad(set_to_none=True)
     xi = x.requires_grad_(lin is None)
-    step = step_fn(run, xi, lin)
+    step = step_fn(run, xi, lin, upstream_gradient(steps, batch, n))
     with PeakGrowth() as peak:
         step()
     print(json.dumps({"peak_mib": peak.growth}))
@@ -198,22 +211,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few rounds, small workload only (smoke test)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), help="run only these workloads")
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
-    workloads = ["neuron-lif-16x16x512"] if args.quick else list(WORKLOADS)
+    workloads = ["neuron-lif-16x16x512"] if args.quick else (args.only or list(WORKLOADS))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     summaries = []
     for workload in workloads:
         steps, batch, n, linear = WORKLOADS[workload]
         notes = check_equal(workload, IMPLS)
         x, weight, bias = make_inputs(steps, batch, n, linear)
+        grad_spikes = upstream_gradient(steps, batch, n)
         fns = {}
         for impl in IMPLS:
             run, lin = build(impl, n, weight, bias)
-            fns[impl] = step_fn(run, x.clone().requires_grad_(lin is None), lin)
+            fns[impl] = step_fn(run, x.clone().requires_grad_(lin is None), lin, grad_spikes)
         rounds = args.rounds or (3 if args.quick else (41 if n <= 512 else 7))
         load_before = os.getloadavg()[0]
         samples = time_interleaved_samples(fns, rounds=rounds, warmup=1)
