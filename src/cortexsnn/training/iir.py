@@ -23,7 +23,6 @@ import json
 import math
 import os
 import random
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from torch import Tensor, nn
 
 from cortexsnn.config import ConfigError, load_config, to_container
 from cortexsnn.training.logging import RunLogger
+from cortexsnn.training.signals import StopFlag as _StopFlag
 from cortexsnn.utils.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -440,31 +440,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag checked between batches (restored on exit)."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopFlag":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None:  # second signal: give up at once
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _payload(cfg, model, optimizer, scheduler, epoch, batch, running, best, history) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from cortexsnn.data.images import build_image_data, mixup_cutmix
 from cortexsnn.models import create_model
 from cortexsnn.training.distributed import DistInfo, cleanup_distributed, init_distributed
 from cortexsnn.training.logging import RunLogger
+from cortexsnn.training.signals import StopFlag
 from cortexsnn.training.schedules import build_scheduler
 from cortexsnn.utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 
@@ -118,29 +118,6 @@ def accuracy_topk(logits: Tensor, target: Tensor, ks: Sequence[int] = (1, 5)) ->
     top = logits.topk(min(max(ks), logits.shape[-1]), dim=-1).indices
     hits = top == target.unsqueeze(-1)
     return [int(hits[:, :k].any(-1).sum()) for k in ks]
-
-
-class _StopRequest:
-    """SIGINT / SIGTERM: finish the current batch, write a checkpoint, stop."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopRequest":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _seed(seed: int, deterministic: bool) -> None:
@@ -266,7 +243,7 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo) -> dict[str, Any]
     main = dist_info.is_main
     logger = RunLogger(out, enabled=main)
     metrics: dict[str, Any] = {}
-    with logger, _StopRequest() as stop:
+    with logger, StopFlag() as stop:
         last_epoch = cfg.run.epochs
         if cfg.run.stop_after_epochs:
             last_epoch = min(last_epoch, start_epoch + cfg.run.stop_after_epochs)
