@@ -21,13 +21,11 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import subprocess
-import sysconfig
-import tempfile
 import threading
 import warnings
 from pathlib import Path
+
+from cortexsnn.utils.cbuild import KernelBuildError, compile_c_library
 
 __all__ = ["cpu_kernel", "triton_kernel", "resolve_backend", "BACKENDS", "KernelBuildError"]
 
@@ -43,10 +41,6 @@ _triton_module = None
 _triton_failed: str | None = None
 
 
-class KernelBuildError(RuntimeError):
-    """The CPU kernel could not be compiled or loaded."""
-
-
 def _build_dir() -> Path:
     from cortexsnn.data.paths import cache_dir
 
@@ -54,23 +48,7 @@ def _build_dir() -> Path:
 
 
 def _compile(target: Path) -> None:
-    compiler = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    compiler = compiler.split()[0]
-    if shutil.which(compiler) is None:
-        compiler = shutil.which("gcc") or shutil.which("cc") or compiler
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        result = subprocess.run(
-            [compiler, *_FLAGS, "-o", tmp, str(_SOURCE), "-lm"], capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            raise KernelBuildError(f"{compiler} failed: {result.stderr.strip()[:2000]}")
-        os.replace(tmp, target)  # atomic: concurrent builders (e.g. DDP ranks) never see half a file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    compile_c_library(_SOURCE, target, _FLAGS, libs=("-lm",))
 
 
 def _declare(lib: ctypes.CDLL) -> None:

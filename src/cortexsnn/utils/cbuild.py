@@ -1,0 +1,40 @@
+"""Building the project's small C kernels with the system compiler (loaded later through ctypes)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["KernelBuildError", "compile_c_library"]
+
+
+class KernelBuildError(RuntimeError):
+    """A compiled kernel could not be built or loaded."""
+
+
+def _compiler() -> str:
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        compiler = shutil.which("gcc") or shutil.which("cc") or compiler
+    return compiler
+
+
+def compile_c_library(source: Path, target: Path, flags: Sequence[str], libs: Sequence[str] = ()) -> None:
+    """Compile ``source`` into the shared library ``target``, atomically: concurrent builders
+    (e.g. DDP ranks) never see half a file."""
+    compiler = _compiler()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run([compiler, *flags, "-o", tmp, str(source), *libs], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise KernelBuildError(f"{compiler} failed: {result.stderr.strip()[:2000]}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
