@@ -107,6 +107,27 @@ def test_conv_net_shapes_and_constant_input_shortcut():
     assert model.fcs[0].in_features == 64 * 7 * 7 and model.fcs[0].out_features == 512
 
 
+def test_small_conv_variant_pools_after_the_first_layer():
+    torch.manual_seed(0)
+    model = IIRConvNet(channels=(16, 32), kernel_size=5, pool_after=(0, 1), hidden=256, steps=3).eval()
+    assert model.convs[1].in_channels == 16 and model.convs[1].kernel_size == (5, 5)
+    assert model.fcs[0].in_features == 32 * 7 * 7 and model.fcs[0].out_features == 256
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+        # the first layer's spikes are pooled: layer 2 sees 14x14 maps
+        seen = []
+        hook = model.convs[1].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+        model(torch.rand(2, 1, 28, 28))
+        hook.remove()
+    assert seen[0][-2:] == (14, 14)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(kernel_size=4), "odd"), (dict(pool_after=(7,)), "pool_after")])
+def test_bad_conv_architecture_is_explained(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        IIRConvNet(**kwargs)
+
+
 def test_memory_net_and_its_loss_filter():
     net = IIRMemoryNet()
     assert [l.in_features for l in net.linears] == [300, 500, 200, 500]

@@ -102,7 +102,7 @@ def test_bad_config_values_are_named(override, match):
 
 
 def test_all_shipped_configs_load():
-    for name, model in [("snn_mlp_1", "iir_mlp"), ("snn_mlp_2", "iir_mlp"), ("snn_conv", "iir_conv"), ("associative_memory", "iir_memory")]:
+    for name, model in [("snn_mlp_1", "iir_mlp"), ("snn_mlp_2", "iir_mlp"), ("snn_conv", "iir_conv"), ("snn_conv_small", "iir_conv"), ("associative_memory", "iir_memory")]:
         cfg = load_iir_config(f"{CONFIGS}/{name}.yaml")
         assert cfg.model.name == model
     assert load_iir_config(f"{CONFIGS}/snn_mlp_2.yaml").model.synapse_type == "first_order"

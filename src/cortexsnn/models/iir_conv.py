@@ -1,9 +1,14 @@
-"""Convolutional IIR-SNN of seed 002: 32c3-32c3-64c3-pool-64c3-pool-FC512-10.
+"""Convolutional IIR-SNNs of seed 002; default 32c3-32c3-64c3-pool-64c3-pool-FC512-10 (the seed's).
+
+``channels``, ``kernel_size``, ``pool_after`` (indices of the conv layers followed by a 2x2 pool)
+and ``hidden`` choose other widths: ``configs/iir/snn_conv_small.yaml`` trains
+16c5-pool-32c5-pool-FC256-10, about a tenth of the seed network's compute per sample.
 
 Every layer is a PSP filter on its input (one trainable filter per input channel for the
 convolutions, per input neuron for the fully connected layers), a convolution or linear map and a
-reset-trace neuron; pooling is a spike max-pool (2x2). Convolutions use padding 1, so 28x28 ->
-14x14 -> 7x7 and the classifier sees 64 x 7 x 7 = 3,136 inputs. Dropout (``dropout``) acts on
+reset-trace neuron; pooling is a spike max-pool (2x2). Convolutions keep the map size
+(padding ``kernel_size // 2``), so with two pools 28x28 -> 14x14 -> 7x7 and the default classifier
+sees 64 x 7 x 7 = 3,136 inputs. Dropout (``dropout``) acts on
 the spikes entering the two fully connected layers.
 
 With constant-current input the first layer's input is time-invariant: the PSP of a constant
@@ -41,6 +46,7 @@ class IIRConvNet(nn.Module):
         hidden: int = 512,
         classes: int = 10,
         image_size: int = 28,
+        kernel_size: int = 3,
         steps: int = 25,
         synapse_type: str = "dual_exp",
         tau_m: float = 4.0,
@@ -55,6 +61,11 @@ class IIRConvNet(nn.Module):
         surrogate_sigma: float = 0.4,
     ) -> None:
         super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd so that padding keeps the map size, got {kernel_size}")
+        bad_pools = [i for i in pool_after if not 0 <= i < len(channels)]
+        if bad_pools:
+            raise ValueError(f"pool_after indexes conv layers 0..{len(channels) - 1}, got {list(pool_after)}")
         if input_encoding not in INPUT_ENCODINGS:
             raise ValueError(f"input_encoding must be one of {INPUT_ENCODINGS}, got {input_encoding!r}")
         self.steps, self.input_encoding, self.max_rate = int(steps), input_encoding, float(max_rate)
@@ -62,7 +73,7 @@ class IIRConvNet(nn.Module):
         surrogate = Gaussian(surrogate_sigma)
         ins = (1, *channels[:-1])
         self.conv_psps = nn.ModuleList(make_psp(synapse_type, (c, 1, 1), tau_m, tau_s, train_coefficients) for c in ins)
-        self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1) for i, o in zip(ins, channels))
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, kernel_size, padding=kernel_size // 2) for i, o in zip(ins, channels))
         side = image_size // (2 ** len(pool_after))
         flat = channels[-1] * side * side
         self.fc_psps = nn.ModuleList(make_psp(synapse_type, n, tau_m, tau_s, train_coefficients) for n in (flat, hidden))
@@ -81,22 +92,27 @@ class IIRConvNet(nn.Module):
         reset(self)
         if self.input_encoding == "constant":
             gain = self.conv_psps[0].step_response(self.steps).reshape(self.steps, 1, 1, 1, 1)
-            current = gain * F.conv2d(images, self.convs[0].weight, padding=1).unsqueeze(0)
+            current = gain * F.conv2d(images, self.convs[0].weight, padding=self.convs[0].padding).unsqueeze(0)
             current = current + self.convs[0].bias.view(1, 1, -1, 1, 1)
         else:
             x = encode_input(images, self.steps, "poisson", self.max_rate)
             current = _seq(self.convs[0], self.conv_psps[0](x))
-        spikes = self.neurons[0](current)
+        spikes = self._maybe_pool(0, self.neurons[0](current))
         for index in range(1, len(self.convs)):
             spikes = self.neurons[index](_seq(self.convs[index], self.conv_psps[index](spikes)))
-            if index in self.pool_after:
-                spikes = _seq(lambda z: F.max_pool2d(z, 2), spikes)
+            spikes = self._maybe_pool(index, spikes)
         spikes = spikes.flatten(2)
         for j, (psp, fc) in enumerate(zip(self.fc_psps, self.fcs)):
             spikes = spike_dropout(spikes, self.dropout, self.training)
             spikes = self.neurons[len(self.convs) + j](fc(psp(spikes)))
         self.last_output_spikes = spikes
         return spikes.sum(0)
+
+    def _maybe_pool(self, index: int, spikes: Tensor) -> Tensor:
+        """Spike max-pool (2x2) after conv layer ``index`` when the architecture asks for it."""
+        if index not in self.pool_after:
+            return spikes
+        return _seq(lambda z: F.max_pool2d(z, 2), spikes)
 
     def project_(self) -> None:
         """Keep every PSP filter's stored coefficients stable (call after each optimiser step)."""

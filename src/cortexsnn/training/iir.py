@@ -82,6 +82,11 @@ class IIRModelConfig:
     max_rate: float = 1.0
     threshold: float = 1.0
     surrogate_sigma: float = 0.4
+    # iir_conv only (defaults: the seed's 32c3-32c3-64c3-pool-64c3-pool-FC512-10)
+    channels: List[int] = field(default_factory=lambda: [32, 32, 64, 64])
+    pool_after: List[int] = field(default_factory=lambda: [2, 3])
+    kernel_size: int = 3
+    hidden: int = 512
 
 
 @dataclass
@@ -204,7 +209,10 @@ def build_model(cfg: DictConfig) -> nn.Module:
     if m.name == "iir_conv":
         from cortexsnn.models.iir_conv import IIRConvNet
 
-        return IIRConvNet(dropout=m.dropout, input_encoding=m.input_encoding, max_rate=m.max_rate, **common)
+        return IIRConvNet(
+            channels=tuple(m.channels), pool_after=tuple(m.pool_after), kernel_size=m.kernel_size, hidden=m.hidden,
+            dropout=m.dropout, input_encoding=m.input_encoding, max_rate=m.max_rate, **common,
+        )
     from cortexsnn.models.iir_memory import IIRMemoryNet
 
     size = cfg.memory.size
