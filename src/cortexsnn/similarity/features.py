@@ -1,0 +1,391 @@
+"""Layer features of a network for a set of stimuli or a movie, one layer at a time.
+
+:func:`extract_features` runs a model over stimuli with forward hooks on its scored layers and
+yields ``(layer, features [N, F] float32 CPU)`` in the model's declared layer order. Three modes:
+
+* ``"static"`` (a zoo SNN on images, seed 000): every image is repeated ``time_steps`` times
+  (``[T, B, 3, H, W]``), each layer's output is averaged over the T steps and flattened; the
+  state is reset before every batch of stimuli, and batch norm runs in evaluation mode, so a
+  stimulus' features do not depend on which other stimuli share its batch. With ``zscore`` the
+  whole ``[N, F]`` matrix is z-scored once with one global mean and standard deviation (population
+  std, ``(X - mean) / (std + 1e-10)``), as the seed.
+* ``"movie"`` (a recurrent SNN trained on video, seed 001): ``stimuli`` is ``[frames, 3, H, W]``,
+  fed in consecutive chunks of ``chunk_frames`` as ``[T=chunk, B=1, 3, H, W]``; the state is reset
+  *once*, before the first chunk, and carried across chunks (the model is switched to
+  ``stateful`` for the run), so the frames form one continuous sequence. Each frame's feature is
+  the layer's output at that step (no averaging, no z-scoring).
+* ``"cnn"`` (a plain torchvision network, the papers' baselines): one forward pass of
+  ``[B, 3, H, W]``, flattened, z-scored as in static mode.
+
+Memory. A layer of SEW-ResNet-18 at 224 px holds up to 64 x 112 x 112 = 802,816 features per
+stimulus: 118 images x all 18 layers is ~0.8 GB, but 3,600 movie frames x that one layer alone is
+~11.6 GB. Extraction therefore streams: the layers are split, in order, into groups whose float32
+matrices fit ``max_bytes`` together, and the stimuli (or the whole movie, from its first frame,
+since the state must be continuous) are run once per group; the hooks write each step's output
+straight into the group's preallocated ``[N, F]`` matrices. A single layer larger than
+``max_bytes`` gets a group of its own and a matrix memory-mapped to a temporary file (in
+``spill_dir``; unlinked at once, so the space is freed when the tensor is released). The trade-off
+is compute for memory: a larger budget means fewer passes over the stimuli; ``max_bytes=None``
+runs everything in one pass and holds every layer in RAM. The metrics read a spilled matrix in
+feature chunks, so it is never loaded whole. Yielded matrices are released by the extractor as
+soon as they are handed out: hold on to one only as long as you need it.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cortexsnn.neurons import reset
+
+__all__ = ["extract_features", "default_layers", "zscore_global", "layer_feature_sizes", "FeatureMode"]
+
+FeatureMode = Literal["static", "movie", "cnn"]
+
+#: Default budget for the feature matrices held at once (bytes, float32).
+DEFAULT_MAX_BYTES = 2 * 2**30
+
+
+def default_layers(model: nn.Module, mode: FeatureMode = "static") -> list[str]:
+    """The layers scored by default: ``model.scoring_layers`` (the zoo), or for a torchvision
+    ResNet (``mode="cnn"``) ``relu, maxpool, layerK.i..., avgpool`` (the zoo's SEW-ResNet order)."""
+    declared = getattr(model, "scoring_layers", None)
+    if declared:
+        return list(declared)
+    modules = dict(model.named_modules())
+    if all(k in modules for k in ("conv1", "relu", "maxpool", "layer1", "avgpool")):
+        names = ["relu", "maxpool"]
+        k = 1
+        while f"layer{k}" in modules:
+            names += [f"layer{k}.{i}" for i in range(len(modules[f"layer{k}"]))]
+            k += 1
+        return names + ["avgpool"]
+    raise ValueError(
+        f"{type(model).__name__} declares no scoring_layers; name the modules to record with layers=[...] "
+        f"(module paths such as {[n for n in list(modules)[1:6]]})"
+    )
+
+
+def zscore_global(x: Tensor, eps: float = 1e-10, chunk_rows: int | None = None) -> Tensor:
+    """In place: ``(x - mean) / (std + eps)`` with one mean and one population std over the whole
+    matrix (seed 000's normalisation), accumulated in float64 row chunk by row chunk."""
+    n = x.shape[0]
+    if n == 0:
+        return x
+    per_row = max(1, int(np.prod(x.shape[1:])))
+    step = chunk_rows or max(1, (16 * 2**20) // per_row)
+    total = 0.0
+    for s in range(0, n, step):
+        total += float(x[s:s + step].sum(dtype=torch.float64))
+    count = n * per_row
+    mean = total / count
+    sq = 0.0
+    for s in range(0, n, step):
+        sq += float((x[s:s + step].to(torch.float64) - mean).pow(2).sum())
+    std = math.sqrt(sq / count)
+    for s in range(0, n, step):
+        x[s:s + step] = ((x[s:s + step].to(torch.float64) - mean) / (std + eps)).to(x.dtype)
+    return x
+
+
+@dataclass
+class _Run:
+    """Where the hooks write: the rows of the current batch / chunk and the per-layer step counts."""
+
+    mode: str
+    row: int = 0
+    batch: int = 0
+    steps: int = 1
+    buffers: dict[str, Tensor] = field(default_factory=dict)
+    accum: dict[str, Tensor] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def _output_tensor(name: str, output: object) -> Tensor:
+    if isinstance(output, Tensor):
+        return output
+    raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor; record a module that "
+                    "returns one tensor")
+
+
+def _make_hook(name: str, run: _Run):
+    def hook(module: nn.Module, inputs: object, output: object) -> None:
+        out = _output_tensor(name, output).detach()
+        if run.mode == "cnn":
+            if out.shape[0] != run.batch:
+                raise ValueError(f"layer {name!r} output {tuple(out.shape)} does not start with the batch size "
+                                 f"{run.batch}; mode='cnn' expects [B, ...] outputs")
+            pieces, flat = 1, out.reshape(run.batch, -1)
+        else:
+            if out.dim() < 2 or out.shape[1] != run.batch:
+                raise ValueError(f"layer {name!r} output {tuple(out.shape)} is not time-major [T, B={run.batch}, ...]; "
+                                 "use mode='cnn' for a network without a time dimension")
+            pieces, flat = out.shape[0], out.reshape(out.shape[0], run.batch, -1)
+        run.shapes.setdefault(name, tuple(out.shape[1 if run.mode == "cnn" else 2:]))
+        buf = run.buffers.get(name)
+        if buf is None:  # probing shapes only
+            run.seen[name] = run.seen.get(name, 0) + pieces
+            return
+        if flat.shape[-1] != buf.shape[1]:
+            raise ValueError(f"layer {name!r} gave {flat.shape[-1]} features per stimulus, {buf.shape[1]} expected "
+                             "(stimuli of different sizes?)")
+        done = run.seen.get(name, 0)
+        if done + pieces > run.steps:
+            raise ValueError(f"layer {name!r} produced more than {run.steps} time steps for one forward pass")
+        if run.mode == "movie":  # one row per frame, in time order
+            start = run.row + done
+            buf[start:start + pieces] = flat[:, 0].to("cpu", torch.float32)
+        elif run.mode == "static":  # sum over T, written out (averaged) after the pass
+            acc = run.accum.get(name)
+            s = flat.sum(dim=0, dtype=torch.float32)
+            run.accum[name] = s if acc is None else acc + s
+        else:
+            buf[run.row:run.row + run.batch] = flat.to("cpu", torch.float32)
+        run.seen[name] = done + pieces
+
+    return hook
+
+
+@contextlib.contextmanager
+def _hooks(model: nn.Module, names: Sequence[str], run: _Run) -> Iterator[None]:
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        raise KeyError(f"{type(model).__name__} has no layers {unknown}; "
+                       f"scored layers: {getattr(model, 'scoring_layers', None) or 'none declared'}")
+    handles = [modules[n].register_forward_hook(_make_hook(n, run)) for n in names]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def _evaluation(model: nn.Module, stateful: bool | None) -> Iterator[None]:
+    """Evaluation mode, no autograd, optionally ``stateful``; restores the model's flags afterwards."""
+    was_training = model.training
+    had_stateful = hasattr(model, "stateful")
+    old_stateful = getattr(model, "stateful", None)
+    model.eval()
+    if stateful is not None and had_stateful:
+        model.stateful = stateful
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+        if stateful is not None and had_stateful:
+            model.stateful = old_stateful
+        reset(model)
+
+
+def _check_stimuli(stimuli: Tensor, mode: str) -> None:
+    if not isinstance(stimuli, Tensor):
+        raise TypeError(f"stimuli must be a torch tensor [N, C, H, W], got {type(stimuli).__name__}")
+    if stimuli.dim() != 4:
+        what = "[frames, C, H, W]" if mode == "movie" else "[N, C, H, W]"
+        raise ValueError(f"stimuli must be {what}, got shape {tuple(stimuli.shape)}")
+    if stimuli.shape[0] < 1:
+        raise ValueError("no stimuli given")
+    if not stimuli.is_floating_point():
+        raise TypeError(f"stimuli must be floating point (normalised images), got {stimuli.dtype}; "
+                        "see cortexsnn.data.stimuli")
+
+
+def _forward(model: nn.Module, x: Tensor, mode: str, time_steps: int) -> None:
+    if mode == "static":
+        model(x.unsqueeze(0).expand(time_steps, *x.shape))
+    elif mode == "movie":
+        model(x.unsqueeze(1))
+    else:
+        model(x)
+
+
+def layer_feature_sizes(model: nn.Module, stimuli: Tensor, layers: Sequence[str], *, mode: FeatureMode = "static",
+                        time_steps: int = 4, device: str | torch.device | None = None) -> dict[str, tuple[int, ...]]:
+    """Per-stimulus output shape of each layer (without time and batch), from one forward pass of
+    the first stimulus (one step in movie mode); the model's state is reset afterwards."""
+    dev = _device(model, device)
+    run = _Run(mode=mode, batch=1, steps=time_steps if mode == "static" else 1)
+    with _evaluation(model, None if mode != "movie" else True), _hooks(model, layers, run):
+        reset(model)
+        try:
+            _forward(model, stimuli[:1].to(dev, torch.float32), mode, time_steps)
+        except RuntimeError as exc:
+            layout = {"static": "[T, B, C, H, W] (an image repeated over T)", "movie": "[T, B=1, C, H, W] (frames)",
+                      "cnn": "[B, C, H, W]"}[mode]
+            hint = "; use mode='cnn' for a network without a time dimension" if mode != "cnn" else ""
+            raise ValueError(f"{type(model).__name__} failed on a {layout} input in mode={mode!r}: {exc}{hint}") from exc
+    missing = [n for n in layers if n not in run.shapes]
+    if missing:
+        raise ValueError(f"layers {missing} of {type(model).__name__} were not called in a forward pass")
+    return {n: run.shapes[n] for n in layers}
+
+
+def _device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        dev = torch.device(device)
+        model.to(dev)
+        return dev
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _allocate(n: int, f: int, spill: bool, spill_dir: str | None) -> Tensor:
+    if not spill:
+        return torch.empty(n, f, dtype=torch.float32)
+    fd, path = tempfile.mkstemp(prefix="cortexsnn-features-", suffix=".f32", dir=spill_dir)
+    os.close(fd)
+    try:
+        mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(n, f))
+    finally:
+        with contextlib.suppress(OSError):  # the mapping keeps the data; the name is not needed
+            os.unlink(path)
+    return torch.from_numpy(mm)
+
+
+def _groups(sizes: dict[str, int], n: int, max_bytes: int | None) -> list[tuple[list[str], bool]]:
+    """Layers in order, grouped so each group's ``[n, F]`` float32 matrices fit ``max_bytes``;
+    ``(names, spill)`` with ``spill`` for a single layer larger than the budget."""
+    if max_bytes is None:
+        return [(list(sizes), False)]
+    groups: list[tuple[list[str], bool]] = []
+    current: list[str] = []
+    used = 0
+    for name, f in sizes.items():
+        b = 4 * n * f
+        if b > max_bytes:
+            if current:
+                groups.append((current, False))
+                current, used = [], 0
+            groups.append(([name], True))
+            continue
+        if used + b > max_bytes and current:
+            groups.append((current, False))
+            current, used = [], 0
+        current.append(name)
+        used += b
+    if current:
+        groups.append((current, False))
+    return groups
+
+
+def extract_features(
+    model: nn.Module,
+    stimuli: Tensor,
+    *,
+    layers: Sequence[str] | None = None,
+    mode: FeatureMode = "static",
+    time_steps: int = 4,
+    chunk_frames: int = 16,
+    batch_size: int = 16,
+    zscore: bool = True,
+    device: str | torch.device | None = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    spill_dir: str | None = None,
+) -> Iterator[tuple[str, Tensor]]:
+    """Yield ``(layer, features)`` for each recorded layer, in order; ``features`` is ``[N, F]``
+    float32 on the CPU (N stimuli or frames, F the flattened layer output).
+
+    Args:
+        model: a zoo model (time-major ``[T, B, ...]``) or, with ``mode="cnn"``, any network taking
+            ``[B, C, H, W]``. It is put in evaluation mode for the run (its training flag and
+            ``stateful`` setting are restored afterwards, its state reset) and moved to ``device``
+            when one is given.
+        stimuli: ``[N, C, H, W]`` normalised images, or ``[frames, C, H, W]`` in movie mode (see
+            :mod:`cortexsnn.data.stimuli` to build them with a recorded normalisation).
+        layers: module paths to record; default :func:`default_layers` (the model's ``scoring_layers``).
+        mode: ``"static"``, ``"movie"`` or ``"cnn"`` (see the module docstring).
+        time_steps: T, the repeats of each image in static mode (4 for the ImageNet models, 16 for
+            the UCF101 models, as the seeds).
+        chunk_frames: frames per forward call in movie mode (16 as seed 001).
+        batch_size: stimuli per forward call in static / cnn mode.
+        zscore: static / cnn mode: z-score each layer's matrix with one global mean and std (eps
+            1e-10), as seed 000. Movie features are never z-scored (as seed 001).
+        device: where the model runs (default: where its parameters are).
+        max_bytes: budget for the feature matrices held at once; more layers than fit mean more
+            passes over the stimuli, a single larger layer is memory-mapped to a temporary file.
+            ``None``: one pass, everything in RAM.
+        spill_dir: folder for those temporary files (default: the system's temporary folder).
+
+    Raises:
+        ValueError / TypeError: stimuli of the wrong shape or dtype, a layer that is not called or
+            returns no tensor, outputs that are not time-major in a time-major mode.
+        KeyError: an unknown layer name.
+    """
+    if mode not in ("static", "movie", "cnn"):
+        raise ValueError(f"mode must be 'static', 'movie' or 'cnn', got {mode!r}")
+    for name, v in (("time_steps", time_steps), ("chunk_frames", chunk_frames), ("batch_size", batch_size)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    _check_stimuli(stimuli, mode)
+    names = list(default_layers(model, mode) if layers is None else layers)
+    if not names:
+        raise ValueError("no layers to record")
+    if len(set(names)) != len(names):
+        raise ValueError(f"layers listed twice: {sorted({n for n in names if names.count(n) > 1})}")
+    return _extract(model, stimuli, names, mode, time_steps, chunk_frames, batch_size, zscore, device,
+                    max_bytes, spill_dir)
+
+
+def _extract(model: nn.Module, stimuli: Tensor, names: list[str], mode: str, time_steps: int, chunk_frames: int,
+             batch_size: int, zscore: bool, device: str | torch.device | None, max_bytes: int | None,
+             spill_dir: str | None) -> Iterator[tuple[str, Tensor]]:
+    dev = _device(model, device)
+    shapes = layer_feature_sizes(model, stimuli, names, mode=mode, time_steps=time_steps, device=dev)  # type: ignore[arg-type]
+    sizes = {n: int(np.prod(s)) if s else 1 for n, s in shapes.items()}
+    n = stimuli.shape[0]
+    for group, spill in _groups(sizes, n, max_bytes):
+        buffers = {name: _allocate(n, sizes[name], spill, spill_dir) for name in group}
+        _run_group(model, stimuli, buffers, mode, time_steps, chunk_frames, batch_size, dev)
+        for name in group:
+            x = buffers.pop(name)
+            if zscore and mode != "movie":
+                zscore_global(x)
+            yield name, x
+            del x
+
+
+def _run_group(model: nn.Module, stimuli: Tensor, buffers: dict[str, Tensor], mode: str, time_steps: int,
+               chunk_frames: int, batch_size: int, dev: torch.device) -> None:
+    names = list(buffers)
+    run = _Run(mode=mode, buffers=buffers)
+    n = stimuli.shape[0]
+    with _evaluation(model, True if mode == "movie" else None), _hooks(model, names, run):
+        if mode == "movie":
+            reset(model)  # once: the frames are one continuous sequence
+            for start in range(0, n, chunk_frames):
+                x = stimuli[start:start + chunk_frames].to(dev, torch.float32)
+                run.row, run.batch, run.steps, run.seen = start, 1, x.shape[0], {}
+                _forward(model, x, mode, time_steps)
+                _check_steps(run, names)
+            return
+        for start in range(0, n, batch_size):
+            x = stimuli[start:start + batch_size].to(dev, torch.float32)
+            reset(model)  # every batch starts from the initial state
+            run.row, run.batch, run.seen, run.accum = start, x.shape[0], {}, {}
+            run.steps = time_steps if mode == "static" else 1
+            _forward(model, x, mode, time_steps)
+            _check_steps(run, names)
+            if mode == "static":
+                for name in names:
+                    buffers[name][start:start + x.shape[0]] = (run.accum[name] / time_steps).to("cpu", torch.float32)
+        reset(model)
+
+
+def _check_steps(run: _Run, names: Sequence[str]) -> None:
+    wrong = {name: run.seen.get(name, 0) for name in names if run.seen.get(name, 0) != run.steps}
+    if wrong:
+        raise ValueError(f"layers produced the wrong number of time steps (expected {run.steps}): {wrong}")
