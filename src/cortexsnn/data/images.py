@@ -6,6 +6,10 @@
   AutoAugment, random erasing; resize + centre crop for validation).
 * ``mnist``: the IDX files (or the embedded subset) with a held-out validation split of the
   training digits; the test set is kept for the final evaluation.
+
+The training set is wrapped in :class:`SeededSamples`: the random augmentation of sample ``i`` in
+epoch ``e`` is drawn from a generator seeded with ``(seed, e, i)``, so it is the same whatever the
+number of loader workers and wherever an interrupted run resumes.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ImageData", "build_image_data", "IMAGENET_MEAN", "IMAGENET_STD", "mixup_cutmix"]
+__all__ = ["ImageData", "SeededSamples", "build_image_data", "IMAGENET_MEAN", "IMAGENET_STD", "mixup_cutmix"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,6 +34,36 @@ class ImageData:
     num_classes: int
     in_channels: int
     normalization: dict
+
+
+class SeededSamples(Dataset):
+    """``dataset[i]`` computed under torch's global generator seeded from ``(seed, epoch, i)``.
+
+    The caller's random state is restored afterwards (``torch.random.fork_rng``), so drawing a
+    sample never disturbs the training loop's own random numbers. Call :meth:`set_epoch` each epoch.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+        self.dataset, self.seed, self.epoch = dataset, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str):  # classes, targets, ... of the wrapped dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int):
+        import numpy as np
+
+        sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1, np.uint64)[0])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed)
+            return self.dataset[index]
 
 
 def _auto_augment(name: str):
@@ -93,7 +127,7 @@ def build_image_data(dataset: str, root: str, image_size: int = 224, val_resize:
         val = _image_folder(base, "val", val_tf)
         if train.classes != val.classes:
             raise ValueError(f"train/ and val/ of {base} have different class folders")
-        return ImageData(train, val, None, len(train.classes), 3,
+        return ImageData(SeededSamples(train, seed), val, None, len(train.classes), 3,
                          {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "image_size": image_size})
     if dataset == "mnist":
         from torchvision.transforms import v2
@@ -107,8 +141,8 @@ def build_image_data(dataset: str, root: str, image_size: int = 224, val_resize:
         full_train = load_mnist(root or None, train=True, transform=transform)
         train, val = train_val_split(full_train, val_fraction, seed)
         test = load_mnist(root or None, train=False, transform=transform)
-        return ImageData(train, val, test, 10, 1, {"mean": list(MNIST_MEAN), "std": list(MNIST_STD), "image_size": image_size})
-    raise ValueError(f"unknown dataset {dataset!r}; choose 'imagefolder' or 'mnist'")
+        return ImageData(SeededSamples(train, seed), val, test, 10, 1, {"mean": list(MNIST_MEAN), "std": list(MNIST_STD), "image_size": image_size})
+    raise ValueError(f"unknown dataset {dataset!r}; choose 'imagefolder', 'mnist' or 'ucf101'")
 
 
 def mixup_cutmix(num_classes: int, mixup_alpha: float, cutmix_alpha: float):

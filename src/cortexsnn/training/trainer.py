@@ -3,10 +3,18 @@
 The recipe of the seeds: an image repeated over ``T`` steps (``[T, B, C, H, W]``), cross-entropy on
 the time-averaged logits (with label smoothing, MixUp / CutMix), SGD or AdamW with the ``cosa`` /
 ``step`` / ``exp`` schedules, optional AMP and EMA of the weights, top-1 / top-5 accuracy on a
-validation set. Checkpoints ``checkpoint_latest.pt`` (every epoch) and ``checkpoint_best.pt`` (best
-validation top-1) are written atomically by rank 0 and hold everything needed for an exact resume
-(model, optimiser, scheduler, scaler, EMA, epoch, random states; the data order is a function of
-``(seed, epoch)``). SIGINT / SIGTERM end the run after the current batch with a final checkpoint.
+validation set. Video (``data.dataset=ucf101``): clips of ``data.frames`` frames, one frame per
+time step (``[T, B, C, H, W]`` from the loader, ``model.T`` unused), see :mod:`cortexsnn.data.video`.
+
+Checkpoints ``checkpoint_latest.pt`` (every epoch) and ``checkpoint_best.pt`` (best validation
+top-1) are written atomically by rank 0 and hold everything needed for an exact resume (model,
+optimiser, scheduler, scaler, EMA, epoch, random states). The data order is a function of
+``(seed, epoch)`` and every sample's random augmentation a function of ``(seed, epoch, index)``, so
+the data do not depend on the loader workers nor on where a run was interrupted.
+
+SIGINT / SIGTERM end the run after the current batch with a final checkpoint that records the
+position inside the epoch (batches done, partial sums of the epoch's metrics); ``--resume`` then
+continues with the next batch and gives the same losses and weights as an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -15,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, List, Sequence
 
 import numpy as np
 import torch
@@ -39,8 +47,8 @@ CHECKPOINT_KIND = "cortexsnn-train"
 
 @dataclass
 class DataSection:
-    dataset: str = "imagefolder"  # imagefolder | mnist
-    root: str = ""  # folder with train/ and val/, or the MNIST IDX folder ('' = embedded subset)
+    dataset: str = "imagefolder"  # imagefolder | mnist | ucf101
+    root: str = ""  # folder with train/ and val/, the MNIST IDX folder ('' = embedded subset), or UCF-101/
     image_size: int = 224
     val_resize: int = 256
     val_fraction: float = 0.1  # MNIST: training digits held out for validation
@@ -50,6 +58,14 @@ class DataSection:
     random_erase: float = 0.0
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
+    # video (ucf101): clips of `frames` frames, clip starts `f_steps` apart (sampling 'all')
+    annotation_root: str = ""  # classInd.txt, trainlist0N.txt, testlist0N.txt ('' = root or root/ucfTrainTestlist)
+    fold: int = 1
+    frames: int = 16
+    f_steps: int = 16
+    clip_sampling: str = "all"  # all | continuous | discontinuous
+    clip_resize: List[int] = field(default_factory=lambda: [256, 340])
+    clip_crop: int = 256
 
 
 @dataclass
@@ -60,6 +76,7 @@ class ModelSection:
     neuron: str = ""  # '' = the model's default
     num_classes: int = 0  # 0 = from the dataset
     channels_last: bool = False
+    pretrained: str = ""  # checkpoint whose weights (all but the classifier fc.*) initialise the model
 
 
 @dataclass
@@ -110,6 +127,8 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
         raise ValueError(f"optim.optimizer must be 'sgd' or 'adamw', got {cfg.optim.optimizer!r}")
     if cfg.run.batch_size < 1 or cfg.run.epochs < 1:
         raise ValueError("run.batch_size and run.epochs must be >= 1")
+    if cfg.data.dataset == "ucf101" and (cfg.data.mixup_alpha > 0 or cfg.data.cutmix_alpha > 0):
+        raise ValueError("data.mixup_alpha / data.cutmix_alpha apply to images only; set them to 0 for video")
     return cfg
 
 
@@ -158,58 +177,130 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=dtype, enabled=enabled)
 
 
+def _unpack(batch) -> tuple[Tensor | None, Tensor | None, int]:
+    """``(inputs, labels, dropped samples)`` of an image batch ``(x, y)`` or a clip batch ``(x, y, dropped)``."""
+    if len(batch) == 3:
+        return batch
+    return batch[0], batch[1], 0
+
+
+def _time_major(x: Tensor, steps: int) -> Tensor:
+    """Clips ``[T, B, C, H, W]`` as they are; images ``[B, C, H, W]`` repeated over ``steps``."""
+    return x if x.dim() == 5 else x.unsqueeze(0).expand(steps, *x.shape)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, steps: int, device: torch.device, amp: bool = False,
              max_batches: int = 0) -> dict[str, float]:
-    """Loss, top-1 and top-5 (%) of ``model`` on ``loader`` (images repeated over ``steps``)."""
+    """Loss, top-1 and top-5 (%) of ``model`` on ``loader`` (images repeated over ``steps``, clips as
+    they are); ``skipped`` counts clips that could not be decoded."""
     model.eval()
-    total = loss_sum = top1 = top5 = 0
-    for index, (images, labels) in enumerate(loader):
+    total = loss_sum = top1 = top5 = skipped = 0
+    for index, batch in enumerate(loader):
         if max_batches and index >= max_batches:
             break
+        images, labels, dropped = _unpack(batch)
+        skipped += dropped
+        if images is None:
+            continue
         images, labels = images.to(device), labels.to(device)
         with _autocast(device, amp):
-            logits = model(images.unsqueeze(0).expand(steps, *images.shape)).mean(0).float()
+            logits = model(_time_major(images, steps)).mean(0).float()
         loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
         c1, c5 = accuracy_topk(logits, labels)
         top1, top5, total = top1 + c1, top5 + c5, total + labels.shape[0]
     if total == 0:
         raise ValueError("the evaluation set is empty")
-    return {"loss": loss_sum / total, "top1": 100.0 * top1 / total, "top5": 100.0 * top5 / total}
+    return {"loss": loss_sum / total, "top1": 100.0 * top1 / total, "top5": 100.0 * top5 / total, "skipped": skipped}
+
+
+def _stop_everywhere(stop: StopFlag, dist_info: DistInfo, device: torch.device) -> bool:
+    """Whether a stop was requested in any process (all ranks must stop after the same batch)."""
+    if not dist_info.enabled:
+        return stop.requested
+    import torch.distributed as dist
+
+    flag = torch.tensor([1.0 if stop.requested else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    if flag.item() > 0 and not stop.requested:
+        stop.signal = -1  # stopped because another rank was signalled
+    return flag.item() > 0
+
+
+class _ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` that can start an epoch after its first ``start`` samples (a resumed epoch)."""
+
+    start = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.start:])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+def _build_data(cfg: DictConfig):
+    d = cfg.data
+    if d.dataset == "ucf101":
+        from cortexsnn.data.video import build_ucf101
+
+        return build_ucf101(d.root, d.annotation_root, d.fold, d.frames, d.f_steps, d.clip_sampling, d.image_size,
+                            list(d.clip_resize), d.clip_crop, cfg.run.seed, augment=d.augment)
+    return build_image_data(d.dataset, d.root, d.image_size, d.val_resize, d.auto_augment, d.random_erase,
+                            d.val_fraction, cfg.run.seed, augment=d.augment)
 
 
 def _loaders(cfg: DictConfig, data, dist_info: DistInfo):
-    sampler = DistributedSampler(data.train, num_replicas=dist_info.world_size, rank=dist_info.rank,
-                                 shuffle=True, seed=cfg.run.seed, drop_last=False)
+    sampler = _ResumableSampler(data.train, num_replicas=dist_info.world_size, rank=dist_info.rank,
+                                shuffle=True, seed=cfg.run.seed, drop_last=False)
     generator = torch.Generator().manual_seed(cfg.run.seed)
-    train = DataLoader(data.train, batch_size=cfg.run.batch_size, sampler=sampler, num_workers=cfg.data.workers,
-                       generator=generator, persistent_workers=False, drop_last=False)
-    val = DataLoader(data.val, batch_size=cfg.run.batch_size, shuffle=False, num_workers=cfg.data.workers)
+    collate = None
+    if cfg.data.dataset == "ucf101":
+        from cortexsnn.data.video import collate_clips as collate
+    workers = cfg.data.workers
+    train = DataLoader(data.train, batch_size=cfg.run.batch_size, sampler=sampler, num_workers=workers,
+                       generator=generator, persistent_workers=False, drop_last=False, collate_fn=collate)
+    val = DataLoader(data.val, batch_size=cfg.run.batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
     test = None if data.test is None else DataLoader(data.test, batch_size=cfg.run.batch_size, shuffle=False,
-                                                     num_workers=cfg.data.workers)
+                                                     num_workers=workers, collate_fn=collate)
     return sampler, train, val, test
 
 
-def train(cfg: DictConfig, resume: bool = False) -> dict[str, Any]:
-    """Run (or resume) the training described by ``cfg``; returns the final metrics."""
+def _load_pretrained(model: nn.Module, path: str) -> None:
+    from cortexsnn.models.checkpoints import load_weights
+
+    result = load_weights(model, path, strict=False, skip=("fc.",))
+    missing = [k for k in result["missing"] if not k.startswith("fc.")]
+    if missing or result["unexpected"]:
+        raise ValueError(f"model.pretrained={path} does not fit {type(model).__name__}: missing {missing[:8]}, "
+                         f"unexpected {result['unexpected'][:8]}; use a checkpoint of the same architecture")
+
+
+def train(cfg: DictConfig, resume: bool = False, step_callback=None) -> dict[str, Any]:
+    """Run (or resume) the training described by ``cfg``; returns the final metrics.
+
+    ``step_callback(epoch, batch, loss)`` (optional) is called after every optimiser step with the
+    0-based epoch and batch numbers and the batch loss (a float), e.g. to record loss curves.
+    """
     dist_info = init_distributed(cfg.run.device)
     try:
-        return _train(cfg, resume, dist_info)
+        return _train(cfg, resume, dist_info, step_callback)
     finally:
         cleanup_distributed(dist_info)
 
 
-def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo) -> dict[str, Any]:
+def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=None) -> dict[str, Any]:
     _seed(cfg.run.seed, cfg.run.deterministic)
     device = _device(cfg.run.device, dist_info)
     out = Path(cfg.run.out_dir)
     latest, best_path = out / "checkpoint_latest.pt", out / "checkpoint_best.pt"
     if not resume and latest.exists():
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another run.out_dir")
-    data = build_image_data(cfg.data.dataset, cfg.data.root, cfg.data.image_size, cfg.data.val_resize,
-                            cfg.data.auto_augment, cfg.data.random_erase, cfg.data.val_fraction, cfg.run.seed,
-                            augment=cfg.data.augment)
+    data = _build_data(cfg)
+    video = cfg.data.dataset == "ucf101"
     model = _build_model(cfg, data.num_classes, data.in_channels).to(device)
+    if cfg.model.pretrained:
+        _load_pretrained(model, cfg.model.pretrained)
     if cfg.model.channels_last:
         model = model.to(memory_format=torch.channels_last)
     sampler, train_loader, val_loader, test_loader = _loaders(cfg, data, dist_info)
@@ -228,8 +319,9 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo) -> dict[str, Any]
     if dist_info.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                   broadcast_buffers=False)
-    batch_mix = mixup_cutmix(cfg.model.num_classes or data.num_classes, cfg.data.mixup_alpha, cfg.data.cutmix_alpha)
-    start_epoch, best_top1, history = 0, -1.0, []
+    batch_mix = None if video else mixup_cutmix(cfg.model.num_classes or data.num_classes, cfg.data.mixup_alpha,
+                                                cfg.data.cutmix_alpha)
+    start_epoch, best_top1, history, partial = 0, -1.0, [], None
     if resume:
         record = load_checkpoint(latest, kind=CHECKPOINT_KIND)
         model.load_state_dict(record["model"])
@@ -239,9 +331,15 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo) -> dict[str, Any]
         if ema is not None and record.get("ema") is not None:
             ema.load_state_dict(record["ema"])
         start_epoch, best_top1, history = record["epoch"] + 1, record["best_top1"], record["history"]
+        partial = record.get("partial")
+        if partial is not None:
+            start_epoch = partial["epoch"]
         restore_rng_state(record["rng"])
     main = dist_info.is_main
     logger = RunLogger(out, enabled=main)
+    if main and video and data.train.skipped:
+        print(f"{len(data.train.skipped)} training videos skipped (unreadable or too short), "
+              f"{len(data.val.skipped)} test videos", flush=True)
     metrics: dict[str, Any] = {}
     with logger, StopFlag() as stop:
         last_epoch = cfg.run.epochs
@@ -249,25 +347,38 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo) -> dict[str, Any]
             last_epoch = min(last_epoch, start_epoch + cfg.run.stop_after_epochs)
         for epoch in range(start_epoch, last_epoch):
             sampler.set_epoch(epoch)
+            for dataset in (data.train, data.val):
+                if hasattr(dataset, "set_epoch"):
+                    dataset.set_epoch(epoch if dataset is data.train else 0)
             net.train()
-            started, seen, loss_sum, correct = time.time(), 0, 0.0, 0
+            started = time.time()
+            done = {"epoch": epoch, "batches": 0, "seen": 0, "loss_sum": 0.0, "correct": 0, "skipped": 0, "seconds": 0.0}
+            if partial is not None and partial["epoch"] == epoch:
+                done.update(partial)
+                partial = None
+            sampler.start = done["batches"] * cfg.run.batch_size
+            remaining = steps_per_epoch - done["batches"]
             batches = train_loader
             if main and cfg.run.progress:
                 from tqdm import tqdm
 
-                batches = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.run.epochs}", leave=False)
-            for index, (images, labels) in enumerate(batches):
+                batches = tqdm(train_loader, total=remaining, desc=f"epoch {epoch + 1}/{cfg.run.epochs}", leave=False)
+            for index, batch in enumerate(batches, start=done["batches"]):
                 if index >= steps_per_epoch:
                     break
+                images, labels, dropped = _unpack(batch)
+                done["skipped"] += dropped
+                done["batches"] = index + 1
+                if images is None:  # every clip of the batch failed to decode
+                    continue
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                 hard_labels = labels
                 if batch_mix is not None:
                     images, labels = batch_mix(images, labels)
                 if not torch.isfinite(images).all():
                     raise ValueError(f"batch {index} of epoch {epoch + 1} contains NaN or infinite pixels")
-                x = images.unsqueeze(0).expand(cfg.model.T, *images.shape)
                 with _autocast(device, cfg.run.amp):
-                    logits = net(x).mean(0).float()
+                    logits = net(_time_major(images, cfg.model.T)).mean(0).float()
                 loss = nn.functional.cross_entropy(logits, labels, label_smoothing=o.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -277,30 +388,40 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo) -> dict[str, Any]
                     ema.update_parameters(model)
                 if o.per_iteration:
                     scheduler.step()
-                seen += labels.shape[0]
-                loss_sum += float(loss.detach()) * labels.shape[0]
-                correct += int((logits.argmax(-1) == hard_labels).sum())
-                if stop.requested:
+                batch_loss = float(loss.detach())
+                done["seen"] += labels.shape[0]
+                done["loss_sum"] += batch_loss * labels.shape[0]
+                done["correct"] += int((logits.argmax(-1) == hard_labels).sum())
+                if step_callback is not None:
+                    step_callback(epoch, index, batch_loss)
+                if _stop_everywhere(stop, dist_info, device):
                     break
-            if not o.per_iteration:
-                scheduler.step()
+            done["seconds"] += time.time() - started
             if stop.requested:
                 if main:
-                    _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch - 1, best_top1, history)
-                raise KeyboardInterrupt(
-                    f"stopped during epoch {epoch + 1}; the last completed epoch is in {latest} (resume with --resume)"
-                )
+                    _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch - 1, best_top1, history, done)
+                print(f"stopped by signal {stop.signal} after batch {done['batches']} of {steps_per_epoch} of epoch "
+                      f"{epoch + 1}; {latest} holds that position (continue with --resume)", flush=True)
+                raise KeyboardInterrupt(f"stopped after batch {done['batches']} of epoch {epoch + 1}; "
+                                        f"resume from {latest} with --resume")
+            if not o.per_iteration:
+                scheduler.step()
             val = evaluate(model, val_loader, cfg.model.T, device, cfg.run.amp, cfg.run.eval_batches)
-            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
+            seen = max(done["seen"], 1)
+            row = {"epoch": epoch + 1, "train_loss": done["loss_sum"] / seen, "train_top1": 100.0 * done["correct"] / seen,
                    "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - started}
+                   "lr": optimizer.param_groups[0]["lr"], "seconds": done["seconds"] + time.time() - started}
+            if video:
+                row.update({"skipped_clips": done["skipped"], "val_skipped_clips": val["skipped"],
+                            "skipped_videos": len(data.train.skipped) + len(data.val.skipped)})
             if ema is not None:
                 row["ema_val_top1"] = evaluate(ema.module, val_loader, cfg.model.T, device, cfg.run.amp, cfg.run.eval_batches)["top1"]
             history.append(row)
             if main:
                 logger.log(epoch + 1, "epoch", **{k: v for k, v in row.items() if k != "epoch"})
+                skipped = f", {done['skipped'] + val['skipped']} clips skipped" if video else ""
                 print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val top-1 {val['top1']:.2f}%, "
-                      f"top-5 {val['top5']:.2f}% ({row['seconds']:.0f} s)", flush=True)
+                      f"top-5 {val['top5']:.2f}% ({row['seconds']:.0f} s{skipped})", flush=True)
                 if val["top1"] > best_top1:
                     best_top1 = val["top1"]
                     _save(best_path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history)
@@ -309,16 +430,18 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo) -> dict[str, Any]
         if test_loader is not None and main and best_path.exists() and len(history) == cfg.run.epochs:
             record = load_checkpoint(best_path, kind=CHECKPOINT_KIND)
             model.load_state_dict(record["model"])
-            metrics.update({f"test_{k}": v for k, v in evaluate(model, test_loader, cfg.model.T, device, cfg.run.amp).items()})
+            test = evaluate(model, test_loader, cfg.model.T, device, cfg.run.amp)
+            metrics.update({f"test_{k}": v for k, v in test.items() if k != "skipped"})
             logger.log(len(history), "test", **{k: v for k, v in metrics.items() if k.startswith("test_")})
             print(f"test top-1 {metrics['test_top1']:.2f}% (best validation epoch)", flush=True)
     return metrics
 
 
-def _save(path: Path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history) -> None:
+def _save(path: Path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history, partial=None) -> None:
+    """Write a checkpoint; ``epoch`` is the last completed epoch, ``partial`` the position inside the next one."""
     save_checkpoint(path, {
         "kind": CHECKPOINT_KIND, "model_name": cfg.model.name, "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
         "ema": None if ema is None else ema.state_dict(), "epoch": epoch, "best_top1": best_top1,
-        "history": history, "config": to_container(cfg), "rng": capture_rng_state(),
+        "history": history, "config": to_container(cfg), "rng": capture_rng_state(), "partial": partial,
     })
