@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 # (subcommand module, in the order shown by --help)
-SUBCOMMAND_MODULES: list[str] = ["train", "iir", "stdp", "demo"]
+SUBCOMMAND_MODULES: list[str] = ["train", "iir", "stdp", "similarity", "demo"]
 
 
 class CliError(Exception):
