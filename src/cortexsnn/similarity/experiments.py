@@ -310,11 +310,16 @@ class ScoreTable:
         written = [atomic_write_text(out / "results.json", json.dumps(self.to_dict(), indent=2) + "\n"),
                    atomic_write_text(out / "scores.csv", self.csv_text())]
         if save_npy:
-            path = out / self.seed_npy_path()
-            with atomic_write(path) as handle:
-                np.save(handle, self.seed_array())
-            written.append(path)
+            written.append(self.write_seed_npy(out))
         return written
+
+    def write_seed_npy(self, root: str | Path) -> Path:
+        """:meth:`seed_array` saved (atomically) at ``root /`` :meth:`seed_npy_path`, the seeds' layout."""
+        path = Path(root) / self.seed_npy_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as handle:
+            np.save(handle, self.seed_array())
+        return path
 
     def seed_array(self) -> np.ndarray:
         """The seeds' array: ``(layers, areas)``, ``(trials, layers, areas)`` for repeats, and for a
@@ -677,7 +682,8 @@ def score_features(
         highs.append(hi)
         del xm, x
         if progress:
-            progress(f"{name}: " + ", ".join(f"{a.name} {v:.4f}" for a, v in zip(areas, row) if math.isfinite(v)))
+            shown = ", ".join(f"{a.name} {v:.4f}" for a, v in zip(areas, row) if math.isfinite(v))
+            progress(f"{name}: " + (f"silent ({reasons[name][:80]})" if name in reasons else shown or "not scored"))
     if not layers:
         raise ValueError("no layers were given")
     ceilings = None
