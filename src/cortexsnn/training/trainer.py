@@ -40,7 +40,7 @@ from cortexsnn.training.signals import StopFlag
 from cortexsnn.training.schedules import build_scheduler
 from cortexsnn.utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 
-__all__ = ["TrainConfig", "load_train_config", "train", "evaluate", "accuracy_topk"]
+__all__ = ["TrainConfig", "load_train_config", "train", "evaluate", "accuracy_topk", "WeightEMA"]
 
 CHECKPOINT_KIND = "cortexsnn-train"
 
@@ -227,6 +227,49 @@ def _stop_everywhere(stop: StopFlag, dist_info: DistInfo, device: torch.device) 
     return flag.item() > 0
 
 
+class WeightEMA:
+    """Exponential moving average of a model's state dict: ``ema = decay * ema + (1 - decay) * value``.
+
+    It averages the parameters and the persistent buffers (batch-norm statistics; integer buffers
+    are copied), never the neurons' membrane state, which is not part of a state dict and changes
+    shape with the batch. The first update copies the model. ``state_dict()`` has the layout of
+    ``torch.optim.swa_utils.AveragedModel`` (``n_averaged``, ``module.<key>``), as the seeds'
+    ``model_ema`` entries. Creating it resets ``model``'s neuron state.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        import copy
+
+        from cortexsnn.neurons import reset
+
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"run.ema_decay must be in (0, 1), got {decay}")
+        reset(model)  # membrane state left by a forward pass may be part of an autograd graph: not copyable
+        self.module = copy.deepcopy(model)
+        self.module.requires_grad_(False)
+        self.decay = float(decay)
+        self.n_averaged = 0
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        own = self.module.state_dict()
+        for name, value in model.state_dict().items():
+            target = own[name]
+            if self.n_averaged == 0 or not target.is_floating_point():
+                target.copy_(value)
+            else:
+                target.lerp_(value.to(target.dtype), 1.0 - self.decay)
+        self.n_averaged += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"n_averaged": torch.tensor(self.n_averaged),
+                **{f"module.{k}": v for k, v in self.module.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.n_averaged = int(state["n_averaged"])
+        self.module.load_state_dict({k[len("module."):]: v for k, v in state.items() if k.startswith("module.")})
+
+
 class _ResumableSampler(DistributedSampler):
     """``DistributedSampler`` that can start an epoch after its first ``start`` samples (a resumed epoch)."""
 
@@ -310,11 +353,7 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=Non
     scheduler = build_scheduler(optimizer, o.schedule, cfg.run.epochs, steps_per_epoch, o.per_iteration,
                                 o.warmup_epochs, o.warmup_factor, o.step_size, o.gamma)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp and device.type == "cuda")
-    ema = None
-    if cfg.run.ema_decay > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.run.ema_decay), use_buffers=True)
+    ema = WeightEMA(model, cfg.run.ema_decay) if cfg.run.ema_decay > 0 else None
     net: nn.Module = model
     if dist_info.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
