@@ -16,7 +16,9 @@ Formats:
   ``stimulus_ids``, ``neuron_ids/<area>``, ``stimuli`` (images) and ``meta`` (a JSON string). A file
   with a single ``responses`` array is one area (named by an ``area`` string or ``"area"``). Read
   with ``allow_pickle=False``: no code in a data file is ever run. :func:`save_hdf5` /
-  :func:`load_hdf5` use the same layout in HDF5 (``h5py``); :func:`load_recording` picks by suffix.
+  :func:`load_hdf5` use the same layout in HDF5 (``h5py``); :func:`load_nwb` reads Neurodata
+  Without Borders files (spike times or a continuous signal, cut by a stimulus-presentation
+  table); :func:`load_recording` picks by suffix.
 * :func:`load_rdm_npz` - a stack ``[subjects, n, n]`` in an ``.npz`` (Net2Brain's layout).
 * The seeds' preprocessed layouts (users bring the files; filters exactly as the seeds):
   :func:`load_allen_natural_scenes`, :func:`load_allen_natural_movie`, :func:`load_macaque_face`,
@@ -46,6 +48,7 @@ __all__ = [
     "save_hdf5",
     "load_hdf5",
     "load_recording",
+    "load_nwb",
     "load_rdm_npz",
     "split_half_reliability",
     "load_allen_natural_scenes",
@@ -503,7 +506,196 @@ def load_recording(path: str | Path, *, areas: Sequence[str] | None = None) -> N
         return load_npz(path, areas=areas)
     if suffix in (".h5", ".hdf5"):
         return load_hdf5(path, areas=areas)
-    raise ValueError(f"unknown recording format {suffix!r} of {path}; use .npz, .h5 or .hdf5")
+    if suffix == ".nwb":
+        data = load_nwb(path)
+        if areas is not None:
+            missing = [a for a in areas if a not in data.responses]
+            if missing:
+                raise KeyError(f"{path} has no areas {missing}; it holds {data.areas}")
+            data = replace(data, responses={a: data.responses[a] for a in areas},
+                           neuron_ids={a: v for a, v in data.neuron_ids.items() if a in areas})
+        return data
+    raise ValueError(f"unknown recording format {suffix!r} of {path}; use .npz, .h5 / .hdf5 or .nwb")
+
+
+# ----------------------------------------------------------------------------- NWB
+#: Columns of a stimulus-presentation table tried, in order, as the stimulus identity.
+NWB_STIMULUS_COLUMNS = ("stimulus_id", "stimulus_index", "image_index", "image_id", "frame", "stimulus")
+#: Columns of the units (or electrodes) table tried, in order, as the brain area.
+NWB_AREA_COLUMNS = ("brain_area", "area", "location", "ecephys_structure_acronym", "structure_acronym")
+
+
+def _nwb_series(nwb: Any, name: str) -> Any:
+    """A TimeSeries by name in ``acquisition`` or by ``module/interface[/series]`` in ``processing``."""
+    if name in nwb.acquisition:
+        obj = nwb.acquisition[name]
+    else:
+        parts = name.strip("/").split("/")
+        if parts[0] == "processing":
+            parts = parts[1:]
+        try:
+            obj = nwb.processing[parts[0]]
+            for part in parts[1:]:
+                obj = obj[part]
+        except (KeyError, IndexError) as exc:
+            raise KeyError(f"no time series {name!r} in the NWB file (acquisition: {list(nwb.acquisition)}; "
+                           f"processing modules: {list(nwb.processing)})") from exc
+    if not hasattr(obj, "data"):
+        series = list(getattr(obj, "roi_response_series", {}) or getattr(obj, "time_series", {}) or [])
+        raise ValueError(f"{name!r} is a container, not a time series; name one inside it ({series})")
+    return obj
+
+
+def _series_times(series: Any, n: int) -> np.ndarray:
+    if series.timestamps is not None:
+        return np.asarray(series.timestamps[:], dtype=np.float64)
+    rate, start = series.rate, series.starting_time or 0.0
+    if not rate:
+        raise ValueError(f"time series {series.name!r} has neither timestamps nor a rate")
+    return start + np.arange(n) / float(rate)
+
+
+def load_nwb(
+    path: str | Path,
+    *,
+    stimulus_table: str | None = None,
+    stimulus_column: str | None = None,
+    window: tuple[float, float | None] = (0.0, None),
+    signal: str | None = None,
+    area_column: str | None = None,
+    area: str = "units",
+    drop_stimuli: Sequence[Any] = (-1,),
+) -> NeuralData:
+    """Responses per stimulus from a Neurodata Without Borders file (read with ``pynwb``).
+
+    Accepted layout: a stimulus-presentation table - an ``intervals`` table (``stimulus_table``;
+    default ``"stimulus_presentations"``, the Allen Brain Observatory's, else ``trials``) with
+    ``start_time``, ``stop_time`` and a stimulus-identity column (``stimulus_column``; default the
+    first of :data:`NWB_STIMULUS_COLUMNS` present) - plus the neural signal, either
+
+    * spike times in the ``units`` table (default): the response of a unit to one presentation is
+      its **spike count** in ``[start + window[0], start + window[1])`` (``window[1] = None``: up to
+      the presentation's ``stop_time``); areas from a units column (``area_column``, default the first
+      of :data:`NWB_AREA_COLUMNS` in the units table, else in the electrodes table via each unit's
+      first electrode), or one area named ``area``;
+    * or a continuous ``TimeSeries`` (``signal``: a name in ``acquisition`` or a path
+      ``module/interface/series`` in ``processing``, e.g. ``ophys/DfOverF/RoiResponseSeries``) with
+      data ``[time, neurons]``: the **mean** of the samples inside the same window; one area ``area``.
+
+    Presentations whose stimulus id is in ``drop_stimuli`` (default ``-1``, the Allen tables' blank
+    frames) or missing are dropped. Stimuli are ordered by id. When every stimulus was presented the
+    same number of times, the responses keep the repeats (``[trials, stimuli, neurons]``, repeats in
+    presentation order), else they are averaged over presentations. ``meta["preprocessing"]`` records
+    the window, the counts and what was dropped.
+    """
+    try:
+        from pynwb import NWBHDF5IO
+    except ImportError as exc:  # pragma: no cover - pynwb is in the neural / dev extras
+        raise ImportError("NWB files need the pynwb package: pip install 'cortexsnn[neural]' (or pynwb)") from exc
+
+    path = _existing(path)
+    t0, t1 = float(window[0]), (None if window[1] is None else float(window[1]))
+    if t1 is not None and t1 <= t0:
+        raise ValueError(f"window must have end > start, got {window}")
+    with NWBHDF5IO(str(path), "r") as io:
+        nwb = io.read()
+        intervals = dict(nwb.intervals or {})
+        names = [stimulus_table] if stimulus_table else ["stimulus_presentations", "trials"]
+        table = next((intervals[n] for n in names if n in intervals), None)
+        if table is None:
+            raise ValueError(f"{path} has no stimulus presentation table {names}; its interval tables: "
+                             f"{sorted(intervals)} (pass stimulus_table=)")
+        columns = list(table.colnames)
+        column = stimulus_column or next((c for c in NWB_STIMULUS_COLUMNS if c in columns), None)
+        if column is None or column not in columns:
+            raise ValueError(f"table {table.name!r} has no stimulus column {stimulus_column or list(NWB_STIMULUS_COLUMNS)}; "
+                             f"its columns: {columns} (pass stimulus_column=)")
+        starts = np.asarray(table["start_time"][:], dtype=np.float64)
+        stops = np.asarray(table["stop_time"][:], dtype=np.float64)
+        ids = np.asarray(table[column][:])
+        if ids.dtype.kind not in "iuf":
+            ids = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in ids])
+        keep = np.isfinite(ids) if ids.dtype.kind == "f" else np.ones(len(ids), dtype=bool)
+        for d in drop_stimuli:
+            if ids.dtype.kind in "iuf":
+                if isinstance(d, (int, float)) and not isinstance(d, bool):
+                    keep &= ids != d
+            else:
+                keep &= ids != str(d)
+        dropped = int((~keep).sum())
+        starts, stops, ids = starts[keep], stops[keep], ids[keep]
+        if not len(ids):
+            raise ValueError(f"no stimulus presentations left in {table.name!r} after dropping {list(drop_stimuli)}")
+        begin = starts + t0
+        end = stops if t1 is None else starts + t1
+        if signal is None:
+            if nwb.units is None or len(nwb.units) == 0:
+                raise ValueError(f"{path} has no units table with spike times; name a continuous signal with signal=")
+            units = nwb.units
+            ucols = list(units.colnames)
+            labels: np.ndarray | None = None
+            acol = area_column or next((c for c in NWB_AREA_COLUMNS if c in ucols), None)
+            if acol is not None and acol in ucols:
+                labels = np.asarray([str(v) for v in units[acol][:]])
+            elif "electrodes" in ucols and nwb.electrodes is not None:
+                ecols = list(nwb.electrodes.colnames)
+                ecol = area_column or next((c for c in NWB_AREA_COLUMNS if c in ecols), None)
+                if ecol is not None and ecol in ecols:
+                    labels = np.asarray([str(units["electrodes"][i][ecol].iloc[0]) for i in range(len(units))])
+            if area_column is not None and labels is None:
+                raise ValueError(f"no column {area_column!r} in the units or electrodes table")
+            counts = np.empty((len(ids), len(units)), dtype=np.float64)
+            for u in range(len(units)):
+                spikes = np.sort(np.asarray(units["spike_times"][u], dtype=np.float64))
+                counts[:, u] = np.searchsorted(spikes, end, side="left") - np.searchsorted(spikes, begin, side="left")
+            per_presentation = counts
+            unit_ids = np.asarray(units.id[:])
+            how = "spike counts"
+        else:
+            series = _nwb_series(nwb, signal)
+            data = np.asarray(series.data[:], dtype=np.float64)
+            if data.ndim == 1:
+                data = data[:, None]
+            times = _series_times(series, data.shape[0])
+            lo = np.searchsorted(times, begin, side="left")
+            hi = np.searchsorted(times, end, side="left")
+            empty = np.flatnonzero(hi <= lo)
+            if empty.size:
+                raise ValueError(f"{empty.size} presentations hold no sample of {signal!r} in the window "
+                                 f"(first at t = {begin[empty[0]]:.3f} s); widen window=")
+            csum = np.concatenate([np.zeros((1, data.shape[1])), np.cumsum(data, axis=0)])
+            per_presentation = (csum[hi] - csum[lo]) / (hi - lo)[:, None]
+            labels, unit_ids, how = None, np.arange(data.shape[1]), f"mean of {signal!r}"
+        session = str(nwb.session_description)
+    order = np.unique(ids)
+    index = np.searchsorted(order, ids)
+    reps = np.bincount(index, minlength=len(order))
+    if reps.min() == reps.max():
+        k = int(reps[0])
+        trial_resp = np.empty((k, len(order), per_presentation.shape[1]))
+        seen = np.zeros(len(order), dtype=np.int64)
+        for row, s in enumerate(index):
+            trial_resp[seen[s], s] = per_presentation[row]
+            seen[s] += 1
+        resp_all = trial_resp
+    else:
+        sums = np.zeros((len(order), per_presentation.shape[1]))
+        np.add.at(sums, index, per_presentation)
+        resp_all = sums / reps[:, None]
+    groups = {area: np.arange(per_presentation.shape[1])} if labels is None else {
+        str(a): np.flatnonzero(labels == a) for a in dict.fromkeys(labels.tolist())}
+    responses = {a: resp_all[..., cols] for a, cols in groups.items()}
+    neuron_ids = {a: unit_ids[cols] for a, cols in groups.items()}
+    end_txt = "stop_time" if t1 is None else f"start + {t1} s"
+    steps = [f"{how} in [start + {t0} s, {end_txt}) of each presentation of {table.name!r} (column {column!r})",
+             (f"{int(reps[0])} presentations per stimulus kept as trials" if reps.min() == reps.max()
+              else f"averaged over {int(reps.min())}-{int(reps.max())} presentations per stimulus")]
+    if dropped:
+        steps.insert(1, f"{dropped} presentations with stimulus id in {list(drop_stimuli)} or missing dropped")
+    meta = {"dataset": path.stem, "source": str(path), "format": "NWB", "session_description": session,
+            "units": "spike count per window" if signal is None else "mean signal per window",
+            "preprocessing": steps}
+    return NeuralData(responses, order, neuron_ids, meta)
 
 
 def _h5py() -> Any:
