@@ -132,3 +132,20 @@ def test_allen_visp_two_photon(shared_data, tmp_path):
     assert t.areas == ["VISp"] and t.config["neurons"] == {"VISp": 212}
     assert 0.0 < t.ceiling["VISp"]["mean"] < 1.0
     assert np.isfinite(t.scores).sum() >= 3
+
+
+@pytest.mark.slow
+def test_kriegeskorte92_rdm_targets(shared_data, tmp_path):
+    import cortexsnn.similarity as S
+    from cortexsnn.data.neural import load_kriegeskorte92
+
+    out = tmp_path / "k92"
+    assert _run("--model", "resnet18", "--neural-dataset", "kriegeskorte92", "--neural-dataset-dir",
+                shared_data / "kriegeskorte92", "--output-dir", out, "--layers", "layer1.0,avgpool") == 0
+    t = ScoreTable.read(out)
+    assert t.areas == ["monkey IT", "human IT"] and set(t.ceiling) == {"human IT"}
+    k = load_kriegeskorte92(shared_data / "kriegeskorte92")
+    subjects = np.stack([k.brain.rdms[2 * s:2 * s + 2].mean(axis=0) for s in range(4)])  # sessions per subject
+    lo, up = S.rdm_set_ceiling(subjects)
+    assert (t.ceiling["human IT"]["lower"], t.ceiling["human IT"]["upper"]) == pytest.approx((lo, up))
+    assert np.isfinite(t.scores).all()

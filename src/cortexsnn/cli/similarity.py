@@ -112,6 +112,8 @@ def _error(message: str) -> Exception:
 
 def _load_neural(args: argparse.Namespace) -> tuple[Any, Any, dict]:
     """``(targets, stimuli_in_data or None, info)``."""
+    import numpy as np
+
     from cortexsnn.data import neural as N
 
     name, where = args.neural_dataset, Path(args.neural_dataset_dir).expanduser()
@@ -122,7 +124,13 @@ def _load_neural(args: argparse.Namespace) -> tuple[Any, Any, dict]:
         return data, data.stimuli, {"n": data.n_stimuli}
     if name == "kriegeskorte92":
         k = N.load_kriegeskorte92(where)
-        targets = {"monkey IT": k.fig1.select(["mIT_674neurons"]), "human IT": k.brain}
+        # 4 subjects x 2 sessions: each subject's sessions averaged, so the ceiling leaves out subjects
+        subjects = list(dict.fromkeys(n.split("|")[1].strip() for n in k.brain.names))
+        per_subject = [np.mean([k.brain[i] for i, n in enumerate(k.brain.names) if n.split("|")[1].strip() == s], axis=0)
+                       for s in subjects]
+        human = N.RDMSet.from_matrices(per_subject, [f"hIT {s}" for s in subjects],
+                                       {**k.brain.meta, "note": "sessions averaged per subject"})
+        targets = {"monkey IT": k.fig1.select(["mIT_674neurons"]), "human IT": human}
         return targets, k.images, {"n": 92}
     if name == "algonauts78":
         targets = {roi: N.load_algonauts78(where, roi) for roi in ("EVC", "IT")}
