@@ -272,3 +272,13 @@ def test_front_len(movie_setup):
     t = score_model(model, movie, neural, metric="tsrsa", mode="movie", chunk_frames=8, front_len=20, ceiling="none")
     assert t.scores[1, 0] == pytest.approx(S.tsrsa(feats["sn"][:20], neural["VISp"][:20]), abs=1e-10)
     reset(model)
+
+
+def test_score_model_checks_counts_before_running(movie_setup):
+    model, movie, neural, _ = movie_setup
+    calls = []
+    hook = model.conv.register_forward_hook(lambda *a: calls.append(1))
+    with pytest.raises(ValueError, match="stimulus count mismatch"):
+        score_model(model, movie[:-1], neural, metric="tsrsa", mode="movie")
+    hook.remove()
+    assert calls == []

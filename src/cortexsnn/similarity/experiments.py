@@ -736,10 +736,17 @@ def score_model(
 
     ``front_len`` (``--front-len``) scores only the first ``front_len`` stimuli / frames (the model
     sees only those: its outputs for them do not depend on later frames). ``best_layer`` extracts
-    only the areas' best layers. ``score_options`` go to :func:`score_features`.
+    only the areas' best layers. ``max_bytes``: the extractor's memory budget (``None``: its default,
+    2 GiB). ``score_options`` go to :func:`score_features`. The stimulus count is checked against
+    the neural data before anything is run.
     """
     from .features import DEFAULT_MAX_BYTES, default_layers, extract_features
 
+    areas, _ = _targets(neural, canonical_metric(metric))
+    n_neural = areas[0].y.shape[0] if areas[0].y is not None else areas[0].rdms.shape[1]  # type: ignore[union-attr]
+    if stimuli.shape[0] != n_neural:
+        raise ValueError(f"stimulus count mismatch: {stimuli.shape[0]} stimuli for {n_neural} neural responses; both "
+                         "must hold the same stimuli in the same order")
     stimuli, neural = _front(stimuli, neural, front_len)
     names = list(default_layers(model, mode) if layers is None else layers)
     if best_layer is not None:
