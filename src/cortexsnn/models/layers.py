@@ -32,6 +32,10 @@ __all__ = [
     "run_stage",
     "record_layers",
     "mark_spike_inputs",
+    "repeated_over_time",
+    "conv_bn_static",
+    "time_major_to",
+    "is_channels_last",
 ]
 
 
@@ -69,6 +73,54 @@ class _SpikeInputConv2d(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
+class _GemmConv2d(torch.autograd.Function):
+    """A convolution as ``unfold`` + one matrix product, for tiny output maps.
+
+    On maps smaller than the kernel's area (e.g. SEW-ResNet-18's last stage at 64 px: 2x2)
+    oneDNN's direct convolution is slow (the weight gradient of a 512-channel 3x3 convolution on
+    2x2 maps took 50 ms against 30 ms this way, forward + backward on one CPU thread); a GEMM over
+    the unfolded input is not. The input is saved for the backward pass (as ``uint8`` when it is a
+    spike count, as in :class:`_SpikeInputConv2d`); the unfolded copy is recomputed there.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, pack):
+        n, _, h, w = x.shape
+        co, _, kh, kw = weight.shape
+        oh = (h + 2 * padding[0] - kh) // stride[0] + 1
+        ow = (w + 2 * padding[1] - kw) // stride[1] + 1
+        cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # [N, C*kh*kw, L]
+        out = torch.matmul(weight.reshape(co, -1), cols)  # [N, Co, L]
+        if bias is not None:
+            out = out + bias.view(1, co, 1)
+        ctx.save_for_backward(x.to(torch.uint8) if pack else x, weight)
+        ctx.config = (tuple(stride), tuple(padding), (h, w), x.dtype, bias is not None)
+        return out.view(n, co, oh, ow)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        saved, weight = ctx.saved_tensors
+        stride, padding, size, dtype, has_bias = ctx.config
+        n, co = grad_out.shape[:2]
+        kernel = tuple(weight.shape[2:])
+        grad = grad_out.reshape(n, co, -1)  # [N, Co, L]
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[1]:
+            cols = F.unfold(saved.to(dtype), kernel, padding=padding, stride=stride)  # [N, K, L]
+            grad_w = torch.matmul(grad.permute(1, 0, 2).reshape(co, -1),
+                                  cols.permute(0, 2, 1).reshape(-1, cols.shape[1])).view_as(weight)
+        if ctx.needs_input_grad[0]:
+            grad_cols = torch.matmul(weight.reshape(co, -1).t(), grad)  # [N, K, L]
+            grad_x = F.fold(grad_cols, size, kernel, padding=padding, stride=stride)
+        if has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2))
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+# output maps with fewer pixels than this use _GemmConv2d (the kernel area of a 3x3 convolution)
+GEMM_MAX_PIXELS = 8
+
+
 class SeqConv2d(nn.Conv2d):
     """``nn.Conv2d`` over ``[T, B, C, H, W]``.
 
@@ -80,7 +132,19 @@ class SeqConv2d(nn.Conv2d):
 
     spike_input: bool = False
 
+    def _tiny_output(self, x: Tensor) -> bool:
+        if (self.groups != 1 or self.dilation != (1, 1) or isinstance(self.padding, str)
+                or self.padding_mode != "zeros" or x.device.type != "cpu"):
+            return False
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        oh = (x.shape[-2] + 2 * ph - kh) // sh + 1
+        ow = (x.shape[-1] + 2 * pw - kw) // sw + 1
+        return oh * ow <= GEMM_MAX_PIXELS
+
     def _conv(self, x: Tensor) -> Tensor:
+        if self._tiny_output(x) and not torch.is_autocast_enabled(x.device.type):
+            pack = self.spike_input and torch.is_grad_enabled()
+            return _GemmConv2d.apply(x, self.weight, self.bias, self.stride, self.padding, pack)
         if (self.spike_input and torch.is_grad_enabled() and self.padding_mode == "zeros"
                 and not torch.is_autocast_enabled(x.device.type)):
             return _SpikeInputConv2d.apply(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
@@ -89,6 +153,60 @@ class SeqConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         return _fold(self._conv, x)
+
+
+def time_major_to(x: Tensor, memory_format: torch.memory_format) -> Tensor:
+    """``[T, B, C, H, W]`` whose step maps are laid out in ``memory_format`` (a copy only if needed)."""
+    flat = x.flatten(0, 1)
+    if flat.is_contiguous(memory_format=memory_format):
+        return x
+    return flat.contiguous(memory_format=memory_format).view(x.shape)
+
+
+def is_channels_last(module: nn.Module) -> bool:
+    """Whether the first convolution weight of ``module`` is stored channels-last."""
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d):
+            w = sub.weight
+            return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    return False
+
+
+def repeated_over_time(x: Tensor) -> bool:
+    """Whether every time step of ``x`` (``[T, B, ...]``, ``T > 1``) equals the first: a static image
+    repeated over time, whether expanded (stride 0) or copied (checked with one comparison pass)."""
+    if x.dim() < 2 or x.shape[0] < 2:
+        return False
+    if x.stride(0) == 0:
+        return True
+    return bool(torch.equal(x[1:], x[:1].expand_as(x[1:])))
+
+
+def conv_bn_static(conv: nn.Module, bn: nn.Module, x: Tensor) -> Tensor:
+    """``bn(conv(x))`` for an ``x`` that is the same at every time step, computed on one step.
+
+    The result is expanded over time (stride 0). Convolution and batch norm then cost ``1/T`` of
+    the full computation, forward and backward; the output, the gradients (summed over time by the
+    expansion's backward) and the running statistics are those of the full computation: the batch
+    statistics of ``T`` identical copies are those of one, and the running variance gets the
+    unbiased correction for the full count ``T * B * H * W``.
+    """
+    steps = x.shape[0]
+    z = conv(x[:1])
+    if not (bn.training and bn.track_running_stats and bn.running_mean is not None):
+        y = bn(z)
+    else:
+        flat = z.flatten(0, 1)
+        with torch.no_grad():
+            var, mean = torch.var_mean(flat, dim=(0, 2, 3), unbiased=False)
+        y = F.batch_norm(flat, None, None, bn.weight, bn.bias, True, 0.0, bn.eps).view_as(z)
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            count = steps * flat.numel() // flat.shape[1]
+            bn.running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
+            bn.running_var.mul_(1.0 - momentum).add_(var * (count / max(count - 1, 1)), alpha=momentum)
+    return y.expand(steps, *y.shape[1:])
 
 
 def mark_spike_inputs(model: nn.Module, exclude: Sequence[str] = ("conv1",)) -> None:
@@ -150,6 +268,12 @@ class _IndexOnlyMaxPool2d(torch.autograd.Function):
     def backward(ctx, grad_out):
         (indices,) = ctx.saved_tensors
         n, c, h, w = ctx.input_shape
+        if indices.is_contiguous(memory_format=torch.channels_last) and not indices.is_contiguous():
+            # channels-last: scatter over [N, H*W, C] views, the gradient comes out channels-last too
+            grad_in = grad_out.new_zeros(n, h * w, c)
+            grad_in.scatter_add_(1, indices.permute(0, 2, 3, 1).reshape(n, -1, c),
+                                 grad_out.permute(0, 2, 3, 1).reshape(n, -1, c))
+            return grad_in.view(n, h, w, c).permute(0, 3, 1, 2), None, None, None, None, None
         grad_in = grad_out.new_zeros(n, c, h * w)
         grad_in.scatter_add_(2, indices.flatten(2), grad_out.flatten(2))
         return grad_in.view(n, c, h, w), None, None, None, None, None

@@ -24,9 +24,12 @@ from cortexsnn.models.layers import (
     SeqConv2d,
     SeqMaxPool2d,
     SpikingModel,
+    conv_bn_static,
     make_neuron,
     mark_spike_inputs,
+    repeated_over_time,
     run_stage,
+    time_major_to,
 )
 from cortexsnn.models.registry import register_model
 
@@ -203,11 +206,44 @@ class SEWResNet(SpikingModel):
                 elif isinstance(m, BasicBlock):
                     nn.init.constant_(m.bn2.weight, 0)
 
+    _stage_formats: dict | None = None
+
+    def set_channels_last(self, image_size: int = 224, min_side: int = 8) -> "SEWResNet":
+        """Store the stem and the stages channels-last (NHWC), which oneDNN convolutions on CPUs run
+        faster, except stages whose input maps are smaller than ``min_side`` pixels on a side for
+        ``image_size`` inputs (there NCHW is faster, e.g. SEW-ResNet-18's last stage at 64 px).
+
+        Activations follow the weights' format (the neurons and pooling keep it); the forward pass
+        converts between the two formats where a stage's format differs. Call it before wrapping
+        the model in DDP or creating the optimiser. Results equal the NCHW model's up to float
+        rounding. Returns the model.
+        """
+        self.conv1.to(memory_format=torch.channels_last)
+        side = -(-image_size // 4)  # after the stride-2 stem convolution and max pooling
+        formats = {}
+        for name in self.stage_names:
+            stage = getattr(self, name)
+            fmt = torch.channels_last if side >= min_side else torch.contiguous_format
+            stage.to(memory_format=fmt)
+            formats[name] = fmt
+            first = stage[0]
+            stride = first.downsample[0].stride[0] if first.downsample is not None else 1
+            side = -(-side // stride)
+        self._stage_formats = formats
+        return self
+
     def forward_features(self, x: Tensor) -> Tensor:
         """``[T, B, C, H, W]`` -> pooled features ``[T, B, F]``."""
         self.prepare(x)
-        x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
+        if self.bn1.per_step or not repeated_over_time(x):
+            x = self.bn1(self.conv1(x))
+        else:  # a static image repeated over T: the stem's conv and BN once, not T times
+            x = conv_bn_static(self.conv1, self.bn1, x)
+        x = self.maxpool(self.sn1(x))
+        formats = self._stage_formats
         for name in self.stage_names:
+            if formats is not None:
+                x = time_major_to(x, formats[name])
             x = run_stage(getattr(self, name), x, self.checkpoint_stages and self.training)
         return self.avgpool(x).flatten(2)
 

@@ -352,13 +352,39 @@ def _run_sequence(
     if not isinstance(decay, Tensor):
         decay = torch.tensor(float(decay), dtype=torch.float64)
     track = torch.is_grad_enabled() and (x_seq.requires_grad or v_init.requires_grad or decay.requires_grad)
+    order = _memory_order(x_seq)
+    if order is not None:  # e.g. channels-last feature maps: run in memory order, no copy either way
+        inner = [d - 1 for d in order[1:]]
+        if v_init.numel() != 1:
+            v_init = v_init.expand(x_seq.shape[1:]).permute(inner)
+        x_seq = x_seq.permute(order)
     spikes, v_last = _NeuronSequence.apply(
         x_seq.contiguous(), v_init, decay, div, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate,
         chosen, track,
     )
+    if order is not None:
+        spikes = spikes.permute(_inverse(order))
+        v_last = v_last.permute(_inverse(inner))
     if chosen == "torch" and x_seq.device.type == "cpu" and not bool(torch.isfinite(v_last).all()):
         _raise_not_finite()  # the CPU kernel counts these itself; on GPUs a check would synchronise
     return spikes, v_last
+
+
+def _memory_order(x: Tensor) -> list[int] | None:
+    """A permutation, time first, of the dimensions of ``x`` in the memory order of one time step,
+    when that differs from the logical order (channels-last maps: ``[T, B, H, W, C]``); ``None``
+    when ``x`` is contiguous or a step is not a dense permuted block."""
+    if x.is_contiguous() or x.dim() < 3:
+        return None
+    step = x[0]
+    inner = sorted(range(step.dim()), key=lambda d: (-step.stride(d), d))
+    if inner == list(range(step.dim())) or not step.permute(inner).is_contiguous():
+        return None
+    return [0] + [d + 1 for d in inner]
+
+
+def _inverse(order: list[int]) -> list[int]:
+    return [order.index(i) for i in range(len(order))]
 
 
 def _raise_not_finite() -> None:
