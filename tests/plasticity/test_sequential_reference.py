@@ -60,7 +60,10 @@ def test_stdp_sequential_matches_reference(method, stabilizer):
     assert (layer.weight - expected.new_tensor(0.5)).abs().max() > 0.2
 
 
-def test_rstdp_sequential_matches_reference():
+@pytest.mark.parametrize("chunk", [1, 4, 32])
+def test_rstdp_sequential_matches_reference(chunk):
+    """Also checks the chunked potentials of the heads-only path: features changed earlier in a
+    chunk (and the first update's clamp of the whole tensor) must be seen by later images."""
     torch.manual_seed(3)
     per_class = 2
     layer = SpikeConv(4, 5, 3, padding=1, threshold=3.0, k_winners=1)
@@ -76,7 +79,8 @@ def test_rstdp_sequential_matches_reference():
     adaptive = AdaptiveRates()
     stats = []
     for s in range(0, 30, 10):
-        stats.append(train_rstdp_batch(net, net.stages[0], inputs[s : s + 10], labels[s : s + 10], "sequential", adaptive))
+        stats.append(train_rstdp_batch(net, net.stages[0], inputs[s : s + 10], labels[s : s + 10], "sequential", adaptive,
+                                       sequential_chunk=chunk))
     torch.testing.assert_close(net.layers["h"].weight, expected, rtol=0, atol=1e-12)
     assert sum(s["hits"] + s["misses"] for s in stats) > 0
 

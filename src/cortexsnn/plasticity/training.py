@@ -208,8 +208,12 @@ def _apply_rstdp(model, stage, record, heads, decision, labels, adaptive, mode_b
 
 @torch.no_grad()
 def train_rstdp_batch(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, labels: torch.Tensor, mode: str,
-                      adaptive: AdaptiveRates, chunk: int = 250) -> dict:
+                      adaptive: AdaptiveRates, chunk: int = 250, sequential_chunk: int = 32) -> dict:
     """One batch of R-STDP for ``stage``; ``inputs`` from :func:`stage_inputs`.
+
+    In sequential mode a stage of last-step decision heads only (``mozafari2018``'s C3, the
+    heads of ``majority2024``...) runs :func:`_rstdp_heads_sequential`: the seed's per-image
+    semantics, with the potentials of ``sequential_chunk`` images computed at once.
 
     Returns counts ``hits``, ``misses``, ``silent`` (of the network's decisions during training)
     and updates ``adaptive`` for the next batch.
@@ -219,7 +223,9 @@ def train_rstdp_batch(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, la
     _check_labels(labels, model.n_classes)
     batch = inputs.shape[0]
     decisions = []
-    if mode == "sequential":
+    if mode == "sequential" and _heads_only(model, stage):
+        decisions.append(_rstdp_heads_sequential(model, stage, inputs, labels, adaptive, chunk=sequential_chunk))
+    elif mode == "sequential":
         in_bounds = {n for n in stage.layers
                      if bool(((model.layers[n].weight >= model.layers[n].rstdp.lower)
                               & (model.layers[n].weight <= model.layers[n].rstdp.upper)).all())}
@@ -250,6 +256,83 @@ def train_rstdp_batch(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, la
     misses = batch - hits - silent
     adaptive.update(hits, misses, batch)
     return {"hits": hits, "misses": misses, "silent": silent}
+
+
+def _heads_only(model: STDPNetwork, stage: Stage) -> bool:
+    """True when the stage trains only last-step decision heads on fired maps."""
+    return model.fired_only() and all(name in model.heads for name in stage.layers)
+
+
+def _rstdp_heads_sequential(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, labels: torch.Tensor,
+                            adaptive: AdaptiveRates, chunk: int = 32) -> torch.Tensor:
+    """Per-image R-STDP of last-step decision heads (the seed's semantics), returns the decisions.
+
+    A head's input is a fired map, so its last-step potentials are ``W @ patches``: for a chunk of
+    images they are computed with one matrix product from the weights at the chunk's start. An
+    image's update changes one feature (the kernel of its winner) per head, so before image ``i``
+    is decided, the potentials of the features changed by images ``< i`` of the chunk are
+    recomputed with the current weights. Every image therefore sees exactly the weights the
+    one-image-at-a-time loop would give it (up to float summation order), at the cost of one large
+    product plus ``O(chunk)`` small ones per chunk.
+    """
+    import torch.nn.functional as F
+
+    time_steps = model.time_steps
+    batch = inputs.shape[0]
+    heads = list(model.heads)
+    trained = [h for h in heads if h in stage.layers]
+    weights = {h: model.layers[h].weight.view(model.layers[h].out_channels, -1) for h in heads}
+    in_bounds = {h for h in trained
+                 if bool(((weights[h] >= model.layers[h].rstdp.lower) & (weights[h] <= model.layers[h].rstdp.upper)).all())}
+    decisions = torch.full((batch,), -1, dtype=torch.long)
+    for s in range(0, batch, chunk):
+        part = inputs[s : s + chunk]
+        n = part.shape[0]
+        patches, pots, shapes = {}, {}, {}
+        for h in heads:
+            layer = model.layers[h]
+            fired = (layer.pad(part, time_steps).long() < time_steps).to(layer.weight.dtype)
+            k = layer.kernel_size
+            ho, wo = fired.shape[-2] - k + 1, fired.shape[-1] - k + 1
+            patches[h] = F.unfold(fired, k)  # [n, C k k, L]
+            pots[h] = torch.matmul(weights[h], patches[h])  # [n, F, L]
+            shapes[h] = (ho, wo)
+        changed = {h: torch.zeros(weights[h].shape[0], dtype=torch.bool) for h in trained}
+        for i in range(n):
+            classes, winners = [], {}
+            for h in heads:
+                pot = pots[h][i]
+                if h in changed and bool(changed[h].any()):
+                    rows = changed[h].nonzero().squeeze(1)
+                    pot[rows] = weights[h][rows] @ patches[h][i]
+                winner, valid = decision_winners(pot.view(1, -1, *shapes[h]), time_steps)
+                cls = int(winner[0, 0]) // model.features_per_class if bool(valid[0]) else -1
+                winners[h] = (int(winner[0, 0]), int(winner[0, 1]) * shapes[h][1] + int(winner[0, 2]), bool(valid[0]))
+                classes.append(torch.tensor([cls]))
+            decision = model.combine(classes)
+            decisions[s + i] = decision[0]
+            label = labels[s + i : s + i + 1]
+            head_view = [(h, None, None, None, c) for h, c in zip(heads, classes)]
+            for h in trained:
+                feature, position, valid = winners[h]
+                reward, active = _rewards(model, h, head_view, decision, label)
+                if not (valid and bool(active[0])):
+                    continue  # the seed learns only from a decision
+                rule = model.layers[h].rstdp
+                a_plus, a_minus = _reward_rates(rule, reward, adaptive)
+                fired_in = patches[h][i][:, position] > 0
+                w = weights[h]
+                rate = torch.where(fired_in, a_plus.to(w.dtype), a_minus.to(w.dtype))
+                if rule.stabilizer:
+                    rate = rate * ((w[feature] - rule.lower) * (rule.upper - w[feature]))
+                row = (w[feature] + rate).clamp_(rule.lower, rule.upper)
+                if h not in in_bounds:
+                    w.clamp_(rule.lower, rule.upper)  # the seed clamps the whole tensor after an update
+                    in_bounds.add(h)
+                    changed[h][:] = True
+                w[feature] = row
+                changed[h][feature] = True
+    return decisions
 
 
 def _check_labels(labels: torch.Tensor, n_classes: int) -> None:
