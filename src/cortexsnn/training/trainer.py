@@ -344,8 +344,11 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=Non
     model = _build_model(cfg, data.num_classes, data.in_channels).to(device)
     if cfg.model.pretrained:
         _load_pretrained(model, cfg.model.pretrained)
-    if cfg.model.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    if cfg.model.channels_last:  # NHWC: faster oneDNN convolutions on CPUs (SEW-ResNets pick per stage)
+        if hasattr(model, "set_channels_last"):
+            model.set_channels_last(cfg.data.image_size)
+        else:
+            model = model.to(memory_format=torch.channels_last)
     sampler, train_loader, val_loader, test_loader = _loaders(cfg, data, dist_info)
     steps_per_epoch = len(train_loader) if not cfg.run.max_batches_per_epoch else min(len(train_loader), cfg.run.max_batches_per_epoch)
     optimizer = _optimizer(cfg, model)
