@@ -1,0 +1,493 @@
+"""Figures and a self-contained HTML report of brain-similarity score tables.
+
+Input: score tables as dicts (:meth:`cortexsnn.similarity.experiments.ScoreTable.to_dict`, the
+``results.json`` records) or :class:`~cortexsnn.similarity.experiments.ScoreTable` objects.
+
+Figures (matplotlib, drawn on the Agg canvas without touching pyplot's global backend):
+
+* :func:`heatmap_figure` - one table's layers x areas matrix, values written in the cells, layers
+  not scored (silent, or outside a ``best_layer`` run) hatched grey.
+* :func:`depth_figure` - one panel per area: score against layer depth for every model scored with
+  the same metric on the same neural data, bootstrap confidence intervals as error bars, the noise
+  ceiling as a band (leave-one-out lower to upper bound, or mean +- std).
+* :func:`rdm_figure` - RDMs side by side, coloured by the percentile of each dissimilarity among the
+  RDM's off-diagonal entries (rank-transformed, as is customary, so that RDMs on different scales
+  compare by their geometry).
+
+:func:`write_report` writes ``report.html`` and its PNG figures (linked, beside it) in one folder:
+every figure is rendered in memory first, then each file is written atomically (temporary name,
+rename), the HTML last, so a failure leaves no half-written file behind. The page has no scripts
+and no external resources.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import io
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from cortexsnn.utils.io import atomic_write_bytes, atomic_write_text
+
+__all__ = ["write_report", "heatmap_figure", "depth_figure", "rdm_figure", "rank_transform", "weights_status"]
+
+_REQUIRED = ("model", "metric", "neural_dataset", "layers", "areas", "scores")
+_METRIC_LABEL = {"rsa": "RSA (Spearman)", "tsrsa": "TSRSA (Spearman)", "svcca": "SVCCA", "regression":
+                 "TSVD-regression (Pearson r)", "pca-ridge": "PCA-ridge (R^2)", "cka": "CKA"}
+
+
+# ----------------------------------------------------------------------------- inputs
+def _as_record(table: Any, k: int) -> dict[str, Any]:
+    """A checked copy of one table record with ``scores`` / ``ci_low`` / ``ci_high`` as float arrays."""
+    d = table.to_dict() if hasattr(table, "to_dict") else table
+    if not isinstance(d, Mapping):
+        raise TypeError(f"table {k}: expected a ScoreTable or its to_dict() record, got {type(table).__name__}")
+    missing = [key for key in _REQUIRED if key not in d]
+    if missing:
+        raise ValueError(f"table {k} ({d.get('model', '?')}) lacks {missing}: pass ScoreTable.to_dict() records")
+    rec = dict(d)
+    shape = (len(rec["layers"]), len(rec["areas"]))
+    for key in ("scores", "ci_low", "ci_high"):
+        v = rec.get(key)
+        if v is None:
+            rec[key] = None
+            continue
+        a = np.array([[math.nan if x is None else x for x in row] for row in v], dtype=np.float64).reshape(-1)
+        if a.size != shape[0] * shape[1]:
+            raise ValueError(f"table {k} ({rec['model']}): {key} holds {a.size} values for {shape[0]} layers x "
+                             f"{shape[1]} areas")
+        rec[key] = a.reshape(shape)
+    rec["config"] = dict(rec.get("config") or {})
+    rec["ceiling"] = dict(rec.get("ceiling") or {})
+    rec["silent_layers"] = list(rec.get("silent_layers") or [])
+    return rec
+
+
+def weights_status(table: Mapping[str, Any]) -> tuple[bool | None, str]:
+    """``(trained, description)`` of a table's model: ``config["trained"]`` when recorded, else
+    read from ``config["weights"]`` (``"UNTRAINED ..."`` means random initialisation);
+    ``None`` when the record does not say."""
+    config = dict(table.get("config") or {})
+    weights = config.get("weights")
+    trained = config.get("trained")
+    if not isinstance(trained, bool):
+        trained = None if weights is None else "UNTRAINED" not in str(weights).upper()
+    if weights is None:
+        weights = {True: "trained weights", False: "random initialisation", None: "not recorded"}[trained]
+    return trained, str(weights)
+
+
+def _best(rec: dict) -> dict[str, tuple[str, float, int]]:
+    out = {}
+    for j, area in enumerate(rec["areas"]):
+        col = rec["scores"][:, j]
+        if np.isfinite(col).any():
+            i = int(np.nanargmax(col))
+            out[area] = (rec["layers"][i], float(col[i]), i)
+    return out
+
+
+def _model_score(rec: dict) -> float:
+    best = _best(rec)
+    if len(best) != len(rec["areas"]):
+        return math.nan
+    return float(np.mean([v[1] for v in best.values()]))
+
+
+def _ceiling_band(c: Mapping[str, Any]) -> tuple[float, float] | None:
+    if c.get("lower") is not None and c.get("upper") is not None:
+        return float(c["lower"]), float(c["upper"])
+    if c.get("mean") is None:
+        return None
+    m, s = float(c["mean"]), float(c.get("std") or 0.0)
+    return m - s, m + s
+
+
+def _label(rec: dict) -> str:
+    trained, _ = weights_status(rec)
+    return rec["model"] + ("" if trained else " (untrained)" if trained is False else "")
+
+
+# ----------------------------------------------------------------------------- figures
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, facecolor="white")
+    return buf.getvalue()
+
+
+def heatmap_figure(table: Any):
+    """The layers x areas score matrix of one table (a matplotlib ``Figure``)."""
+    rec = _as_record(table, 0)
+    scores = rec["scores"]
+    n_layers, n_areas = scores.shape
+    fig = _figure(max(4.0, 1.6 + 1.3 * n_areas), max(3.0, 1.2 + 0.32 * n_layers))
+    ax = fig.add_subplot()
+    finite = scores[np.isfinite(scores)]
+    span = float(np.abs(finite).max()) if finite.size else 1.0
+    span = span if span > 0 else 1.0
+    im = ax.imshow(np.ma.masked_invalid(scores), cmap="viridis", aspect="auto", vmin=min(0.0, float(finite.min()) if
+                                                                                         finite.size else 0.0),
+                   vmax=span, interpolation="nearest")
+    best_cells = {(v[2], rec["areas"].index(a)) for a, v in _best(rec).items()}
+    for i in range(n_layers):
+        for j in range(n_areas):
+            v = scores[i, j]
+            if math.isfinite(v):
+                bold = (i, j) in best_cells
+                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
+                        color="white" if v < 0.6 * span else "black", fontweight="bold" if bold else "normal")
+            else:
+                ax.add_patch(_hatch(i, j))
+    ax.set_xticks(range(n_areas), rec["areas"])
+    ax.set_yticks(range(n_layers), [f"{name}  (silent)" if name in rec["silent_layers"] else name
+                                    for name in rec["layers"]], fontsize=7)
+    ax.set_xlabel("area")
+    ax.set_ylabel("layer (input to output)")
+    ax.set_title(f"{_label(rec)}: {_METRIC_LABEL.get(rec['metric'], rec['metric'])}\nvs {rec['neural_dataset']}",
+                 fontsize=9)
+    fig.colorbar(im, ax=ax, label="score", shrink=0.8)
+    return fig
+
+
+def _hatch(i: int, j: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#dddddd", edgecolor="#999999", hatch="///", linewidth=0)
+
+
+def depth_figure(tables: Sequence[Any]):
+    """Score by layer depth, one panel per area, every table overlaid (same metric and neural data),
+    with bootstrap CIs as error bars and the noise ceiling as a band."""
+    recs = [_as_record(t, k) for k, t in enumerate(tables)]
+    if not recs:
+        raise ValueError("depth_figure needs at least one table")
+    areas = list(dict.fromkeys(a for r in recs for a in r["areas"]))
+    same_layers = all(r["layers"] == recs[0]["layers"] for r in recs)
+    same_depth = all(len(r["layers"]) == len(recs[0]["layers"]) for r in recs)
+    cols = min(3, len(areas))
+    rows = math.ceil(len(areas) / cols)
+    fig = _figure(4.6 * cols + 0.4, 3.6 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+    for k, area in enumerate(areas):
+        ax = axes[k // cols][k % cols]
+        shown_ceiling = False
+        for m, rec in enumerate(recs):
+            if area not in rec["areas"]:
+                continue
+            j = rec["areas"].index(area)
+            y = rec["scores"][:, j]
+            n = len(y)
+            x = np.arange(n, dtype=float) if same_depth else np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+            colour = colours[m % len(colours)]
+            yerr = None
+            if rec["ci_low"] is not None and rec["ci_high"] is not None:
+                lo, hi = rec["ci_low"][:, j], rec["ci_high"][:, j]
+                yerr = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+                yerr = np.where(np.isfinite(yerr), yerr, 0.0)
+            ax.errorbar(x, y, yerr=yerr, marker="o", markersize=3.5, linewidth=1.4, capsize=2.5, color=colour,
+                        label=_label(rec))
+            c = rec["ceiling"].get(area)
+            band = _ceiling_band(c) if c else None
+            if band and not shown_ceiling:
+                ax.axhspan(band[0], band[1], color="#999999", alpha=0.28, linewidth=0,
+                           label=f"noise ceiling [{band[0]:.3f}, {band[1]:.3f}]")
+                shown_ceiling = True
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set_title(area, fontsize=10)
+        if same_layers:
+            ax.set_xticks(range(len(recs[0]["layers"])), recs[0]["layers"], rotation=60, ha="right", fontsize=7)
+        elif same_depth:
+            ax.set_xticks(range(len(recs[0]["layers"])), [str(i + 1) for i in range(len(recs[0]["layers"]))])
+            ax.set_xlabel("layer (1 = first scored layer)")
+        else:
+            ax.set_xlabel("relative depth (first to last scored layer)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    for k in range(len(areas), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    for r in range(rows):
+        axes[r][0].set_ylabel(_METRIC_LABEL.get(recs[0]["metric"], recs[0]["metric"]))
+    fig.suptitle(f"{_METRIC_LABEL.get(recs[0]['metric'], recs[0]['metric'])} by layer vs {recs[0]['neural_dataset']}"
+                 " (error bars: bootstrap CI over stimuli)", fontsize=10)
+    return fig
+
+
+def rank_transform(rdm: Any) -> np.ndarray:
+    """An RDM's off-diagonal entries replaced by their percentile (0-100, ties averaged); diagonal 0."""
+    from scipy.stats import rankdata
+
+    a = np.asarray(rdm.detach().cpu().numpy() if hasattr(rdm, "detach") else rdm, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"an RDM must be square [n, n], got shape {a.shape}")
+    n = a.shape[0]
+    iu = np.triu_indices(n, k=1)
+    v = a[iu]
+    if not np.isfinite(v).all():
+        raise ValueError("the RDM holds NaN or infinite dissimilarities")
+    out = np.zeros_like(a)
+    if v.size:
+        r = rankdata(v)
+        r = 100.0 * (r - 1) / max(v.size - 1, 1)
+        out[iu] = r
+        out[(iu[1], iu[0])] = r
+    return out
+
+
+def rdm_figure(rdms: Mapping[str, Any], *, boundaries: Sequence[int] | None = None):
+    """RDMs side by side (up to 4 a row), rank-transformed colour (percentiles). ``boundaries``:
+    stimulus indices where a new category starts (drawn as thin lines)."""
+    if not rdms:
+        raise ValueError("rdm_figure needs at least one RDM")
+    items = [(str(name), rank_transform(m)) for name, m in rdms.items()]
+    n = {m.shape[0] for _, m in items}
+    if len(n) != 1:
+        raise ValueError(f"the RDMs hold different numbers of stimuli: {sorted(n)}")
+    cols = min(4, len(items))
+    rows = math.ceil(len(items) / cols)
+    fig = _figure(3.3 * cols + 0.9, 3.4 * rows + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    im = None
+    for k, (name, m) in enumerate(items):
+        ax = axes[k // cols][k % cols]
+        im = ax.imshow(m, cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
+        for b in boundaries or ():
+            ax.axhline(b - 0.5, color="white", linewidth=0.5)
+            ax.axvline(b - 0.5, color="white", linewidth=0.5)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for k in range(len(items), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    fig.colorbar(im, ax=axes, label="dissimilarity (percentile)", shrink=0.8)
+    return fig
+
+
+# ----------------------------------------------------------------------------- HTML
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; background: #fff; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.untrained { color: #a40000; font-weight: bold; } .trained { color: #006400; font-weight: bold; }
+.unknown { color: #8a6d00; font-weight: bold; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.4em 0; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 0.8em; }
+.best { font-weight: bold; } .silent { color: #888; }
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "&ndash;"
+    return f"{f:.{digits}f}" if math.isfinite(f) else "&ndash;"
+
+
+def _status_html(rec: dict) -> str:
+    trained, text = weights_status(rec)
+    if trained is True:
+        return f'<span class="trained">trained</span><br><small>{_e(text)}</small>'
+    if trained is False:
+        return f'<span class="untrained">UNTRAINED (random weights)</span><br><small>{_e(text)}</small>'
+    return f'<span class="unknown">not recorded</span><br><small>{_e(text)}</small>'
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()[:60] or "table"
+
+
+def _summary_table(recs: list[dict]) -> str:
+    areas = list(dict.fromkeys(a for r in recs for a in r["areas"]))
+    head = "".join(f"<th>{_e(a)}: best layer, score (% of ceiling)</th>" for a in areas)
+    rows = []
+    for rec in recs:
+        best = _best(rec)
+        cells = []
+        for a in areas:
+            if a not in best:
+                cells.append("<td>&ndash;</td>")
+                continue
+            layer, score, _ = best[a]
+            c = rec["ceiling"].get(a)
+            pct = f" ({100.0 * score / float(c['mean']):.0f}%)" if c and c.get("mean") else ""
+            cells.append(f'<td class="num">{_e(layer)}<br>{_fmt(score)}{pct}</td>')
+        rows.append(f"<tr><td><b>{_e(rec['model'])}</b></td><td>{_status_html(rec)}</td>"
+                    f"<td>{_e(_METRIC_LABEL.get(rec['metric'], rec['metric']))}</td><td>{_e(rec['neural_dataset'])}</td>"
+                    f'<td class="num"><b>{_fmt(_model_score(rec))}</b></td>{"".join(cells)}</tr>')
+    return ("<table><tr><th>model</th><th>weights</th><th>metric</th><th>neural data</th>"
+            f"<th>model score<br><small>max over layers, mean over areas</small></th>{head}</tr>"
+            + "".join(rows) + "</table>")
+
+
+def _ceiling_table(recs: list[dict]) -> str:
+    seen: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for rec in recs:
+        for area, c in rec["ceiling"].items():
+            seen.setdefault((rec["neural_dataset"], area), c)
+    if not seen:
+        return "<p>No noise ceiling was computed for these data.</p>"
+    rows = "".join(
+        f"<tr><td>{_e(ds)}</td><td>{_e(area)}</td><td class='num'>{_fmt(c.get('mean'))}</td>"
+        f"<td class='num'>{_fmt(c.get('std'))}</td><td class='num'>{_fmt(c.get('lower'))}</td>"
+        f"<td class='num'>{_fmt(c.get('upper'))}</td><td>{_e(c.get('method', ''))}</td></tr>"
+        for (ds, area), c in seen.items())
+    return ("<table><tr><th>neural data</th><th>area</th><th>mean</th><th>std</th><th>lower bound</th>"
+            "<th>upper bound</th><th>method</th></tr>" + rows + "</table>")
+
+
+def _scores_table(rec: dict) -> str:
+    best = {a: v[2] for a, v in _best(rec).items()}
+    ci = rec["ci_low"] is not None and rec["ci_high"] is not None
+    head = "".join(f"<th>{_e(a)}{' [95% CI]' if ci else ''}</th>" for a in rec["areas"])
+    rows = []
+    for i, layer in enumerate(rec["layers"]):
+        silent = layer in rec["silent_layers"]
+        cells = []
+        for j, area in enumerate(rec["areas"]):
+            v = rec["scores"][i, j]
+            text = _fmt(v)
+            if ci and math.isfinite(v):
+                text += f" [{_fmt(rec['ci_low'][i, j], 3)}, {_fmt(rec['ci_high'][i, j], 3)}]"
+            cls = "num best" if best.get(area) == i else "num"
+            cells.append(f'<td class="{cls}">{text}</td>')
+        name = f'<span class="silent">{_e(layer)} (silent: not scored)</span>' if silent else _e(layer)
+        rows.append(f"<tr><td>{name}</td>{''.join(cells)}</tr>")
+    return f"<table><tr><th>layer</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _json_block(value: Any) -> str:
+    return f"<pre>{_e(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>"
+
+
+def write_report(
+    tables: Sequence[Any],
+    output_dir: str | Path,
+    rdms: Mapping[str, Any] | None = None,
+    title: str = "cortexsnn: brain-similarity report",
+    *,
+    notes: Sequence[str] = (),
+    rdm_boundaries: Sequence[int] | None = None,
+) -> Path:
+    """Write ``report.html`` and its figures into ``output_dir``; return the HTML path.
+
+    Args:
+        tables: ``ScoreTable.to_dict()`` records (or ``ScoreTable`` objects); tables with the same
+            metric and neural dataset share one score-by-depth figure.
+        output_dir: created if needed; ``report.html``, ``depth_*.png``, ``heatmap_*.png`` and
+            ``rdms.png`` are (over)written there, each atomically, the HTML last.
+        rdms: optional ``name -> [n, n]`` RDMs (model and neural) drawn side by side.
+        title: page title. notes: paragraphs shown under the title (plain text, escaped).
+        rdm_boundaries: category boundaries drawn on the RDMs.
+
+    Raises:
+        ValueError / TypeError: a record without the ScoreTable fields, scores of the wrong shape,
+            RDMs of different sizes. Nothing is written then.
+    """
+    if not tables:
+        raise ValueError("write_report needs at least one score table")
+    recs = [_as_record(t, k) for k, t in enumerate(tables)]
+    out = Path(output_dir)
+
+    # Render everything in memory first: nothing is written unless every figure could be drawn.
+    files: dict[str, bytes] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
+    for k, rec in enumerate(recs):
+        groups.setdefault((rec["neural_dataset"], rec["metric"]), []).append(k)
+    depth_names = {}
+    for (dataset, metric), members in groups.items():
+        name = f"depth_{_slug(dataset)}_{_slug(metric)}.png"
+        files[name] = _png(depth_figure([recs[k] for k in members]))
+        depth_names[(dataset, metric)] = name
+    heat_names = []
+    for k, rec in enumerate(recs):
+        name = f"heatmap_{k + 1:02d}_{_slug(rec['model'])}_{_slug(rec['metric'])}_{_slug(rec['neural_dataset'])}.png"
+        files[name] = _png(heatmap_figure(rec))
+        heat_names.append(name)
+    if rdms:
+        files["rdms.png"] = _png(rdm_figure(rdms, boundaries=rdm_boundaries))
+
+    from cortexsnn import __version__
+
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    untrained = [r["model"] for r in recs if weights_status(r)[0] is False]
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f"<p><small>cortexsnn {_e(__version__)} &middot; written {_e(now)}</small></p>",
+    ]
+    parts += [f"<p>{_e(n)}</p>" for n in notes]
+    if untrained:
+        parts.append('<p class="note"><b>Untrained (random weights, no checkpoint given):</b> '
+                     + _e(", ".join(dict.fromkeys(untrained)))
+                     + ". Such scores describe an architecture with random weights, not a trained network.</p>")
+    parts += ["<h2>Summary</h2>", _summary_table(recs), "<h2>Noise ceilings</h2>", _ceiling_table(recs)]
+    parts.append("<h2>Score by layer</h2>")
+    for (dataset, metric), name in depth_names.items():
+        parts.append(f'<p><img src="{_e(name)}" alt="{_e(metric)} by layer against {_e(dataset)}"></p>')
+    if rdms:
+        parts += ["<h2>Representational dissimilarity matrices</h2>",
+                  "<p>Colour: percentile of each dissimilarity among the RDM's off-diagonal entries "
+                  "(rank-transformed).</p>", '<p><img src="rdms.png" alt="RDMs side by side"></p>']
+    parts.append("<h2>Per model</h2>")
+    for rec, name in zip(recs, heat_names):
+        trained, weights = weights_status(rec)
+        parts += [f"<h3>{_e(rec['model'])} &middot; {_e(rec['metric'])} &middot; {_e(rec['neural_dataset'])}</h3>",
+                  f"<p>Weights: {_status_html(rec)}</p>",
+                  f'<p><img src="{_e(name)}" alt="{_e(rec["model"])} layers by areas"></p>',
+                  _scores_table(rec)]
+        if rec["silent_layers"]:
+            reasons = rec["config"].get("silent_reasons") or {}
+            items = "".join(f"<li>{_e(layer)}: {_e(reasons.get(layer, 'no stimulus information'))}</li>"
+                            for layer in rec["silent_layers"])
+            parts.append(f"<p>Silent layers (not scored, excluded from the best layer):</p><ul>{items}</ul>")
+        parts += ["<details><summary>configuration, versions and seeds</summary>",
+                  "<h4>config</h4>", _json_block(rec["config"]),
+                  "<h4>versions</h4>", _json_block(rec.get("versions") or {}),
+                  "<h4>seeds</h4>", _json_block(rec.get("seeds") or {}), "</details>"]
+    versions = recs[0].get("versions") or {}
+    if versions:
+        parts += ["<h2>Software</h2>", "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
+                                                           for k, v in versions.items()) + "</table>"]
+    parts.append("</body></html>")
+    page = "\n".join(parts) + "\n"
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = [atomic_write_bytes(out / name, data) for name, data in files.items()]
+    written.append(atomic_write_text(out / "report.html", page))
+    mode = _file_mode()
+    for path in written:  # temporary files are created 0600; a report is meant to be read
+        os.chmod(path, mode)
+    return written[-1]
+
+
+def _file_mode() -> int:
+    """``0o666`` less the process umask (what ``open()`` would have given)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return 0o666 & ~current
