@@ -270,3 +270,21 @@ def test_cli_train_from_config(tmp_path, capsys):
     assert "unknown option 'learning_rate'" in capsys.readouterr().err
     assert main(["stdp", "train", "--config", str(tmp_path / "missing.yaml"), *common]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_scale_rstdp_rates():
+    from cortexsnn.plasticity.models import scale_rstdp_rates
+
+    model = build_model("deepr2024")
+    before = {n: layer.rstdp for n, layer in model.layers.items()}
+    scale_rstdp_rates(model, 4.0)
+    for name, layer in model.layers.items():
+        if before[name] is None:
+            assert layer.rstdp is None
+            continue
+        old, new = before[name], layer.rstdp
+        for key in ("reward_plus", "reward_minus", "punish_plus", "punish_minus"):
+            assert getattr(new, key) == pytest.approx(4.0 * getattr(old, key))
+        assert (new.lower, new.upper, new.stabilizer) == (old.lower, old.upper, old.stabilizer)
+    with pytest.raises(ValueError, match="positive"):
+        scale_rstdp_rates(model, 0.0)

@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     train.add_argument("--stdp-batch-size", type=int, default=None,
                        help="update batch of STDP stages in batched mode (default: --batch-size)")
     train.add_argument("--stdp-samples", type=int, default=None, help="training images per STDP epoch (default: all)")
+    train.add_argument("--rstdp-rate-scale", type=float, default=1.0,
+                       help="multiply the four R-STDP rates of every R-STDP layer (the spec's are 1x); "
+                            "larger rates converge in fewer epochs")
     train.add_argument("--val-fraction", type=float, default=0.1, help="validation split of the training set")
     train.add_argument("--patience", type=int, default=5, help="R-STDP early stopping: epochs without improvement")
     train.add_argument("--augment", nargs="*", default=[], choices=("rotate", "flip"), help="add augmented copies")
@@ -160,6 +163,12 @@ def _train(args) -> int:
 
     _setup(args)
     model = build_model(args.model)
+    if args.rstdp_rate_scale != 1.0:
+        from cortexsnn.plasticity.models import scale_rstdp_rates
+
+        if args.rstdp_rate_scale <= 0:
+            raise CliError(f"--rstdp-rate-scale must be positive, got {args.rstdp_rate_scale}")
+        scale_rstdp_rates(model, args.rstdp_rate_scale)
     if len(args.epochs) != len(model.stages):
         raise CliError(
             f"--epochs has {len(args.epochs)} values but {args.model} has {len(model.stages)} trainable stages "

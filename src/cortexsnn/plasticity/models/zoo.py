@@ -14,7 +14,7 @@ from cortexsnn.plasticity.layers import SpikeConv
 from cortexsnn.plasticity.models.network import Stage, STDPNetwork
 from cortexsnn.plasticity.stdp import RSTDPRule, STDPRule
 
-__all__ = ["build_model", "MODEL_NAMES"]
+__all__ = ["build_model", "MODEL_NAMES", "scale_rstdp_rates"]
 
 N_CLASSES = 10
 PER_CLASS = 20
@@ -114,3 +114,17 @@ def build_model(name: str) -> STDPNetwork:
     if name not in _BUILDERS:
         raise ValueError(f"unknown STDP model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     return _BUILDERS[name]()
+
+
+def scale_rstdp_rates(model: STDPNetwork, factor: float) -> None:
+    """Multiply the reward and punishment rates of every R-STDP layer of ``model`` by ``factor``
+    (in place; bounds and the adaptive scaling are unchanged)."""
+    from dataclasses import replace
+
+    if not factor > 0:
+        raise ValueError(f"the rate factor must be positive, got {factor}")
+    for layer in model.layers.values():
+        rule = layer.rstdp
+        if rule is not None:
+            layer.rstdp = replace(rule, reward_plus=rule.reward_plus * factor, reward_minus=rule.reward_minus * factor,
+                                  punish_plus=rule.punish_plus * factor, punish_minus=rule.punish_minus * factor)
