@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cortexsnn.plasticity.coding import S1C1
@@ -117,9 +118,12 @@ class STDPNetwork(nn.Module):
             return torch.cat([self.layers[n](latencies, self.time_steps) for n in op[1]], dim=1)
         raise ValueError(f"unknown op {op!r}")
 
-    def head_potentials(self, features: torch.Tensor) -> list[torch.Tensor]:
-        """Last-step potentials ``[B, F, H, W]`` of every head for feature-path latencies."""
+    def head_potentials(self, features: torch.Tensor, fired: bool = False) -> list[torch.Tensor]:
+        """Last-step potentials ``[B, F, H, W]`` of every head for feature-path latencies (or, with
+        ``fired=True``, for the 0/1 maps of :meth:`fired_maps`)."""
         steps = self.time_steps
+        if fired:
+            return [fired_potentials(features, self.layers[h].weight, self.layers[h].padding) for h in self.heads]
         return [last_step_potentials(self.layers[h].pad(features, steps), self.layers[h].weight, steps,
                                      "dense" if self.layers[h].method == "auto" else self.layers[h].method)
                 for h in self.heads]
@@ -164,23 +168,33 @@ class STDPNetwork(nn.Module):
         Without inhibition (the inference path) and with last-step decision heads, the decision
         depends only on these maps: a layer has fired by the last step iff its last-step
         potential exceeds the threshold, which is one convolution of the previous layer's fired
-        map instead of ``T``. Maps are returned as latencies (0 = fired, ``T`` = silent).
+        map instead of ``T``. Maps are returned as latencies (0 = fired, ``T`` = silent); see
+        :meth:`fired_maps` for the 0/1 float maps.
+        """
+        fired = self.fired_maps(latencies, start, stop)
+        return torch.where(fired > 0, 0, self.time_steps).to(latencies.dtype)
+
+    def fired_maps(self, latencies: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """:meth:`run_ops_fired` as float 0/1 maps (1 = fired), channels-last in memory.
+
+        The maps stay binary floats from layer to layer: zero padding, a dense convolution
+        (channels-last, which is faster on CPU), the threshold, and max-pooling (a logical OR,
+        i.e. the earliest spike of the window) need no conversion between steps.
         """
         _check_latencies(latencies, self)
-        steps = self.time_steps
-        x = torch.where(latencies.long() < steps, 0, steps).to(latencies.dtype)
+        dtype = next(iter(self.layers.values())).weight.dtype
+        x = _channels_last((latencies < self.time_steps).to(dtype))
         for op in self.ops[start:stop]:
             if op[0] == "pool":
-                x = spike_pool(x, op[1])
+                x = F.max_pool2d(x, op[1], op[1])
                 continue
             names = [op[1]] if op[0] == "conv" else op[1]
             outs = []
             for name in names:
                 layer = self.layers[name]
-                # binary maps: a dense convolution (BLAS) beats the event kernel here
-                fired = last_step_potentials(layer.pad(x, steps), layer.weight, steps, "dense") > layer.threshold
-                outs.append(torch.where(fired, 0, steps).to(x.dtype))
-            x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+                pot = fired_potentials(x, layer.weight, layer.padding)
+                outs.append(pot.gt_(layer.threshold))  # in place: 1.0 where fired, else 0.0
+            x = outs[0] if len(outs) == 1 else _channels_last(torch.cat(outs, dim=1))
         return x
 
     @torch.no_grad()
@@ -191,8 +205,12 @@ class STDPNetwork(nn.Module):
         summed over the heads (the decision layer's evidence, used for ROC AUC). With last-step
         heads the feature path runs on fired maps (:meth:`run_ops_fired`, same decisions).
         """
-        features = self.run_ops_fired(latencies) if self.fired_only() else self.run_ops(latencies)
-        pots = self.head_potentials(features)
+        if self.fired_only():
+            features = self.fired_maps(latencies)
+            pots = self.head_potentials(features, fired=True)
+        else:
+            features = self.run_ops(latencies)
+            pots = self.head_potentials(features)
         decisions = self.head_decisions(pots, features)
         scores = sum(p.amax(dim=(2, 3)).view(p.shape[0], self.n_classes, -1).amax(dim=2) for p in pots)
         return self.combine([d[2] for d in decisions]), scores
@@ -209,6 +227,18 @@ class STDPNetwork(nn.Module):
         for head, pot in zip(self.heads, self.head_potentials(x)):
             maps[head] = pot
         return maps
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def fired_potentials(fired: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
+    """Last-step potentials ``[B, F, Ho, Wo]`` of 0/1 fired maps ``[B, C, H, W]``: one dense
+    convolution of the zero-padded maps (channels-last)."""
+    if padding:
+        fired = F.pad(fired, (padding,) * 4)
+    return F.conv2d(_channels_last(fired), weight)
 
 
 def _check_latencies(latencies: torch.Tensor, model: STDPNetwork) -> None:
