@@ -76,7 +76,7 @@ def test_demo_runs_on_the_embedded_subset(tmp_path, capsys, monkeypatch):
 
     tiny = ["data.train_limit=200", "data.val_size=40", "data.test_limit=50", "train.length=4", "train.threads=1"]
     monkeypatch.setattr(demo, "DEMO_OVERRIDES", [*demo.DEMO_OVERRIDES, *tiny])
-    assert main(["demo", "--no-progress", "--out", str(tmp_path / "demo")]) == 0
+    assert main(["demo", "--iir", "--no-progress", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "test accuracy" in out and "embedded MNIST subset" in out
 
