@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
+# The demo reads the 92-image data from ../shared/data when present (else the user cache, downloading).
 demo: $(STAMP)
-	$(VENV)/bin/cortexsnn demo
+	CORTEXSNN_DATA="$${CORTEXSNN_DATA:-$$(cd ../shared/data 2>/dev/null && pwd)}" $(VENV)/bin/cortexsnn demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
