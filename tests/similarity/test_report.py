@@ -167,3 +167,10 @@ def test_console_check_can_fail(tmp_path):
     run = _chromium("--dump-dom", page.as_uri(), user_dir=tmp_path / "profile")
     assert any("boom" in line for line in _console_messages(run.stderr))
 
+
+
+def test_all_silent_model_is_said_so(tmp_path):
+    table = _table("lorafb_snet18", "UNTRAINED: random", silent=tuple(LAYERS))
+    text = write_report([table.to_dict()], tmp_path).read_text()
+    assert text.count("every layer silent") == 2 and "6 of 6" in text
+    assert not np.isfinite(table.model_score)

@@ -356,6 +356,11 @@ def _brain_demo(args: argparse.Namespace) -> int:
         f"SNNs in static mode: each image repeated T = {args.time_steps} steps, layer outputs averaged over T; "
         f"images at {args.image_size} px with ImageNet normalisation. Run time {elapsed:.0f} s on {device}.",
     ]
+    if any(t.silent_layers for t in tables):
+        notes.append("Silent layers: a layer in which some image evokes no spike at all (a constant row), or every "
+                     "image the same output, has undefined correlation distances; it is reported as silent and not "
+                     "scored, never averaged in as NaN. Untrained spiking networks are largely silent: give "
+                     "--checkpoint MODEL=PATH for trained weights.")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for table in tables:

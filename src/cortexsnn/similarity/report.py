@@ -329,7 +329,8 @@ def _summary_table(recs: list[dict]) -> str:
         cells = []
         for a in areas:
             if a not in best:
-                cells.append("<td>&ndash;</td>")
+                why = "every layer silent" if set(rec["layers"]) <= set(rec["silent_layers"]) else "no scored layer"
+                cells.append(f'<td class="silent">{why}</td>')
                 continue
             layer, score, _ = best[a]
             c = rec["ceiling"].get(a)
@@ -465,7 +466,8 @@ def write_report(
             reasons = rec["config"].get("silent_reasons") or {}
             items = "".join(f"<li>{_e(layer)}: {_e(reasons.get(layer, 'no stimulus information'))}</li>"
                             for layer in rec["silent_layers"])
-            parts.append(f"<p>Silent layers (not scored, excluded from the best layer):</p><ul>{items}</ul>")
+            parts.append(f"<p>Silent layers ({len(rec['silent_layers'])} of {len(rec['layers'])}; not scored, "
+                         f"excluded from the best layer):</p><ul>{items}</ul>")
         parts += ["<details><summary>configuration, versions and seeds</summary>",
                   "<h4>config</h4>", _json_block(rec["config"]),
                   "<h4>versions</h4>", _json_block(rec.get("versions") or {}),
