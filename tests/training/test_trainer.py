@@ -171,3 +171,14 @@ def test_weight_ema_matches_hand_computed_average():
     restored = WeightEMA(model, 0.5)
     restored.load_state_dict(averaged.state_dict())
     assert restored.n_averaged == 1 and "module.conv1.weight" in averaged.state_dict()
+
+
+def test_channels_last_training_runs_and_checkpoints(image_folder, tmp_path):
+    metrics = train(load_train_config(None, _overrides(image_folder, tmp_path / "cl", "model.channels_last=true",
+                                                       "run.epochs=1", "run.max_batches_per_epoch=1")))
+    assert metrics["epochs"] == 1
+    weights = _weights(tmp_path / "cl" / "checkpoint_latest.pt")
+    assert weights["conv1.weight"].is_contiguous(memory_format=torch.channels_last)
+    from cortexsnn.models import create_model
+
+    create_model("sew_resnet8", num_classes=3).load_state_dict(weights)  # loads into a plain NCHW model
