@@ -77,3 +77,21 @@ def test_frame_folders_skip_undecodable_clip_mid_epoch(tmp_path, capsys):
 def test_video_rejects_mixup(tmp_path, capsys):
     assert cli_main(["train", *_small(tmp_path, tmp_path / "o", "data.mixup_alpha=0.2")]) == 2
     assert "images only" in capsys.readouterr().err
+
+
+def test_pretrained_loads_all_but_the_classifier(tmp_path):
+    from cortexsnn.models import create_model
+    from cortexsnn.training.trainer import _load_pretrained
+    from cortexsnn.utils.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    source = create_model("sew_resnet8", num_classes=10)
+    save_checkpoint(tmp_path / "imagenet.pt", {"kind": "cortexsnn-train", "model": source.state_dict()})
+    target = create_model("sew_resnet8", num_classes=3)
+    fc_before = target.fc.weight.clone()
+    _load_pretrained(target, str(tmp_path / "imagenet.pt"))
+    assert torch.equal(target.conv1.weight, source.conv1.weight)
+    assert torch.equal(target.block3[0].conv2.weight, source.block3[0].conv2.weight)
+    assert torch.equal(target.fc.weight, fc_before)
+    with pytest.raises(Exception, match="missing"):
+        _load_pretrained(create_model("sew_resnet14", num_classes=3), str(tmp_path / "imagenet.pt"))
