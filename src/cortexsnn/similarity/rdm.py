@@ -161,6 +161,9 @@ def _gram_cpu(x: np.ndarray, step: int, center: str, work: torch.dtype) -> tuple
     accumulator (numpy and BLAS release the GIL).
     """
     n, p = x.shape
+    exact = _spike_gram(x, step)
+    if exact is not None:
+        return _centred_exact(*exact, p, center)
     starts = list(range(0, p, step))
     workers = max(1, min(torch.get_num_threads(), len(starts))) if n <= _SPLIT_MAX_ROWS else 1
     groups = [starts[i::workers] for i in range(workers)]
@@ -182,6 +185,53 @@ def _gram_cpu(x: np.ndarray, step: int, center: str, work: torch.dtype) -> tuple
     for other in partial[1:]:
         total += other
     return torch.from_numpy(np.ascontiguousarray(total.T)), row_mean
+
+
+def _spike_gram(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(x x^T, row sums)``, exact, when ``x`` holds spike counts (non-negative integers); else None.
+
+    0/1 spikes (movie-mode features of spiking layers) go through AND + POPCNT on packed bits
+    (:mod:`._bitgram`); other integers below 2**24 through float32 products, which are exact as
+    long as every partial sum stays below 2**24 (chunks of at most ``2**24 / max**2`` features,
+    accumulated in float64). The scan stops at the first value that is not such an integer, so
+    analog features pay almost nothing for the check.
+    """
+    from . import _bitgram
+
+    found = _bitgram.scan(x)
+    if found is None or found.kind == "other":
+        return None
+    if found.kind == "binary":
+        return _bitgram.bit_gram(found.bits).astype(np.float64), found.sums
+    columns = (1 << 24) // int(found.top) ** 2
+    if columns < 64:
+        return None
+    n, p = x.shape
+    starts = list(range(0, p, min(step, columns)))
+    workers = max(1, min(torch.get_num_threads(), len(starts))) if n <= _SPLIT_MAX_ROWS else 1
+
+    def accumulate(group: list[int]) -> np.ndarray:
+        g = np.zeros((n, n), dtype=np.float64, order="F")
+        _accumulate_chunks(g, x, group, min(step, columns), None, "none", torch.float32, {})
+        return g
+
+    partial = _run_split(accumulate, [starts[i::workers] for i in range(workers)])
+    g = np.add.reduce(partial) if len(partial) > 1 else partial[0]
+    return np.tril(g.T) + np.tril(g.T, -1).T, found.sums  # syrk filled the upper triangle of g
+
+
+def _centred_exact(g: np.ndarray, sums: np.ndarray, p: int, center: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Centre an exact (integer-valued) Gram matrix analytically, in float64."""
+    row_mean = None
+    if center == "rows":
+        # (x - m)(x - m)^T = x x^T - s s^T / p, with s the row sums (exact integers)
+        s = sums.astype(np.float64)
+        g = g - np.outer(s, s) / p
+        row_mean = torch.from_numpy(s / p).reshape(-1, 1)
+    elif center == "columns":
+        r = g.mean(axis=1)
+        g = g - r[:, None] - r[None, :] + r.mean()
+    return torch.from_numpy(np.ascontiguousarray(g)), row_mean
 
 
 def _run_split(fn, groups: list[list[int]]) -> list:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["KernelBuildError", "compile_c_library"]
+__all__ = ["KernelBuildError", "compile_c_library", "load_c_library"]
 
 
 class KernelBuildError(RuntimeError):
@@ -38,3 +38,21 @@ def compile_c_library(source: Path, target: Path, flags: Sequence[str], libs: Se
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_c_library(source: Path, flags: Sequence[str], name: str, libs: Sequence[str] = ()):
+    """Build ``source`` (once, cached under the cortexsnn cache by a hash of source and flags) and
+    load it with ``ctypes``. Raises :class:`KernelBuildError` when it cannot be built or loaded."""
+    import ctypes
+    import hashlib
+
+    from cortexsnn.data.paths import cache_dir
+
+    key = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+    target = cache_dir() / "kernels" / f"{name}_{key}.so"
+    if not target.is_file():
+        compile_c_library(source, target, flags, libs)
+    try:
+        return ctypes.CDLL(str(target))
+    except OSError as exc:
+        raise KernelBuildError(f"could not load {target}: {exc}") from exc
