@@ -131,7 +131,7 @@ def test_every_model_runs_and_decides(name):
 
 def test_stage_counts_match_spec():
     counts = {n: len(build_model(n).stages) for n in MODEL_NAMES}
-    assert counts == {"mozafari2018": 3, "deep2024": 4, "deepr2024": 3, "deepr2024-greedy": 4,
+    assert counts == {"mozafari2018": 3, "deep2024": 4, "deepr2024": 4, "deepr2024-greedy": 5,
                       "inception2024": 6, "majority2024": 3, "mozafari2018-shallow": 1}
 
 
@@ -144,7 +144,8 @@ def test_majority_vote_and_tie_break():
 def test_joint_rstdp_stage_updates_both_layers():
     torch.manual_seed(0)
     model = build_model("deepr2024")
-    stage = model.stages[2]
+    assert [s.kind for s in model.stages] == ["stdp", "stdp", "stdp", "rstdp"]
+    stage = model.stages[3]
     lat = _lat(6, 150, 7, 7, density=0.6, seed=6)
     before = {n: model.layers[n].weight.clone() for n in stage.layers}
     out = train_rstdp_batch(model, stage, lat, torch.arange(6) % 10, "batched", AdaptiveRates())

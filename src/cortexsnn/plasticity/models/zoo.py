@@ -42,7 +42,9 @@ def mozafari2018() -> STDPNetwork:
 def _deep_layers(c3_rstdp: bool) -> dict[str, SpikeConv]:
     c3 = SpikeConv(150, 250, 3, padding=1, threshold=50, k_winners=15, inhibition_radius=1, stdp=STDPRule())
     if c3_rstdp:
-        c3 = SpikeConv(150, 250, 3, padding=1, threshold=50, k_winners=15, inhibition_radius=0,
+        # the seed (train.py) first trains C3 by unsupervised STDP like the other layers (its third
+        # ``--epochs`` value), then switches C3 to R-STDP with these smaller rates (``reset_learning_rates(3)``)
+        c3 = SpikeConv(150, 250, 3, padding=1, threshold=50, k_winners=15, inhibition_radius=0, stdp=STDPRule(),
                        rstdp=RSTDPRule(0.001, -0.00075, -0.001, 0.000125, stabilizer=False, lower=0.0, upper=1.0))
     return {"c1": _c1(), "c2": _c2(30, 150), "c3": c3, "c4": _head(250)}
 
@@ -56,15 +58,16 @@ def deep2024() -> STDPNetwork:
 
 
 def deepr2024() -> STDPNetwork:
-    """C3 and C4 trained together by R-STDP, one reward signal for both."""
-    stages = [Stage("c1", "stdp", ["c1"]), Stage("c2", "stdp", ["c2"]), Stage("c3+c4", "rstdp", ["c3", "c4"])]
+    """C1, C2, C3 trained by STDP (as in deep2024), then C3 and C4 together by R-STDP, one reward
+    signal for both (the seed's ``--epochs 2 4 4 10``: four stages)."""
+    stages = [Stage(n, "stdp", [n]) for n in ("c1", "c2", "c3")] + [Stage("c3+c4", "rstdp", ["c3", "c4"])]
     return STDPNetwork("deepr2024", _deep_layers(True), _DEEP_OPS, ["c4"], stages)
 
 
 def deepr2024_greedy() -> STDPNetwork:
-    """C3 trained by R-STDP (decided through the untrained C4), then C4."""
-    stages = [Stage("c1", "stdp", ["c1"]), Stage("c2", "stdp", ["c2"]),
-              Stage("c3", "rstdp", ["c3"]), Stage("c4", "rstdp", ["c4"])]
+    """C1, C2, C3 trained by STDP, then C3 by R-STDP (decided through the untrained C4), then C4."""
+    stages = [Stage(n, "stdp", [n]) for n in ("c1", "c2", "c3")] + [Stage("c3-r", "rstdp", ["c3"]),
+                                                                     Stage("c4", "rstdp", ["c4"])]
     return STDPNetwork("deepr2024-greedy", _deep_layers(True), _DEEP_OPS, ["c4"], stages)
 
 
