@@ -7,7 +7,11 @@ noise, so the representations are related):
 * ``rsa``   - 2 RDMs (1 - Pearson) + Spearman, model ``[118 x 200,000]`` vs neural ``[118 x 2,000]``
 * ``cka``   - linear CKA, same matrices
 * ``svcca`` - SVCCA as seed 000 (TSVD to 40 dims on both sides, the seed's CCA, mean correlation)
-* ``tsrsa`` - TSRSA (first frame dropped), ``[3,600 x 100,000]`` vs ``[3,600 x 1,800]``
+* ``tsrsa`` - TSRSA (first frame dropped), ``[3,600 x 100,000]`` vs ``[3,600 x 1,800]``, analog
+  (rectified, real-valued) model features, as a CNN's
+* ``tsrsa-spikes`` - the same with 0/1 spikes as model features: what a spiking layer gives per frame
+  in movie mode (seed 001, spec "Movie, recurrent models": the layer's output at each time step);
+  each unit spikes with a probability that follows the shared latent, so the frames are related
 
 Implementations:
 
@@ -45,14 +49,15 @@ from pathlib import Path
 
 import numpy as np
 
-FULL = {"static": (118, 200_000, 2_000), "movie": (3_600, 100_000, 1_800)}
-QUICK = {"static": (118, 20_000, 2_000), "movie": (600, 10_000, 300)}
-WORKLOAD_DATA = {"rsa": "static", "cka": "static", "svcca": "static", "tsrsa": "movie"}
+FULL = {"static": (118, 200_000, 2_000), "movie": (3_600, 100_000, 1_800), "movie-spikes": (3_600, 100_000, 1_800)}
+QUICK = {"static": (118, 20_000, 2_000), "movie": (600, 10_000, 300), "movie-spikes": (600, 10_000, 300)}
+WORKLOAD_DATA = {"rsa": "static", "cka": "static", "svcca": "static", "tsrsa": "movie", "tsrsa-spikes": "movie-spikes"}
 IMPLS = {
     "rsa": ["ours", "ours-f32", "plain", "rsatoolbox"],
     "cka": ["ours", "ours-f32", "plain"],
     "svcca": ["ours", "plain"],
     "tsrsa": ["ours", "ours-f32", "plain", "rsatoolbox"],
+    "tsrsa-spikes": ["ours", "plain", "rsatoolbox"],  # ours is exact on spikes: no float32 variant
 }
 
 
@@ -72,6 +77,24 @@ def make_data(n: int, p: int, q: int, seed: int = 0) -> tuple[np.ndarray, np.nda
         return out
 
     return build(p), build(q)
+
+
+def make_spike_data(n: int, p: int, q: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 float32 spikes ``X [n x p]`` (unit f spikes in frame t with probability
+    ``sigmoid(z_t . w_f - 2)``, about 15% on average) and analog ``Y [n x q]`` from the same latent."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 20))
+    x = np.empty((n, p), dtype=np.float32)
+    for start in range(0, p, 4096):
+        stop = min(p, start + 4096)
+        drive = z @ (0.5 * rng.standard_normal((20, stop - start))) - 2.0
+        x[:, start:stop] = rng.random((n, stop - start)) < 1.0 / (1.0 + np.exp(-drive))
+    y = np.maximum(z @ rng.standard_normal((20, q)) + 0.5 * rng.standard_normal((n, q)), 0.0).astype(np.float32)
+    return x, y
+
+
+def workload_data(kind: str, sizes: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    return make_spike_data(*sizes) if kind == "movie-spikes" else make_data(*sizes)
 
 
 # ----------------------------------------------------------------------------- plain procedures
@@ -152,7 +175,7 @@ def ours(workload: str, precision: str):
 
     if workload == "rsa":
         return lambda x, y: S.rsa(x, y, precision=precision)
-    if workload == "tsrsa":
+    if workload.startswith("tsrsa"):
         return lambda x, y: S.tsrsa(x, y, precision=precision)
     if workload == "cka":
         return lambda x, y: S.linear_cka(x, y, precision=precision)
@@ -167,9 +190,10 @@ def implementation(workload: str, name: str):
     if name == "ours-f32":
         return ours(workload, "float32")
     if name == "plain":
-        return {"rsa": plain_rsa, "tsrsa": plain_tsrsa, "cka": plain_linear_cka, "svcca": plain_svcca}[workload]
+        return {"rsa": plain_rsa, "tsrsa": plain_tsrsa, "tsrsa-spikes": plain_tsrsa, "cka": plain_linear_cka,
+                "svcca": plain_svcca}[workload]
     if name == "rsatoolbox":
-        return {"rsa": rsatoolbox_rsa, "tsrsa": rsatoolbox_tsrsa}[workload]
+        return {"rsa": rsatoolbox_rsa, "tsrsa": rsatoolbox_tsrsa, "tsrsa-spikes": rsatoolbox_tsrsa}[workload]
     raise ValueError(name)
 
 
@@ -177,8 +201,8 @@ def implementation(workload: str, name: str):
 def reference_value(workload: str, x: np.ndarray, y: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
-    if workload in ("rsa", "tsrsa"):
-        if workload == "tsrsa":
+    if workload in ("rsa", "tsrsa", "tsrsa-spikes"):
+        if workload.startswith("tsrsa"):
             x, y = x[1:], y[1:]
         iu = np.triu_indices(x.shape[0], 1)
         return float(spearmanr(plain_rdm(x)[iu], plain_rdm(y)[iu]).statistic)
@@ -215,7 +239,7 @@ def child_peak(workload: str, name: str, sizes: tuple[int, int, int]) -> None:
     import torch
 
     _limit_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    x, y = make_data(*sizes)
+    x, y = workload_data(WORKLOAD_DATA[workload], sizes)
     fn = implementation(workload, name)
     import cortexsnn.similarity  # noqa: F401  (imports are not part of the peak)
     if name == "rsatoolbox":
@@ -300,10 +324,10 @@ def main() -> None:
         sizes = sizes_by_data[kind]
         if kind not in data_cache:
             data_cache.clear()
-            data_cache[kind] = make_data(*sizes)
+            data_cache[kind] = workload_data(kind, sizes)
         x, y = data_cache[kind]
         print(f"\n== {workload}: X {x.shape} vs Y {y.shape} (float32)", flush=True)
-        big = kind == "movie"
+        big = kind.startswith("movie")
         names = [n for n in IMPLS[workload] if n not in args.skip.split(",")]
         in_process = [n for n in names if not (big and n == "rsatoolbox")]
         fns = {n: implementation(workload, n) for n in in_process}
