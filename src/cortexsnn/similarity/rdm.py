@@ -83,8 +83,8 @@ def _gram_and_row_mean(
     if center not in ("none", "rows", "columns"):
         raise ValueError(f"center must be 'none', 'rows' or 'columns', got {center!r}")
     if dev.type == "cpu" and xm.device.type == "cpu" and not standardize_features:
-        g, row_mean = _gram_cpu(xm.numpy(), step, center, work)
-        return _checked(_mirror(g), xm), row_mean
+        g, row_mean, symmetric = _gram_cpu(xm.numpy(), step, center, work)
+        return _checked(g if symmetric else _mirror(g), xm), row_mean
     row_mean = None
     if center == "rows":
         if standardize_features:
@@ -136,14 +136,14 @@ def _gram_and_row_mean(
 
 
 def _mirror(g: torch.Tensor) -> torch.Tensor:
-    if g.device.type == "cpu":
-        # the BLAS syrk calls filled the lower triangle (row-major view) only
-        g = torch.tril(g) + torch.tril(g, diagonal=-1).T
-    return g
+    """The lower triangle mirrored: an exactly symmetric Gram matrix. (The BLAS syrk calls fill one
+    triangle only; products on other devices may round ``g_ij`` and ``g_ji`` differently.)"""
+    return torch.tril(g) + torch.tril(g, diagonal=-1).T
 
 
 def _checked(g: torch.Tensor, xm: torch.Tensor) -> torch.Tensor:
-    if not torch.isfinite(g).all():
+    # |g_ij| <= sqrt(g_ii g_jj) for a Gram matrix: a finite diagonal means finite entries
+    if not torch.isfinite(g.diagonal()).all():
         check_finite_rows(xm, "x")
         raise ValueError("the Gram matrix overflowed; rescale x (its values are too large)")
     return g
@@ -154,8 +154,11 @@ def _checked(g: torch.Tensor, xm: torch.Tensor) -> torch.Tensor:
 _SPLIT_MAX_ROWS = 1024
 
 
-def _gram_cpu(x: np.ndarray, step: int, center: str, work: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The CPU path: ``(Z Z^T`` (one triangle filled), row means or None``)`` in numpy + OpenBLAS.
+def _gram_cpu(
+    x: np.ndarray, step: int, center: str, work: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """The CPU path: ``(Z Z^T, row means or None, whether Z Z^T is complete and exactly symmetric)``
+    (otherwise only its lower triangle is valid), in numpy + OpenBLAS.
 
     Casting and centring run as numpy passes into one reused cache-sized buffer per worker, and the
     products as OpenBLAS ``syrk``. torch's OpenMP threads are kept out of the loop: they and
@@ -167,7 +170,7 @@ def _gram_cpu(x: np.ndarray, step: int, center: str, work: torch.dtype) -> tuple
     n, p = x.shape
     exact = _spike_gram(x, step)
     if exact is not None:
-        return _centred_exact(*exact, p, center)
+        return (*_centred_exact(*exact, p, center), True)
     starts = list(range(0, p, step))
     workers = max(1, min(torch.get_num_threads(), len(starts))) if n <= _SPLIT_MAX_ROWS else 1
     groups = [starts[i::workers] for i in range(workers)]
@@ -188,7 +191,7 @@ def _gram_cpu(x: np.ndarray, step: int, center: str, work: torch.dtype) -> tuple
     total = partial[0]
     for other in partial[1:]:
         total += other
-    return torch.from_numpy(np.ascontiguousarray(total.T)), row_mean
+    return torch.from_numpy(np.ascontiguousarray(total.T)), row_mean, False
 
 
 def _spike_gram(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -234,7 +237,7 @@ def _centred_exact(g: np.ndarray, sums: np.ndarray, p: int, center: str) -> tupl
         row_mean = torch.from_numpy(s / p).reshape(-1, 1)
     elif center == "columns":
         r = g.mean(axis=1)
-        g = g - r[:, None] - r[None, :] + r.mean()
+        g = g - (r[:, None] + r[None, :]) + r.mean()  # (r_i + r_j) keeps g exactly symmetric
     return torch.from_numpy(np.ascontiguousarray(g)), row_mean
 
 
@@ -379,11 +382,12 @@ def rdm(
                 rows=silent,
             )
         inv = sq.rsqrt()
-        out = 1.0 - g * inv[:, None] * inv[None, :]
+        # g_ij * (inv_i * inv_j): exactly symmetric, as g is (in place: no n x n temporaries beyond one)
+        out = torch.outer(inv, inv).mul_(g).neg_().add_(1.0)
     else:
-        d2 = (sq[:, None] + sq[None, :] - 2.0 * g).clamp_min_(0.0)
-        out = d2 if metric == "sqeuclidean" else d2.sqrt_()
-    out = 0.5 * (out + out.T)  # exact symmetry despite rounding in the products
+        out = (sq[:, None] + sq[None, :]).sub_(g, alpha=2.0).clamp_min_(0.0)
+        if metric == "euclidean":
+            out.sqrt_()
     out.fill_diagonal_(0.0)
     return out
 
@@ -407,8 +411,10 @@ def upper_triangle(rdm_matrix: Any) -> torch.Tensor:
     if r.dim() != 2 or r.shape[0] != r.shape[1]:
         raise ValueError(f"an RDM must be square [n, n] or condensed 1-D, got shape {tuple(r.shape)}")
     n = r.shape[0]
-    i, j = torch.triu_indices(n, n, offset=1, device=r.device)
-    return r[i, j].to(torch.float64)
+    # a boolean mask (n^2 bytes) selects row by row, as the index pairs of triu_indices would
+    # (2 x 8 bytes per entry) at a fraction of the memory traffic
+    mask = torch.ones(n, n, dtype=torch.bool, device=r.device).triu_(1)
+    return r.to(torch.float64).masked_select(mask)
 
 
 def square_rdm(condensed: Any) -> torch.Tensor:
