@@ -115,6 +115,13 @@ def spearman(a: Any, b: Any, ties: Ties = "average") -> float:
     ``ties="ordinal"`` reproduces the seeds (no tie averaging).
     """
     va, vb = _check_pair(a, b)
+    if ties == "average" and va.device.type == "cpu" and va.numel() >= 1 << 20 and torch.get_num_threads() > 1:
+        # numpy's argsort releases the GIL: rank the two long vectors at the same time
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            ra, rb = pool.map(_average_ranks_cpu, (va, vb))
+        return _pearson_vectors(ra, rb, "RDM (ranked)")
     return _pearson_vectors(rank(va, ties), rank(vb, ties), "RDM (ranked)")
 
 
