@@ -44,12 +44,14 @@ def build_spikingjelly():
     return net, lambda: functional.reset_net(net)
 
 
-def build_ours(checkpoint_stages: bool = False, channels_last_res: int = 0):
+def build_ours(checkpoint_stages: bool = False, channels_last_res: int = 0, compact_spikes: bool = False):
     from cortexsnn.models import create_model
+    from cortexsnn.models.layers import set_compact_spikes
 
     net = create_model("sew_resnet18", neuron="lif", neuron_kwargs={"tau": 2.0}, checkpoint_stages=checkpoint_stages)
     if channels_last_res:
         net.set_channels_last(channels_last_res)
+    set_compact_spikes(net, compact_spikes)
     return net, lambda: None  # our models reset their state at the start of forward
 
 
@@ -105,7 +107,8 @@ def memory_worker(impl: str, res: int) -> float:
     torch.manual_seed(0)
     net, reset = {"spikingjelly": build_spikingjelly, "cortexsnn": build_ours,
                   "cortexsnn-cl": lambda: build_ours(channels_last_res=res),
-                  "cortexsnn-ckpt": lambda: build_ours(True)}[impl]()
+                  "cortexsnn-ckpt": lambda: build_ours(True),
+                  "cortexsnn-compact": lambda: build_ours(compact_spikes=True)}[impl]()
     x, y = data(res)
     step = make_step(net, reset, x, y)
     with PeakGrowth() as peak:

@@ -158,7 +158,9 @@ def test_spike_inputs_saved_as_uint8_give_the_same_gradients(name, neuron):
     from cortexsnn.models.layers import SeqConv2d
 
     torch.manual_seed(0)
-    compact = create_model(name, num_classes=4, neuron=neuron)
+    from cortexsnn.models.layers import set_compact_spikes
+
+    compact = set_compact_spikes(create_model(name, num_classes=4, neuron=neuron), True)
     flags = {n: m.spike_input for n, m in compact.named_modules() if isinstance(m, SeqConv2d)}
     assert flags.pop("conv1") is False and all(flags.values())  # the stem sees the image
     plain = create_model(name, num_classes=4, neuron=neuron)

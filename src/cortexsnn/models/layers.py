@@ -32,6 +32,7 @@ __all__ = [
     "run_stage",
     "record_layers",
     "mark_spike_inputs",
+    "set_compact_spikes",
     "repeated_over_time",
     "conv_bn_static",
     "time_major_to",
@@ -131,6 +132,9 @@ class SeqConv2d(nn.Conv2d):
     """
 
     spike_input: bool = False
+    #: with ``spike_input``, save the input for the backward pass as ``uint8`` rather than keep the
+    #: float tensor; off by default, see :func:`set_compact_spikes`
+    compact_spikes: bool = False
 
     def _tiny_output(self, x: Tensor) -> bool:
         if (self.groups != 1 or self.dilation != (1, 1) or isinstance(self.padding, str)
@@ -143,9 +147,9 @@ class SeqConv2d(nn.Conv2d):
 
     def _conv(self, x: Tensor) -> Tensor:
         if self._tiny_output(x) and not torch.is_autocast_enabled(x.device.type):
-            pack = self.spike_input and torch.is_grad_enabled()
+            pack = self.spike_input and self.compact_spikes and torch.is_grad_enabled()
             return _GemmConv2d.apply(x, self.weight, self.bias, self.stride, self.padding, pack)
-        if (self.spike_input and torch.is_grad_enabled() and self.padding_mode == "zeros"
+        if (self.spike_input and self.compact_spikes and torch.is_grad_enabled() and self.padding_mode == "zeros"
                 and not torch.is_autocast_enabled(x.device.type)):
             return _SpikeInputConv2d.apply(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                                            self.groups)
@@ -214,6 +218,23 @@ def mark_spike_inputs(model: nn.Module, exclude: Sequence[str] = ("conv1",)) -> 
     for name, module in model.named_modules():
         if isinstance(module, SeqConv2d) and name not in exclude:
             module.spike_input = True
+
+
+def set_compact_spikes(model: nn.Module, compact: bool = True) -> nn.Module:
+    """Choose how the spike-fed convolutions of ``model`` keep their input for the backward pass.
+
+    ``compact=True`` saves a ``uint8`` copy (a quarter of the bytes of the float spikes) at the cost
+    of one conversion pass each way; ``False`` (the default) keeps the float tensor. The gradients
+    are identical either way. Measured on SEW-ResNet-18 (T 4, batch 8, one SGD step, 2 threads), the
+    peak memory was the same within noise both ways (224 px: 1315-1454 MiB compact, 1350-1399 MiB
+    float; 64 px: 226 vs 234 MiB), because the float spikes stay alive in the graph anyway, while
+    the float path was 5-7% faster; compact saving can still pay off where spikes would otherwise
+    be freed (long sequences with checkpointed stages).
+    """
+    for module in model.modules():
+        if isinstance(module, SeqConv2d):
+            module.compact_spikes = compact
+    return model
 
 
 class SeqConvTranspose2d(nn.ConvTranspose2d):
