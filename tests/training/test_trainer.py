@@ -182,3 +182,29 @@ def test_channels_last_training_runs_and_checkpoints(image_folder, tmp_path):
     from cortexsnn.models import create_model
 
     create_model("sew_resnet8", num_classes=3).load_state_dict(weights)  # loads into a plain NCHW model
+
+
+_AGREE_WORKER = """
+import sys, torch, torch.distributed as dist
+from cortexsnn.training.distributed import DistInfo
+from cortexsnn.training.trainer import every_rank_has_batch
+rank, port, flags = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+info = DistInfo(rank=rank, local_rank=rank, world_size=2)
+print([every_rank_has_batch(f == "1", info, torch.device("cpu")) for f in flags])
+dist.destroy_process_group()
+"""
+
+
+def test_a_rank_without_a_batch_makes_every_rank_skip_the_step():
+    """A rank whose clips all failed to decode must not leave the others waiting in the all-reduce."""
+    # steps: both usable; rank 1 empty; rank 0 empty; both empty
+    flags = {0: "1100", 1: "1010"}
+    port = str(_free_port())
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", _AGREE_WORKER, str(rank), port, flags[rank]], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-2000:]
+    assert [out.strip() for out, _ in outputs] == ["[True, False, False, False]"] * 2

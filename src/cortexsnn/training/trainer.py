@@ -214,6 +214,22 @@ def evaluate(model: nn.Module, loader, steps: int, device: torch.device, amp: bo
     return {"loss": loss_sum / total, "top1": 100.0 * top1 / total, "top5": 100.0 * top5 / total, "skipped": skipped}
 
 
+def every_rank_has_batch(has_batch: bool, dist_info: DistInfo, device: torch.device) -> bool:
+    """Whether every process has a usable batch for this step.
+
+    A process whose clips all failed to decode must not skip the step alone: the others would wait
+    forever in the gradient all-reduce of the backward pass. Under DDP all processes therefore
+    skip the step together (one tiny all-reduce per step); a single process just checks its own.
+    """
+    if not dist_info.enabled:
+        return has_batch
+    import torch.distributed as dist
+
+    flag = torch.tensor([1.0 if has_batch else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return flag.item() > 0
+
+
 def _stop_everywhere(stop: StopFlag, dist_info: DistInfo, device: torch.device) -> bool:
     """Whether a stop was requested in any process (all ranks must stop after the same batch)."""
     if not dist_info.enabled:
@@ -411,8 +427,8 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=Non
                 images, labels, dropped = _unpack(batch)
                 done["skipped"] += dropped
                 done["batches"] = index + 1
-                if images is None:  # every clip of the batch failed to decode
-                    continue
+                if not every_rank_has_batch(images is not None, dist_info, device):
+                    continue  # every clip of the batch failed to decode (here or in another process)
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                 hard_labels = labels
                 if batch_mix is not None:
