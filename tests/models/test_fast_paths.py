@@ -119,3 +119,33 @@ def test_channels_last_model_and_static_stem_match_plain_model(size, monkeypatch
     for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-8, atol=1e-10, msg=name)
     torch.testing.assert_close(fast.bn1.running_var, plain.bn1.running_var, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fast.bn1.running_mean, plain.bn1.running_mean, rtol=1e-12, atol=1e-14)
+    assert int(fast.bn1.num_batches_tracked) == int(plain.bn1.num_batches_tracked)
+
+
+def test_lorafb_static_stem_matches_plain_model(monkeypatch):
+    import cortexsnn.models.lorafb as lorafb_module
+
+    torch.manual_seed(5)
+    plain = create_model("lorafb_snet18", num_classes=10).double()
+    fast = create_model("lorafb_snet18", num_classes=10).double()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64).unsqueeze(0).repeat(3, 1, 1, 1, 1) * 3
+    y = torch.tensor([2, 5])
+    calls = []
+    real = lorafb_module.conv_bn_static
+    with monkeypatch.context() as patch:
+        patch.setattr(lorafb_module, "conv_bn_static", lambda *a: calls.append(1) or real(*a))
+        loss_fast = F.cross_entropy(fast(x).mean(0), y)
+    assert calls == [1]
+    with monkeypatch.context() as patch:  # the plain model without the repeated-image stem
+        patch.setattr(lorafb_module, "repeated_over_time", lambda x: False)
+        loss_plain = F.cross_entropy(plain(x).mean(0), y)
+    torch.testing.assert_close(loss_fast, loss_plain, rtol=1e-10, atol=1e-12)
+    loss_fast.backward()
+    loss_plain.backward()
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-8, atol=1e-10, msg=name)
+    torch.testing.assert_close(fast.bn1.running_var, plain.bn1.running_var, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fast.bn1.running_mean, plain.bn1.running_mean, rtol=1e-12, atol=1e-14)
+    assert int(fast.bn1.num_batches_tracked) == int(plain.bn1.num_batches_tracked)

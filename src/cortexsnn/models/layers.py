@@ -193,7 +193,8 @@ def conv_bn_static(conv: nn.Module, bn: nn.Module, x: Tensor) -> Tensor:
     the full computation, forward and backward; the output, the gradients (summed over time by the
     expansion's backward) and the running statistics are those of the full computation: the batch
     statistics of ``T`` identical copies are those of one, and the running variance gets the
-    unbiased correction for the full count ``T * B * H * W``.
+    unbiased correction for the full count ``T * B * H * W`` (with per-step statistics, ``T``
+    updates of one step's count each, as ``T`` separate steps would make).
     """
     steps = x.shape[0]
     z = conv(x[:1])
@@ -204,12 +205,16 @@ def conv_bn_static(conv: nn.Module, bn: nn.Module, x: Tensor) -> Tensor:
         with torch.no_grad():
             var, mean = torch.var_mean(flat, dim=(0, 2, 3), unbiased=False)
         y = F.batch_norm(flat, None, None, bn.weight, bn.bias, True, 0.0, bn.eps).view_as(z)
+        # per-step statistics (SeqBatchNorm2d.per_step) update the running ones once per time step,
+        # each with one step's count; otherwise once, with the count of all T steps
+        per_step = getattr(bn, "per_step", False)
+        count = (1 if per_step else steps) * (flat.numel() // flat.shape[1])
         with torch.no_grad():
-            bn.num_batches_tracked.add_(1)
-            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-            count = steps * flat.numel() // flat.shape[1]
-            bn.running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
-            bn.running_var.mul_(1.0 - momentum).add_(var * (count / max(count - 1, 1)), alpha=momentum)
+            for _ in range(steps if per_step else 1):
+                bn.num_batches_tracked.add_(1)
+                momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+                bn.running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
+                bn.running_var.mul_(1.0 - momentum).add_(var * (count / max(count - 1, 1)), alpha=momentum)
     return y.expand(steps, *y.shape[1:])
 
 

@@ -23,7 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cortexsnn.models.layers import SeqAdaptiveAvgPool2d, SeqBatchNorm2d, SeqConv2d, SpikingModel, make_neuron, run_stage
+from cortexsnn.models.layers import (
+    SeqAdaptiveAvgPool2d,
+    SeqBatchNorm2d,
+    SeqConv2d,
+    SpikingModel,
+    conv_bn_static,
+    make_neuron,
+    repeated_over_time,
+    run_stage,
+)
 from cortexsnn.neurons import MemoryModule
 from cortexsnn.models.registry import register_model
 from cortexsnn.models.sew_resnet import _DEPTHS, BasicBlock, SEWResNet
@@ -142,7 +151,11 @@ class LoRaFBSNet(SpikingModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         self.prepare(x)
-        x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
+        if not repeated_over_time(x):
+            x = self.bn1(self.conv1(x))
+        else:  # an image repeated over T: the stem's conv and BN once, not T times (exact)
+            x = conv_bn_static(self.conv1, self.bn1, x)
+        x = self.maxpool(self.sn1(x))
         for name in self.stage_names:
             x = run_stage(getattr(self, name), x, self.checkpoint_stages and self.training)
         return self.avgpool(x).flatten(2)

@@ -235,7 +235,7 @@ class SEWResNet(SpikingModel):
     def forward_features(self, x: Tensor) -> Tensor:
         """``[T, B, C, H, W]`` -> pooled features ``[T, B, F]``."""
         self.prepare(x)
-        if self.bn1.per_step or not repeated_over_time(x):
+        if not repeated_over_time(x):
             x = self.bn1(self.conv1(x))
         else:  # a static image repeated over T: the stem's conv and BN once, not T times
             x = conv_bn_static(self.conv1, self.bn1, x)
