@@ -32,7 +32,7 @@ Timing: all implementations run in this process, interleaved, median of ``--reps
 implementation runs once more in a fresh subprocess that builds the same data, resets the kernel's
 peak-RSS counter (``/proc/self/clear_refs``), runs, and reports ``VmHWM - VmRSS(before)`` in MiB.
 
-Usage: ``python benchmarks/similarity.py [--quick] [--reps 3] [--workloads rsa,cka,svcca,tsrsa]``
+Usage: ``python benchmarks/similarity.py [--quick] [--reps 3] [--workloads rsa,cka,svcca,tsrsa-spikes,tsrsa]``
 """
 from __future__ import annotations
 
@@ -292,7 +292,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small matrices (smoke run, ~1 minute)")
     ap.add_argument("--reps", type=int, default=3, help="timed repeats for the 118-stimulus workloads")
-    ap.add_argument("--workloads", default="rsa,cka,svcca,tsrsa")
+    ap.add_argument("--workloads", default="rsa,cka,svcca,tsrsa-spikes,tsrsa")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation peak-memory runs")
     ap.add_argument("--rsatoolbox-limit", type=float, default=600.0,
                     help="seconds allowed to rsatoolbox's TSRSA run (subprocess); beyond it a lower bound is reported")
