@@ -9,6 +9,7 @@ docstring says otherwise. Precision-critical sums run in float64.
 from __future__ import annotations
 
 from ._checks import SilentLayerError
+from .bootstrap import bootstrap_rdm_cis
 from .cca import cca, pwcca, seed_cca, svcca, truncated_svd
 from .ceilings import bootstrap_ci, rdm_set_ceiling, spearman_brown, split_half_neuron_ceiling, split_half_trial_ceiling
 from .cka import center_gram, cka_from_grams, linear_cka, rbf_cka
@@ -47,4 +48,5 @@ __all__ = [
     "spearman_brown",
     "rdm_set_ceiling",
     "bootstrap_ci",
+    "bootstrap_rdm_cis",
 ]
