@@ -110,8 +110,14 @@ def test_channels_last_model_and_static_stem_match_plain_model(size, monkeypatch
     x = torch.randn(2, 3, size, size, dtype=torch.float64).unsqueeze(0).repeat(3, 1, 1, 1, 1)
     y = torch.tensor([1, 7])
     loss_fast = F.cross_entropy(fast(x).mean(0), y)
-    with monkeypatch.context() as patch:  # the plain model without the repeated-image stem
-        patch.setattr(sew_module, "repeated_over_time", lambda x: False)
+    _assert_same_step_as_plain(fast, plain, loss_fast, x, y, sew_module, monkeypatch)
+
+
+def _assert_same_step_as_plain(fast, plain, loss_fast, x, y, module, monkeypatch) -> None:
+    """``plain`` run without the repeated-image stem of ``module`` gives ``fast``'s loss, gradients
+    and stem running statistics."""
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "repeated_over_time", lambda x: False)
         loss_plain = F.cross_entropy(plain(x).mean(0), y)
     torch.testing.assert_close(loss_fast, loss_plain, rtol=1e-10, atol=1e-12)
     loss_fast.backward()
@@ -138,14 +144,4 @@ def test_lorafb_static_stem_matches_plain_model(monkeypatch):
         patch.setattr(lorafb_module, "conv_bn_static", lambda *a: calls.append(1) or real(*a))
         loss_fast = F.cross_entropy(fast(x).mean(0), y)
     assert calls == [1]
-    with monkeypatch.context() as patch:  # the plain model without the repeated-image stem
-        patch.setattr(lorafb_module, "repeated_over_time", lambda x: False)
-        loss_plain = F.cross_entropy(plain(x).mean(0), y)
-    torch.testing.assert_close(loss_fast, loss_plain, rtol=1e-10, atol=1e-12)
-    loss_fast.backward()
-    loss_plain.backward()
-    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-8, atol=1e-10, msg=name)
-    torch.testing.assert_close(fast.bn1.running_var, plain.bn1.running_var, rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(fast.bn1.running_mean, plain.bn1.running_mean, rtol=1e-12, atol=1e-14)
-    assert int(fast.bn1.num_batches_tracked) == int(plain.bn1.num_batches_tracked)
+    _assert_same_step_as_plain(fast, plain, loss_fast, x, y, lorafb_module, monkeypatch)

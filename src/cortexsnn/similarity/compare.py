@@ -75,8 +75,8 @@ def _check_pair(a: Any, b: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _average_ranks_cpu(x: torch.Tensor) -> torch.Tensor:
     """Average ranks through numpy's argsort (introsort): tie order does not matter for averaged
-    ranks, so no stable sort is needed, and it was 1.6-2.9x faster than torch's sort on 6.5 million
-    float64 values (a 3,600-frame RDM)."""
+    ranks, so no stable sort is needed, and it took 2.2 s against 3.6 s for torch's stable sort on
+    6.5 million float64 values (a 3,600-frame RDM; one thread, same run)."""
     a = x.detach().to(torch.float64).numpy()
     n = a.size
     order = np.argsort(a)

@@ -105,8 +105,6 @@ def _gram_and_row_mean(
                 for start in range(0, p, block):
                     row_mean += xm[:, start:start + block].sum(dim=1, keepdim=True, dtype=torch.float64).to(dev)
                 row_mean /= p
-    elif center not in ("none", "columns"):
-        raise ValueError(f"center must be 'none', 'rows' or 'columns', got {center!r}")
     g = torch.zeros(n, n, dtype=torch.float64, device=dev)
     scratch: dict[str, np.ndarray] = {}
     shift = None if row_mean is None else row_mean.to(work)
@@ -171,27 +169,41 @@ def _gram_cpu(
     exact = _spike_gram(x, step)
     if exact is not None:
         return (*_centred_exact(*exact, p, center), True)
-    starts = list(range(0, p, step))
-    workers = max(1, min(torch.get_num_threads(), len(starts))) if n <= _SPLIT_MAX_ROWS else 1
-    groups = [starts[i::workers] for i in range(workers)]
+    groups = _chunk_groups(n, p, step)
     row_mean = None
     if center == "rows":
         # float64 sums; numpy casts in small internal buffers, so no float64 copy of x
         sums = _run_split(lambda g: sum(x[:, s:s + step].sum(axis=1, dtype=np.float64) for s in g), groups)
         row_mean = torch.from_numpy(np.add.reduce(sums) / p).reshape(n, 1)
     shift = None if row_mean is None else row_mean.numpy().astype(np.float64 if work == torch.float64 else np.float32)
+    total = _split_products(x, groups, step, shift, center, work)
+    return torch.from_numpy(np.ascontiguousarray(total.T)), row_mean, False
+
+
+def _chunk_groups(n: int, p: int, step: int) -> list[list[int]]:
+    """The chunk starts, dealt round-robin to the workers (one worker unless there are few stimuli)."""
+    starts = list(range(0, p, step))
+    workers = max(1, min(torch.get_num_threads(), len(starts))) if n <= _SPLIT_MAX_ROWS else 1
+    return [starts[i::workers] for i in range(workers)]
+
+
+def _split_products(
+    x: np.ndarray, groups: list[list[int]], step: int, shift: np.ndarray | None, center: str, work: torch.dtype,
+) -> np.ndarray:
+    """``sum z z^T`` over the chunks of ``x`` (one accumulator per group of chunks, summed):
+    Fortran-ordered float64 ``[n, n]`` whose upper triangle is valid."""
+    n = x.shape[0]
 
     def accumulate(group: list[int]) -> np.ndarray:
         g = np.zeros((n, n), dtype=np.float64, order="F")
-        scratch: dict[str, np.ndarray] = {}
-        _accumulate_chunks(g, x, group, step, shift, center, work, scratch)
+        _accumulate_chunks(g, x, group, step, shift, center, work, {})
         return g
 
     partial = _run_split(accumulate, groups)
     total = partial[0]
     for other in partial[1:]:
         total += other
-    return torch.from_numpy(np.ascontiguousarray(total.T)), row_mean, False
+    return total
 
 
 def _spike_gram(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -214,16 +226,8 @@ def _spike_gram(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray] | Non
     if columns < 64:
         return None
     n, p = x.shape
-    starts = list(range(0, p, min(step, columns)))
-    workers = max(1, min(torch.get_num_threads(), len(starts))) if n <= _SPLIT_MAX_ROWS else 1
-
-    def accumulate(group: list[int]) -> np.ndarray:
-        g = np.zeros((n, n), dtype=np.float64, order="F")
-        _accumulate_chunks(g, x, group, min(step, columns), None, "none", torch.float32, {})
-        return g
-
-    partial = _run_split(accumulate, [starts[i::workers] for i in range(workers)])
-    g = np.add.reduce(partial) if len(partial) > 1 else partial[0]
+    step = min(step, columns)
+    g = _split_products(x, _chunk_groups(n, p, step), step, None, "none", torch.float32)
     return np.tril(g.T) + np.tril(g.T, -1).T, found.sums  # syrk filled the upper triangle of g
 
 

@@ -7,12 +7,11 @@ callers fall back to dense PyTorch convolutions (same results, slower).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import threading
 import warnings
 from pathlib import Path
 
-from cortexsnn.utils.cbuild import KernelBuildError, compile_c_library
+from cortexsnn.utils.cbuild import KernelBuildError, load_c_library
 
 __all__ = ["spike_conv_kernel"]
 
@@ -21,10 +20,6 @@ _FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed: str | None = None
-
-
-def _compile(target: Path) -> None:
-    compile_c_library(_SOURCE, target, _FLAGS)
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -46,15 +41,8 @@ def spike_conv_kernel() -> ctypes.CDLL | None:
     with _lock:
         if _library is not None or _failed is not None:
             return _library
-        from cortexsnn.data.paths import cache_dir
-
-        source = _SOURCE.read_bytes()
-        key = hashlib.sha256(source + " ".join(_FLAGS).encode()).hexdigest()[:16]
-        target = cache_dir() / "kernels" / f"spike_conv_cpu_{key}.so"
         try:
-            if not target.is_file():
-                _compile(target)
-            lib = ctypes.CDLL(str(target))
+            lib = load_c_library(_SOURCE, _FLAGS, "spike_conv_cpu")
             _declare(lib)
             _library = lib
         except (OSError, KernelBuildError) as exc:
