@@ -113,6 +113,26 @@ def test_channels_last_model_and_static_stem_match_plain_model(size, monkeypatch
     _assert_same_step_as_plain(fast, plain, loss_fast, x, y, sew_module, monkeypatch)
 
 
+def test_fused_stem_of_nchw_model_matches_plain_model(monkeypatch):
+    """NCHW model, image repeated over time: stem conv + BN once, neuron + max-pool fused."""
+    import cortexsnn.models.layers as layers
+
+    torch.manual_seed(6)
+    plain = create_model("sew_resnet18", num_classes=10, neuron="lif", neuron_kwargs={"tau": 2.0}).double()
+    fast = create_model("sew_resnet18", num_classes=10, neuron="lif", neuron_kwargs={"tau": 2.0}).double()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64).unsqueeze(0).repeat(3, 1, 1, 1, 1) * 2
+    y = torch.tensor([3, 8])
+    calls = []
+    real = layers.neuron_maxpool_static
+    with monkeypatch.context() as patch:
+        patch.setattr(layers, "neuron_maxpool_static", lambda *a, **k: calls.append(1) or real(*a, **k))
+        loss_fast = F.cross_entropy(fast(x).mean(0), y)
+    assert calls == [1]
+    _assert_same_step_as_plain(fast, plain, loss_fast, x, y, sew_module, monkeypatch)
+    torch.testing.assert_close(fast.sn1.v, plain.sn1.v, rtol=1e-10, atol=1e-12)  # the final state is set
+
+
 def _assert_same_step_as_plain(fast, plain, loss_fast, x, y, module, monkeypatch) -> None:
     """``plain`` run without the repeated-image stem of ``module`` gives ``fast``'s loss, gradients
     and stem running statistics."""

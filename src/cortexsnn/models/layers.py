@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from cortexsnn.neurons import IFNode, LIFNode, MemoryModule, PLIFNode, reset
+from cortexsnn.neurons.functional.pooled import neuron_maxpool_static
+from cortexsnn.neurons.kernels import resolve_backend
 from cortexsnn.neurons.surrogate import ATan
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "set_compact_spikes",
     "repeated_over_time",
     "conv_bn_static",
+    "fire_and_pool",
     "time_major_to",
     "is_channels_last",
 ]
@@ -216,6 +219,61 @@ def conv_bn_static(conv: nn.Module, bn: nn.Module, x: Tensor) -> Tensor:
                 bn.running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
                 bn.running_var.mul_(1.0 - momentum).add_(var * (count / max(count - 1, 1)), alpha=momentum)
     return y.expand(steps, *y.shape[1:])
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _has_hooks(*modules: nn.Module) -> bool:
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def _fusable(neuron: nn.Module, pool: nn.Module, x: Tensor) -> bool:
+    """Whether ``pool(neuron(x))`` can run as :func:`neuron_maxpool_static`: IF/LIF neurons in
+    multi-step mode with a fresh (scalar) state, a plain max-pool, an input repeated over time
+    (stride 0) whose step is a contiguous float32/float64 CPU map, the CPU kernel, no hooks (a
+    hook, e.g. :func:`record_layers`, must see the neuron's own output)."""
+    if type(neuron) not in (IFNode, LIFNode) or neuron.step_mode != "m" or neuron.v.dim() != 0:
+        return False
+    if not isinstance(pool, SeqMaxPool2d) or pool.return_indices or pool.ceil_mode or _pair(pool.dilation) != (1, 1):
+        return False
+    if x.dim() != 5 or x.shape[0] < 2 or x.stride(0) != 0 or not x[0].is_contiguous():
+        return False
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
+        return False
+    kernel = _pair(pool.kernel_size)
+    if kernel[0] * kernel[1] > 255 or _has_hooks(neuron, pool):
+        return False
+    return resolve_backend(neuron.backend, "cpu") == "cpu"
+
+
+def fire_and_pool(neuron: nn.Module, pool: nn.Module, x: Tensor) -> Tensor:
+    """``pool(neuron(x))`` for ``x [T, B, C, H, W]``.
+
+    For a stem fed an image repeated over time (``x`` expanded over ``T`` by
+    :func:`conv_bn_static`) on the CPU this runs the fused kernel
+    (:func:`cortexsnn.neurons.functional.pooled.neuron_maxpool_static`): the neuron's ``[T, B,
+    C, H, W]`` spikes never reach memory, and the pool keeps a byte per output instead of
+    ``int64`` indices. Same outputs, gradients and final neuron state as the two modules;
+    anything else takes the two modules.
+    """
+    if not _fusable(neuron, pool, x):
+        return pool(neuron(x))
+    steps = x.shape[0]
+    out, v_last = neuron_maxpool_static(
+        x[0], steps, tau=getattr(neuron, "tau", None) if isinstance(neuron, LIFNode) else None,
+        decay_input=getattr(neuron, "decay_input", True), v_threshold=neuron.v_threshold, v_reset=neuron.v_reset,
+        v_init=float(neuron.v), surrogate=neuron.surrogate, detach_reset=neuron.detach_reset,
+        kernel_size=_pair(pool.kernel_size), stride=_pair(pool.stride if pool.stride is not None else pool.kernel_size),
+        padding=_pair(pool.padding),
+    )
+    neuron.v = v_last
+    return out
 
 
 def mark_spike_inputs(model: nn.Module, exclude: Sequence[str] = ("conv1",)) -> None:

@@ -29,6 +29,7 @@ from cortexsnn.models.layers import (
     SeqConv2d,
     SpikingModel,
     conv_bn_static,
+    fire_and_pool,
     make_neuron,
     repeated_over_time,
     run_stage,
@@ -155,7 +156,7 @@ class LoRaFBSNet(SpikingModel):
             x = self.bn1(self.conv1(x))
         else:  # an image repeated over T: the stem's conv and BN once, not T times (exact)
             x = conv_bn_static(self.conv1, self.bn1, x)
-        x = self.maxpool(self.sn1(x))
+        x = fire_and_pool(self.sn1, self.maxpool, x)
         for name in self.stage_names:
             x = run_stage(getattr(self, name), x, self.checkpoint_stages and self.training)
         return self.avgpool(x).flatten(2)

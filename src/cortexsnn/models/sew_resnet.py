@@ -25,6 +25,7 @@ from cortexsnn.models.layers import (
     SeqMaxPool2d,
     SpikingModel,
     conv_bn_static,
+    fire_and_pool,
     make_neuron,
     mark_spike_inputs,
     repeated_over_time,
@@ -239,7 +240,7 @@ class SEWResNet(SpikingModel):
             x = self.bn1(self.conv1(x))
         else:  # a static image repeated over T: the stem's conv and BN once, not T times
             x = conv_bn_static(self.conv1, self.bn1, x)
-        x = self.maxpool(self.sn1(x))
+        x = fire_and_pool(self.sn1, self.maxpool, x)
         formats = self._stage_formats
         for name in self.stage_names:
             if formats is not None:

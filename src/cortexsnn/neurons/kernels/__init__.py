@@ -61,6 +61,14 @@ def _declare(lib: ctypes.CDLL) -> None:
         backward.argtypes = [p, i64, i32, p, p, p, i32, p, i64, p, p, p, i64, i64, i32, i32, real, real, real, i32,
                              i32, i32, real, i32, i32]
         backward.restype = ctypes.c_double
+        geometry = [i64] * 12  # steps, planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow
+        pool_forward = getattr(lib, f"lif_pool_forward_{suffix}")
+        pool_forward.argtypes = [p, p, p, p, p, real, *geometry, i32, i32, real, real, real, i32, i32]
+        pool_forward.restype = ctypes.c_int64
+        pool_backward = getattr(lib, f"lif_pool_backward_{suffix}")
+        pool_backward.argtypes = [p, p, p, p, p, real, *geometry, i32, i32, real, real, real, i32, i32, i32, real,
+                                  i32]
+        pool_backward.restype = None
 
 
 def cpu_kernel() -> ctypes.CDLL | None:

@@ -257,3 +257,142 @@ double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcas
 
 DEFINE_KERNELS(float, f32, expf, fabsf, sqrtf)
 DEFINE_KERNELS(double, f64, exp, fabs, sqrt)
+
+/* ---- a neuron layer over a static input, followed by max pooling (the stem of a ResNet fed a
+ * repeated image: conv -> BN -> neuron -> max-pool) ----
+ * The input X is the same at every step ([planes, h, w], one plane per (batch, channel)); one
+ * plane is processed at a time in a per-thread workspace, so the [T, planes, h, w] spikes are
+ * never written to memory: only the pooled spikes [T, planes, oh, ow] and, per output, the
+ * position of the window's maximum as a byte (dy * kw + dx, row-major first maximum, as
+ * PyTorch's CPU max-pool picks it). The backward pass recomputes H per plane, scatters the
+ * pooled gradient into the plane, runs the adjoint recurrence and sums dL/dX over the steps in
+ * step order t = 0, 1, ... (as the sum over an expanded input does). */
+#define DEFINE_POOL_KERNELS(T_, SUF, EXP, FABS, SQRT)                                               \
+typedef struct {                                                                                   \
+    const T_ *x; T_ *out; uint8_t *arg; T_ *v_out; T_ *workspace; T_ v_init;                       \
+    int64_t steps, planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow;                                   \
+    int rule, hard; T_ d, v_th, v_reset;                                                           \
+    const T_ *grad_out; T_ *grad_x; int kind, mode; T_ alpha, k, cx, keep;                         \
+    int64_t not_finite[MAX_THREADS];                                                               \
+} pool_args_##SUF;                                                                                 \
+                                                                                                   \
+static void pool_plane_##SUF(const pool_args_##SUF *a, const T_ *s, T_ *out, uint8_t *arg) {       \
+    for (int64_t oy = 0; oy < a->oh; ++oy) {                                                       \
+        const int64_t y0 = oy * a->sh - a->ph;                                                     \
+        const int64_t ya = y0 < 0 ? 0 : y0, yb = y0 + a->kh < a->h ? y0 + a->kh : a->h;             \
+        for (int64_t ox = 0; ox < a->ow; ++ox) {                                                   \
+            const int64_t x0 = ox * a->sw - a->pw;                                                 \
+            const int64_t xa = x0 < 0 ? 0 : x0, xb = x0 + a->kw < a->w ? x0 + a->kw : a->w;         \
+            T_ best = -(T_)INFINITY;                                                               \
+            int64_t where = (ya - y0) * a->kw + (xa - x0);                                         \
+            for (int64_t y = ya; y < yb; ++y)                                                      \
+                for (int64_t xx = xa; xx < xb; ++xx) {                                             \
+                    const T_ v = s[y * a->w + xx];                                                 \
+                    if (v > best) { best = v; where = (y - y0) * a->kw + (xx - x0); }              \
+                }                                                                                  \
+            out[oy * a->ow + ox] = best;                                                           \
+            arg[oy * a->ow + ox] = (uint8_t)where;                                                 \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+static void pool_forward_plane_##SUF(void *p, int64_t c, int tid) {                                \
+    pool_args_##SUF *a = (pool_args_##SUF *)p;                                                     \
+    const int64_t len = a->h * a->w, olen = a->oh * a->ow, steps = a->steps;                       \
+    const T_ d = a->d, v_th = a->v_th, v_reset = a->v_reset;                                       \
+    const int rule = a->rule, hard = a->hard;                                                      \
+    const T_ vr = hard ? v_reset : (T_)0;                                                          \
+    T_ *vc = a->workspace + (int64_t)tid * 2 * len, *st = vc + len, *ht = NULL;                    \
+    const T_ *xt = a->x + c * len;                                                                 \
+    for (int64_t i = 0; i < len; ++i) vc[i] = a->v_init;                                           \
+    for (int64_t t = 0; t < steps; ++t) {                                                          \
+        FORWARD_STEP(T_)                                                                           \
+        const int64_t o = (t * a->planes + c) * olen;                                              \
+        pool_plane_##SUF(a, st, a->out + o, a->arg + o);                                           \
+    }                                                                                              \
+    int64_t bad = 0;                                                                               \
+    for (int64_t i = 0; i < len; ++i) {                                                            \
+        a->v_out[c * len + i] = vc[i];                                                             \
+        bad += (vc[i] - vc[i] != (T_)0);                                                           \
+    }                                                                                              \
+    a->not_finite[tid] += bad;                                                                     \
+}                                                                                                  \
+                                                                                                   \
+static void pool_backward_plane_##SUF(void *p, int64_t c, int tid) {                               \
+    pool_args_##SUF *a = (pool_args_##SUF *)p;                                                     \
+    const int64_t len = a->h * a->w, olen = a->oh * a->ow, steps = a->steps;                       \
+    const T_ d = a->d, v_th = a->v_th, v_reset = a->v_reset, alpha = a->alpha;                     \
+    const T_ k = a->k, cx = a->cx, keep = a->keep;                                                 \
+    const int rule = a->rule, hard = a->hard;                                                      \
+    const T_ vr = hard ? v_reset : (T_)0;                                                          \
+    T_ *hbuf = a->workspace + (int64_t)tid * (steps + 3) * len;                                    \
+    T_ *vc = hbuf + steps * len, *gst = vc + len, *ghr = gst + len, *gv = vc, *st = NULL;          \
+    const T_ *xt = a->x + c * len;                                                                 \
+    for (int64_t i = 0; i < len; ++i) vc[i] = a->v_init;                                           \
+    for (int64_t t = 0; t < steps; ++t) {                                                          \
+        T_ *ht = hbuf + t * len;                                                                   \
+        FORWARD_STEP(T_)                                                                           \
+    }                                                                                              \
+    for (int64_t i = 0; i < len; ++i) gv[i] = (T_)0;  /* dL/dV[T-1]: the final state is unused */ \
+    for (int64_t t = steps - 1; t >= 0; --t) {                                                     \
+        const int64_t o = (t * a->planes + c) * olen;                                              \
+        const T_ *go = a->grad_out + o;                                                            \
+        const uint8_t *arg = a->arg + o;                                                           \
+        for (int64_t i = 0; i < len; ++i) gst[i] = (T_)0;                                          \
+        for (int64_t oy = 0; oy < a->oh; ++oy)                                                     \
+            for (int64_t ox = 0; ox < a->ow; ++ox) {                                               \
+                const int64_t q = oy * a->ow + ox, at = arg[q];                                    \
+                const int64_t y = oy * a->sh - a->ph + at / a->kw, xx = ox * a->sw - a->pw + at % a->kw; \
+                gst[y * a->w + xx] += go[q];                                                       \
+            }                                                                                      \
+        const T_ *ht = hbuf + t * len;                                                             \
+        T_ *gxt = hbuf + t * len;  /* dL/dX[t] overwrites H[t], read just before in each lane */   \
+        switch (a->kind) {                                                                         \
+        case 0: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_ATAN) break;                                  \
+        case 1: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_SIGMOID) break;                               \
+        case 2: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_FAST) break;                                  \
+        case 3: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_GAUSS) break;                                 \
+        default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                                  \
+        }                                                                                          \
+    }                                                                                              \
+    T_ *gx = a->grad_x + c * len;                                                                  \
+    for (int64_t i = 0; i < len; ++i) gx[i] = hbuf[i];                                             \
+    for (int64_t t = 1; t < steps; ++t)                                                            \
+        for (int64_t i = 0; i < len; ++i) gx[i] += hbuf[t * len + i];                              \
+}                                                                                                  \
+                                                                                                   \
+/* x [planes, h, w] (the same at every step), out / arg [steps, planes, oh, ow], v_out [planes,    \
+   h, w]; workspace: threads * 2 * h * w values. Returns the count of non-finite final potentials. */ \
+int64_t lif_pool_forward_##SUF(const T_ *x, T_ *out, uint8_t *arg, T_ *v_out, T_ *workspace,       \
+                               T_ v_init, int64_t steps, int64_t planes, int64_t h, int64_t w,    \
+                               int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,          \
+                               int64_t pw, int64_t oh, int64_t ow, int mode, int div, T_ d,         \
+                               T_ v_th, T_ v_reset, int hard, int threads) {                        \
+    pool_args_##SUF a = {x, out, arg, v_out, workspace, v_init, steps, planes, h, w, kh, kw, sh, sw, \
+                         ph, pw, oh, ow, mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0), hard, d,    \
+                         v_th, v_reset, NULL, NULL, 0, mode, 0, 0, 0, 0, {0}};                      \
+    const int used = run_chunks(pool_forward_plane_##SUF, &a, planes, threads);                    \
+    int64_t not_finite = 0;                                                                        \
+    for (int t = 0; t < used; ++t) not_finite += a.not_finite[t];                                  \
+    return not_finite;                                                                             \
+}                                                                                                  \
+                                                                                                   \
+/* grad_out [steps, planes, oh, ow] (contiguous), arg from the forward pass; grad_x [planes, h, w] \
+   = dL/dX summed over the steps; workspace: threads * (steps + 3) * h * w values. */              \
+void lif_pool_backward_##SUF(const T_ *grad_out, const uint8_t *arg, const T_ *x, T_ *grad_x,       \
+                             T_ *workspace, T_ v_init, int64_t steps, int64_t planes, int64_t h,    \
+                             int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, \
+                             int64_t pw, int64_t oh, int64_t ow, int mode, int div, T_ d, T_ v_th,  \
+                             T_ v_reset, int hard, int detach_reset, int kind, T_ alpha,            \
+                             int threads) {                                                        \
+    const T_ rate = div ? (T_)1 / d : d;                                                           \
+    pool_args_##SUF a = {x, NULL, (uint8_t *)arg, NULL, workspace, v_init, steps, planes, h, w, kh, \
+                         kw, sh, sw, ph, pw, oh, ow, mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0),  \
+                         hard, d, v_th, v_reset, grad_out, grad_x, kind, mode, alpha,               \
+                         mode == 0 ? (T_)1 : (T_)1 - rate, mode == 1 ? rate : (T_)1,                \
+                         detach_reset ? (T_)0 : (T_)1, {0}};                                        \
+    run_chunks(pool_backward_plane_##SUF, &a, planes, threads);                                    \
+}
+
+DEFINE_POOL_KERNELS(float, f32, expf, fabsf, sqrtf)
+DEFINE_POOL_KERNELS(double, f64, exp, fabs, sqrt)
