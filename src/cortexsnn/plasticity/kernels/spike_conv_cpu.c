@@ -30,7 +30,9 @@ void spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, i
     const int64_t HO = H - KH + 1, WO = W - KW + 1;                                                \
     (void)B;                                                                                       \
     {                                                                                              \
-        T_ *acc = (T_ *)malloc(sizeof(T_) * (size_t)(T * F));                                      \
+        T_ *acc = (T_ *)malloc(sizeof(T_) * (size_t)(T * F + 2 * F));                              \
+        T_ *run = acc + T * F, *fval = run + F;                                                    \
+        int32_t *first = (int32_t *)malloc(sizeof(int32_t) * (size_t)F);                           \
         for (int64_t p = p_begin; p < p_end; ++p) {                                                \
             const int64_t b = p / (HO * WO), y = (p / WO) % HO, x = p % WO;                        \
             const int64_t steps = (mode == 2) ? 1 : T;                                             \
@@ -51,27 +53,38 @@ void spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, i
                 memcpy((T_ *)out + p * F, acc, sizeof(T_) * (size_t)F);                            \
                 continue;                                                                          \
             }                                                                                      \
-            for (int64_t t = 1; t < T; ++t) {                                                      \
-                T_ *cur = acc + t * F;                                                             \
-                const T_ *prev = cur - F;                                                          \
-                for (int64_t f = 0; f < F; ++f) cur[f] += prev[f];                                 \
-            }                                                                                      \
             if (mode == 0) {                                                                       \
+                for (int64_t t = 1; t < T; ++t) {                                                  \
+                    T_ *cur = acc + t * F;                                                         \
+                    const T_ *prev = cur - F;                                                      \
+                    for (int64_t f = 0; f < F; ++f) cur[f] += prev[f];                             \
+                }                                                                                  \
                 memcpy((T_ *)out + p * T * F, acc, sizeof(T_) * (size_t)(T * F));                  \
             } else {                                                                               \
+                /* running potentials over time, all features at once and without branches (the \
+                   same sums in the same order as the cumulative sum): the first step above the   \
+                   threshold and the potential there */                                           \
+                for (int64_t f = 0; f < F; ++f) { run[f] = (T_)0; first[f] = (int32_t)T; fval[f] = (T_)0; } \
+                for (int64_t t = 0; t < T; ++t) {                                                  \
+                    const T_ *inc = acc + t * F;                                                   \
+                    for (int64_t f = 0; f < F; ++f) {                                              \
+                        const T_ r = run[f] + inc[f];                                              \
+                        const int hit = (r > threshold) & (first[f] == (int32_t)T);                \
+                        run[f] = r;                                                                \
+                        first[f] = hit ? (int32_t)t : first[f];                                    \
+                        fval[f] = hit ? r : fval[f];                                               \
+                    }                                                                              \
+                }                                                                                  \
                 uint8_t *spikes = (uint8_t *)out;                                                  \
                 for (int64_t f = 0; f < F; ++f) {                                                  \
-                    int64_t first = T;                                                             \
-                    for (int64_t t = 0; t < T; ++t) {                                              \
-                        if (acc[t * F + f] > threshold) { first = t; break; }                      \
-                    }                                                                              \
                     const int64_t o = ((b * F + f) * HO + y) * WO + x;                             \
-                    spikes[o] = (uint8_t)first;                                                    \
-                    if (mode == 3) ((T_ *)out2)[o] = first < T ? acc[first * F + f] : (T_)0;       \
+                    spikes[o] = (uint8_t)first[f];                                                 \
+                    if (mode == 3) ((T_ *)out2)[o] = fval[f];                                      \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         free(acc);                                                                                 \
+        free(first);                                                                               \
     }                                                                                              \
 }
 
