@@ -289,3 +289,95 @@ def test_scale_rstdp_rates():
         assert (new.lower, new.upper, new.stabilizer) == (old.lower, old.upper, old.stabilizer)
     with pytest.raises(ValueError, match="positive"):
         scale_rstdp_rates(model, 0.0)
+
+
+def test_rstdp_rate_schedule_scales_each_epoch_and_restores_the_rules(monkeypatch):
+    from cortexsnn.plasticity import training
+    from cortexsnn.plasticity.models import scale_rstdp_rates
+
+    lat = _lat(24, 6, 28, 28, density=0.3, seed=3)
+    labels = torch.arange(24) % 10
+    seen = []
+    real = training.train_rstdp_batch
+
+    def spy(model, stage, *args, **kwargs):
+        seen.append(model.layers["c3"].rstdp.reward_plus)
+        return real(model, stage, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_rstdp_batch", spy)
+    torch.manual_seed(0)
+    model = build_model("mozafari2018")
+    base = model.layers["c3"].rstdp
+    state = fit(model, lat[:16], labels[:16], lat[16:], labels[16:], [0, 0, 3], batch_size=8, patience=10,
+                progress=False, verbose=False, rstdp_rate_schedule=[3.0, 0.5])
+    # two batches per epoch; the last factor holds for epoch 3
+    assert seen == pytest.approx([base.reward_plus * f for f in (3.0, 3.0, 0.5, 0.5, 0.5, 0.5)])
+    assert [h["rate_factor"] for h in state["history"]] == [3.0, 0.5, 0.5]
+    assert model.layers["c3"].rstdp == base
+    # a constant schedule is the same as scaling the rules, weight for weight
+    monkeypatch.setattr(training, "train_rstdp_batch", real)
+    weights = []
+    for schedule in ([3.0], None):
+        torch.manual_seed(0)
+        m = build_model("mozafari2018")
+        if schedule is None:
+            scale_rstdp_rates(m, 3.0)
+        fit(m, lat[:16], labels[:16], lat[16:], labels[16:], [0, 0, 2], batch_size=8, patience=10,
+            progress=False, verbose=False, rstdp_rate_schedule=schedule)
+        weights.append(m.layers["c3"].weight.clone())
+    assert torch.equal(weights[0], weights[1])
+    with pytest.raises(ValueError, match="positive factors"):
+        fit(model, lat[:16], labels[:16], lat[16:], labels[16:], [0, 0, 1], progress=False, rstdp_rate_schedule=[1.0, 0.0])
+
+
+@pytest.mark.slow
+def test_cli_resumed_run_adds_the_training_time_of_the_interrupted_part(tmp_path, monkeypatch):
+    import types
+
+    from cortexsnn.cli import stdp as stdp_cli
+    from cortexsnn.cli.main import main
+    from cortexsnn.utils import checkpoint as ckpt_module
+    from cortexsnn.utils.checkpoint import load_checkpoint
+
+    clock = {"now": 1000.0}
+
+    def fake_time():  # every reading of the CLI's clock advances it by 10 s
+        clock["now"] += 10.0
+        return clock["now"]
+
+    monkeypatch.setattr(stdp_cli, "time", types.SimpleNamespace(time=fake_time))
+    real_save = ckpt_module.save_checkpoint
+    calls = {"n": 0}
+
+    def interrupting_save(path, payload):
+        real_save(path, payload)
+        calls["n"] += 1
+        if calls["n"] == 4:  # after C1's epoch, C1's end, C2's epoch and C2's end
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_module, "save_checkpoint", interrupting_save)
+    out = tmp_path / "run"
+    args = ["stdp", "train", "--model", "mozafari2018", "--epochs", "1", "1", "2", "--mode", "batched",
+            "--batch-size", "10", "--val-fraction", "0.25", "--activation-maps", "0", "--out", str(out),
+            "--train-limit", "40", "--test-limit", "12", "--no-progress", "--no-tensorboard", "--threads", "1"]
+    assert main(args) == 130  # interrupted
+    first = load_checkpoint(out / "checkpoint.pt", kind="stdp")["fit_state"]
+    assert first["stage"] == 2 and first["train_seconds"] > 0
+    monkeypatch.setattr(ckpt_module, "save_checkpoint", real_save)
+    assert main([*args, "--resume"]) == 0
+    metrics = json.loads((out / "metrics_test.json").read_text())
+    assert metrics["train_seconds_this_run"] > 0
+    assert metrics["train_seconds"] == pytest.approx(first["train_seconds"] + metrics["train_seconds_this_run"])
+    assert load_checkpoint(out / "checkpoint.pt", kind="stdp")["fit_state"]["train_seconds"] == metrics["train_seconds"]
+
+
+def test_time_budget_ends_the_rstdp_stage_after_its_first_epoch():
+    lat = _lat(16, 6, 28, 28, density=0.3, seed=4)
+    labels = torch.arange(16) % 10
+    torch.manual_seed(0)
+    model = build_model("mozafari2018")
+    state = fit(model, lat[:12], labels[:12], lat[12:], labels[12:], [0, 0, 5], batch_size=6, patience=10,
+                progress=False, verbose=False, time_budget=1e-6)
+    # the first R-STDP epoch always runs; the second would overrun the budget
+    assert [h.get("time_budget_stop", False) for h in state["history"]] == [False, True]
+    assert state["done"] and state["history"][0]["epoch"] == 1

@@ -45,6 +45,12 @@ def register(subparsers) -> None:
     train.add_argument("--rstdp-rate-scale", type=float, default=1.0,
                        help="multiply the four R-STDP rates of every R-STDP layer (the spec's are 1x); "
                             "larger rates converge in fewer epochs")
+    train.add_argument("--rstdp-rate-schedule", type=float, nargs="+", default=None,
+                       help="per-epoch factors of the R-STDP rates (on top of --rstdp-rate-scale; the last "
+                            "value holds for later epochs), e.g. 4 4 2 1")
+    train.add_argument("--time-budget", type=float, default=None,
+                       help="training seconds (all parts of a resumed run together): an R-STDP stage stops "
+                            "before an epoch that would overrun them, keeping its best weights")
     train.add_argument("--val-fraction", type=float, default=0.1, help="validation split of the training set")
     train.add_argument("--patience", type=int, default=5, help="R-STDP early stopping: epochs without improvement")
     train.add_argument("--augment", nargs="*", default=[], choices=("rotate", "flip"), help="add augmented copies")
@@ -193,18 +199,24 @@ def _train(args) -> int:
     train_lat, train_lab, val_lat, val_lab = _split(model, args, progress)
     logger = RunLogger(out, tensorboard=not args.no_tensorboard)
     start = time.time()
+    # training time of the earlier part(s) of a resumed run: every checkpoint records the total so far
+    earlier_seconds = float(state.get("train_seconds", 0.0)) if state else 0.0
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise CliError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
 
     def checkpoint(fit_state):
+        fit_state["train_seconds"] = earlier_seconds + time.time() - start
         save_checkpoint(ckpt_path, _payload(model, fit_state, args))
 
     state = fit(model, train_lat, train_lab, val_lat, val_lab, list(args.epochs), mode=args.mode, rstdp_mode=args.rstdp_mode,
                 batch_size=args.batch_size, stdp_batch_size=args.stdp_batch_size, stdp_samples=args.stdp_samples,
                 patience=args.patience, seed=args.seed, state=state, logger=logger, on_epoch_end=checkpoint,
-                progress=progress)
-    state["train_seconds"] = state.get("train_seconds", 0.0) + time.time() - start
+                progress=progress, rstdp_rate_schedule=args.rstdp_rate_schedule,
+                time_budget=None if args.time_budget is None else args.time_budget - earlier_seconds)
     checkpoint(state)
     metrics = _report(model, args, out, logger, split="test")
     metrics["train_seconds"] = state["train_seconds"]
+    metrics["train_seconds_this_run"] = state["train_seconds"] - earlier_seconds
     metrics["history"] = state["history"]
     from cortexsnn.plasticity.evaluate import write_metrics
 

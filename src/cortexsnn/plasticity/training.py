@@ -401,6 +401,8 @@ def fit(
     on_epoch_end=None,
     progress: bool = True,
     verbose: bool = True,
+    rstdp_rate_schedule: list[float] | None = None,
+    time_budget: float | None = None,
 ) -> dict:
     """Train ``model`` stage by stage (``epochs[i]`` epochs for stage ``i``).
 
@@ -411,7 +413,17 @@ def fit(
     ``patience`` epochs without improvement. ``rstdp_mode`` (default ``mode``) sets the update
     mode of the R-STDP stages separately. ``on_epoch_end(state)`` is called after every epoch
     (checkpointing); a ``state`` from a checkpoint resumes where it stopped.
+
+    ``rstdp_rate_schedule`` multiplies the four R-STDP rates of a stage's layers in R-STDP epoch
+    ``e`` (1-based) by ``rstdp_rate_schedule[e - 1]``, the last value holding for later epochs (for
+    example ``[4, 4, 2, 1]``: large steps first, smaller ones to settle); the factors apply on top
+    of the layers' rules and of the adaptive scaling, and the rules are restored after the stage.
+
+    ``time_budget`` (seconds, counted from this call) ends an R-STDP stage early, like early
+    stopping, before an epoch that would probably not finish within the budget (judged by the
+    duration of the stage's previous epoch); the stage keeps its best weights so far.
     """
+    import time
     from tqdm import tqdm
 
     _check_mode(mode)
@@ -422,7 +434,13 @@ def fit(
             f"({', '.join(model.trainable_stages())}); give one number of epochs per stage"
         )
     _check_labels(train_labels.long(), model.n_classes)
+    if rstdp_rate_schedule is not None:
+        rstdp_rate_schedule = [float(f) for f in rstdp_rate_schedule]
+        if not rstdp_rate_schedule or not all(f > 0 for f in rstdp_rate_schedule):
+            raise ValueError(f"the R-STDP rate schedule must be a non-empty list of positive factors, "
+                             f"got {rstdp_rate_schedule}")
     state = state or new_fit_state()
+    started = time.time()
     adaptive = AdaptiveRates(*state["adaptive"])
     step = sum(len(h.get("batches", [])) for h in state["history"])
     while state["stage"] < len(model.stages):
@@ -434,10 +452,28 @@ def fit(
         if stage.kind == "rstdp":
             train_in = _stage_inputs_all(model, stage, train_latencies)
             val_in = _stage_inputs_all(model, stage, val_latencies)
+        base_rules = {n: model.layers[n].rstdp for n in stage.layers} if stage.kind == "rstdp" else {}
+        last_epoch_seconds = 0.0
         while state["epoch"] < epochs[index] and not state.get("stopped"):
             epoch = state["epoch"]
+            if (time_budget is not None and stage.kind == "rstdp" and state["epoch"] > 0
+                    and time.time() - started + last_epoch_seconds > time_budget):
+                state["stopped"] = True
+                state["history"].append({"stage": stage.name, "epoch": epoch, "time_budget_stop": True})
+                if progress or verbose:
+                    print(f"{stage.name}: stopped before epoch {epoch + 1}, which would overrun the time budget "
+                          f"of {time_budget:.0f} s", flush=True)
+                break
+            epoch_started = time.time()
+            if base_rules and rstdp_rate_schedule is not None:
+                factor = rstdp_rate_schedule[min(epoch, len(rstdp_rate_schedule) - 1)]
+                for name, rule in base_rules.items():
+                    model.layers[name].rstdp = _scaled_rule(rule, factor)
+                record_extra = {"rate_factor": factor}
+            else:
+                record_extra = {}
             order = torch.randperm(train_latencies.shape[0], generator=torch.Generator().manual_seed(seed + 1000 * index + epoch))
-            record = {"stage": stage.name, "epoch": epoch + 1}
+            record = {"stage": stage.name, "epoch": epoch + 1, **record_extra}
             if stage.kind == "stdp":
                 order = order[:stdp_samples] if stdp_samples else order
                 size = stdp_batch_size or batch_size
@@ -478,17 +514,28 @@ def fit(
                         state["stopped"] = True
                         record["early_stopped"] = True
             state["adaptive"] = [adaptive.reward, adaptive.punish]
+            last_epoch_seconds = time.time() - epoch_started
             state["history"].append(record)
             state["epoch"] += 1
             if progress or verbose:
                 print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()), flush=True)
             if on_epoch_end:
                 on_epoch_end(state)
+        for name, rule in base_rules.items():
+            model.layers[name].rstdp = rule
         _finish_stage(model, stage, state)
         if on_epoch_end:
             on_epoch_end(state)
     state["done"] = True
     return state
+
+
+def _scaled_rule(rule, factor: float):
+    """``rule`` with its four R-STDP rates multiplied by ``factor``."""
+    from dataclasses import replace
+
+    return replace(rule, reward_plus=rule.reward_plus * factor, reward_minus=rule.reward_minus * factor,
+                   punish_plus=rule.punish_plus * factor, punish_minus=rule.punish_minus * factor)
 
 
 def _finish_stage(model: STDPNetwork, stage: Stage, state: dict) -> None:
