@@ -23,6 +23,8 @@ import torch
 
 from cortexsnn.plasticity.models.network import Stage, STDPNetwork
 from cortexsnn.plasticity.spike_ops import (
+    _check_conv_input,
+    _kernel_for,
     conv_fire_values,
     decision_winners,
     stdp_winners,
@@ -89,6 +91,27 @@ def _stdp_winners(layer, padded: torch.Tensor, time_steps: int):
     return lat, winners, winner_lat, valid
 
 
+def _stdp_sequential_c(lib, layer, padded: torch.Tensor, time_steps: int, a_plus: torch.Tensor,
+                       a_minus: torch.Tensor, clamp_all: bool) -> int:
+    """Sequential STDP of ``layer`` over the images of ``padded`` in the compiled kernel
+    (``stdp_sequential_*``: per image the thresholded convolution, pointwise inhibition, k-WTA and
+    the update, with the float operations of :func:`apply_stdp_image`). Returns the winner count."""
+    import ctypes
+
+    rule, weight = layer.stdp, layer.weight
+    _check_conv_input(padded, weight)
+    lat = padded.to(torch.uint8).contiguous()
+    b, c, h, w = lat.shape
+    f, _, kh, kw = weight.shape
+    ap = a_plus.to(torch.float64).contiguous()
+    an = a_minus.to(torch.float64).contiguous()
+    fn = lib.stdp_sequential_f32 if weight.dtype == torch.float32 else lib.stdp_sequential_f64
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
+    return int(fn(ptr(lat), ptr(weight), b, c, h, w, f, kh, kw, time_steps, float(layer.threshold),
+                  layer.k_winners, layer.inhibition_radius, 1, ptr(ap), ptr(an), int(rule.stabilizer),
+                  float(rule.lower), float(rule.upper), int(clamp_all)))
+
+
 @torch.no_grad()
 def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, mode: str, chunk: int = 100) -> dict:
     """One batch of unsupervised STDP on ``layer_name``; ``inputs`` are that layer's input latencies.
@@ -109,13 +132,18 @@ def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, 
     n_winners = 0
     if mode == "sequential":
         in_bounds = bool(((layer.weight >= rule.lower) & (layer.weight <= rule.upper)).all())
-        with single_thread():
-            for i in range(batch):
-                _, winners, winner_lat, valid = _stdp_winners(layer, padded[i : i + 1], time_steps)
-                apply_stdp_image(layer.weight, padded[i : i + 1], winners, winner_lat, valid, a_plus[i], a_minus[i],
-                                 rule.stabilizer, rule.lower, rule.upper, clamp_all=not in_bounds)
-                in_bounds = True
-                n_winners += int(valid.sum())
+        lib = _kernel_for(padded, layer.weight, layer.method)
+        if lib is not None and layer.weight.is_contiguous():
+            # the whole per-image loop in C: the same winners and bit-identical weights
+            n_winners = _stdp_sequential_c(lib, layer, padded, time_steps, a_plus, a_minus, not in_bounds)
+        else:
+            with single_thread():
+                for i in range(batch):
+                    _, winners, winner_lat, valid = _stdp_winners(layer, padded[i : i + 1], time_steps)
+                    apply_stdp_image(layer.weight, padded[i : i + 1], winners, winner_lat, valid, a_plus[i],
+                                     a_minus[i], rule.stabilizer, rule.lower, rule.upper, clamp_all=not in_bounds)
+                    in_bounds = True
+                    n_winners += int(valid.sum())
     else:
         delta = torch.zeros_like(layer.weight)
         for s in range(0, batch, chunk):

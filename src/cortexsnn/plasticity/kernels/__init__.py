@@ -16,7 +16,8 @@ from cortexsnn.utils.cbuild import KernelBuildError, load_c_library
 __all__ = ["spike_conv_kernel"]
 
 _SOURCE = Path(__file__).with_name("spike_conv_cpu.c")
-_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c11"]
+# -ffp-contract=off: no fused multiply-adds, so that the STDP update rounds exactly as PyTorch does
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed: str | None = None
@@ -31,6 +32,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         winners = getattr(lib, f"stdp_winners_{suffix}")
         winners.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i32, p, p, p, i64, i64]
         winners.restype = None
+        sequential = getattr(lib, f"stdp_sequential_{suffix}")
+        sequential.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i64, real, i64, i64, i32, p, p, i32, real,
+                               real, i32]
+        sequential.restype = ctypes.c_int64
 
 
 def spike_conv_kernel() -> ctypes.CDLL | None:

@@ -162,3 +162,81 @@ void stdp_winners_##SUF(const uint8_t *lat, const T_ *val, int64_t B, int64_t F,
 
 DEFINE_WINNERS(float, f32)
 DEFINE_WINNERS(double, f64)
+
+/*
+ * Sequential STDP of a convolutional layer over images [0, B): the seed's per-image semantics
+ * in one call. For each image in order: the thresholded convolution (mode 3 of spike_conv) with
+ * the weights as they are, pointwise inhibition (optional) and k-WTA (stdp_winners), then the
+ * update of each valid winner's kernel, in place:
+ *   rate = a+ if the input spiked no later than the winner (lat <= winner lat), else a-
+ *   rate *= (w - lower) * (upper - w)      (with the stabiliser)
+ *   w = clamp(w + rate, lower, upper)
+ * with the same float operations, in the same order and precision, as the PyTorch path
+ * (cortexsnn.plasticity.stdp.apply_stdp_image; compiled without contraction into FMAs), so the
+ * weights are bit-identical. The winners of an image are distinct features, so their updates do
+ * not interact. With clamp_all, the whole weight tensor is clamped after the first image (as
+ * the PyTorch path does while the weights may lie outside the bounds). a_plus / a_minus hold
+ * one rate per image (float64, rounded to T_ as PyTorch's .to(dtype)). Returns the number of
+ * winners. lat: padded input latencies [B][C][H][W]; weight [F][C][KH][KW] (updated).
+ */
+#define DEFINE_SEQUENTIAL(T_, SUF)                                                                 \
+int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t C, int64_t H,     \
+                              int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t T,             \
+                              T_ threshold, int64_t K, int64_t R, int pointwise,                   \
+                              const double *a_plus, const double *a_minus, int stabilizer,         \
+                              T_ lower, T_ upper, int clamp_all) {                                 \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, NK = C * KH * KW, image = C * H * W;           \
+    T_ *wt = (T_ *)malloc(sizeof(T_) * (size_t)(NK * F));                                          \
+    uint8_t *out = (uint8_t *)malloc((size_t)(F * HO * WO));                                       \
+    T_ *val = (T_ *)malloc(sizeof(T_) * (size_t)(F * HO * WO));                                    \
+    int64_t *win = (int64_t *)malloc(sizeof(int64_t) * (size_t)(3 * K + 1));                       \
+    int64_t *win_lat = (int64_t *)malloc(sizeof(int64_t) * (size_t)(K + 1));                       \
+    uint8_t *valid = (uint8_t *)malloc((size_t)(K + 1));                                           \
+    int64_t total = 0;                                                                             \
+    for (int64_t f = 0; f < F; ++f)                                                                \
+        for (int64_t q = 0; q < NK; ++q) wt[q * F + f] = weight[f * NK + q];                       \
+    for (int64_t b = 0; b < B; ++b) {                                                              \
+        const uint8_t *lb = lat + b * image;                                                       \
+        spike_conv_##SUF(lb, wt, out, val, 1, C, H, W, F, KH, KW, T, 3, threshold, 0, HO * WO);    \
+        stdp_winners_##SUF(out, val, 1, F, HO, WO, T, K, R, pointwise, win, win_lat, valid, 0, 1);   \
+        const T_ ap = (T_)a_plus[b], an = (T_)a_minus[b];                                          \
+        for (int64_t k = 0; k < K; ++k) {                                                          \
+            if (!valid[k]) continue;                                                               \
+            ++total;                                                                               \
+            const int64_t f = win[3 * k], y = win[3 * k + 1], x = win[3 * k + 2], wl = win_lat[k];  \
+            T_ *wf = weight + f * NK;                                                              \
+            for (int64_t c = 0; c < C; ++c)                                                        \
+                for (int64_t i = 0; i < KH; ++i)                                                   \
+                    for (int64_t j = 0; j < KW; ++j) {                                             \
+                        const int64_t q = (c * KH + i) * KW + j;                                   \
+                        const T_ w = wf[q];                                                        \
+                        T_ rate = (int64_t)lb[(c * H + y + i) * W + x + j] <= wl ? ap : an;        \
+                        if (stabilizer) {                                                          \
+                            const T_ span = (w - lower) * (upper - w);                             \
+                            rate = rate * span;                                                    \
+                        }                                                                          \
+                        T_ nw = w + rate;                                                          \
+                        if (!clamp_all) nw = nw < lower ? lower : (nw > upper ? upper : nw);       \
+                        wf[q] = nw;                                                                \
+                    }                                                                              \
+        }                                                                                          \
+        if (clamp_all) {  /* after the first image every weight lies within the bounds */         \
+            for (int64_t q = 0; q < F * NK; ++q)                                                   \
+                weight[q] = weight[q] < lower ? lower : (weight[q] > upper ? upper : weight[q]);   \
+            clamp_all = 0;                                                                         \
+            for (int64_t f = 0; f < F; ++f)                                                        \
+                for (int64_t q = 0; q < NK; ++q) wt[q * F + f] = weight[f * NK + q];               \
+        } else {                                                                                   \
+            for (int64_t k = 0; k < K; ++k) {                                                      \
+                if (!valid[k]) continue;                                                           \
+                const int64_t f = win[3 * k];                                                      \
+                for (int64_t q = 0; q < NK; ++q) wt[q * F + f] = weight[f * NK + q];               \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    free(wt); free(out); free(val); free(win); free(win_lat); free(valid);                         \
+    return total;                                                                                  \
+}
+
+DEFINE_SEQUENTIAL(float, f32)
+DEFINE_SEQUENTIAL(double, f64)
