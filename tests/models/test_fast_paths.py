@@ -113,24 +113,14 @@ def test_channels_last_model_and_static_stem_match_plain_model(size, monkeypatch
     _assert_same_step_as_plain(fast, plain, loss_fast, x, y, sew_module, monkeypatch)
 
 
-def test_fused_stem_of_nchw_model_matches_plain_model(monkeypatch):
-    """NCHW model, image repeated over time: stem conv + BN once, neuron + max-pool fused."""
-    import cortexsnn.models.layers as layers
-
-    torch.manual_seed(6)
-    plain = create_model("sew_resnet18", num_classes=10, neuron="lif", neuron_kwargs={"tau": 2.0}).double()
-    fast = create_model("sew_resnet18", num_classes=10, neuron="lif", neuron_kwargs={"tau": 2.0}).double()
-    fast.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 64, 64, dtype=torch.float64).unsqueeze(0).repeat(3, 1, 1, 1, 1) * 2
-    y = torch.tensor([3, 8])
+def _loss_counting_calls(model, x, y, module, name, monkeypatch):
+    """The model's loss, and how many times it called ``module.name`` (a fast path) on the way."""
     calls = []
-    real = layers.neuron_maxpool_static
+    real = getattr(module, name)
     with monkeypatch.context() as patch:
-        patch.setattr(layers, "neuron_maxpool_static", lambda *a, **k: calls.append(1) or real(*a, **k))
-        loss_fast = F.cross_entropy(fast(x).mean(0), y)
-    assert calls == [1]
-    _assert_same_step_as_plain(fast, plain, loss_fast, x, y, sew_module, monkeypatch)
-    torch.testing.assert_close(fast.sn1.v, plain.sn1.v, rtol=1e-10, atol=1e-12)  # the final state is set
+        patch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+        loss = F.cross_entropy(model(x).mean(0), y)
+    return loss, len(calls)
 
 
 def _assert_same_step_as_plain(fast, plain, loss_fast, x, y, module, monkeypatch) -> None:
@@ -149,19 +139,24 @@ def _assert_same_step_as_plain(fast, plain, loss_fast, x, y, module, monkeypatch
     assert int(fast.bn1.num_batches_tracked) == int(plain.bn1.num_batches_tracked)
 
 
-def test_lorafb_static_stem_matches_plain_model(monkeypatch):
+@pytest.mark.parametrize(("name", "kwargs", "module_name", "fast_path", "scale"), [
+    # NCHW SEW-ResNet: stem conv + BN once, then the fused neuron + max-pool kernel
+    ("sew_resnet18", {"neuron": "lif", "neuron_kwargs": {"tau": 2.0}}, "layers", "neuron_maxpool_static", 2.0),
+    ("lorafb_snet18", {}, "lorafb", "conv_bn_static", 3.0),
+])
+def test_static_stem_of_nchw_model_matches_plain_model(name, kwargs, module_name, fast_path, scale, monkeypatch):
+    import cortexsnn.models.layers as layers
     import cortexsnn.models.lorafb as lorafb_module
 
+    fast_module = {"layers": layers, "lorafb": lorafb_module}[module_name]
+    stem_module = lorafb_module if name.startswith("lorafb") else sew_module
     torch.manual_seed(5)
-    plain = create_model("lorafb_snet18", num_classes=10).double()
-    fast = create_model("lorafb_snet18", num_classes=10).double()
+    plain = create_model(name, num_classes=10, **kwargs).double()
+    fast = create_model(name, num_classes=10, **kwargs).double()
     fast.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 64, 64, dtype=torch.float64).unsqueeze(0).repeat(3, 1, 1, 1, 1) * 3
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64).unsqueeze(0).repeat(3, 1, 1, 1, 1) * scale
     y = torch.tensor([2, 5])
-    calls = []
-    real = lorafb_module.conv_bn_static
-    with monkeypatch.context() as patch:
-        patch.setattr(lorafb_module, "conv_bn_static", lambda *a: calls.append(1) or real(*a))
-        loss_fast = F.cross_entropy(fast(x).mean(0), y)
-    assert calls == [1]
-    _assert_same_step_as_plain(fast, plain, loss_fast, x, y, lorafb_module, monkeypatch)
+    loss_fast, calls = _loss_counting_calls(fast, x, y, fast_module, fast_path, monkeypatch)
+    assert calls == 1
+    _assert_same_step_as_plain(fast, plain, loss_fast, x, y, stem_module, monkeypatch)
+    torch.testing.assert_close(fast.sn1.v, plain.sn1.v, rtol=1e-10, atol=1e-12)  # the neuron's final state

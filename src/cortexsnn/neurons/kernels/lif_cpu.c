@@ -57,6 +57,16 @@
         gv[i] = gh * k;                                                                            \
     }
 
+/* one specialised, vectorised backward loop per surrogate kind */
+#define BACKWARD_STEP(T_, EXP, FABS, SQRT, KIND)                                                    \
+    switch (KIND) {                                                                                \
+    case 0: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_ATAN) break;                                      \
+    case 1: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_SIGMOID) break;                                   \
+    case 2: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_FAST) break;                                      \
+    case 3: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_GAUSS) break;                                     \
+    default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                                      \
+    }
+
 /* one time step of the forward recurrence for the neurons [lo, lo + len), H = CHARGE */
 #define FORWARD_ROW(T_, CHARGE)                                                                     \
     _Pragma("omp simd")                                                                            \
@@ -201,13 +211,7 @@ static void backward_chunk_##SUF(void *p, int64_t c, int tid) {                 
             gst = gsrow;                                                                           \
         }                                                                                          \
         T_ *gxt = a->grad_x + t * n + lo;                                                          \
-        switch (a->kind) {                                                                         \
-        case 0: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_ATAN) break;                                  \
-        case 1: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_SIGMOID) break;                               \
-        case 2: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_FAST) break;                                  \
-        case 3: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_GAUSS) break;                                 \
-        default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                                  \
-        }                                                                                          \
+        BACKWARD_STEP(T_, EXP, FABS, SQRT, a->kind)                                                \
         if (a->want_grad_d) {  /* dH[t]/dd = X[t] - (V[t-1] - vr) or -(V[t-1] - vr) */            \
             const T_ *hp = t == 0 ? NULL : recompute ? hbuf + (t - 1) * len : h + (t - 1) * n + lo; \
             const T_ *xt = x + t * n + lo;                                                         \
@@ -347,13 +351,7 @@ static void pool_backward_plane_##SUF(void *p, int64_t c, int tid) {            
             }                                                                                      \
         const T_ *ht = hbuf + t * len;                                                             \
         T_ *gxt = hbuf + t * len;  /* dL/dX[t] overwrites H[t], read just before in each lane */   \
-        switch (a->kind) {                                                                         \
-        case 0: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_ATAN) break;                                  \
-        case 1: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_SIGMOID) break;                               \
-        case 2: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_FAST) break;                                  \
-        case 3: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_GAUSS) break;                                 \
-        default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                                  \
-        }                                                                                          \
+        BACKWARD_STEP(T_, EXP, FABS, SQRT, a->kind)                                                \
     }                                                                                              \
     T_ *gx = a->grad_x + c * len;                                                                  \
     for (int64_t i = 0; i < len; ++i) gx[i] = hbuf[i];                                             \
