@@ -104,6 +104,61 @@ DEFINE_KERNEL(double, f64)
  * The scores are computed with the same operations, in the same order and precision, as the
  * PyTorch path (cortexsnn.plasticity.spike_ops.k_winners), so both pick the same winners.
  */
+/* Index of the first maximum of v[0, n) (no NaN in v): the first i with v[i] == max, as the
+   scalar scan "if (v[i] > best)" finds it; with AVX2 a vector max pass then a vector search. */
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+static int64_t first_argmax_f32(const float *v, int64_t n) {
+    int64_t i = 0;
+    float best = v[0];
+#if defined(__AVX2__)
+    if (n >= 16) {
+        __m256 m = _mm256_loadu_ps(v);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(v + i));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, m);
+        for (int k = 0; k < 8; ++k) best = lanes[k] > best ? lanes[k] : best;
+        for (; i < n; ++i) best = v[i] > best ? v[i] : best;
+        const __m256 b = _mm256_set1_ps(best);
+        for (i = 0; i + 8 <= n; i += 8) {
+            const int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + i), b, _CMP_EQ_OQ));
+            if (mask) return i + __builtin_ctz((unsigned)mask);
+        }
+        for (; i < n; ++i) if (v[i] == best) return i;
+        return 0;
+    }
+#endif
+    int64_t arg = 0;
+    for (i = 1; i < n; ++i) if (v[i] > best) { best = v[i]; arg = i; }
+    return arg;
+}
+
+static int64_t first_argmax_f64(const double *v, int64_t n) {
+    int64_t i = 0;
+    double best = v[0];
+#if defined(__AVX2__)
+    if (n >= 8) {
+        __m256d m = _mm256_loadu_pd(v);
+        for (i = 4; i + 4 <= n; i += 4) m = _mm256_max_pd(m, _mm256_loadu_pd(v + i));
+        double lanes[4];
+        _mm256_storeu_pd(lanes, m);
+        for (int k = 0; k < 4; ++k) best = lanes[k] > best ? lanes[k] : best;
+        for (; i < n; ++i) best = v[i] > best ? v[i] : best;
+        const __m256d b = _mm256_set1_pd(best);
+        for (i = 0; i + 4 <= n; i += 4) {
+            const int mask = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(v + i), b, _CMP_EQ_OQ));
+            if (mask) return i + __builtin_ctz((unsigned)mask);
+        }
+        for (; i < n; ++i) if (v[i] == best) return i;
+        return 0;
+    }
+#endif
+    int64_t arg = 0;
+    for (i = 1; i < n; ++i) if (v[i] > best) { best = v[i]; arg = i; }
+    return arg;
+}
+
 #define DEFINE_WINNERS(T_, SUF)                                                                    \
 void stdp_winners_##SUF(const uint8_t *lat, const T_ *val, int64_t B, int64_t F, int64_t H,         \
                         int64_t W, int64_t T, int64_t K, int64_t R, int pointwise, int64_t *win,   \
@@ -112,20 +167,29 @@ void stdp_winners_##SUF(const uint8_t *lat, const T_ *val, int64_t B, int64_t F,
     const int64_t HW = H * W, N = F * HW;                                                          \
     uint8_t *l = (uint8_t *)malloc((size_t)N);                                                     \
     T_ *total = (T_ *)malloc(sizeof(T_) * (size_t)N);                                              \
+    int32_t *early = (int32_t *)malloc(sizeof(int32_t) * (size_t)HW);                              \
+    int32_t *who = (int32_t *)malloc(sizeof(int32_t) * (size_t)HW);                                \
+    T_ *bestv = (T_ *)malloc(sizeof(T_) * (size_t)HW);                                             \
     for (int64_t b = b_begin; b < b_end; ++b) {                                                    \
         const uint8_t *lb = lat + b * N;                                                           \
         const T_ *vb = val + b * N;                                                                \
         memcpy(l, lb, (size_t)N);                                                                  \
-        if (pointwise) {                                                                           \
-            for (int64_t p = 0; p < HW; ++p) {                                                     \
-                int64_t earliest = T, best = -1;                                                   \
-                for (int64_t f = 0; f < F; ++f) {                                                  \
-                    const int64_t s = lb[f * HW + p];                                              \
-                    if (s < earliest) { earliest = s; best = f; }                                  \
-                    else if (s == earliest && s < T && vb[f * HW + p] > vb[best * HW + p]) best = f; \
+        if (pointwise) {  /* feature-major passes over contiguous rows, selects instead of branches */ \
+            for (int64_t p = 0; p < HW; ++p) { early[p] = (int32_t)T; who[p] = -1; bestv[p] = (T_)0; } \
+            for (int64_t f = 0; f < F; ++f) {                                                      \
+                const uint8_t *ls = lb + f * HW;                                                   \
+                const T_ *vs = vb + f * HW;                                                        \
+                for (int64_t p = 0; p < HW; ++p) {                                                 \
+                    const int32_t s = ls[p];                                                       \
+                    const int take = (s < early[p]) | ((s == early[p]) & (s < (int32_t)T) & (vs[p] > bestv[p])); \
+                    early[p] = take ? s : early[p];                                                \
+                    who[p] = take ? (int32_t)f : who[p];                                           \
+                    bestv[p] = take ? vs[p] : bestv[p];                                            \
                 }                                                                                  \
-                for (int64_t f = 0; f < F; ++f)                                                    \
-                    if (f != best) l[f * HW + p] = (uint8_t)T;                                     \
+            }                                                                                      \
+            for (int64_t f = 0; f < F; ++f) {                                                      \
+                uint8_t *row = l + f * HW;                                                         \
+                for (int64_t p = 0; p < HW; ++p) row[p] = who[p] == (int32_t)f ? row[p] : (uint8_t)T; \
             }                                                                                      \
         }                                                                                          \
         T_ vmax = 0;                                                                               \
@@ -137,9 +201,8 @@ void stdp_winners_##SUF(const uint8_t *lat, const T_ *val, int64_t B, int64_t F,
         int64_t *wb = win + b * K * 3;                                                             \
         int alive = 1;                                                                             \
         for (int64_t k = 0; k < K; ++k) {                                                          \
-            int64_t arg = 0;                                                                       \
-            T_ best = total[0];                                                                    \
-            for (int64_t i = 1; i < N; ++i) if (total[i] > best) { best = total[i]; arg = i; }     \
+            const int64_t arg = first_argmax_##SUF(total, N);                                      \
+            const T_ best = total[arg];                                                            \
             const int64_t f = arg / HW, y = (arg % HW) / W, x = arg % W;                           \
             wb[3 * k] = f; wb[3 * k + 1] = y; wb[3 * k + 2] = x;                                   \
             win_lat[b * K + k] = l[arg];                                                           \
@@ -158,6 +221,7 @@ void stdp_winners_##SUF(const uint8_t *lat, const T_ *val, int64_t B, int64_t F,
     }                                                                                              \
     free(l);                                                                                       \
     free(total);                                                                                   \
+    free(early); free(who); free(bestv);                                                           \
 }
 
 DEFINE_WINNERS(float, f32)
