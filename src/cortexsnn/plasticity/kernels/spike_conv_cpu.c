@@ -27,65 +27,90 @@
 void spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, int64_t B, int64_t C,          \
                       int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t T,          \
                       int mode, T_ threshold, int64_t p_begin, int64_t p_end) {                    \
-    const int64_t HO = H - KH + 1, WO = W - KW + 1;                                                \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, NK = C * KH * KW;                              \
+    /* rows padded to a multiple of 8 values (FP), so that every row operation is whole vectors */ \
+    const int64_t FP = (F + 7) / 8 * 8;                                                            \
     (void)B;                                                                                       \
-    {                                                                                              \
-        T_ *acc = (T_ *)malloc(sizeof(T_) * (size_t)(T * F + 2 * F));                              \
-        T_ *run = acc + T * F, *fval = run + F;                                                    \
-        int32_t *first = (int32_t *)malloc(sizeof(int32_t) * (size_t)F);                           \
-        for (int64_t p = p_begin; p < p_end; ++p) {                                                \
-            const int64_t b = p / (HO * WO), y = (p / WO) % HO, x = p % WO;                        \
-            const int64_t steps = (mode == 2) ? 1 : T;                                             \
-            memset(acc, 0, sizeof(T_) * (size_t)(steps * F));                                     \
-            for (int64_t c = 0; c < C; ++c) {                                                      \
-                const uint8_t *plane = lat + ((b * C + c) * H + y) * W + x;                        \
-                for (int64_t i = 0; i < KH; ++i) {                                                 \
-                    for (int64_t j = 0; j < KW; ++j) {                                             \
-                        const int64_t s = plane[i * W + j];                                        \
-                        if (s >= T) continue;                                                      \
-                        T_ *dst = acc + (mode == 2 ? 0 : s * F);                                   \
-                        const T_ *src = wt + ((c * KH + i) * KW + j) * F;                          \
-                        for (int64_t f = 0; f < F; ++f) dst[f] += src[f];                          \
+    T_ *table = (T_ *)wt;                                                                          \
+    if (FP != F) {                                                                                 \
+        table = (T_ *)calloc((size_t)(NK * FP), sizeof(T_));                                       \
+        for (int64_t q = 0; q < NK; ++q) memcpy(table + q * FP, wt + q * F, sizeof(T_) * (size_t)F); \
+    }                                                                                              \
+    T_ *acc = (T_ *)malloc(sizeof(T_) * (size_t)(T * FP + 2 * FP));                                \
+    T_ *run = acc + T * FP, *fval = run + FP;                                                      \
+    int32_t *first = (int32_t *)malloc(sizeof(int32_t) * (size_t)FP);                              \
+    uint8_t *touched = (uint8_t *)malloc((size_t)T);                                               \
+    for (int64_t p = p_begin; p < p_end; ++p) {                                                    \
+        const int64_t b = p / (HO * WO), y = (p / WO) % HO, x = p % WO;                            \
+        const int64_t steps = (mode == 2) ? 1 : T;                                                 \
+        /* an increment row is written by its first input spike (a copy: 0 + w = w) and added to \
+           by the others, in input order as before; rows of steps without a spike stay unused */  \
+        memset(touched, 0, (size_t)steps);                                                         \
+        for (int64_t c = 0; c < C; ++c) {                                                          \
+            const uint8_t *plane = lat + ((b * C + c) * H + y) * W + x;                            \
+            for (int64_t i = 0; i < KH; ++i) {                                                     \
+                for (int64_t j = 0; j < KW; ++j) {                                                 \
+                    const int64_t s = plane[i * W + j];                                            \
+                    if (s >= T) continue;                                                          \
+                    const int64_t row = mode == 2 ? 0 : s;                                         \
+                    T_ *dst = acc + row * FP;                                                      \
+                    const T_ *src = table + ((c * KH + i) * KW + j) * FP;                          \
+                    if (touched[row]) {                                                            \
+                        for (int64_t f = 0; f < FP; ++f) dst[f] += src[f];                         \
+                    } else {                                                                       \
+                        for (int64_t f = 0; f < FP; ++f) dst[f] = src[f];                          \
+                        touched[row] = 1;                                                          \
                     }                                                                              \
-                }                                                                                  \
-            }                                                                                      \
-            if (mode == 2) {                                                                       \
-                memcpy((T_ *)out + p * F, acc, sizeof(T_) * (size_t)F);                            \
-                continue;                                                                          \
-            }                                                                                      \
-            if (mode == 0) {                                                                       \
-                for (int64_t t = 1; t < T; ++t) {                                                  \
-                    T_ *cur = acc + t * F;                                                         \
-                    const T_ *prev = cur - F;                                                      \
-                    for (int64_t f = 0; f < F; ++f) cur[f] += prev[f];                             \
-                }                                                                                  \
-                memcpy((T_ *)out + p * T * F, acc, sizeof(T_) * (size_t)(T * F));                  \
-            } else {                                                                               \
-                /* running potentials over time, all features at once and without branches (the \
-                   same sums in the same order as the cumulative sum): the first step above the   \
-                   threshold and the potential there */                                           \
-                for (int64_t f = 0; f < F; ++f) { run[f] = (T_)0; first[f] = (int32_t)T; fval[f] = (T_)0; } \
-                for (int64_t t = 0; t < T; ++t) {                                                  \
-                    const T_ *inc = acc + t * F;                                                   \
-                    for (int64_t f = 0; f < F; ++f) {                                              \
-                        const T_ r = run[f] + inc[f];                                              \
-                        const int hit = (r > threshold) & (first[f] == (int32_t)T);                \
-                        run[f] = r;                                                                \
-                        first[f] = hit ? (int32_t)t : first[f];                                    \
-                        fval[f] = hit ? r : fval[f];                                               \
-                    }                                                                              \
-                }                                                                                  \
-                uint8_t *spikes = (uint8_t *)out;                                                  \
-                for (int64_t f = 0; f < F; ++f) {                                                  \
-                    const int64_t o = ((b * F + f) * HO + y) * WO + x;                             \
-                    spikes[o] = (uint8_t)first[f];                                                 \
-                    if (mode == 3) ((T_ *)out2)[o] = fval[f];                                      \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        free(acc);                                                                                 \
-        free(first);                                                                               \
+        if (mode == 2) {                                                                           \
+            if (!touched[0]) memset(acc, 0, sizeof(T_) * (size_t)F);                               \
+            memcpy((T_ *)out + p * F, acc, sizeof(T_) * (size_t)F);                                \
+            continue;                                                                              \
+        }                                                                                          \
+        if (mode == 0) {                                                                           \
+            T_ *dst = (T_ *)out + p * T * F;                                                       \
+            for (int64_t f = 0; f < F; ++f) run[f] = (T_)0;                                        \
+            for (int64_t t = 0; t < T; ++t) {                                                      \
+                if (touched[t]) {                                                                  \
+                    const T_ *inc = acc + t * FP;                                                  \
+                    for (int64_t f = 0; f < F; ++f) run[f] = t ? run[f] + inc[f] : inc[f];         \
+                }                                                                                  \
+                memcpy(dst + t * F, run, sizeof(T_) * (size_t)F);                                  \
+            }                                                                                      \
+        } else {                                                                                   \
+            /* running potentials over time, all features at once and without branches (the     \
+               same sums in the same order as a cumulative sum; a step without input spikes      \
+               changes no potential, so only the first step and steps with spikes are visited): \
+               the first step above the threshold and the potential there */                      \
+            for (int64_t f = 0; f < FP; ++f) { run[f] = (T_)0; first[f] = (int32_t)T; fval[f] = (T_)0; } \
+            for (int64_t t = 0; t < T; ++t) {                                                      \
+                if (!touched[t]) {                                                                 \
+                    if (t > 0) continue;                                                           \
+                    for (int64_t f = 0; f < FP; ++f) acc[f] = (T_)0;                               \
+                }                                                                                  \
+                const T_ *inc = acc + t * FP;                                                      \
+                for (int64_t f = 0; f < FP; ++f) {                                                 \
+                    const T_ r = run[f] + inc[f];                                                  \
+                    const int hit = (r > threshold) & (first[f] == (int32_t)T);                    \
+                    run[f] = r;                                                                    \
+                    first[f] = hit ? (int32_t)t : first[f];                                        \
+                    fval[f] = hit ? r : fval[f];                                                   \
+                }                                                                                  \
+            }                                                                                      \
+            uint8_t *spikes = (uint8_t *)out;                                                      \
+            for (int64_t f = 0; f < F; ++f) {                                                      \
+                const int64_t o = ((b * F + f) * HO + y) * WO + x;                                 \
+                spikes[o] = (uint8_t)first[f];                                                     \
+                if (mode == 3) ((T_ *)out2)[o] = fval[f];                                          \
+            }                                                                                      \
+        }                                                                                          \
     }                                                                                              \
+    free(acc);                                                                                     \
+    free(first);                                                                                   \
+    free(touched);                                                                                 \
+    if (table != wt) free(table);                                                                  \
 }
 
 DEFINE_KERNEL(float, f32)
