@@ -225,10 +225,10 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
     monkeypatch.setattr(kernels, "_library", None)
     monkeypatch.setattr(kernels, "_failed", None)
 
-    def broken(target):
+    def broken(*args, **kwargs):
         raise KernelBuildError("no compiler here")
 
-    monkeypatch.setattr(kernels, "_compile", broken)
+    monkeypatch.setattr(kernels, "load_c_library", broken)
     with pytest.warns(RuntimeWarning, match="no compiler here"):
         assert resolve_backend(None, "cpu") == "torch"
     with warnings.catch_warnings():

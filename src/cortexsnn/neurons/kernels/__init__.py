@@ -19,13 +19,12 @@ Backends, in order of preference on each device:
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import threading
 import warnings
 from pathlib import Path
 
-from cortexsnn.utils.cbuild import KernelBuildError, compile_c_library
+from cortexsnn.utils.cbuild import KernelBuildError, load_c_library
 
 __all__ = ["cpu_kernel", "triton_kernel", "resolve_backend", "BACKENDS", "KernelBuildError"]
 
@@ -39,16 +38,6 @@ _library: ctypes.CDLL | None = None
 _failed: str | None = None
 _triton_module = None
 _triton_failed: str | None = None
-
-
-def _build_dir() -> Path:
-    from cortexsnn.data.paths import cache_dir
-
-    return cache_dir() / "kernels"
-
-
-def _compile(target: Path) -> None:
-    compile_c_library(_SOURCE, target, _FLAGS, libs=("-lm",))
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -79,13 +68,8 @@ def cpu_kernel() -> ctypes.CDLL | None:
     with _lock:
         if _library is not None or _failed is not None:
             return _library
-        source = _SOURCE.read_bytes()
-        key = hashlib.sha256(source + " ".join(_FLAGS).encode()).hexdigest()[:16]
-        target = _build_dir() / f"lif_cpu_{key}.so"
         try:
-            if not target.is_file():
-                _compile(target)
-            lib = ctypes.CDLL(str(target))
+            lib = load_c_library(_SOURCE, _FLAGS, "lif_cpu", libs=("-lm",))
             _declare(lib)
             _library = lib
         except (OSError, KernelBuildError) as exc:
