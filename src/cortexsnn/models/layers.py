@@ -266,7 +266,7 @@ def fire_and_pool(neuron: nn.Module, pool: nn.Module, x: Tensor) -> Tensor:
         return pool(neuron(x))
     steps = x.shape[0]
     out, v_last = neuron_maxpool_static(
-        x[0], steps, tau=getattr(neuron, "tau", None) if isinstance(neuron, LIFNode) else None,
+        x[0], steps, tau=neuron.tau if isinstance(neuron, LIFNode) else None,
         decay_input=getattr(neuron, "decay_input", True), v_threshold=neuron.v_threshold, v_reset=neuron.v_reset,
         v_init=float(neuron.v), surrogate=neuron.surrogate, detach_reset=neuron.detach_reset,
         kernel_size=_pair(pool.kernel_size), stride=_pair(pool.stride if pool.stride is not None else pool.kernel_size),

@@ -15,7 +15,7 @@ Two modes (see :class:`cortexsnn.plasticity.training`):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -61,6 +61,11 @@ class RSTDPRule:
     lower: float = 0.2
     upper: float = 0.8
     adaptive: bool = True
+
+    def scaled(self, factor: float) -> "RSTDPRule":
+        """This rule with its four reward and punishment rates multiplied by ``factor``."""
+        return replace(self, reward_plus=self.reward_plus * factor, reward_minus=self.reward_minus * factor,
+                       punish_plus=self.punish_plus * factor, punish_minus=self.punish_minus * factor)
 
 
 def stdp_rates_for_samples(rule: STDPRule, sample_numbers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

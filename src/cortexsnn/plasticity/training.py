@@ -496,7 +496,7 @@ def fit(
             if base_rules and rstdp_rate_schedule is not None:
                 factor = rstdp_rate_schedule[min(epoch, len(rstdp_rate_schedule) - 1)]
                 for name, rule in base_rules.items():
-                    model.layers[name].rstdp = _scaled_rule(rule, factor)
+                    model.layers[name].rstdp = rule.scaled(factor)
                 record_extra = {"rate_factor": factor}
             else:
                 record_extra = {}
@@ -556,14 +556,6 @@ def fit(
             on_epoch_end(state)
     state["done"] = True
     return state
-
-
-def _scaled_rule(rule, factor: float):
-    """``rule`` with its four R-STDP rates multiplied by ``factor``."""
-    from dataclasses import replace
-
-    return replace(rule, reward_plus=rule.reward_plus * factor, reward_minus=rule.reward_minus * factor,
-                   punish_plus=rule.punish_plus * factor, punish_minus=rule.punish_minus * factor)
 
 
 def _finish_stage(model: STDPNetwork, stage: Stage, state: dict) -> None:

@@ -122,12 +122,9 @@ def build_model(name: str) -> STDPNetwork:
 def scale_rstdp_rates(model: STDPNetwork, factor: float) -> None:
     """Multiply the reward and punishment rates of every R-STDP layer of ``model`` by ``factor``
     (in place; bounds and the adaptive scaling are unchanged)."""
-    from dataclasses import replace
-
     if not factor > 0:
         raise ValueError(f"the rate factor must be positive, got {factor}")
     for layer in model.layers.values():
         rule = layer.rstdp
         if rule is not None:
-            layer.rstdp = replace(rule, reward_plus=rule.reward_plus * factor, reward_minus=rule.reward_minus * factor,
-                                  punish_plus=rule.punish_plus * factor, punish_minus=rule.punish_minus * factor)
+            layer.rstdp = rule.scaled(factor)
