@@ -10,6 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import stdp_reference as ref  # noqa: E402
 
+from cortexsnn.plasticity.kernels import spike_conv_kernel
 from cortexsnn.plasticity.layers import SpikeConv
 from cortexsnn.plasticity.models.network import Stage, STDPNetwork
 from cortexsnn.plasticity.stdp import RSTDPRule, STDPRule
@@ -60,10 +61,17 @@ def test_stdp_sequential_matches_reference(method, stabilizer):
     assert (layer.weight - expected.new_tensor(0.5)).abs().max() > 0.2
 
 
-@pytest.mark.parametrize("chunk", [1, 4, 32])
-def test_rstdp_sequential_matches_reference(chunk):
-    """Also checks the chunked potentials of the heads-only path: features changed earlier in a
-    chunk (and the first update's clamp of the whole tensor) must be seen by later images."""
+@pytest.mark.parametrize(("compiled", "chunk"), [(True, 32), (False, 1), (False, 4), (False, 32)])
+def test_rstdp_sequential_matches_reference(compiled, chunk, monkeypatch):
+    """Both heads-only paths: the compiled per-image loop, and the chunked PyTorch potentials, where
+    features changed earlier in a chunk (and the first update's clamp of the whole tensor) must be
+    seen by later images."""
+    import cortexsnn.plasticity.training as training
+
+    if not compiled:
+        monkeypatch.setattr(training, "_rstdp_heads_sequential_c", lambda *args: None)
+    elif spike_conv_kernel() is None:
+        pytest.skip("no C compiler for the compiled kernel")
     torch.manual_seed(3)
     per_class = 2
     layer = SpikeConv(4, 5, 3, padding=1, threshold=3.0, k_winners=1)

@@ -252,7 +252,10 @@ def train_rstdp_batch(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, la
     batch = inputs.shape[0]
     decisions = []
     if mode == "sequential" and _heads_only(model, stage):
-        decisions.append(_rstdp_heads_sequential(model, stage, inputs, labels, adaptive, chunk=sequential_chunk))
+        compiled = _rstdp_heads_sequential_c(model, stage, inputs, labels, adaptive)
+        if compiled is None:
+            compiled = _rstdp_heads_sequential(model, stage, inputs, labels, adaptive, chunk=sequential_chunk)
+        decisions.append(compiled)
     elif mode == "sequential":
         in_bounds = {n for n in stage.layers
                      if bool(((model.layers[n].weight >= model.layers[n].rstdp.lower)
@@ -289,6 +292,54 @@ def train_rstdp_batch(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, la
 def _heads_only(model: STDPNetwork, stage: Stage) -> bool:
     """True when the stage trains only last-step decision heads on fired maps."""
     return model.fired_only() and all(name in model.heads for name in stage.layers)
+
+
+def _rstdp_heads_sequential_c(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, labels: torch.Tensor,
+                              adaptive: AdaptiveRates) -> torch.Tensor | None:
+    """:func:`_rstdp_heads_sequential` in the compiled kernel (``rstdp_head_sequential_*``), or
+    ``None`` when it does not apply (no compiler, non-CPU or non-float weights, or several heads
+    judged by a common decision).
+
+    A head is judged by its own class when it is the only head or the heads vote, so each trained
+    head runs through the images on its own: per image the sparse last-step potentials of its
+    fired inputs, the decision with :func:`decision_winners`' score in the same precision, and the
+    update of :func:`apply_stdp_image`. The weights are those of the per-image loop (up to the
+    order of the float sums of the potentials; the reference test checks them exactly).
+    """
+    import ctypes
+
+    heads = list(model.heads)
+    if len(heads) > 1 and model.vote != "majority":
+        return None
+    time_steps = model.time_steps
+    classes = []
+    for h in heads:
+        layer = model.layers[h]
+        weight = layer.weight
+        fired = (layer.pad(inputs, time_steps) < time_steps).to(torch.uint8).contiguous()
+        if h not in stage.layers:
+            pot = torch.nn.functional.conv2d(fired.to(weight.dtype), weight)
+            winner, valid = decision_winners(pot, time_steps)
+            classes.append(torch.where(valid, winner[:, 0] // model.features_per_class, torch.full_like(winner[:, 0], -1)))
+            continue
+        lib = _kernel_for(fired, weight, layer.method)
+        if lib is None or not weight.is_contiguous():
+            return None
+        rule = layer.rstdp
+        rs = adaptive.reward if rule.adaptive else 1.0
+        ps = adaptive.punish if rule.adaptive else 1.0
+        in_bounds = bool(((weight >= rule.lower) & (weight <= rule.upper)).all())
+        b, c, hh, ww = fired.shape
+        f, _, kh, kw = weight.shape
+        out = torch.empty(b, dtype=torch.long)
+        own_labels = labels.long().contiguous()
+        fn = lib.rstdp_head_sequential_f32 if weight.dtype == torch.float32 else lib.rstdp_head_sequential_f64
+        ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
+        fn(ptr(fired), ptr(weight), b, c, hh, ww, f, kh, kw, time_steps, model.features_per_class, ptr(own_labels),
+           rule.reward_plus * rs, rule.reward_minus * rs, rule.punish_plus * ps, rule.punish_minus * ps,
+           int(rule.stabilizer), float(rule.lower), float(rule.upper), int(not in_bounds), ptr(out))
+        classes.append(out)
+    return model.combine(classes)
 
 
 def _rstdp_heads_sequential(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, labels: torch.Tensor,

@@ -36,6 +36,11 @@ def _declare(lib: ctypes.CDLL) -> None:
         sequential.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i64, real, i64, i64, i32, p, p, i32, real,
                                real, i32]
         sequential.restype = ctypes.c_int64
+        head = getattr(lib, f"rstdp_head_sequential_{suffix}")
+        f64 = ctypes.c_double
+        head.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i64, i64, p, f64, f64, f64, f64, i32, real, real,
+                         i32, p]
+        head.restype = ctypes.c_int64
 
 
 def spike_conv_kernel() -> ctypes.CDLL | None:

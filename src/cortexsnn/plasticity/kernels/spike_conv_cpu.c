@@ -345,3 +345,205 @@ int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t
 
 DEFINE_SEQUENTIAL(float, f32)
 DEFINE_SEQUENTIAL(double, f64)
+
+/*
+ * Sequential R-STDP of a last-step decision head (the seed's per-image semantics), images in order.
+ * The head's input is a fired map (fired[B][C][H][W], 0/1, already padded), so its last-step
+ * potential is P[f][y][x] = sum of w[f][c][i][j] over the fired inputs fired[c][y+i][x+j],
+ * added in (c, i, j) order. Per image:
+ *   1. P for every feature and position;
+ *   2. the decision, with the score of cortexsnn.plasticity.spike_ops.decision_winners in the
+ *      same precision: v = T * max(P > 0 ? P : 0); total = P > 0 ? P + v : 0; the winner is the
+ *      first maximum of total in (f, y, x) order, valid when total > 0; class = f / per_class;
+ *   3. when valid: reward (class == label) uses (reward_plus, reward_minus), punishment the
+ *      punish rates; the winner's kernel is updated as apply_stdp_image does (rate = a+ where the
+ *      input fired, else a-; times (w - lower)(upper - w) with the stabiliser; w = clamp(w + rate)).
+ *      With clamp_all, the whole tensor is clamped at the first update, as the PyTorch path does
+ *      while the weights may lie outside the bounds.
+ * Memory, not arithmetic, bounds step 1 (the transposed table [C][KH][KW][F] is megabytes), so
+ * the potentials of a chunk of images are computed together, each table row read once per
+ * chunk, from the weights at the chunk's start. An image's update changes one feature, so before
+ * image i of a chunk is decided, the potentials of the features changed by the images before it
+ * are recomputed from the current weights, with the same additions in the same order: every
+ * image sees exactly the potentials the one-image-at-a-time loop gives it.
+ * decisions[B]: the class, or -1 (silent). Returns the number of updates.
+ */
+#define RSTDP_CHUNK 4
+#define DEFINE_RSTDP_HEAD(T_, SUF)                                                                 \
+typedef T_ vec_##SUF __attribute__((vector_size(32), aligned(sizeof(T_))));                        \
+/* dst[0:FP] += sum over a of rows[offsets[a] : offsets[a] + FP], each lane adding in order a =   \
+   0, 1, ...; groups of 8 vectors are kept in registers across the rows */                         \
+static inline void add_rows_##SUF(T_ *restrict dst, const T_ *restrict rows,                        \
+                                  const int64_t *offsets, int64_t count, int64_t FP) {              \
+    const int64_t lanes = 32 / (int64_t)sizeof(T_), group = 8 * lanes;                             \
+    int64_t f = 0;                                                                                 \
+    for (; f + group <= FP; f += group) {                                                          \
+        vec_##SUF r[8];                                                                            \
+        for (int v = 0; v < 8; ++v) r[v] = *(const vec_##SUF *)(dst + f + v * lanes);              \
+        for (int64_t a = 0; a < count; ++a) {                                                      \
+            const T_ *src = rows + offsets[a] + f;                                                 \
+            for (int v = 0; v < 8; ++v) r[v] += *(const vec_##SUF *)(src + v * lanes);             \
+        }                                                                                          \
+        for (int v = 0; v < 8; ++v) *(vec_##SUF *)(dst + f + v * lanes) = r[v];                    \
+    }                                                                                              \
+    for (; f < FP; f += lanes) {                                                                   \
+        vec_##SUF r = *(const vec_##SUF *)(dst + f);                                               \
+        for (int64_t a = 0; a < count; ++a) r += *(const vec_##SUF *)(rows + offsets[a] + f);      \
+        *(vec_##SUF *)(dst + f) = r;                                                               \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+static void head_table_##SUF(const T_ *weight, T_ *wt, int64_t F, int64_t FP, int64_t NK) {        \
+    for (int64_t f = 0; f < F; ++f)                                                                \
+        for (int64_t q = 0; q < NK; ++q) wt[q * FP + f] = weight[f * NK + q];                      \
+}                                                                                                  \
+                                                                                                   \
+int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B, int64_t C,        \
+                                    int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
+                                    int64_t T, int64_t per_class, const int64_t *labels,           \
+                                    double reward_plus, double reward_minus, double punish_plus,   \
+                                    double punish_minus, int stabilizer, T_ lower, T_ upper,       \
+                                    int clamp_all, int64_t *decisions) {                           \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, L = HO * WO, NK = C * KH * KW, image = C * H * W;\
+    const int64_t FP = padded_features(F);                                                         \
+    T_ *wt = (T_ *)malloc(sizeof(T_) * (size_t)(NK * FP));  /* transposed, padded: [NK][FP] */     \
+    T_ *acc = (T_ *)malloc(sizeof(T_) * (size_t)(RSTDP_CHUNK * L * FP));  /* [n][L][FP] */         \
+    uint8_t *changed = (uint8_t *)malloc((size_t)F);                                               \
+    int64_t *changed_list = (int64_t *)malloc(sizeof(int64_t) * (size_t)(F + 1));                  \
+    int64_t *active = (int64_t *)malloc(sizeof(int64_t) * (size_t)(3 * image + 1));  /* c KH KW, y, x */\
+    int64_t *offsets = (int64_t *)malloc(sizeof(int64_t) * (size_t)(KH * KW + 1));                 \
+    uint64_t *bits = W <= 64 ? (uint64_t *)malloc(sizeof(uint64_t) * (size_t)H) : NULL;             \
+    const uint64_t window = KW >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << KW) - 1);                   \
+    T_ *sums = (T_ *)malloc(sizeof(T_) * (size_t)(L + 1));                                         \
+    int64_t updates = 0, n_active = 0;                                                             \
+    memset(wt, 0, sizeof(T_) * (size_t)(NK * FP));                                                 \
+    head_table_##SUF(weight, wt, F, FP, NK);                                                       \
+    for (int64_t s = 0; s < B; s += RSTDP_CHUNK) {                                                 \
+        const int64_t n = B - s < RSTDP_CHUNK ? B - s : RSTDP_CHUNK;                               \
+        memset(acc, 0, sizeof(T_) * (size_t)(n * L * FP));                                         \
+        /* one input channel at a time: its KH x KW table rows stay in L1 while they are added    \
+           into every image and position of the chunk, in (i, j) order, in register blocks */      \
+        for (int64_t c = 0; c < C; ++c) {                                                          \
+            const T_ *rows = wt + c * KH * KW * FP;                                                \
+            for (int64_t m = 0; m < n; ++m) {                                                      \
+                const uint8_t *plane = fired + (s + m) * image + c * H * W;                        \
+                if (bits)  /* the plane's rows as bit masks (x -> bit x) */                        \
+                    for (int64_t y = 0; y < H; ++y) {                                              \
+                        uint64_t row = 0;                                                          \
+                        for (int64_t x = 0; x < W; ++x) row |= (uint64_t)(plane[y * W + x] != 0) << x;\
+                        bits[y] = row;                                                             \
+                    }                                                                              \
+                for (int64_t y = 0; y < HO; ++y)                                                   \
+                    for (int64_t x = 0; x < WO; ++x) {                                             \
+                        int64_t count = 0;                                                         \
+                        if (bits) {                                                                \
+                            for (int64_t i = 0; i < KH; ++i) {                                     \
+                                uint64_t row = (bits[y + i] >> x) & window;                        \
+                                while (row) {                                                      \
+                                    const int64_t j = __builtin_ctzll(row);                        \
+                                    row &= row - 1;                                                \
+                                    offsets[count++] = (i * KW + j) * FP;                          \
+                                }                                                                  \
+                            }                                                                      \
+                        } else {                                                                   \
+                            for (int64_t i = 0; i < KH; ++i)                                       \
+                                for (int64_t j = 0; j < KW; ++j)                                   \
+                                    if (plane[(y + i) * W + x + j]) offsets[count++] = (i * KW + j) * FP;\
+                        }                                                                          \
+                        if (count) add_rows_##SUF(acc + (m * L + y * WO + x) * FP, rows, offsets, count, FP);\
+                    }                                                                              \
+            }                                                                                      \
+        }                                                                                          \
+        memset(changed, 0, (size_t)F);                                                             \
+        int64_t n_changed = 0;                                                                     \
+        for (int64_t m = 0; m < n; ++m) {                                                          \
+            const int64_t b = s + m;                                                               \
+            const uint8_t *in = fired + b * image;                                                 \
+            T_ *pot = acc + m * L * FP;                                                            \
+            if (n_changed) {  /* the fired inputs of the image in (c, y, x) order */               \
+                n_active = 0;                                                                      \
+                for (int64_t q = 0; q < image; ++q)                                                \
+                    if (in[q]) {                                                                   \
+                        active[3 * n_active] = q / (H * W) * KH * KW;                              \
+                        active[3 * n_active + 1] = (q / W) % H;                                    \
+                        active[3 * n_active + 2] = q % W;                                          \
+                        ++n_active;                                                                \
+                    }                                                                              \
+            }                                                                                      \
+            for (int64_t k = 0; k < n_changed; ++k) {                                              \
+                /* per output, the same additions in the same order as the chunk's sums above    \
+                   (inputs in (c, i, j) order), from the current weights */                        \
+                const int64_t g = changed_list[k];                                                 \
+                const T_ *wg = weight + g * NK;                                                    \
+                for (int64_t l = 0; l < L; ++l) sums[l] = 0;                                       \
+                for (int64_t a = 0; a < n_active; ++a) {                                           \
+                    const int64_t yy = active[3 * a + 1], xx = active[3 * a + 2];                  \
+                    const int64_t y0 = yy - KH + 1 > 0 ? yy - KH + 1 : 0, y1 = yy < HO - 1 ? yy : HO - 1;\
+                    const int64_t x0 = xx - KW + 1 > 0 ? xx - KW + 1 : 0, x1 = xx < WO - 1 ? xx : WO - 1;\
+                    const T_ *wc = wg + active[3 * a];                                             \
+                    for (int64_t y = y0; y <= y1; ++y)                                             \
+                        for (int64_t x = x0; x <= x1; ++x)                                         \
+                            sums[y * WO + x] += wc[(yy - y) * KW + xx - x];                        \
+                }                                                                                  \
+                for (int64_t l = 0; l < L; ++l) pot[l * FP + g] = sums[l];                         \
+            }                                                                                      \
+            T_ top = 0;                                                                            \
+            for (int64_t l = 0; l < L; ++l)                                                        \
+                for (int64_t f = 0; f < F; ++f) { const T_ p = pot[l * FP + f]; if (p > top) top = p; }\
+            const T_ v = top * (T_)T;                                                              \
+            T_ best = 0;                                                                           \
+            int64_t win_f = 0, win_l = 0;                                                          \
+            for (int64_t f = 0; f < F; ++f)                                                        \
+                for (int64_t l = 0; l < L; ++l) {                                                  \
+                    const T_ p = pot[l * FP + f];                                                  \
+                    const T_ total = p > 0 ? p + v : (T_)0;                                        \
+                    if (total > best) { best = total; win_f = f; win_l = l; }                      \
+                }                                                                                  \
+            if (!(best > 0)) { decisions[b] = -1; continue; }                                      \
+            const int64_t cls = win_f / per_class;                                                 \
+            decisions[b] = cls;                                                                    \
+            const int reward = cls == labels[b];                                                   \
+            const T_ ap = (T_)(reward ? reward_plus : punish_plus);                                \
+            const T_ an = (T_)(reward ? reward_minus : punish_minus);                              \
+            const int64_t wy = win_l / WO, wx = win_l % WO;                                        \
+            T_ *wf = weight + win_f * NK;                                                          \
+            for (int64_t c = 0; c < C; ++c)                                                        \
+                for (int64_t i = 0; i < KH; ++i)                                                   \
+                    for (int64_t j = 0; j < KW; ++j) {                                             \
+                        const int64_t q = (c * KH + i) * KW + j;                                   \
+                        const T_ w = wf[q];                                                        \
+                        T_ rate = in[(c * H + wy + i) * W + wx + j] ? ap : an;                     \
+                        if (stabilizer) {                                                          \
+                            const T_ span = (w - lower) * (upper - w);                             \
+                            rate = rate * span;                                                    \
+                        }                                                                          \
+                        const T_ nw = w + rate;                                                    \
+                        wf[q] = nw < lower ? lower : (nw > upper ? upper : nw);                    \
+                    }                                                                              \
+            ++updates;                                                                             \
+            if (clamp_all) {  /* the row above is final; every other weight is clamped once */     \
+                for (int64_t f = 0; f < F; ++f) {                                                  \
+                    if (f != win_f)                                                                \
+                        for (int64_t q = 0; q < NK; ++q) {                                         \
+                            const T_ w = weight[f * NK + q];                                       \
+                            weight[f * NK + q] = w < lower ? lower : (w > upper ? upper : w);      \
+                        }                                                                          \
+                    if (!changed[f]) { changed[f] = 1; changed_list[n_changed++] = f; }            \
+                }                                                                                  \
+                clamp_all = 0;                                                                     \
+            } else if (!changed[win_f]) {                                                          \
+                changed[win_f] = 1;                                                                \
+                changed_list[n_changed++] = win_f;                                                 \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t k = 0; k < n_changed; ++k) {                                                  \
+            const int64_t g = changed_list[k];                                                     \
+            for (int64_t q = 0; q < NK; ++q) wt[q * FP + g] = weight[g * NK + q];                  \
+        }                                                                                          \
+    }                                                                                              \
+    free(wt); free(acc); free(changed); free(changed_list); free(active); free(sums); free(offsets); free(bits);                                      \
+    return updates;                                                                                \
+}
+
+DEFINE_RSTDP_HEAD(float, f32)
+DEFINE_RSTDP_HEAD(double, f64)
