@@ -124,3 +124,64 @@ def test_batched_mode_sums_updates_from_batch_start_weights():
     train_stdp_batch(net, "c1", inputs, "batched")
     assert expected_delta.abs().max() > 0.09  # several images updated the same feature
     torch.testing.assert_close(net.layers["c1"].weight, (start + expected_delta).clamp(0, 1), rtol=0, atol=1e-12)
+
+
+def _majority_net(trained: list[str]) -> STDPNetwork:
+    heads = {f"h{k}": SpikeConv(4, 3 * 2, k, padding=k // 2, threshold=None,
+                                rstdp=RSTDPRule(0.05, -0.03, -0.04, 0.01, lower=0.2, upper=0.8),
+                                weight_mean=0.6, weight_std=0.2) for k in (1, 3, 5)}
+    return STDPNetwork("test", heads, [], list(heads), [Stage("heads", "rstdp", trained)], vote="majority",
+                       tie_head=1, time_steps=T, n_classes=3, features_per_class=2).double()
+
+
+@pytest.mark.parametrize("trained", [["h1", "h3", "h5"], ["h3"]])
+def test_compiled_heads_equal_pytorch_heads_under_majority_vote(trained, monkeypatch):
+    """Each head of a majority vote is judged by its own class, so the compiled loop runs the heads
+    one after the other; weights and decisions must equal the PyTorch path's (which interleaves
+    them image by image), also when only some heads learn."""
+    import cortexsnn.plasticity.training as training
+
+    if spike_conv_kernel() is None:
+        pytest.skip("no C compiler for the compiled kernel")
+    torch.manual_seed(8)
+    compiled, plain = _majority_net(trained), _majority_net(trained)
+    plain.load_state_dict(compiled.state_dict())
+    inputs = _random_latencies(40, 4, 6, 6, 0.4, seed=9)
+    labels = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(10))
+    stats_c = [train_rstdp_batch(compiled, compiled.stages[0], inputs[s : s + 20], labels[s : s + 20], "sequential",
+                                 AdaptiveRates()) for s in (0, 20)]
+    monkeypatch.setattr(training, "_rstdp_heads_sequential_c", lambda *args: None)
+    stats_p = [train_rstdp_batch(plain, plain.stages[0], inputs[s : s + 20], labels[s : s + 20], "sequential",
+                                 AdaptiveRates()) for s in (0, 20)]
+    assert stats_c == stats_p
+    for name in ("h1", "h3", "h5"):
+        torch.testing.assert_close(compiled.layers[name].weight, plain.layers[name].weight, rtol=0, atol=0)
+    assert sum(s["hits"] + s["misses"] for s in stats_c) > 0
+
+
+def test_compiled_head_float32_matches_pytorch_path(monkeypatch):
+    """float32, as the models train: the same decisions and weights as the PyTorch path on inputs
+    where no two potentials come within rounding of each other (dyadic weights: exact sums)."""
+    import cortexsnn.plasticity.training as training
+
+    if spike_conv_kernel() is None:
+        pytest.skip("no C compiler for the compiled kernel")
+    torch.manual_seed(11)
+    head = SpikeConv(8, 10 * 3, 3, padding=0, threshold=None, rstdp=RSTDPRule(1 / 64, -1 / 128, -1 / 64, 1 / 256,
+                                                                                lower=0.25, upper=0.75))
+    nets = []
+    for _ in range(2):
+        net = STDPNetwork("test", {"h": SpikeConv(8, 10 * 3, 3, threshold=None, rstdp=head.rstdp)}, [], ["h"],
+                          [Stage("h", "rstdp", ["h"])], time_steps=T, n_classes=10, features_per_class=3)
+        nets.append(net)
+    w = torch.round(torch.rand(30, 8, 3, 3) * 32) / 64 + 0.25
+    for net in nets:
+        net.layers["h"].weight.copy_(w)
+    inputs = _random_latencies(64, 8, 6, 6, 0.5, seed=12)
+    labels = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(13))
+    out_c = train_rstdp_batch(nets[0], nets[0].stages[0], inputs, labels, "sequential", AdaptiveRates())
+    monkeypatch.setattr(training, "_rstdp_heads_sequential_c", lambda *args: None)
+    out_p = train_rstdp_batch(nets[1], nets[1].stages[0], inputs, labels, "sequential", AdaptiveRates())
+    assert out_c == out_p and out_c["hits"] + out_c["misses"] == 64
+    torch.testing.assert_close(nets[0].layers["h"].weight, nets[1].layers["h"].weight, rtol=0, atol=0)
+    assert not torch.equal(nets[0].layers["h"].weight, w)
