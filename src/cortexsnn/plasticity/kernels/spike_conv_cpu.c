@@ -404,12 +404,9 @@ static inline void add_rows_##SUF(T_ *restrict dst, const T_ *restrict rows,    
 /* the potentials of a chunk of images, features [f0, f1) of thread tid (a split of whole vectors) */\
 typedef struct {                                                                                   \
     const uint8_t *fired;                                                                          \
-    T_ *wt;                                                                                        \
+    const T_ *wt;                                                                                  \
     T_ *acc;                                                                                       \
     int64_t C, H, W, KH, KW, FP, s, n;                                                             \
-    const T_ *weight;                                                                              \
-    const int64_t *changed_list;                                                                   \
-    int64_t n_changed;                                                                             \
     int threads, stop, ready;  /* ready: threads and the barriers are final (set after creation) */\
     pthread_barrier_t start, done;                                                                 \
 } head_job_##SUF;                                                                                  \
@@ -421,14 +418,6 @@ static void head_sums_##SUF(const head_job_##SUF *job, int tid, int64_t *offsets
     const int64_t f0 = nvec * tid / job->threads * lanes, f1 = nvec * (tid + 1) / job->threads * lanes;\
     const uint64_t window = KW >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << KW) - 1);                   \
     if (f1 <= f0) return;                                                                          \
-    /* the table columns of the features the last chunk changed, by the thread that reads them     \
-       (a column is one value in each of NK rows: written from another core, every row's cache     \
-       line would move between the cores) */                                                       \
-    for (int64_t k = 0; k < job->n_changed; ++k) {                                                 \
-        const int64_t g = job->changed_list[k], NK = C * KH * KW;                                  \
-        if (g < f0 || g >= f1) continue;                                                           \
-        for (int64_t q = 0; q < NK; ++q) job->wt[q * FP + g] = job->weight[g * NK + q];            \
-    }                                                                                              \
     for (int64_t q = 0; q < job->n * L; ++q) memset(job->acc + q * FP + f0, 0, sizeof(T_) * (size_t)(f1 - f0));\
     /* one input channel at a time: its KH x KW table rows stay in L1 while they are added into   \
        every image and position of the chunk, in (i, j) order, in register blocks */               \
@@ -513,7 +502,7 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
     if (threads > 8) threads = 8;                                                                  \
     if (threads > FP / (32 / (int64_t)sizeof(T_))) threads = (int)(FP / (32 / (int64_t)sizeof(T_)));\
     if (threads < 1) threads = 1;                                                                  \
-    head_job_##SUF job = {fired, wt, acc, C, H, W, KH, KW, FP, 0, 0, weight, changed_list, 0, threads, 0, 0};\
+    head_job_##SUF job = {fired, wt, acc, C, H, W, KH, KW, FP, 0, 0, threads, 0, 0};               \
     pthread_t ids[8];                                                                              \
     head_worker_##SUF workers[8];                                                                  \
     int started = 1;                                                                               \
@@ -617,7 +606,10 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
                 changed_list[n_changed++] = win_f;                                                 \
             }                                                                                      \
         }                                                                                          \
-        job.n_changed = n_changed;  /* the next chunk's threads refresh their table columns */     \
+        for (int64_t k = 0; k < n_changed; ++k) {                                                  \
+            const int64_t g = changed_list[k];                                                     \
+            for (int64_t q = 0; q < NK; ++q) wt[q * FP + g] = weight[g * NK + q];                  \
+        }                                                                                          \
     }                                                                                              \
     if (threads > 1) {                                                                             \
         job.stop = 1;                                                                              \
