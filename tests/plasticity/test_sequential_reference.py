@@ -159,24 +159,13 @@ def test_compiled_heads_equal_pytorch_heads_under_majority_vote(trained, monkeyp
     assert sum(s["hits"] + s["misses"] for s in stats_c) > 0
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_compiled_head_float32_matches_pytorch_path(threads, monkeypatch):
+def test_compiled_head_float32_matches_pytorch_path(monkeypatch):
     """float32, as the models train: the same decisions and weights as the PyTorch path on inputs
-    where no two potentials come within rounding of each other (dyadic weights: exact sums); the
-    compiled loop's threads split the features (30 here: 4 vectors) without changing a result."""
+    where no two potentials come within rounding of each other (dyadic weights: exact sums)."""
     import cortexsnn.plasticity.training as training
 
     if spike_conv_kernel() is None:
         pytest.skip("no C compiler for the compiled kernel")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        _compare_float32_head(monkeypatch, training)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _compare_float32_head(monkeypatch, training):
     torch.manual_seed(11)
     head = SpikeConv(8, 10 * 3, 3, padding=0, threshold=None, rstdp=RSTDPRule(1 / 64, -1 / 128, -1 / 64, 1 / 256,
                                                                                 lower=0.25, upper=0.75))

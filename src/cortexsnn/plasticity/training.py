@@ -303,8 +303,7 @@ def _rstdp_heads_sequential_c(model: STDPNetwork, stage: Stage, inputs: torch.Te
     A head is judged by its own class when it is the only head or the heads vote, so each trained
     head runs through the images on its own: per image the sparse last-step potentials of its
     fired inputs, the decision with :func:`decision_winners`' score in the same precision, and the
-    update of :func:`apply_stdp_image`. The potentials' features are split over
-    ``torch.get_num_threads()`` threads; the results do not depend on the thread count. The weights are those of the per-image loop (up to the
+    update of :func:`apply_stdp_image`. The weights are those of the per-image loop (up to the
     order of the float sums of the potentials; the reference test checks them exactly).
     """
     import ctypes
@@ -338,8 +337,7 @@ def _rstdp_heads_sequential_c(model: STDPNetwork, stage: Stage, inputs: torch.Te
         ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
         fn(ptr(fired), ptr(weight), b, c, hh, ww, f, kh, kw, time_steps, model.features_per_class, ptr(own_labels),
            rule.reward_plus * rs, rule.reward_minus * rs, rule.punish_plus * ps, rule.punish_minus * ps,
-           int(rule.stabilizer), float(rule.lower), float(rule.upper), int(not in_bounds), ptr(out),
-           torch.get_num_threads())
+           int(rule.stabilizer), float(rule.lower), float(rule.upper), int(not in_bounds), ptr(out))
         classes.append(out)
     return model.combine(classes)
 

@@ -17,7 +17,7 @@ __all__ = ["spike_conv_kernel"]
 
 _SOURCE = Path(__file__).with_name("spike_conv_cpu.c")
 # -ffp-contract=off: no fused multiply-adds, so that the STDP update rounds exactly as PyTorch does
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-pthread", "-shared", "-fPIC", "-std=c11"]
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed: str | None = None
@@ -39,7 +39,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         head = getattr(lib, f"rstdp_head_sequential_{suffix}")
         f64 = ctypes.c_double
         head.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i64, i64, p, f64, f64, f64, f64, i32, real, real,
-                         i32, p, i32]
+                         i32, p]
         head.restype = ctypes.c_int64
 
 

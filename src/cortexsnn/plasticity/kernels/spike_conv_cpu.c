@@ -19,9 +19,6 @@
  * No OpenMP on purpose: a second OpenMP runtime next to PyTorch's keeps spinning threads that
  * slow down every PyTorch operation that follows (the caller uses a thread pool instead).
  */
-#define _POSIX_C_SOURCE 200809L  /* pthread barriers */
-#include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,88 +386,11 @@ static inline void add_rows_##SUF(T_ *restrict dst, const T_ *restrict rows,    
         }                                                                                          \
         for (int v = 0; v < 8; ++v) *(vec_##SUF *)(dst + f + v * lanes) = r[v];                    \
     }                                                                                              \
-    if (f < FP) {  /* the last, partial group (FP is whole vectors) */                            \
-        const int64_t nv = (FP - f) / lanes;                                                       \
-        vec_##SUF r[8];                                                                            \
-        for (int v = 0; v < 8; ++v) if (v < nv) r[v] = *(const vec_##SUF *)(dst + f + v * lanes);  \
-        for (int64_t a = 0; a < count; ++a) {                                                      \
-            const T_ *src = rows + offsets[a] + f;                                                 \
-            for (int v = 0; v < 8; ++v) if (v < nv) r[v] += *(const vec_##SUF *)(src + v * lanes); \
-        }                                                                                          \
-        for (int v = 0; v < 8; ++v) if (v < nv) *(vec_##SUF *)(dst + f + v * lanes) = r[v];       \
+    for (; f < FP; f += lanes) {                                                                   \
+        vec_##SUF r = *(const vec_##SUF *)(dst + f);                                               \
+        for (int64_t a = 0; a < count; ++a) r += *(const vec_##SUF *)(rows + offsets[a] + f);      \
+        *(vec_##SUF *)(dst + f) = r;                                                               \
     }                                                                                              \
-}                                                                                                  \
-                                                                                                   \
-/* the potentials of a chunk of images, features [f0, f1) of thread tid (a split of whole vectors) */\
-typedef struct {                                                                                   \
-    const uint8_t *fired;                                                                          \
-    const T_ *wt;                                                                                  \
-    T_ *acc;                                                                                       \
-    int64_t C, H, W, KH, KW, FP, s, n;                                                             \
-    int threads, stop, ready;  /* ready: threads and the barriers are final (set after creation) */\
-    pthread_barrier_t start, done;                                                                 \
-} head_job_##SUF;                                                                                  \
-                                                                                                   \
-static void head_sums_##SUF(const head_job_##SUF *job, int tid, int64_t *offsets, uint64_t *bits) { \
-    const int64_t C = job->C, H = job->H, W = job->W, KH = job->KH, KW = job->KW, FP = job->FP;    \
-    const int64_t HO = H - KH + 1, WO = W - KW + 1, L = HO * WO, image = C * H * W;                \
-    const int64_t lanes = 32 / (int64_t)sizeof(T_), nvec = FP / lanes;                             \
-    const int64_t f0 = nvec * tid / job->threads * lanes, f1 = nvec * (tid + 1) / job->threads * lanes;\
-    const uint64_t window = KW >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << KW) - 1);                   \
-    if (f1 <= f0) return;                                                                          \
-    for (int64_t q = 0; q < job->n * L; ++q) memset(job->acc + q * FP + f0, 0, sizeof(T_) * (size_t)(f1 - f0));\
-    /* one input channel at a time: its KH x KW table rows stay in L1 while they are added into   \
-       every image and position of the chunk, in (i, j) order, in register blocks */               \
-    for (int64_t c = 0; c < C; ++c) {                                                              \
-        const T_ *rows = job->wt + c * KH * KW * FP + f0;                                          \
-        for (int64_t m = 0; m < job->n; ++m) {                                                     \
-            const uint8_t *plane = job->fired + (job->s + m) * image + c * H * W;                  \
-            if (bits)  /* the plane's rows as bit masks (x -> bit x) */                            \
-                for (int64_t y = 0; y < H; ++y) {                                                  \
-                    uint64_t row = 0;                                                              \
-                    for (int64_t x = 0; x < W; ++x) row |= (uint64_t)(plane[y * W + x] != 0) << x; \
-                    bits[y] = row;                                                                 \
-                }                                                                                  \
-            for (int64_t y = 0; y < HO; ++y)                                                       \
-                for (int64_t x = 0; x < WO; ++x) {                                                 \
-                    int64_t count = 0;                                                             \
-                    if (bits) {                                                                    \
-                        for (int64_t i = 0; i < KH; ++i) {                                         \
-                            uint64_t row = (bits[y + i] >> x) & window;                            \
-                            while (row) {                                                          \
-                                const int64_t j = __builtin_ctzll(row);                            \
-                                row &= row - 1;                                                    \
-                                offsets[count++] = (i * KW + j) * FP;                              \
-                            }                                                                      \
-                        }                                                                          \
-                    } else {                                                                       \
-                        for (int64_t i = 0; i < KH; ++i)                                           \
-                            for (int64_t j = 0; j < KW; ++j)                                       \
-                                if (plane[(y + i) * W + x + j]) offsets[count++] = (i * KW + j) * FP;\
-                    }                                                                              \
-                    if (count)                                                                     \
-                        add_rows_##SUF(job->acc + (m * L + y * WO + x) * FP + f0, rows, offsets, count, f1 - f0);\
-                }                                                                                  \
-        }                                                                                          \
-    }                                                                                              \
-}                                                                                                  \
-                                                                                                   \
-typedef struct { head_job_##SUF *job; int tid; } head_worker_##SUF;                                \
-                                                                                                   \
-static void *head_thread_##SUF(void *arg) {                                                        \
-    const head_worker_##SUF *w = (const head_worker_##SUF *)arg;                                   \
-    head_job_##SUF *job = w->job;                                                                  \
-    int64_t *offsets = (int64_t *)malloc(sizeof(int64_t) * (size_t)(job->KH * job->KW + 1));       \
-    uint64_t *bits = job->W <= 64 ? (uint64_t *)malloc(sizeof(uint64_t) * (size_t)job->H) : NULL;  \
-    while (!__atomic_load_n(&job->ready, __ATOMIC_ACQUIRE)) sched_yield();                         \
-    for (;;) {                                                                                     \
-        pthread_barrier_wait(&job->start);                                                         \
-        if (job->stop) break;                                                                      \
-        head_sums_##SUF(job, w->tid, offsets, bits);                                               \
-        pthread_barrier_wait(&job->done);                                                          \
-    }                                                                                              \
-    free(offsets); free(bits);                                                                     \
-    return NULL;                                                                                   \
 }                                                                                                  \
                                                                                                    \
 static void head_table_##SUF(const T_ *weight, T_ *wt, int64_t F, int64_t FP, int64_t NK) {        \
@@ -483,7 +403,7 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
                                     int64_t T, int64_t per_class, const int64_t *labels,           \
                                     double reward_plus, double reward_minus, double punish_plus,   \
                                     double punish_minus, int stabilizer, T_ lower, T_ upper,       \
-                                    int clamp_all, int64_t *decisions, int threads) {              \
+                                    int clamp_all, int64_t *decisions) {                           \
     const int64_t HO = H - KH + 1, WO = W - KW + 1, L = HO * WO, NK = C * KH * KW, image = C * H * W;\
     const int64_t FP = padded_features(F);                                                         \
     T_ *wt = (T_ *)malloc(sizeof(T_) * (size_t)(NK * FP));  /* transposed, padded: [NK][FP] */     \
@@ -493,37 +413,47 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
     int64_t *active = (int64_t *)malloc(sizeof(int64_t) * (size_t)(3 * image + 1));  /* c KH KW, y, x */\
     int64_t *offsets = (int64_t *)malloc(sizeof(int64_t) * (size_t)(KH * KW + 1));                 \
     uint64_t *bits = W <= 64 ? (uint64_t *)malloc(sizeof(uint64_t) * (size_t)H) : NULL;             \
+    const uint64_t window = KW >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << KW) - 1);                   \
     T_ *sums = (T_ *)malloc(sizeof(T_) * (size_t)(L + 1));                                         \
     int64_t updates = 0, n_active = 0;                                                             \
     memset(wt, 0, sizeof(T_) * (size_t)(NK * FP));                                                 \
     head_table_##SUF(weight, wt, F, FP, NK);                                                       \
-    /* threads split the features of the chunk sums (each lane's additions are unchanged, so the  \
-       results do not depend on the thread count); the decisions and updates stay on this one */  \
-    if (threads > 8) threads = 8;                                                                  \
-    if (threads > FP / (32 / (int64_t)sizeof(T_))) threads = (int)(FP / (32 / (int64_t)sizeof(T_)));\
-    if (threads < 1) threads = 1;                                                                  \
-    head_job_##SUF job = {fired, wt, acc, C, H, W, KH, KW, FP, 0, 0, threads, 0, 0};               \
-    pthread_t ids[8];                                                                              \
-    head_worker_##SUF workers[8];                                                                  \
-    int started = 1;                                                                               \
-    for (int t = 1; t < threads; ++t) {                                                            \
-        workers[t] = (head_worker_##SUF){&job, t};                                                 \
-        if (pthread_create(&ids[t], NULL, head_thread_##SUF, &workers[t]) != 0) break;             \
-        started = t + 1;                                                                           \
-    }                                                                                              \
-    threads = job.threads = started;  /* fewer threads when some could not be created */          \
-    if (threads > 1) {                                                                             \
-        pthread_barrier_init(&job.start, NULL, (unsigned)threads);                                 \
-        pthread_barrier_init(&job.done, NULL, (unsigned)threads);                                  \
-    }                                                                                              \
-    __atomic_store_n(&job.ready, 1, __ATOMIC_RELEASE);                                             \
     for (int64_t s = 0; s < B; s += RSTDP_CHUNK) {                                                 \
         const int64_t n = B - s < RSTDP_CHUNK ? B - s : RSTDP_CHUNK;                               \
-        job.s = s;                                                                                 \
-        job.n = n;                                                                                 \
-        if (job.threads > 1) pthread_barrier_wait(&job.start);                                     \
-        head_sums_##SUF(&job, 0, offsets, bits);                                                   \
-        if (job.threads > 1) pthread_barrier_wait(&job.done);                                      \
+        memset(acc, 0, sizeof(T_) * (size_t)(n * L * FP));                                         \
+        /* one input channel at a time: its KH x KW table rows stay in L1 while they are added    \
+           into every image and position of the chunk, in (i, j) order, in register blocks */      \
+        for (int64_t c = 0; c < C; ++c) {                                                          \
+            const T_ *rows = wt + c * KH * KW * FP;                                                \
+            for (int64_t m = 0; m < n; ++m) {                                                      \
+                const uint8_t *plane = fired + (s + m) * image + c * H * W;                        \
+                if (bits)  /* the plane's rows as bit masks (x -> bit x) */                        \
+                    for (int64_t y = 0; y < H; ++y) {                                              \
+                        uint64_t row = 0;                                                          \
+                        for (int64_t x = 0; x < W; ++x) row |= (uint64_t)(plane[y * W + x] != 0) << x;\
+                        bits[y] = row;                                                             \
+                    }                                                                              \
+                for (int64_t y = 0; y < HO; ++y)                                                   \
+                    for (int64_t x = 0; x < WO; ++x) {                                             \
+                        int64_t count = 0;                                                         \
+                        if (bits) {                                                                \
+                            for (int64_t i = 0; i < KH; ++i) {                                     \
+                                uint64_t row = (bits[y + i] >> x) & window;                        \
+                                while (row) {                                                      \
+                                    const int64_t j = __builtin_ctzll(row);                        \
+                                    row &= row - 1;                                                \
+                                    offsets[count++] = (i * KW + j) * FP;                          \
+                                }                                                                  \
+                            }                                                                      \
+                        } else {                                                                   \
+                            for (int64_t i = 0; i < KH; ++i)                                       \
+                                for (int64_t j = 0; j < KW; ++j)                                   \
+                                    if (plane[(y + i) * W + x + j]) offsets[count++] = (i * KW + j) * FP;\
+                        }                                                                          \
+                        if (count) add_rows_##SUF(acc + (m * L + y * WO + x) * FP, rows, offsets, count, FP);\
+                    }                                                                              \
+            }                                                                                      \
+        }                                                                                          \
         memset(changed, 0, (size_t)F);                                                             \
         int64_t n_changed = 0;                                                                     \
         for (int64_t m = 0; m < n; ++m) {                                                          \
@@ -610,13 +540,6 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
             const int64_t g = changed_list[k];                                                     \
             for (int64_t q = 0; q < NK; ++q) wt[q * FP + g] = weight[g * NK + q];                  \
         }                                                                                          \
-    }                                                                                              \
-    if (threads > 1) {                                                                             \
-        job.stop = 1;                                                                              \
-        pthread_barrier_wait(&job.start);                                                          \
-        for (int t = 1; t < threads; ++t) pthread_join(ids[t], NULL);                              \
-        pthread_barrier_destroy(&job.start);                                                       \
-        pthread_barrier_destroy(&job.done);                                                        \
     }                                                                                              \
     free(wt); free(acc); free(changed); free(changed_list); free(active); free(sums); free(offsets); free(bits);                                      \
     return updates;                                                                                \
