@@ -312,30 +312,30 @@ def _rstdp_heads_sequential_c(model: STDPNetwork, stage: Stage, inputs: torch.Te
     if len(heads) > 1 and model.vote != "majority":
         return None
     time_steps = model.time_steps
+    labels = labels.long().contiguous()
     classes = []
     for h in heads:
         layer = model.layers[h]
         weight = layer.weight
-        fired = (layer.pad(inputs, time_steps) < time_steps).to(torch.uint8).contiguous()
+        padded = layer.pad(inputs, time_steps).to(torch.uint8).contiguous()
         if h not in stage.layers:
-            pot = torch.nn.functional.conv2d(fired.to(weight.dtype), weight)
+            pot = torch.nn.functional.conv2d((padded < time_steps).to(weight.dtype), weight)
             winner, valid = decision_winners(pot, time_steps)
             classes.append(torch.where(valid, winner[:, 0] // model.features_per_class, torch.full_like(winner[:, 0], -1)))
             continue
-        lib = _kernel_for(fired, weight, layer.method)
+        lib = _kernel_for(padded, weight, layer.method)
         if lib is None or not weight.is_contiguous():
             return None
         rule = layer.rstdp
         rs = adaptive.reward if rule.adaptive else 1.0
         ps = adaptive.punish if rule.adaptive else 1.0
         in_bounds = bool(((weight >= rule.lower) & (weight <= rule.upper)).all())
-        b, c, hh, ww = fired.shape
+        b, c, hh, ww = padded.shape
         f, _, kh, kw = weight.shape
         out = torch.empty(b, dtype=torch.long)
-        own_labels = labels.long().contiguous()
         fn = lib.rstdp_head_sequential_f32 if weight.dtype == torch.float32 else lib.rstdp_head_sequential_f64
         ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
-        fn(ptr(fired), ptr(weight), b, c, hh, ww, f, kh, kw, time_steps, model.features_per_class, ptr(own_labels),
+        fn(ptr(padded), ptr(weight), b, c, hh, ww, f, kh, kw, time_steps, model.features_per_class, ptr(labels),
            rule.reward_plus * rs, rule.reward_minus * rs, rule.punish_plus * ps, rule.punish_minus * ps,
            int(rule.stabilizer), float(rule.lower), float(rule.upper), int(not in_bounds), ptr(out))
         classes.append(out)

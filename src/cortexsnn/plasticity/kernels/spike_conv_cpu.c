@@ -263,16 +263,46 @@ DEFINE_WINNERS(float, f32)
 DEFINE_WINNERS(double, f64)
 
 /*
+ * Shared by the sequential loops: the transposed table column of feature f (wt[q][f] = w[f][q]),
+ * and one winner's kernel update, with the float operations of apply_stdp_image:
+ *   rate = a+ if the input spiked no later than the winner (lat <= wl), else a-
+ *   rate *= (w - lower) * (upper - w)      (with the stabiliser)
+ *   w = clamp(w + rate, lower, upper)
+ * lat: padded input latencies [C][H][W] of the image; (y, x): the winner's position.
+ */
+#define DEFINE_UPDATE(T_, SUF)                                                                     \
+static void table_column_##SUF(const T_ *weight, T_ *wt, int64_t f, int64_t FP, int64_t NK) {      \
+    for (int64_t q = 0; q < NK; ++q) wt[q * FP + f] = weight[f * NK + q];                          \
+}                                                                                                  \
+                                                                                                   \
+static void update_kernel_##SUF(T_ *wf, const uint8_t *lat, int64_t C, int64_t H, int64_t W,       \
+                                int64_t KH, int64_t KW, int64_t y, int64_t x, int64_t wl, T_ ap,   \
+                                T_ an, int stabilizer, T_ lower, T_ upper) {                       \
+    for (int64_t c = 0; c < C; ++c)                                                                \
+        for (int64_t i = 0; i < KH; ++i)                                                           \
+            for (int64_t j = 0; j < KW; ++j) {                                                     \
+                const int64_t q = (c * KH + i) * KW + j;                                           \
+                const T_ w = wf[q];                                                                \
+                T_ rate = (int64_t)lat[(c * H + y + i) * W + x + j] <= wl ? ap : an;               \
+                if (stabilizer) {                                                                  \
+                    const T_ span = (w - lower) * (upper - w);                                     \
+                    rate = rate * span;                                                            \
+                }                                                                                  \
+                const T_ nw = w + rate;                                                            \
+                wf[q] = nw < lower ? lower : (nw > upper ? upper : nw);                            \
+            }                                                                                      \
+}
+
+DEFINE_UPDATE(float, f32)
+DEFINE_UPDATE(double, f64)
+
+/*
  * Sequential STDP of a convolutional layer over images [0, B): the seed's per-image semantics
  * in one call. For each image in order: the thresholded convolution (mode 3 of spike_conv) with
  * the weights as they are, pointwise inhibition (optional) and k-WTA (stdp_winners), then the
- * update of each valid winner's kernel, in place:
- *   rate = a+ if the input spiked no later than the winner (lat <= winner lat), else a-
- *   rate *= (w - lower) * (upper - w)      (with the stabiliser)
- *   w = clamp(w + rate, lower, upper)
- * with the same float operations, in the same order and precision, as the PyTorch path
- * (cortexsnn.plasticity.stdp.apply_stdp_image; compiled without contraction into FMAs), so the
- * weights are bit-identical. The winners of an image are distinct features, so their updates do
+ * update of each valid winner's kernel in place (update_kernel), with the same float operations,
+ * in the same order and precision, as the PyTorch path (cortexsnn.plasticity.stdp.apply_stdp_image;
+ * compiled without contraction into FMAs), so the weights are bit-identical. The winners of an image are distinct features, so their updates do
  * not interact. With clamp_all, the whole weight tensor is clamped after the first image (as
  * the PyTorch path does while the weights may lie outside the bounds). a_plus / a_minus hold
  * one rate per image (float64, rounded to T_ as PyTorch's .to(dtype)). Returns the number of
@@ -296,8 +326,7 @@ int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t
     int64_t *win_lat = (int64_t *)malloc(sizeof(int64_t) * (size_t)(K + 1));                       \
     uint8_t *valid = (uint8_t *)malloc((size_t)(K + 1));                                           \
     int64_t total = 0;                                                                             \
-    for (int64_t f = 0; f < F; ++f)                                                                \
-        for (int64_t q = 0; q < NK; ++q) wt[q * FP + f] = weight[f * NK + q];                      \
+    for (int64_t f = 0; f < F; ++f) table_column_##SUF(weight, wt, f, FP, NK);                     \
     for (int64_t b = 0; b < B; ++b) {                                                              \
         const uint8_t *lb = lat + b * image;                                                       \
         spike_conv_core_##SUF(lb, wt, out, val, C, H, W, F, KH, KW, T, 3, threshold, 0, HO * WO,   \
@@ -307,35 +336,18 @@ int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t
         for (int64_t k = 0; k < K; ++k) {                                                          \
             if (!valid[k]) continue;                                                               \
             ++total;                                                                               \
-            const int64_t f = win[3 * k], y = win[3 * k + 1], x = win[3 * k + 2], wl = win_lat[k];  \
-            T_ *wf = weight + f * NK;                                                              \
-            for (int64_t c = 0; c < C; ++c)                                                        \
-                for (int64_t i = 0; i < KH; ++i)                                                   \
-                    for (int64_t j = 0; j < KW; ++j) {                                             \
-                        const int64_t q = (c * KH + i) * KW + j;                                   \
-                        const T_ w = wf[q];                                                        \
-                        T_ rate = (int64_t)lb[(c * H + y + i) * W + x + j] <= wl ? ap : an;        \
-                        if (stabilizer) {                                                          \
-                            const T_ span = (w - lower) * (upper - w);                             \
-                            rate = rate * span;                                                    \
-                        }                                                                          \
-                        T_ nw = w + rate;                                                          \
-                        if (!clamp_all) nw = nw < lower ? lower : (nw > upper ? upper : nw);       \
-                        wf[q] = nw;                                                                \
-                    }                                                                              \
+            const int64_t f = win[3 * k], y = win[3 * k + 1], x = win[3 * k + 2];                  \
+            update_kernel_##SUF(weight + f * NK, lb, C, H, W, KH, KW, y, x, win_lat[k], ap, an,    \
+                                stabilizer, lower, upper);                                         \
         }                                                                                          \
         if (clamp_all) {  /* after the first image every weight lies within the bounds */         \
             for (int64_t q = 0; q < F * NK; ++q)                                                   \
                 weight[q] = weight[q] < lower ? lower : (weight[q] > upper ? upper : weight[q]);   \
             clamp_all = 0;                                                                         \
-            for (int64_t f = 0; f < F; ++f)                                                        \
-                for (int64_t q = 0; q < NK; ++q) wt[q * FP + f] = weight[f * NK + q];              \
+            for (int64_t f = 0; f < F; ++f) table_column_##SUF(weight, wt, f, FP, NK);             \
         } else {                                                                                   \
-            for (int64_t k = 0; k < K; ++k) {                                                      \
-                if (!valid[k]) continue;                                                           \
-                const int64_t f = win[3 * k];                                                      \
-                for (int64_t q = 0; q < NK; ++q) wt[q * FP + f] = weight[f * NK + q];              \
-            }                                                                                      \
+            for (int64_t k = 0; k < K; ++k)                                                        \
+                if (valid[k]) table_column_##SUF(weight, wt, win[3 * k], FP, NK);                  \
         }                                                                                          \
     }                                                                                              \
     free(wt); free(out); free(val); free(win); free(win_lat); free(valid);                         \
@@ -348,16 +360,16 @@ DEFINE_SEQUENTIAL(double, f64)
 
 /*
  * Sequential R-STDP of a last-step decision head (the seed's per-image semantics), images in order.
- * The head's input is a fired map (fired[B][C][H][W], 0/1, already padded), so its last-step
- * potential is P[f][y][x] = sum of w[f][c][i][j] over the fired inputs fired[c][y+i][x+j],
- * added in (c, i, j) order. Per image:
+ * Its input: padded latencies lat[B][C][H][W] (T = never). Only whether an input fired (lat < T)
+ * matters at the last step, so the last-step potential is P[f][y][x] = sum of w[f][c][i][j] over
+ * the fired inputs lat[c][y+i][x+j] < T, added in (c, i, j) order. Per image:
  *   1. P for every feature and position;
  *   2. the decision, with the score of cortexsnn.plasticity.spike_ops.decision_winners in the
  *      same precision: v = T * max(P > 0 ? P : 0); total = P > 0 ? P + v : 0; the winner is the
  *      first maximum of total in (f, y, x) order, valid when total > 0; class = f / per_class;
  *   3. when valid: reward (class == label) uses (reward_plus, reward_minus), punishment the
- *      punish rates; the winner's kernel is updated as apply_stdp_image does (rate = a+ where the
- *      input fired, else a-; times (w - lower)(upper - w) with the stabiliser; w = clamp(w + rate)).
+ *      punish rates; the winner's kernel is updated as apply_stdp_image does (update_kernel with
+ *      the decision's step T - 1: a+ where the input fired, else a-).
  *      With clamp_all, the whole tensor is clamped at the first update, as the PyTorch path does
  *      while the weights may lie outside the bounds.
  * Memory, not arithmetic, bounds step 1 (the transposed table [C][KH][KW][F] is megabytes), so
@@ -393,12 +405,7 @@ static inline void add_rows_##SUF(T_ *restrict dst, const T_ *restrict rows,    
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-static void head_table_##SUF(const T_ *weight, T_ *wt, int64_t F, int64_t FP, int64_t NK) {        \
-    for (int64_t f = 0; f < F; ++f)                                                                \
-        for (int64_t q = 0; q < NK; ++q) wt[q * FP + f] = weight[f * NK + q];                      \
-}                                                                                                  \
-                                                                                                   \
-int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B, int64_t C,        \
+int64_t rstdp_head_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t C,          \
                                     int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
                                     int64_t T, int64_t per_class, const int64_t *labels,           \
                                     double reward_plus, double reward_minus, double punish_plus,   \
@@ -406,7 +413,7 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
                                     int clamp_all, int64_t *decisions) {                           \
     const int64_t HO = H - KH + 1, WO = W - KW + 1, L = HO * WO, NK = C * KH * KW, image = C * H * W;\
     const int64_t FP = padded_features(F);                                                         \
-    T_ *wt = (T_ *)malloc(sizeof(T_) * (size_t)(NK * FP));  /* transposed, padded: [NK][FP] */     \
+    T_ *wt = (T_ *)calloc((size_t)(NK * FP), sizeof(T_));  /* transposed, padded: [NK][FP] */      \
     T_ *acc = (T_ *)malloc(sizeof(T_) * (size_t)(RSTDP_CHUNK * L * FP));  /* [n][L][FP] */         \
     uint8_t *changed = (uint8_t *)malloc((size_t)F);                                               \
     int64_t *changed_list = (int64_t *)malloc(sizeof(int64_t) * (size_t)(F + 1));                  \
@@ -416,8 +423,7 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
     const uint64_t window = KW >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << KW) - 1);                   \
     T_ *sums = (T_ *)malloc(sizeof(T_) * (size_t)(L + 1));                                         \
     int64_t updates = 0, n_active = 0;                                                             \
-    memset(wt, 0, sizeof(T_) * (size_t)(NK * FP));                                                 \
-    head_table_##SUF(weight, wt, F, FP, NK);                                                       \
+    for (int64_t f = 0; f < F; ++f) table_column_##SUF(weight, wt, f, FP, NK);                     \
     for (int64_t s = 0; s < B; s += RSTDP_CHUNK) {                                                 \
         const int64_t n = B - s < RSTDP_CHUNK ? B - s : RSTDP_CHUNK;                               \
         memset(acc, 0, sizeof(T_) * (size_t)(n * L * FP));                                         \
@@ -426,11 +432,11 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
         for (int64_t c = 0; c < C; ++c) {                                                          \
             const T_ *rows = wt + c * KH * KW * FP;                                                \
             for (int64_t m = 0; m < n; ++m) {                                                      \
-                const uint8_t *plane = fired + (s + m) * image + c * H * W;                        \
+                const uint8_t *plane = lat + (s + m) * image + c * H * W;                          \
                 if (bits)  /* the plane's rows as bit masks (x -> bit x) */                        \
                     for (int64_t y = 0; y < H; ++y) {                                              \
                         uint64_t row = 0;                                                          \
-                        for (int64_t x = 0; x < W; ++x) row |= (uint64_t)(plane[y * W + x] != 0) << x;\
+                        for (int64_t x = 0; x < W; ++x) row |= (uint64_t)(plane[y * W + x] < T) << x; \
                         bits[y] = row;                                                             \
                     }                                                                              \
                 for (int64_t y = 0; y < HO; ++y)                                                   \
@@ -448,7 +454,8 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
                         } else {                                                                   \
                             for (int64_t i = 0; i < KH; ++i)                                       \
                                 for (int64_t j = 0; j < KW; ++j)                                   \
-                                    if (plane[(y + i) * W + x + j]) offsets[count++] = (i * KW + j) * FP;\
+                                    if (plane[(y + i) * W + x + j] < T)                            \
+                                        offsets[count++] = (i * KW + j) * FP;                      \
                         }                                                                          \
                         if (count) add_rows_##SUF(acc + (m * L + y * WO + x) * FP, rows, offsets, count, FP);\
                     }                                                                              \
@@ -458,12 +465,12 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
         int64_t n_changed = 0;                                                                     \
         for (int64_t m = 0; m < n; ++m) {                                                          \
             const int64_t b = s + m;                                                               \
-            const uint8_t *in = fired + b * image;                                                 \
+            const uint8_t *in = lat + b * image;                                                   \
             T_ *pot = acc + m * L * FP;                                                            \
             if (n_changed) {  /* the fired inputs of the image in (c, y, x) order */               \
                 n_active = 0;                                                                      \
                 for (int64_t q = 0; q < image; ++q)                                                \
-                    if (in[q]) {                                                                   \
+                    if (in[q] < T) {                                                               \
                         active[3 * n_active] = q / (H * W) * KH * KW;                              \
                         active[3 * n_active + 1] = (q / W) % H;                                    \
                         active[3 * n_active + 2] = q % W;                                          \
@@ -505,21 +512,9 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
             const int reward = cls == labels[b];                                                   \
             const T_ ap = (T_)(reward ? reward_plus : punish_plus);                                \
             const T_ an = (T_)(reward ? reward_minus : punish_minus);                              \
-            const int64_t wy = win_l / WO, wx = win_l % WO;                                        \
-            T_ *wf = weight + win_f * NK;                                                          \
-            for (int64_t c = 0; c < C; ++c)                                                        \
-                for (int64_t i = 0; i < KH; ++i)                                                   \
-                    for (int64_t j = 0; j < KW; ++j) {                                             \
-                        const int64_t q = (c * KH + i) * KW + j;                                   \
-                        const T_ w = wf[q];                                                        \
-                        T_ rate = in[(c * H + wy + i) * W + wx + j] ? ap : an;                     \
-                        if (stabilizer) {                                                          \
-                            const T_ span = (w - lower) * (upper - w);                             \
-                            rate = rate * span;                                                    \
-                        }                                                                          \
-                        const T_ nw = w + rate;                                                    \
-                        wf[q] = nw < lower ? lower : (nw > upper ? upper : nw);                    \
-                    }                                                                              \
+            /* a fired input spiked no later than the decision, which is at step T - 1 */          \
+            update_kernel_##SUF(weight + win_f * NK, in, C, H, W, KH, KW, win_l / WO, win_l % WO,  \
+                                T - 1, ap, an, stabilizer, lower, upper);                          \
             ++updates;                                                                             \
             if (clamp_all) {  /* the row above is final; every other weight is clamped once */     \
                 for (int64_t f = 0; f < F; ++f) {                                                  \
@@ -537,8 +532,7 @@ int64_t rstdp_head_sequential_##SUF(const uint8_t *fired, T_ *weight, int64_t B,
             }                                                                                      \
         }                                                                                          \
         for (int64_t k = 0; k < n_changed; ++k) {                                                  \
-            const int64_t g = changed_list[k];                                                     \
-            for (int64_t q = 0; q < NK; ++q) wt[q * FP + g] = weight[g * NK + q];                  \
+            table_column_##SUF(weight, wt, changed_list[k], FP, NK);                               \
         }                                                                                          \
     }                                                                                              \
     free(wt); free(acc); free(changed); free(changed_list); free(active); free(sums); free(offsets); free(bits);                                      \
