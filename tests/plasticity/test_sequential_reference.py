@@ -61,6 +61,18 @@ def test_stdp_sequential_matches_reference(method, stabilizer):
     assert (layer.weight - expected.new_tensor(0.5)).abs().max() > 0.2
 
 
+def _forbid_pytorch_heads(monkeypatch, training):
+    """Make the PyTorch heads path fail, so that a run that passes went through the compiled loop;
+    returns the original for the comparison runs."""
+    original = training._rstdp_heads_sequential
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the compiled R-STDP loop was not used")
+
+    monkeypatch.setattr(training, "_rstdp_heads_sequential", fail)
+    return original
+
+
 @pytest.mark.parametrize(("compiled", "chunk"), [(True, 32), (False, 1), (False, 4), (False, 32)])
 def test_rstdp_sequential_matches_reference(compiled, chunk, monkeypatch):
     """Both heads-only paths: the compiled per-image loop, and the chunked PyTorch potentials, where
@@ -72,6 +84,8 @@ def test_rstdp_sequential_matches_reference(compiled, chunk, monkeypatch):
         monkeypatch.setattr(training, "_rstdp_heads_sequential_c", lambda *args: None)
     elif spike_conv_kernel() is None:
         pytest.skip("no C compiler for the compiled kernel")
+    else:
+        _forbid_pytorch_heads(monkeypatch, training)
     torch.manual_seed(3)
     per_class = 2
     layer = SpikeConv(4, 5, 3, padding=1, threshold=3.0, k_winners=1)
@@ -148,8 +162,10 @@ def test_compiled_heads_equal_pytorch_heads_under_majority_vote(trained, monkeyp
     plain.load_state_dict(compiled.state_dict())
     inputs = _random_latencies(40, 4, 6, 6, 0.4, seed=9)
     labels = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(10))
+    original = _forbid_pytorch_heads(monkeypatch, training)
     stats_c = [train_rstdp_batch(compiled, compiled.stages[0], inputs[s : s + 20], labels[s : s + 20], "sequential",
                                  AdaptiveRates()) for s in (0, 20)]
+    monkeypatch.setattr(training, "_rstdp_heads_sequential", original)
     monkeypatch.setattr(training, "_rstdp_heads_sequential_c", lambda *args: None)
     stats_p = [train_rstdp_batch(plain, plain.stages[0], inputs[s : s + 20], labels[s : s + 20], "sequential",
                                  AdaptiveRates()) for s in (0, 20)]
@@ -167,11 +183,10 @@ def test_compiled_head_float32_matches_pytorch_path(monkeypatch):
     if spike_conv_kernel() is None:
         pytest.skip("no C compiler for the compiled kernel")
     torch.manual_seed(11)
-    head = SpikeConv(8, 10 * 3, 3, padding=0, threshold=None, rstdp=RSTDPRule(1 / 64, -1 / 128, -1 / 64, 1 / 256,
-                                                                                lower=0.25, upper=0.75))
+    rule = RSTDPRule(1 / 64, -1 / 128, -1 / 64, 1 / 256, lower=0.25, upper=0.75)
     nets = []
     for _ in range(2):
-        net = STDPNetwork("test", {"h": SpikeConv(8, 10 * 3, 3, threshold=None, rstdp=head.rstdp)}, [], ["h"],
+        net = STDPNetwork("test", {"h": SpikeConv(8, 10 * 3, 3, threshold=None, rstdp=rule)}, [], ["h"],
                           [Stage("h", "rstdp", ["h"])], time_steps=T, n_classes=10, features_per_class=3)
         nets.append(net)
     w = torch.round(torch.rand(30, 8, 3, 3) * 32) / 64 + 0.25
@@ -179,7 +194,9 @@ def test_compiled_head_float32_matches_pytorch_path(monkeypatch):
         net.layers["h"].weight.copy_(w)
     inputs = _random_latencies(64, 8, 6, 6, 0.5, seed=12)
     labels = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(13))
+    original = _forbid_pytorch_heads(monkeypatch, training)
     out_c = train_rstdp_batch(nets[0], nets[0].stages[0], inputs, labels, "sequential", AdaptiveRates())
+    monkeypatch.setattr(training, "_rstdp_heads_sequential", original)
     monkeypatch.setattr(training, "_rstdp_heads_sequential_c", lambda *args: None)
     out_p = train_rstdp_batch(nets[1], nets[1].stages[0], inputs, labels, "sequential", AdaptiveRates())
     assert out_c == out_p and out_c["hits"] + out_c["misses"] == 64
