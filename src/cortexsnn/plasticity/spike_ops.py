@@ -27,6 +27,7 @@ __all__ = [
     "k_winners",
     "decision_winners",
     "stdp_winners",
+    "conv_stdp_winners",
     "lateral_intensity_inhibition",
     "receptive_field_latencies",
 ]
@@ -109,12 +110,20 @@ def _run_kernel(lib, latencies: torch.Tensor, weight: torch.Tensor, time_steps: 
     n_pos = b * ho * wo
     # ctypes releases the GIL: split the positions over a thread pool of torch's thread count
     workers = min(torch.get_num_threads(), max(1, n_pos * c * kh * kw * f // 2_000_000))
-    if workers <= 1:
-        fn(*args, 0, n_pos)
-    else:
-        bounds = [n_pos * i // workers for i in range(workers + 1)]
-        list(_pool(workers).map(lambda i: fn(*args, bounds[i], bounds[i + 1]), range(workers)))
+    _split(fn, args, n_pos, workers)
     return out if values is None else (out, values)
+
+
+def _split(fn, args: tuple, n: int, workers: int) -> None:
+    """Call the kernel ``fn(*args, begin, end)`` on ``workers`` slices of ``[0, n)`` (ctypes releases
+    the GIL, so a thread pool runs them in parallel); a kernel returning -1 ran out of memory."""
+    if workers <= 1:
+        codes = [fn(*args, 0, n)]
+    else:
+        bounds = [n * i // workers for i in range(workers + 1)]
+        codes = list(_pool(workers).map(lambda i: fn(*args, bounds[i], bounds[i + 1]), range(workers)))
+    if any(code is not None and code < 0 for code in codes):
+        raise MemoryError("the spike convolution kernel could not allocate its workspace")
 
 
 def conv_potentials(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, method: str = "auto") -> torch.Tensor:
@@ -307,12 +316,40 @@ def stdp_winners(latencies: torch.Tensor, values: torch.Tensor, k: int, radius: 
     args = (ctypes.c_void_p(lat.data_ptr()), ctypes.c_void_p(val.data_ptr()), b, f, h, w, time_steps, k, radius,
             int(pointwise), ctypes.c_void_p(winners.data_ptr()), ctypes.c_void_p(winner_lat.data_ptr()),
             ctypes.c_void_p(valid.data_ptr()))
-    workers = min(torch.get_num_threads(), b)
-    if workers <= 1:
-        fn(*args, 0, b)
-    else:
-        bounds = [b * i // workers for i in range(workers + 1)]
-        list(_pool(workers).map(lambda i: fn(*args, bounds[i], bounds[i + 1]), range(workers)))
+    _split(fn, args, b, min(torch.get_num_threads(), b))
+    return winners, winner_lat, valid.bool()
+
+
+def conv_stdp_winners(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, threshold: float, k: int,
+                      radius: int, method: str = "auto") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """STDP's winners of a thresholded convolution straight from its input latencies: the same
+    ``(winners [B, k, 3], winner latency [B, k], valid [B, k])`` as :func:`conv_fire_values`
+    followed by :func:`stdp_winners` (pointwise inhibition, then k-WTA).
+
+    The compiled kernel never builds the ``[B, F, Ho, Wo]`` maps: pointwise inhibition keeps, at
+    each position, only features that fire at that position's earliest step, so the summation
+    of a position stops after that step (bit-identical results, with the same sums in the same
+    order).
+    """
+    _check_conv_input(latencies, weight)
+    lib = _kernel_for(latencies, weight, method)
+    if lib is None or threshold < 0:
+        lat, values = conv_fire_values(latencies, weight, time_steps, threshold, method)
+        return stdp_winners(lat, values, k, radius, time_steps)
+    import ctypes
+
+    b, c, h, w = latencies.shape
+    f, _, kh, kw = weight.shape
+    lat = latencies.to(torch.uint8).contiguous()
+    table = weight.permute(1, 2, 3, 0).contiguous()  # [C, kh, kw, F]
+    winners = torch.zeros(b, k, 3, dtype=torch.long)
+    winner_lat = torch.zeros(b, k, dtype=torch.long)
+    valid = torch.zeros(b, k, dtype=torch.uint8)
+    fn = lib.stdp_conv_winners_f32 if weight.dtype == torch.float32 else lib.stdp_conv_winners_f64
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
+    args = (ptr(lat), ptr(table), b, c, h, w, f, kh, kw, time_steps, float(threshold), k, radius, 1, ptr(winners),
+            ptr(winner_lat), ptr(valid))
+    _split(fn, args, b, min(torch.get_num_threads(), b))
     return winners, winner_lat, valid.bool()
 
 

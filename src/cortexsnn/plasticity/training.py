@@ -26,6 +26,7 @@ from cortexsnn.plasticity.spike_ops import (
     _check_conv_input,
     _kernel_for,
     conv_fire_values,
+    conv_stdp_winners,
     decision_winners,
     stdp_winners,
 )
@@ -86,9 +87,8 @@ def stage_inputs(model: STDPNetwork, stage: Stage, latencies: torch.Tensor) -> t
 
 # ---------------------------------------------------------------------------------- STDP
 def _stdp_winners(layer, padded: torch.Tensor, time_steps: int):
-    lat, values = conv_fire_values(padded, layer.weight, time_steps, layer.threshold, layer.method)
-    winners, winner_lat, valid = stdp_winners(lat, values, layer.k_winners, layer.inhibition_radius, time_steps)
-    return lat, winners, winner_lat, valid
+    return conv_stdp_winners(padded, layer.weight, time_steps, layer.threshold, layer.k_winners,
+                             layer.inhibition_radius, layer.method)
 
 
 def _stdp_sequential_c(lib, layer, padded: torch.Tensor, time_steps: int, a_plus: torch.Tensor,
@@ -107,9 +107,12 @@ def _stdp_sequential_c(lib, layer, padded: torch.Tensor, time_steps: int, a_plus
     an = a_minus.to(torch.float64).contiguous()
     fn = lib.stdp_sequential_f32 if weight.dtype == torch.float32 else lib.stdp_sequential_f64
     ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
-    return int(fn(ptr(lat), ptr(weight), b, c, h, w, f, kh, kw, time_steps, float(layer.threshold),
-                  layer.k_winners, layer.inhibition_radius, 1, ptr(ap), ptr(an), int(rule.stabilizer),
-                  float(rule.lower), float(rule.upper), int(clamp_all)))
+    n_winners = int(fn(ptr(lat), ptr(weight), b, c, h, w, f, kh, kw, time_steps, float(layer.threshold),
+                       layer.k_winners, layer.inhibition_radius, 1, ptr(ap), ptr(an), int(rule.stabilizer),
+                       float(rule.lower), float(rule.upper), int(clamp_all)))
+    if n_winners < 0:
+        raise MemoryError("the sequential STDP kernel could not allocate its workspace")
+    return n_winners
 
 
 @torch.no_grad()
@@ -133,13 +136,13 @@ def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, 
     if mode == "sequential":
         in_bounds = bool(((layer.weight >= rule.lower) & (layer.weight <= rule.upper)).all())
         lib = _kernel_for(padded, layer.weight, layer.method)
-        if lib is not None and layer.weight.is_contiguous():
+        if lib is not None and layer.weight.is_contiguous() and layer.threshold >= 0:
             # the whole per-image loop in C: the same winners and bit-identical weights
             n_winners = _stdp_sequential_c(lib, layer, padded, time_steps, a_plus, a_minus, not in_bounds)
         else:
             with single_thread():
                 for i in range(batch):
-                    _, winners, winner_lat, valid = _stdp_winners(layer, padded[i : i + 1], time_steps)
+                    winners, winner_lat, valid = _stdp_winners(layer, padded[i : i + 1], time_steps)
                     apply_stdp_image(layer.weight, padded[i : i + 1], winners, winner_lat, valid, a_plus[i],
                                      a_minus[i], rule.stabilizer, rule.lower, rule.upper, clamp_all=not in_bounds)
                     in_bounds = True
@@ -148,7 +151,7 @@ def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, 
         delta = torch.zeros_like(layer.weight)
         for s in range(0, batch, chunk):
             part = padded[s : s + chunk]
-            _, winners, winner_lat, valid = _stdp_winners(layer, part, time_steps)
+            winners, winner_lat, valid = _stdp_winners(layer, part, time_steps)
             delta += stdp_delta(layer.weight, part, winners, winner_lat, valid, a_plus[s : s + chunk],
                                 a_minus[s : s + chunk], rule.stabilizer, rule.lower, rule.upper)
             n_winners += int(valid.sum())

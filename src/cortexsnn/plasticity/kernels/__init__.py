@@ -28,7 +28,10 @@ def _declare(lib: ctypes.CDLL) -> None:
     for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         fn = getattr(lib, f"spike_conv_{suffix}")
         fn.argtypes = [p, p, p, p, i64, i64, i64, i64, i64, i64, i64, i64, i32, real, i64, i64]
-        fn.restype = None
+        fn.restype = ctypes.c_int
+        fused = getattr(lib, f"stdp_conv_winners_{suffix}")
+        fused.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i64, real, i64, i64, i32, p, p, p, i64, i64]
+        fused.restype = ctypes.c_int
         winners = getattr(lib, f"stdp_winners_{suffix}")
         winners.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i32, p, p, p, i64, i64]
         winners.restype = None

@@ -1,5 +1,5 @@
 /*
- * Event-driven convolution of cumulative spike waves (cortexsnn.plasticity), CPU, OpenMP.
+ * Event-driven convolution of cumulative spike waves (cortexsnn.plasticity), CPU.
  *
  * Input spikes are first-spike latencies lat[B][C][H][W] (uint8, T = never); the waves are
  * wave[t] = (lat <= t), so the potential of output neuron (f, y, x) at step t is
@@ -22,29 +22,138 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 /* Rows of the transposed weight table and of the accumulators are padded to a multiple of 8
    values (FP = padded_features(F)), so that every row operation is whole vectors. */
 static int64_t padded_features(int64_t F) { return (F + 7) / 8 * 8; }
 
+/* 32-byte vectors (8 floats or 4 doubles; unaligned access allowed) and lane masks of the same
+   shape, as the comparisons of GCC's vector extensions return them (-1 where true). */
+typedef float vec_f32 __attribute__((vector_size(32), aligned(4)));
+typedef double vec_f64 __attribute__((vector_size(32), aligned(8)));
+typedef int32_t lanes_f32 __attribute__((vector_size(32), aligned(4)));
+typedef int64_t lanes_f64 __attribute__((vector_size(32), aligned(8)));
+
+static inline int any_lane(const void *mask) {
+    uint64_t part[4];
+    memcpy(part, mask, 32);
+    return (part[0] | part[1] | part[2] | part[3]) != 0;
+}
+
+/* Workspace of the time-ordered kernels (sizes in 8-byte units, enough for either precision). */
+typedef struct {
+    int32_t *rows, *active, *who;
+    uint8_t *image, *field, *plat, *out;
+    void *run, *first, *fval, *pval, *score, *val;
+    double w_max;  /* max(0, largest weight) (fire_position's bound) */
+} fire_ws;
+
+static void fire_ws_free(fire_ws *w) {
+    free(w->rows); free(w->active); free(w->who);
+    free(w->image); free(w->field); free(w->plat); free(w->out);
+    free(w->run); free(w->first); free(w->fval); free(w->pval); free(w->score); free(w->val);
+}
+
+/* image = C * H * W inputs, NK = C * KH * KW inputs per field, FP padded features, HW output
+   positions per image (the per-position arrays of the winners) */
+static int fire_ws_alloc(fire_ws *w, int64_t image, int64_t NK, int64_t F, int64_t FP, int64_t HW) {
+    memset(w, 0, sizeof(*w));
+    const size_t fp = (size_t)FP, hw = (size_t)HW + 1;
+    w->rows = malloc(4 * (size_t)(NK + 1)); w->active = malloc(4 * fp); w->who = malloc(4 * hw);
+    w->image = malloc((size_t)image + 8); w->field = malloc((size_t)NK + 40);
+    w->plat = malloc(hw); w->out = malloc((size_t)F * hw);
+    w->run = malloc(8 * fp); w->first = malloc(8 * fp); w->fval = malloc(8 * fp);
+    w->pval = malloc(8 * hw); w->score = malloc(8 * hw); w->val = malloc(8 * (size_t)F * hw);
+    return w->rows && w->active && w->who && w->image && w->field && w->plat && w->out && w->run && w->first
+        && w->fval && w->pval && w->score && w->val;
+}
+
+/* A copy of one image's latencies [C][H][W] with 8 bytes of slack (for field_latencies). */
+static void load_image(fire_ws *w, const uint8_t *lat, int64_t image) {
+    memcpy(w->image, lat, (size_t)image);
+    memset(w->image + image, 0xFF, 8);
+}
+
+/* The latencies of the receptive field at (y, x) in (c, i, j) order: field[(c * KH + i) * KW + j]
+   (rows of up to 8 inputs as overlapping 8-byte copies), then 32 bytes that match no step. */
+static void field_latencies(fire_ws *w, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t y,
+                            int64_t x) {
+    const uint8_t *img = w->image;
+    uint8_t *field = w->field;
+    for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < KH; ++i) {
+            const uint8_t *src = img + (c * H + y + i) * W + x;
+            uint8_t *dst = field + (c * KH + i) * KW;
+            if (KW <= 8) {
+                uint64_t v;
+                memcpy(&v, src, 8);
+                memcpy(dst, &v, 8);
+            } else {
+                memcpy(dst, src, (size_t)KW);
+            }
+        }
+    memset(field + C * KH * KW, 0xFF, 32);
+}
+
+/* bit k set when p[k] == t, k < 32 */
+static inline uint32_t equal_mask32(const uint8_t *p, uint8_t t) {
+#if defined(__AVX2__)
+    const __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    return (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8((char)t)));
+#else
+    uint32_t m = 0;
+    for (int k = 0; k < 32; ++k) m |= (uint32_t)(p[k] == t) << k;
+    return m;
+#endif
+}
+
+/* The number of input spikes (latency < T) in the field. */
+static inline int64_t field_spike_count(const uint8_t *field, int64_t NK, int64_t T) {
+    int64_t n = 0;
+    for (int64_t k = 0; k < NK; k += 32) {
+#if defined(__AVX2__)
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(field + k));
+        const __m256i below = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8((char)(T - 1))), v);
+        n += __builtin_popcount((uint32_t)_mm256_movemask_epi8(below));
+#else
+        for (int64_t j = k; j < k + 32; ++j) n += field[j] < T;
+#endif
+    }
+    return n;
+}
+
+/* The table offsets (q * FP) of the field's input spikes at step t, in (c, i, j) order. */
+static inline int64_t step_rows(const uint8_t *field, int64_t NK, int64_t t, int64_t FP, int32_t *rows) {
+    int64_t n = 0;
+    for (int64_t k = 0; k < NK; k += 32) {
+        uint32_t m = equal_mask32(field + k, (uint8_t)t);
+        while (m) {
+            const int b = __builtin_ctz(m);
+            m &= m - 1;
+            rows[n++] = (int32_t)((k + b) * FP);
+        }
+    }
+    return n;
+}
+
+/* The potentials (mode 0) or the last step (mode 2) over positions [p_begin, p_end): for each
+   position every input spike's table row is added into the increment of its own step, then the
+   increments are summed over time (mode 2: one increment). table: padded [C][KH][KW][FP];
+   acc: T + 1 padded rows; touched: T flags. */
 #define DEFINE_KERNEL(T_, SUF)                                                                     \
-/* The convolution over positions [p_begin, p_end) with a padded table [C][KH][KW][FP] and the     \
-   workspace of conv_workspace_##SUF. restrict: the accumulators alias nothing, so the row loops   \
-   need no runtime overlap checks; always inlined into both callers (as a plain call it measured   \
-   5-17% slower). */                                                                               \
-static inline __attribute__((always_inline))                                                       \
-void spike_conv_core_##SUF(const uint8_t *lat, const T_ *restrict table, void *out, void *out2,    \
-                           int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,                 \
-                           int64_t KW, int64_t T, int mode, T_ threshold, int64_t p_begin,         \
-                           int64_t p_end, T_ *restrict acc, int32_t *restrict first,               \
-                           uint8_t *restrict touched) {                                            \
+static void spike_conv_core_##SUF(const uint8_t *lat, const T_ *restrict table, T_ *restrict out, int64_t C, \
+                                int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t T, int mode, \
+                                int64_t p_begin, int64_t p_end, T_ *restrict acc, uint8_t *restrict touched) { \
     const int64_t HO = H - KH + 1, WO = W - KW + 1, FP = padded_features(F);                       \
-    T_ *run = acc + T * FP, *fval = run + FP;                                                      \
+    T_ *run = acc + T * FP;                                                                        \
     for (int64_t p = p_begin; p < p_end; ++p) {                                                    \
         const int64_t b = p / (HO * WO), y = (p / WO) % HO, x = p % WO;                            \
         const int64_t steps = (mode == 2) ? 1 : T;                                                 \
-        /* an increment row is written by its first input spike (a copy: 0 + w = w) and added to \
-           by the others, in input order as before; rows of steps without a spike stay unused */  \
+        /* an increment row is written by its first input spike (a copy: 0 + w = w) and added to   \
+           by the others, in input order; rows of steps without a spike stay unused */             \
         memset(touched, 0, (size_t)steps);                                                         \
         for (int64_t c = 0; c < C; ++c) {                                                          \
             const uint8_t *plane = lat + ((b * C + c) * H + y) * W + x;                            \
@@ -66,79 +175,28 @@ void spike_conv_core_##SUF(const uint8_t *lat, const T_ *restrict table, void *o
         }                                                                                          \
         if (mode == 2) {                                                                           \
             if (!touched[0]) memset(acc, 0, sizeof(T_) * (size_t)F);                               \
-            memcpy((T_ *)out + p * F, acc, sizeof(T_) * (size_t)F);                                \
+            memcpy(out + p * F, acc, sizeof(T_) * (size_t)F);                                      \
             continue;                                                                              \
         }                                                                                          \
-        if (mode == 0) {                                                                           \
-            T_ *dst = (T_ *)out + p * T * F;                                                       \
-            for (int64_t f = 0; f < F; ++f) run[f] = (T_)0;                                        \
-            for (int64_t t = 0; t < T; ++t) {                                                      \
-                if (touched[t]) {                                                                  \
-                    const T_ *inc = acc + t * FP;                                                  \
-                    for (int64_t f = 0; f < F; ++f) run[f] = t ? run[f] + inc[f] : inc[f];         \
-                }                                                                                  \
-                memcpy(dst + t * F, run, sizeof(T_) * (size_t)F);                                  \
-            }                                                                                      \
-        } else {                                                                                   \
-            /* running potentials over time, all features at once and without branches (the     \
-               same sums in the same order as a cumulative sum; a step without input spikes      \
-               changes no potential, so only the first step and steps with spikes are visited): \
-               the first step above the threshold and the potential there */                      \
-            for (int64_t f = 0; f < FP; ++f) { run[f] = (T_)0; first[f] = (int32_t)T; fval[f] = (T_)0; } \
-            for (int64_t t = 0; t < T; ++t) {                                                      \
-                if (!touched[t]) {                                                                 \
-                    if (t > 0) continue;                                                           \
-                    for (int64_t f = 0; f < FP; ++f) acc[f] = (T_)0;                               \
-                }                                                                                  \
+        T_ *dst = out + p * T * F;                                                                 \
+        for (int64_t f = 0; f < F; ++f) run[f] = (T_)0;                                            \
+        for (int64_t t = 0; t < T; ++t) {                                                          \
+            if (touched[t]) {                                                                      \
                 const T_ *inc = acc + t * FP;                                                      \
-                for (int64_t f = 0; f < FP; ++f) {                                                 \
-                    const T_ r = run[f] + inc[f];                                                  \
-                    const int hit = (r > threshold) & (first[f] == (int32_t)T);                    \
-                    run[f] = r;                                                                    \
-                    first[f] = hit ? (int32_t)t : first[f];                                        \
-                    fval[f] = hit ? r : fval[f];                                                   \
-                }                                                                                  \
+                for (int64_t f = 0; f < F; ++f) run[f] = t ? run[f] + inc[f] : inc[f];             \
             }                                                                                      \
-            uint8_t *spikes = (uint8_t *)out;                                                      \
-            for (int64_t f = 0; f < F; ++f) {                                                      \
-                const int64_t o = ((b * F + f) * HO + y) * WO + x;                                 \
-                spikes[o] = (uint8_t)first[f];                                                     \
-                if (mode == 3) ((T_ *)out2)[o] = fval[f];                                          \
-            }                                                                                      \
+            memcpy(dst + t * F, run, sizeof(T_) * (size_t)F);                                      \
         }                                                                                          \
     }                                                                                              \
-}                                                                                                  \
-                                                                                                   \
-/* workspace of the core: accumulators (T + 2 padded rows), first-spike steps, touched flags */    \
-static T_ *conv_workspace_##SUF(int64_t F, int64_t T, int32_t **first, uint8_t **touched) {        \
-    const int64_t FP = padded_features(F);                                                         \
-    *first = (int32_t *)malloc(sizeof(int32_t) * (size_t)FP);                                      \
-    *touched = (uint8_t *)malloc((size_t)T);                                                       \
-    return (T_ *)malloc(sizeof(T_) * (size_t)(T * FP + 2 * FP));                                   \
 }                                                                                                  \
                                                                                                    \
 /* padded copy [NK][FP] of a table [NK][F] (zeros in the padding) */                               \
 static T_ *padded_table_##SUF(const T_ *wt, int64_t NK, int64_t F) {                               \
     const int64_t FP = padded_features(F);                                                         \
     T_ *table = (T_ *)calloc((size_t)(NK * FP), sizeof(T_));                                       \
-    for (int64_t q = 0; q < NK; ++q) memcpy(table + q * FP, wt + q * F, sizeof(T_) * (size_t)F);   \
+    if (table)                                                                                     \
+        for (int64_t q = 0; q < NK; ++q) memcpy(table + q * FP, wt + q * F, sizeof(T_) * (size_t)F); \
     return table;                                                                                  \
-}                                                                                                  \
-                                                                                                   \
-void spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, int64_t B, int64_t C,\
-                      int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t T,          \
-                      int mode, T_ threshold, int64_t p_begin, int64_t p_end) {                    \
-    (void)B;                                                                                       \
-    T_ *table = padded_features(F) == F ? (T_ *)wt : padded_table_##SUF(wt, C * KH * KW, F);       \
-    int32_t *first;                                                                                \
-    uint8_t *touched;                                                                              \
-    T_ *acc = conv_workspace_##SUF(F, T, &first, &touched);                                        \
-    spike_conv_core_##SUF(lat, table, out, out2, C, H, W, F, KH, KW, T, mode, threshold, p_begin,  \
-                          p_end, acc, first, touched);                                             \
-    free(acc);                                                                                     \
-    free(first);                                                                                   \
-    free(touched);                                                                                 \
-    if (table != wt) free(table);                                                                  \
 }
 
 DEFINE_KERNEL(float, f32)
@@ -262,6 +320,241 @@ void stdp_winners_##SUF(const uint8_t *lat, const T_ *val, int64_t B, int64_t F,
 DEFINE_WINNERS(float, f32)
 DEFINE_WINNERS(double, f64)
 
+#define DEFINE_FIRE(T_, SUF, I_)                                                                   \
+/* max(0, largest value of the table): bounds what one input spike can add to a potential */       \
+static double largest_weight_##SUF(const T_ *table, int64_t n) {                                   \
+    double m = 0;                                                                                  \
+    for (int64_t k = 0; k < n; ++k) m = (double)table[k] > m ? (double)table[k] : m;               \
+    return m;                                                                                      \
+}                                                                                                  \
+                                                                                                   \
+/* One step of fire_position for the M feature vectors blk[0, M): the step's rows summed into M    \
+   independent register accumulators (so that the additions of a row overlap), then the running    \
+   potentials, first-spike steps and values; waiting[g]: vector g still has a neuron to fire. */   \
+static inline __attribute__((always_inline)) int step_vectors_##SUF(                               \
+        const T_ *restrict table, const int32_t *rows, int64_t n, T_ *restrict run,                \
+        I_ *restrict first, T_ *restrict fval, const int32_t *blk, const int M, vec_##SUF thr,     \
+        lanes_##SUF step, lanes_##SUF never, int *waiting) {                                       \
+    const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
+    int64_t o[8];                                                                                  \
+    vec_##SUF inc[8];                                                                              \
+    int fired = 0;                                                                                 \
+    for (int g = 0; g < M; ++g) { o[g] = (int64_t)blk[g] * L; inc[g] = (vec_##SUF){0}; }           \
+    if (n > 0) {                                                                                   \
+        for (int g = 0; g < M; ++g) inc[g] = *(const vec_##SUF *)(table + rows[0] + o[g]);         \
+        for (int64_t k = 1; k < n; ++k) {                                                          \
+            const T_ *row = table + rows[k];                                                       \
+            for (int g = 0; g < M; ++g) inc[g] += *(const vec_##SUF *)(row + o[g]);                \
+        }                                                                                          \
+    }                                                                                              \
+    for (int g = 0; g < M; ++g) {                                                                  \
+        const vec_##SUF r = *(vec_##SUF *)(run + o[g]) + inc[g];                                   \
+        *(vec_##SUF *)(run + o[g]) = r;                                                            \
+        lanes_##SUF when = *(lanes_##SUF *)(first + o[g]);                                         \
+        const lanes_##SUF hit = (r > thr) & (when == never);                                       \
+        when = (when & ~hit) | (step & hit);                                                       \
+        *(lanes_##SUF *)(first + o[g]) = when;                                                     \
+        const lanes_##SUF old = (lanes_##SUF)*(vec_##SUF *)(fval + o[g]);                          \
+        *(vec_##SUF *)(fval + o[g]) = (vec_##SUF)(((lanes_##SUF)r & hit) | (old & ~hit));          \
+        fired |= any_lane(&hit);                                                                   \
+        const lanes_##SUF left = when == never;                                                    \
+        waiting[g] = any_lane(&left);                                                              \
+    }                                                                                              \
+    return fired;                                                                                  \
+}                                                                                                  \
+                                                                                                   \
+/* One output position, the latencies of its receptive field in w->field (field_latencies): the    \
+   first step first[f] with P > threshold (T: none) and the potential fval[f] there (0: none),     \
+   for the features [0, FP); the padding lanes (f >= F) count as fired so that their vectors can   \
+   be dropped. Steps are summed in order, each from its own input spikes; a vector of features is  \
+   dropped once all of its neurons have fired, and the position ends when none is left. With       \
+   stop_at_first it ends after the first step at which any feature fires instead; returns that     \
+   step (T if none fired). */                                                                      \
+static int64_t fire_position_##SUF(const T_ *restrict table, fire_ws *w, int64_t NK, int64_t F, int64_t FP, \
+                                 int64_t T, T_ threshold, int stop_at_first) {                     \
+    const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
+    T_ *restrict run = (T_ *)w->run, *restrict fval = (T_ *)w->fval;                               \
+    I_ *restrict first = (I_ *)w->first;                                                           \
+    int32_t *restrict active = w->active, *restrict rows = w->rows;                                \
+    int64_t n_active = 0;                                                                          \
+    for (int64_t b = 0; b < FP / L; ++b) active[n_active++] = (int32_t)b;                          \
+    for (int64_t f = 0; f < FP; ++f) { run[f] = (T_)0; fval[f] = (T_)0; first[f] = f < F ? (I_)T : 0; } \
+    /* silent for sure: even if every input spike added the largest weight (with room for the      \
+       rounding of the sums), no potential could exceed the threshold */                           \
+    if ((double)field_spike_count(w->field, NK, T) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return T; \
+    const vec_##SUF thr = (vec_##SUF){0} + threshold;                                              \
+    const lanes_##SUF never = (lanes_##SUF){0} + (I_)T;                                            \
+    for (int64_t t = 0; t < T && n_active > 0; ++t) {                                              \
+        const int64_t n = step_rows(w->field, NK, t, FP, rows);                                    \
+        if (n == 0 && t > 0) continue;  /* no input spike: no potential changes */                 \
+        const lanes_##SUF step = (lanes_##SUF){0} + (I_)t;                                         \
+        int fired = 0, waiting[8];                                                                 \
+        int64_t kept = 0;                                                                          \
+        for (int64_t a = 0; a < n_active;) {                                                       \
+            const int m = n_active - a >= 8 ? 8 : (n_active - a >= 4 ? 4 : 1);                     \
+            if (m == 8)                                                                            \
+                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 8, thr, step, never, waiting); \
+            else if (m == 4)                                                                       \
+                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 4, thr, step, never, waiting); \
+            else                                                                                   \
+                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 1, thr, step, never, waiting); \
+            for (int g = 0; g < m; ++g)  /* keep the vectors with neurons left to fire */          \
+                if (stop_at_first || waiting[g]) active[kept++] = active[a + g];                   \
+            a += m;                                                                                \
+        }                                                                                          \
+        n_active = kept;                                                                           \
+        if (stop_at_first && fired) return t;                                                      \
+    }                                                                                              \
+    return T;                                                                                      \
+}                                                                                                  \
+                                                                                                   \
+/* Modes 1 and 3 of spike_conv (first spikes, and the potentials there) for positions              \
+   [p_begin, p_end) of the flat (b, y, x) index, in time order. table: padded [NK][FP]. */         \
+static void spike_fire_range_##SUF(const uint8_t *lat, const T_ *table, uint8_t *spikes, T_ *values, int64_t C, \
+                                 int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t T, \
+                                 T_ threshold, int64_t p_begin, int64_t p_end, fire_ws *w) {       \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, FP = padded_features(F), image = C * H * W;    \
+    const int64_t NK = C * KH * KW;                                                                \
+    const T_ *fval = (const T_ *)w->fval;                                                          \
+    const I_ *first = (const I_ *)w->first;                                                        \
+    int64_t current = -1;                                                                          \
+    for (int64_t p = p_begin; p < p_end; ++p) {                                                    \
+        const int64_t b = p / (HO * WO), y = (p / WO) % HO, x = p % WO;                            \
+        if (b != current) load_image(w, lat + b * image, image);                                   \
+        current = b;                                                                               \
+        field_latencies(w, C, H, W, KH, KW, y, x);                                                 \
+        fire_position_##SUF(table, w, NK, F, FP, T, threshold, 0);                                 \
+        for (int64_t f = 0; f < F; ++f) {                                                          \
+            const int64_t o = ((b * F + f) * HO + y) * WO + x;                                     \
+            spikes[o] = (uint8_t)first[f];                                                         \
+            if (values) values[o] = fval[f];                                                       \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+/* STDP's winners of one image straight from its input latencies lb [C][H][W]: the same winners    \
+   as spike_fire_range (mode 3) followed by stdp_winners with pointwise inhibition, without the    \
+   [F][HO][WO] maps. Pointwise inhibition keeps at each position only the features that fire at    \
+   its earliest step (the highest potential there, then the first feature), so each position       \
+   stops after that step (fire_position's stop_at_first); k-WTA then runs over the positions       \
+   with the scores, order and tie-breaking of stdp_winners (the first maximum in (f, y, x) order). */ \
+static void conv_winners_image_##SUF(const uint8_t *lb, const T_ *table, int64_t C, int64_t H, int64_t W, \
+                                   int64_t F, int64_t KH, int64_t KW, int64_t T, T_ threshold, int64_t K, \
+                                   int64_t R, fire_ws *w, int64_t *win, int64_t *win_lat, uint8_t *valid) { \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, HW = HO * WO, FP = padded_features(F);         \
+    const T_ *fval = (const T_ *)w->fval;                                                          \
+    int32_t *who = w->who;                                                                         \
+    uint8_t *plat = w->plat;                                                                       \
+    T_ *pval = (T_ *)w->pval, *score = (T_ *)w->score;                                             \
+    T_ vmax = 0;                                                                                   \
+    load_image(w, lb, C * H * W);                                                                  \
+    for (int64_t p = 0; p < HW; ++p) {                                                             \
+        field_latencies(w, C, H, W, KH, KW, p / WO, p % WO);                                       \
+        const int64_t t0 = fire_position_##SUF(table, w, C * KH * KW, F, FP, T, threshold, 1);     \
+        who[p] = -1;                                                                               \
+        plat[p] = (uint8_t)T;                                                                      \
+        pval[p] = 0;                                                                               \
+        if (t0 >= T) continue;                                                                     \
+        /* every feature that fired did so at t0 (fval > threshold >= 0), the others hold 0: the   \
+           earliest feature with the highest potential is the first maximum of fval */             \
+        who[p] = (int32_t)first_argmax_##SUF(fval, F);                                             \
+        pval[p] = fval[who[p]];                                                                    \
+        plat[p] = (uint8_t)t0;                                                                     \
+        if (pval[p] > vmax) vmax = pval[p];                                                        \
+    }                                                                                              \
+    const T_ v = vmax * (T_)T;                                                                     \
+    for (int64_t p = 0; p < HW; ++p) score[p] = who[p] >= 0 ? (pval[p] + v) * (T_)(T - plat[p]) : (T_)0; \
+    int alive = 1;                                                                                 \
+    for (int64_t k = 0; k < K; ++k) {                                                              \
+        /* the first maximum over (f, y, x): the neurons inhibited pointwise score 0 */            \
+        int64_t arg = -1, key = 0;                                                                 \
+        T_ best = 0;                                                                               \
+        for (int64_t p = 0; p < HW; ++p) {                                                         \
+            if (!(score[p] > 0)) continue;                                                         \
+            const int64_t kp = who[p] * HW + p;                                                    \
+            if (arg < 0 || score[p] > best || (score[p] == best && kp < key)) { arg = p; best = score[p]; key = kp; } \
+        }                                                                                          \
+        alive = alive && arg >= 0;                                                                 \
+        valid[k] = (uint8_t)alive;                                                                 \
+        if (!alive) {  /* as stdp_winners: the argmax of all zeros is neuron (0, 0, 0) */          \
+            win[3 * k] = 0; win[3 * k + 1] = 0; win[3 * k + 2] = 0;                                \
+            win_lat[k] = who[0] == 0 ? plat[0] : T;                                                \
+            continue;                                                                              \
+        }                                                                                          \
+        const int64_t f = who[arg], y = arg / WO, x = arg % WO;                                    \
+        win[3 * k] = f; win[3 * k + 1] = y; win[3 * k + 2] = x;                                    \
+        win_lat[k] = plat[arg];                                                                    \
+        for (int64_t p = 0; p < HW; ++p) if (who[p] == f) score[p] = 0;                            \
+        if (R > 0) {                                                                               \
+            const int64_t y0 = y - R < 0 ? 0 : y - R, y1 = y + R + 1 > HO ? HO : y + R + 1;        \
+            const int64_t x0 = x - R < 0 ? 0 : x - R, x1 = x + R + 1 > WO ? WO : x + R + 1;        \
+            for (int64_t yy = y0; yy < y1; ++yy)                                                   \
+                for (int64_t xx = x0; xx < x1; ++xx) score[yy * WO + xx] = 0;                      \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+/* The winners of images [b_begin, b_end) (see conv_winners_image; without pointwise inhibition    \
+   the maps of spike_fire_range go through stdp_winners). lat: padded latencies [B][C][H][W];      \
+   wt: transposed table [NK][F]. Returns 0, or -1 when out of memory. */                           \
+int stdp_conv_winners_##SUF(const uint8_t *lat, const T_ *wt, int64_t B, int64_t C, int64_t H, int64_t W, \
+                          int64_t F, int64_t KH, int64_t KW, int64_t T, T_ threshold, int64_t K, int64_t R, \
+                          int pointwise, int64_t *win, int64_t *win_lat, uint8_t *valid, int64_t b_begin, \
+                          int64_t b_end) {                                                         \
+    (void)B;                                                                                       \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, NK = C * KH * KW, image = C * H * W;           \
+    T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
+    fire_ws w;                                                                                     \
+    const int ok = table && fire_ws_alloc(&w, image, NK, F, padded_features(F), HO * WO);          \
+    if (ok) w.w_max = largest_weight_##SUF(table, NK * padded_features(F));                        \
+    for (int64_t b = b_begin; ok && b < b_end; ++b) {                                              \
+        if (pointwise) {                                                                           \
+            conv_winners_image_##SUF(lat + b * image, table, C, H, W, F, KH, KW, T, threshold, K, R, &w, \
+                                   win + b * K * 3, win_lat + b * K, valid + b * K);               \
+        } else {                                                                                   \
+            spike_fire_range_##SUF(lat + b * image, table, w.out, (T_ *)w.val, C, H, W, F, KH, KW, T, threshold, \
+                                 0, HO * WO, &w);                                                  \
+            stdp_winners_##SUF(w.out, (const T_ *)w.val, 1, F, HO, WO, T, K, R, 0, win + b * K * 3, \
+                             win_lat + b * K, valid + b * K, 0, 1);                                \
+        }                                                                                          \
+    }                                                                                              \
+    fire_ws_free(&w);                                                                              \
+    free(table);                                                                                   \
+    return ok ? 0 : -1;                                                                            \
+}                                                                                                  \
+                                                                                                   \
+/* Modes (see the top of the file): 0 and 2 through spike_conv_core, 1 and 3 in time order         \
+   (spike_fire_range). Returns 0, or -1 when out of memory. */                                     \
+int spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, int64_t B, int64_t C, int64_t H, \
+                   int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t T, int mode, T_ threshold, \
+                   int64_t p_begin, int64_t p_end) {                                               \
+    (void)B;                                                                                       \
+    const int64_t FP = padded_features(F), NK = C * KH * KW;                                       \
+    T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
+    int ok = table != NULL;                                                                        \
+    if (ok && (mode == 1 || mode == 3)) {                                                          \
+        fire_ws w;                                                                                 \
+        ok = fire_ws_alloc(&w, C * H * W, NK, F, FP, 0);                                           \
+        if (ok) w.w_max = largest_weight_##SUF(table, NK * FP);                                    \
+        if (ok)                                                                                    \
+            spike_fire_range_##SUF(lat, table, (uint8_t *)out, mode == 3 ? (T_ *)out2 : NULL, C, H, W, F, KH, KW, \
+                                 T, threshold, p_begin, p_end, &w);                                \
+        fire_ws_free(&w);                                                                          \
+    } else if (ok) {                                                                               \
+        T_ *acc = (T_ *)malloc(sizeof(T_) * (size_t)((T + 1) * FP));                               \
+        uint8_t *touched = (uint8_t *)malloc((size_t)T);                                           \
+        ok = acc && touched;                                                                       \
+        if (ok) spike_conv_core_##SUF(lat, table, (T_ *)out, C, H, W, F, KH, KW, T, mode, p_begin, p_end, acc, touched); \
+        free(acc);                                                                                 \
+        free(touched);                                                                             \
+    }                                                                                              \
+    free(table);                                                                                   \
+    return ok ? 0 : -1;                                                                            \
+}
+
+DEFINE_FIRE(float, f32, int32_t)
+DEFINE_FIRE(double, f64, int64_t)
+
 /*
  * Shared by the sequential loops: the transposed table column of feature f (wt[q][f] = w[f][q]),
  * and one winner's kernel update, with the float operations of apply_stdp_image:
@@ -298,15 +591,16 @@ DEFINE_UPDATE(double, f64)
 
 /*
  * Sequential STDP of a convolutional layer over images [0, B): the seed's per-image semantics
- * in one call. For each image in order: the thresholded convolution (mode 3 of spike_conv) with
- * the weights as they are, pointwise inhibition (optional) and k-WTA (stdp_winners), then the
+ * in one call. For each image in order: the winners with the weights as they are
+ * (conv_winners_image: the thresholded convolution, pointwise inhibition and k-WTA), then the
  * update of each valid winner's kernel in place (update_kernel), with the same float operations,
  * in the same order and precision, as the PyTorch path (cortexsnn.plasticity.stdp.apply_stdp_image;
  * compiled without contraction into FMAs), so the weights are bit-identical. The winners of an image are distinct features, so their updates do
  * not interact. With clamp_all, the whole weight tensor is clamped after the first image (as
  * the PyTorch path does while the weights may lie outside the bounds). a_plus / a_minus hold
  * one rate per image (float64, rounded to T_ as PyTorch's .to(dtype)). Returns the number of
- * winners. lat: padded input latencies [B][C][H][W]; weight [F][C][KH][KW] (updated).
+ * winners (-1 when out of memory). lat: padded input latencies [B][C][H][W]; weight [F][C][KH][KW]
+ * (updated).
  */
 #define DEFINE_SEQUENTIAL(T_, SUF)                                                                 \
 int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t C, int64_t H,     \
@@ -317,21 +611,23 @@ int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t
     const int64_t HO = H - KH + 1, WO = W - KW + 1, NK = C * KH * KW, image = C * H * W;           \
     const int64_t FP = padded_features(F);                                                         \
     T_ *wt = (T_ *)calloc((size_t)(NK * FP), sizeof(T_));  /* transposed, padded: [NK][FP] */      \
-    int32_t *first;                                                                                \
-    uint8_t *touched;                                                                              \
-    T_ *acc = conv_workspace_##SUF(F, T, &first, &touched);                                        \
-    uint8_t *out = (uint8_t *)malloc((size_t)(F * HO * WO));                                       \
-    T_ *val = (T_ *)malloc(sizeof(T_) * (size_t)(F * HO * WO));                                    \
+    fire_ws ws;                                                                                    \
+    if (!wt || !fire_ws_alloc(&ws, image, NK, F, FP, HO * WO)) { free(wt); fire_ws_free(&ws); return -1; } \
     int64_t *win = (int64_t *)malloc(sizeof(int64_t) * (size_t)(3 * K + 1));                       \
     int64_t *win_lat = (int64_t *)malloc(sizeof(int64_t) * (size_t)(K + 1));                       \
     uint8_t *valid = (uint8_t *)malloc((size_t)(K + 1));                                           \
     int64_t total = 0;                                                                             \
     for (int64_t f = 0; f < F; ++f) table_column_##SUF(weight, wt, f, FP, NK);                     \
+    ws.w_max = largest_weight_##SUF(weight, F * NK);  /* raised below as the weights change */       \
     for (int64_t b = 0; b < B; ++b) {                                                              \
         const uint8_t *lb = lat + b * image;                                                       \
-        spike_conv_core_##SUF(lb, wt, out, val, C, H, W, F, KH, KW, T, 3, threshold, 0, HO * WO,   \
-                              acc, first, touched);                                                \
-        stdp_winners_##SUF(out, val, 1, F, HO, WO, T, K, R, pointwise, win, win_lat, valid, 0, 1);   \
+        if (pointwise) {                                                                           \
+            conv_winners_image_##SUF(lb, wt, C, H, W, F, KH, KW, T, threshold, K, R, &ws, win, win_lat, valid); \
+        } else {                                                                                   \
+            spike_fire_range_##SUF(lb, wt, ws.out, (T_ *)ws.val, C, H, W, F, KH, KW, T, threshold, 0, \
+                                   HO * WO, &ws);                                                  \
+            stdp_winners_##SUF(ws.out, (const T_ *)ws.val, 1, F, HO, WO, T, K, R, 0, win, win_lat, valid, 0, 1); \
+        }                                                                                          \
         const T_ ap = (T_)a_plus[b], an = (T_)a_minus[b];                                          \
         for (int64_t k = 0; k < K; ++k) {                                                          \
             if (!valid[k]) continue;                                                               \
@@ -339,19 +635,22 @@ int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t
             const int64_t f = win[3 * k], y = win[3 * k + 1], x = win[3 * k + 2];                  \
             update_kernel_##SUF(weight + f * NK, lb, C, H, W, KH, KW, y, x, win_lat[k], ap, an,    \
                                 stabilizer, lower, upper);                                         \
+            const double top = largest_weight_##SUF(weight + f * NK, NK);                             \
+            ws.w_max = top > ws.w_max ? top : ws.w_max;                                            \
         }                                                                                          \
         if (clamp_all) {  /* after the first image every weight lies within the bounds */         \
             for (int64_t q = 0; q < F * NK; ++q)                                                   \
                 weight[q] = weight[q] < lower ? lower : (weight[q] > upper ? upper : weight[q]);   \
             clamp_all = 0;                                                                         \
             for (int64_t f = 0; f < F; ++f) table_column_##SUF(weight, wt, f, FP, NK);             \
+            ws.w_max = largest_weight_##SUF(weight, F * NK);                                       \
         } else {                                                                                   \
             for (int64_t k = 0; k < K; ++k)                                                        \
                 if (valid[k]) table_column_##SUF(weight, wt, win[3 * k], FP, NK);                  \
         }                                                                                          \
     }                                                                                              \
-    free(wt); free(out); free(val); free(win); free(win_lat); free(valid);                         \
-    free(acc); free(first); free(touched);                                                         \
+    free(wt); free(win); free(win_lat); free(valid);                                               \
+    fire_ws_free(&ws);                                                                             \
     return total;                                                                                  \
 }
 
@@ -382,7 +681,6 @@ DEFINE_SEQUENTIAL(double, f64)
  */
 #define RSTDP_CHUNK 4
 #define DEFINE_RSTDP_HEAD(T_, SUF)                                                                 \
-typedef T_ vec_##SUF __attribute__((vector_size(32), aligned(sizeof(T_))));                        \
 /* dst[0:FP] += sum over a of rows[offsets[a] : offsets[a] + FP], each lane adding in order a =   \
    0, 1, ...; groups of 8 vectors are kept in registers across the rows */                         \
 static inline void add_rows_##SUF(T_ *restrict dst, const T_ *restrict rows,                        \
