@@ -122,3 +122,32 @@ def test_real_valued_weights_fused_equals_unfused_bitwise():
     for mine, theirs in zip(fused, unfused):
         assert torch.equal(mine, theirs)
     assert int(fused[2].sum()) > 10  # the images do have winners
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_fire_pool_equals_fire_then_pool(case, dtype):
+    c, f, k, steps, density, (h, w) = CASES[case]
+    lat = _inputs(3, c, h, w, steps, density, seed=40 + case)
+    weight = _dyadic(f, c, k, dtype, seed=50 + case, levels=8)
+    final = spike_ops.conv_potentials(lat, weight, steps, "dense")[-1]
+    for threshold in [0.0, float(final.quantile(0.3)), float(final.median()), float(final.max()) + 1]:
+        expected = spike_ops.fire(spike_ops.conv_potentials(lat, weight, steps, "dense"), threshold)
+        for pool in (2, 3):
+            got = spike_ops.conv_fire_pool(lat, weight, steps, threshold, pool, "event")
+            assert torch.equal(got, spike_ops.spike_pool(expected, pool))
+            assert torch.equal(spike_ops.conv_fire_pool(lat, weight, steps, threshold, pool, "dense"), got)
+
+
+def test_network_runs_conv_and_pool_in_one_pass():
+    from cortexsnn.plasticity.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mozafari2018")
+    lat = _inputs(4, 6, 28, 28, model.time_steps, 0.2, seed=9)
+    fused = model.run_ops(lat)
+    step_by_step = lat
+    for op in model.ops:
+        step_by_step = model.apply_op(op, step_by_step)
+    assert torch.equal(fused, step_by_step)
+    assert bool((fused < model.time_steps).any())

@@ -6,6 +6,7 @@ from torch import nn
 
 from cortexsnn.plasticity.spike_ops import (
     conv_fire,
+    conv_fire_pool,
     conv_potentials,
     last_step_potentials,
     pad_latencies,
@@ -75,3 +76,10 @@ class SpikeConv(nn.Module):
         if self.threshold is None:
             raise RuntimeError("a decision layer has no output spike times; use last_potentials")
         return conv_fire(self.pad(latencies, time_steps), self.weight, time_steps, self.threshold, self.method)
+
+    def fire_pool(self, latencies: torch.Tensor, time_steps: int, pool: int) -> torch.Tensor:
+        """``forward`` followed by spike pooling (window and stride ``pool``), in one pass."""
+        if self.threshold is None:
+            raise RuntimeError("a decision layer has no output spike times; use last_potentials")
+        return conv_fire_pool(self.pad(latencies, time_steps), self.weight, time_steps, self.threshold, pool,
+                              self.method)

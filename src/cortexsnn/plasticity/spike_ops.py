@@ -17,6 +17,7 @@ __all__ = [
     "spike_pool",
     "conv_potentials",
     "conv_fire",
+    "conv_fire_pool",
     "conv_fire_values",
     "inhibit_pointwise",
     "last_step_potentials",
@@ -160,6 +161,34 @@ def conv_fire(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, th
     if lib is not None:
         return _run_kernel(lib, latencies, weight, time_steps, 1, threshold)
     return fire(conv_potentials(latencies, weight, time_steps, "dense"), threshold)
+
+
+def conv_fire_pool(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, threshold: float, pool: int,
+                   method: str = "auto") -> torch.Tensor:
+    """A thresholded convolution followed by spike pooling (window and stride ``pool``): the same
+    result as ``spike_pool(conv_fire(...), pool)``.
+
+    The kernel path computes each pooling window's positions one after the other, each only as
+    far as it could still fire a feature earlier than the window's earliest spike so far.
+    """
+    _check_conv_input(latencies, weight)
+    lib = _kernel_for(latencies, weight, method)
+    if lib is None:
+        return spike_pool(conv_fire(latencies, weight, time_steps, threshold, method), pool)
+    import ctypes
+
+    b, c, h, w = latencies.shape
+    f, _, kh, kw = weight.shape
+    hp, wp = (h - kh + 1) // pool, (w - kw + 1) // pool
+    lat = latencies.to(torch.uint8).contiguous()
+    table = weight.permute(1, 2, 3, 0).contiguous()  # [C, kh, kw, F]
+    out = torch.empty(b, f, hp, wp, dtype=torch.uint8)
+    fn = lib.spike_fire_pool_f32 if weight.dtype == torch.float32 else lib.spike_fire_pool_f64
+    args = (ctypes.c_void_p(lat.data_ptr()), ctypes.c_void_p(table.data_ptr()), ctypes.c_void_p(out.data_ptr()),
+            c, h, w, f, kh, kw, time_steps, float(threshold), pool)
+    n_pos = b * hp * wp
+    _split(fn, args, n_pos, min(torch.get_num_threads(), max(1, n_pos * pool * pool * c * kh * kw * f // 2_000_000)))
+    return out
 
 
 def conv_fire_values(latencies: torch.Tensor, weight: torch.Tensor, time_steps: int, threshold: float,

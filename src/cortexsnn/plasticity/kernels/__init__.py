@@ -32,6 +32,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         fused = getattr(lib, f"stdp_conv_winners_{suffix}")
         fused.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i64, real, i64, i64, i32, p, p, p, i64, i64]
         fused.restype = ctypes.c_int
+        pooled = getattr(lib, f"spike_fire_pool_{suffix}")
+        pooled.argtypes = [p, p, p, i64, i64, i64, i64, i64, i64, i64, real, i64, i64, i64]
+        pooled.restype = ctypes.c_int
         winners = getattr(lib, f"stdp_winners_{suffix}")
         winners.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i32, p, p, p, i64, i64]
         winners.restype = None

@@ -334,7 +334,7 @@ static double largest_weight_##SUF(const T_ *table, int64_t n) {                
 static inline __attribute__((always_inline)) int step_vectors_##SUF(                               \
         const T_ *restrict table, const int32_t *rows, int64_t n, T_ *restrict run,                \
         I_ *restrict first, T_ *restrict fval, const int32_t *blk, const int M, vec_##SUF thr,     \
-        lanes_##SUF step, lanes_##SUF never, int *waiting) {                                       \
+        lanes_##SUF step, int *waiting) {                                                          \
     const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
     int64_t o[8];                                                                                  \
     vec_##SUF inc[8];                                                                              \
@@ -351,13 +351,13 @@ static inline __attribute__((always_inline)) int step_vectors_##SUF(            
         const vec_##SUF r = *(vec_##SUF *)(run + o[g]) + inc[g];                                   \
         *(vec_##SUF *)(run + o[g]) = r;                                                            \
         lanes_##SUF when = *(lanes_##SUF *)(first + o[g]);                                         \
-        const lanes_##SUF hit = (r > thr) & (when == never);                                       \
+        const lanes_##SUF hit = (r > thr) & (when > step);  /* earlier than the step held */       \
         when = (when & ~hit) | (step & hit);                                                       \
         *(lanes_##SUF *)(first + o[g]) = when;                                                     \
         const lanes_##SUF old = (lanes_##SUF)*(vec_##SUF *)(fval + o[g]);                          \
         *(vec_##SUF *)(fval + o[g]) = (vec_##SUF)(((lanes_##SUF)r & hit) | (old & ~hit));          \
         fired |= any_lane(&hit);                                                                   \
-        const lanes_##SUF left = when == never;                                                    \
+        const lanes_##SUF left = when > step + 1;  /* a later step can still be earlier */         \
         waiting[g] = any_lane(&left);                                                              \
     }                                                                                              \
     return fired;                                                                                  \
@@ -367,23 +367,25 @@ static inline __attribute__((always_inline)) int step_vectors_##SUF(            
    first step first[f] with P > threshold (T: none) and the potential fval[f] there (0: none),     \
    for the features [0, FP); the padding lanes (f >= F) count as fired so that their vectors can   \
    be dropped. Steps are summed in order, each from its own input spikes; a vector of features is  \
-   dropped once all of its neurons have fired, and the position ends when none is left. With       \
-   stop_at_first it ends after the first step at which any feature fires instead; returns that     \
-   step (T if none fired). */                                                                      \
+   dropped once none of its neurons can fire earlier than first[] holds, and the position ends     \
+   when none is left. With stop_at_first it ends after the first step at which any feature fires   \
+   instead; returns that step (T if none fired). With keep_first, first[] comes from the caller    \
+   (the earliest spikes of the other positions of a pooling window) and only earlier spikes        \
+   replace it. */                                                                                  \
 static int64_t fire_position_##SUF(const T_ *restrict table, fire_ws *w, int64_t NK, int64_t F, int64_t FP, \
-                                 int64_t T, T_ threshold, int stop_at_first) {                     \
+                                 int64_t T, T_ threshold, int stop_at_first, int keep_first) {     \
     const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
     T_ *restrict run = (T_ *)w->run, *restrict fval = (T_ *)w->fval;                               \
     I_ *restrict first = (I_ *)w->first;                                                           \
     int32_t *restrict active = w->active, *restrict rows = w->rows;                                \
     int64_t n_active = 0;                                                                          \
     for (int64_t b = 0; b < FP / L; ++b) active[n_active++] = (int32_t)b;                          \
-    for (int64_t f = 0; f < FP; ++f) { run[f] = (T_)0; fval[f] = (T_)0; first[f] = f < F ? (I_)T : 0; } \
+    for (int64_t f = 0; f < FP; ++f) { run[f] = (T_)0; fval[f] = (T_)0; }                          \
+    if (!keep_first) for (int64_t f = 0; f < FP; ++f) first[f] = f < F ? (I_)T : 0;                \
     /* silent for sure: even if every input spike added the largest weight (with room for the      \
        rounding of the sums), no potential could exceed the threshold */                           \
     if ((double)field_spike_count(w->field, NK, T) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return T; \
     const vec_##SUF thr = (vec_##SUF){0} + threshold;                                              \
-    const lanes_##SUF never = (lanes_##SUF){0} + (I_)T;                                            \
     for (int64_t t = 0; t < T && n_active > 0; ++t) {                                              \
         const int64_t n = step_rows(w->field, NK, t, FP, rows);                                    \
         if (n == 0 && t > 0) continue;  /* no input spike: no potential changes */                 \
@@ -393,11 +395,11 @@ static int64_t fire_position_##SUF(const T_ *restrict table, fire_ws *w, int64_t
         for (int64_t a = 0; a < n_active;) {                                                       \
             const int m = n_active - a >= 8 ? 8 : (n_active - a >= 4 ? 4 : 1);                     \
             if (m == 8)                                                                            \
-                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 8, thr, step, never, waiting); \
+                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 8, thr, step, waiting); \
             else if (m == 4)                                                                       \
-                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 4, thr, step, never, waiting); \
+                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 4, thr, step, waiting); \
             else                                                                                   \
-                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 1, thr, step, never, waiting); \
+                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 1, thr, step, waiting); \
             for (int g = 0; g < m; ++g)  /* keep the vectors with neurons left to fire */          \
                 if (stop_at_first || waiting[g]) active[kept++] = active[a + g];                   \
             a += m;                                                                                \
@@ -423,12 +425,37 @@ static void spike_fire_range_##SUF(const uint8_t *lat, const T_ *table, uint8_t 
         if (b != current) load_image(w, lat + b * image, image);                                   \
         current = b;                                                                               \
         field_latencies(w, C, H, W, KH, KW, y, x);                                                 \
-        fire_position_##SUF(table, w, NK, F, FP, T, threshold, 0);                                 \
+        fire_position_##SUF(table, w, NK, F, FP, T, threshold, 0, 0);                              \
         for (int64_t f = 0; f < F; ++f) {                                                          \
             const int64_t o = ((b * F + f) * HO + y) * WO + x;                                     \
             spikes[o] = (uint8_t)first[f];                                                         \
             if (values) values[o] = fval[f];                                                       \
         }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+/* First spikes followed by spike pooling (window and stride k, floor mode) for pooled positions   \
+   [p_begin, p_end) of the flat (b, y, x) index: out[B][F][HO / k][WO / k] is the earliest spike   \
+   of each window. The window's positions run one after the other with the earliest spikes so      \
+   far as their bar (fire_position's keep_first). */                                               \
+static void spike_fire_pool_range_##SUF(const uint8_t *lat, const T_ *table, uint8_t *spikes, int64_t C, \
+                                      int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t T, \
+                                      T_ threshold, int64_t k, int64_t p_begin, int64_t p_end, fire_ws *w) { \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, HP = HO / k, WP = WO / k;                      \
+    const int64_t FP = padded_features(F), image = C * H * W, NK = C * KH * KW;                    \
+    I_ *first = (I_ *)w->first;                                                                    \
+    int64_t current = -1;                                                                          \
+    for (int64_t p = p_begin; p < p_end; ++p) {                                                    \
+        const int64_t b = p / (HP * WP), py = (p / WP) % HP, px = p % WP;                          \
+        if (b != current) load_image(w, lat + b * image, image);                                   \
+        current = b;                                                                               \
+        for (int64_t f = 0; f < FP; ++f) first[f] = f < F ? (I_)T : 0;                             \
+        for (int64_t dy = 0; dy < k; ++dy)                                                         \
+            for (int64_t dx = 0; dx < k; ++dx) {                                                   \
+                field_latencies(w, C, H, W, KH, KW, py * k + dy, px * k + dx);                     \
+                fire_position_##SUF(table, w, NK, F, FP, T, threshold, 0, 1);                      \
+            }                                                                                      \
+        for (int64_t f = 0; f < F; ++f) spikes[((b * F + f) * HP + py) * WP + px] = (uint8_t)first[f]; \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
@@ -450,7 +477,7 @@ static void conv_winners_image_##SUF(const uint8_t *lb, const T_ *table, int64_t
     load_image(w, lb, C * H * W);                                                                  \
     for (int64_t p = 0; p < HW; ++p) {                                                             \
         field_latencies(w, C, H, W, KH, KW, p / WO, p % WO);                                       \
-        const int64_t t0 = fire_position_##SUF(table, w, C * KH * KW, F, FP, T, threshold, 1);     \
+        const int64_t t0 = fire_position_##SUF(table, w, C * KH * KW, F, FP, T, threshold, 1, 0);  \
         who[p] = -1;                                                                               \
         plat[p] = (uint8_t)T;                                                                      \
         pval[p] = 0;                                                                               \
@@ -504,7 +531,7 @@ int stdp_conv_winners_##SUF(const uint8_t *lat, const T_ *wt, int64_t B, int64_t
     (void)B;                                                                                       \
     const int64_t HO = H - KH + 1, WO = W - KW + 1, NK = C * KH * KW, image = C * H * W;           \
     T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
-    fire_ws w;                                                                                     \
+    fire_ws w = {0};                                                                               \
     const int ok = table && fire_ws_alloc(&w, image, NK, F, padded_features(F), HO * WO);          \
     if (ok) w.w_max = largest_weight_##SUF(table, NK * padded_features(F));                        \
     for (int64_t b = b_begin; ok && b < b_end; ++b) {                                              \
@@ -533,7 +560,7 @@ int spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, in
     T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
     int ok = table != NULL;                                                                        \
     if (ok && (mode == 1 || mode == 3)) {                                                          \
-        fire_ws w;                                                                                 \
+        fire_ws w = {0};                                                                           \
         ok = fire_ws_alloc(&w, C * H * W, NK, F, FP, 0);                                           \
         if (ok) w.w_max = largest_weight_##SUF(table, NK * FP);                                    \
         if (ok)                                                                                    \
@@ -548,6 +575,24 @@ int spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, in
         free(acc);                                                                                 \
         free(touched);                                                                             \
     }                                                                                              \
+    free(table);                                                                                   \
+    return ok ? 0 : -1;                                                                            \
+}                                                                                                  \
+                                                                                                   \
+                                                                                                   \
+/* spike_fire_pool_range over pooled positions [p_begin, p_end). Returns 0, or -1 when out of memory. */ \
+int spike_fire_pool_##SUF(const uint8_t *lat, const T_ *wt, uint8_t *out, int64_t C, int64_t H, int64_t W, \
+                        int64_t F, int64_t KH, int64_t KW, int64_t T, T_ threshold, int64_t k, int64_t p_begin, \
+                        int64_t p_end) {                                                           \
+    const int64_t FP = padded_features(F), NK = C * KH * KW;                                       \
+    T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
+    fire_ws w = {0};                                                                               \
+    int ok = table && fire_ws_alloc(&w, C * H * W, NK, F, FP, 0);                                  \
+    if (ok) {                                                                                      \
+        w.w_max = largest_weight_##SUF(table, NK * FP);                                            \
+        spike_fire_pool_range_##SUF(lat, table, out, C, H, W, F, KH, KW, T, threshold, k, p_begin, p_end, &w); \
+    }                                                                                              \
+    fire_ws_free(&w);                                                                              \
     free(table);                                                                                   \
     return ok ? 0 : -1;                                                                            \
 }
@@ -611,7 +656,7 @@ int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t
     const int64_t HO = H - KH + 1, WO = W - KW + 1, NK = C * KH * KW, image = C * H * W;           \
     const int64_t FP = padded_features(F);                                                         \
     T_ *wt = (T_ *)calloc((size_t)(NK * FP), sizeof(T_));  /* transposed, padded: [NK][FP] */      \
-    fire_ws ws;                                                                                    \
+    fire_ws ws = {0};                                                                                  \
     if (!wt || !fire_ws_alloc(&ws, image, NK, F, FP, HO * WO)) { free(wt); fire_ws_free(&ws); return -1; } \
     int64_t *win = (int64_t *)malloc(sizeof(int64_t) * (size_t)(3 * K + 1));                       \
     int64_t *win_lat = (int64_t *)malloc(sizeof(int64_t) * (size_t)(K + 1));                       \

@@ -104,8 +104,16 @@ class STDPNetwork(nn.Module):
     def run_ops(self, latencies: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Run the feature path ops ``start:stop`` (inference: no inhibition)."""
         _check_latencies(latencies, self)
-        for op in self.ops[start:stop]:
-            latencies = self.apply_op(op, latencies)
+        ops = self.ops[start:stop]
+        i = 0
+        while i < len(ops):
+            if ops[i][0] == "conv" and i + 1 < len(ops) and ops[i + 1][0] == "pool":
+                # a convolution and the pooling after it in one pass (same result)
+                latencies = self.layers[ops[i][1]].fire_pool(latencies, self.time_steps, ops[i + 1][1])
+                i += 2
+                continue
+            latencies = self.apply_op(ops[i], latencies)
+            i += 1
         return latencies
 
     def apply_op(self, op: tuple, latencies: torch.Tensor) -> torch.Tensor:
