@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX2__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -38,37 +38,41 @@ typedef int32_t lanes_f32 __attribute__((vector_size(32), aligned(4)));
 typedef int64_t lanes_f64 __attribute__((vector_size(32), aligned(8)));
 
 static inline int any_lane(const void *mask) {
+#if defined(__AVX__)
+    const __m256i m = _mm256_loadu_si256((const __m256i *)mask);
+    return !_mm256_testz_si256(m, m);
+#else
     uint64_t part[4];
     memcpy(part, mask, 32);
     return (part[0] | part[1] | part[2] | part[3]) != 0;
+#endif
 }
 
 /* Workspace of the time-ordered kernels (sizes in 8-byte units, enough for either precision). */
 typedef struct {
     int32_t *rows, *active, *who;
     uint8_t *image, *field, *plat, *out;
-    void *run, *first, *fval, *pval, *score, *val;
+    void *run, *first, *fval, *steps, *pval, *score, *val;
     double w_max;  /* max(0, largest weight) (fire_position's bound) */
 } fire_ws;
 
 static void fire_ws_free(fire_ws *w) {
-    free(w->rows); free(w->active); free(w->who);
-    free(w->image); free(w->field); free(w->plat); free(w->out);
-    free(w->run); free(w->first); free(w->fval); free(w->pval); free(w->score); free(w->val);
+    free(w->rows); free(w->active); free(w->who); free(w->image); free(w->field); free(w->plat); free(w->out);
+    free(w->run); free(w->first); free(w->fval); free(w->steps); free(w->pval); free(w->score); free(w->val);
 }
 
-/* image = C * H * W inputs, NK = C * KH * KW inputs per field, FP padded features, HW output
-   positions per image (the per-position arrays of the winners) */
-static int fire_ws_alloc(fire_ws *w, int64_t image, int64_t NK, int64_t F, int64_t FP, int64_t HW) {
+/* NK inputs per field, image = C * H * W, T steps, F features (FP padded); HW output positions
+   per image for the winners' per-position arrays (0: none). */
+static int fire_ws_alloc(fire_ws *w, int64_t NK, int64_t image, int64_t T, int64_t F, int64_t FP, int64_t HW) {
     memset(w, 0, sizeof(*w));
     const size_t fp = (size_t)FP, hw = (size_t)HW + 1;
     w->rows = malloc(4 * (size_t)(NK + 1)); w->active = malloc(4 * fp); w->who = malloc(4 * hw);
     w->image = malloc((size_t)image + 8); w->field = malloc((size_t)NK + 40);
     w->plat = malloc(hw); w->out = malloc((size_t)F * hw);
-    w->run = malloc(8 * fp); w->first = malloc(8 * fp); w->fval = malloc(8 * fp);
+    w->run = malloc(8 * fp); w->first = malloc(8 * fp); w->fval = malloc(8 * fp); w->steps = malloc(8 * fp * (size_t)T);
     w->pval = malloc(8 * hw); w->score = malloc(8 * hw); w->val = malloc(8 * (size_t)F * hw);
     return w->rows && w->active && w->who && w->image && w->field && w->plat && w->out && w->run && w->first
-        && w->fval && w->pval && w->score && w->val;
+        && w->fval && w->steps && w->pval && w->score && w->val;
 }
 
 /* A copy of one image's latencies [C][H][W] with 8 bytes of slack (for field_latencies). */
@@ -106,6 +110,18 @@ static inline uint32_t equal_mask32(const uint8_t *p, uint8_t t) {
 #else
     uint32_t m = 0;
     for (int k = 0; k < 32; ++k) m |= (uint32_t)(p[k] == t) << k;
+    return m;
+#endif
+}
+
+/* bit k set when p[k] < t, k < 32 */
+static inline uint32_t below_mask32(const uint8_t *p, uint8_t t) {
+#if defined(__AVX2__)
+    const __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    return (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8((char)(t - 1))), v));
+#else
+    uint32_t m = 0;
+    for (int k = 0; k < 32; ++k) m |= (uint32_t)(p[k] < t) << k;
     return m;
 #endif
 }
@@ -410,6 +426,105 @@ static int64_t fire_position_##SUF(const T_ *restrict table, fire_ws *w, int64_t
     return T;                                                                                      \
 }                                                                                                  \
                                                                                                    \
+/* One step of first_crossing for the vectors [v0, v0 + M): the step's rows summed in registers,   \
+   added to the running potentials; returns whether any lane passed the threshold. */              \
+static inline __attribute__((always_inline)) int crossing_step_##SUF(const T_ *restrict table, const int32_t *rows, \
+                                                                     int64_t n, T_ *restrict run, int64_t v0, \
+                                                                     const int M, vec_##SUF thr) { \
+    const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
+    vec_##SUF inc[8];                                                                              \
+    for (int g = 0; g < M; ++g) inc[g] = (vec_##SUF){0};                                           \
+    if (n > 0) {                                                                                   \
+        for (int g = 0; g < M; ++g) inc[g] = *(const vec_##SUF *)(table + rows[0] + (v0 + g) * L); \
+        for (int64_t k = 1; k < n; ++k) {                                                          \
+            const T_ *row = table + rows[k] + v0 * L;                                              \
+            for (int g = 0; g < M; ++g) inc[g] += *(const vec_##SUF *)(row + g * L);               \
+        }                                                                                          \
+    }                                                                                              \
+    lanes_##SUF hit = (lanes_##SUF){0};                                                            \
+    for (int g = 0; g < M; ++g) {                                                                  \
+        const vec_##SUF r = *(vec_##SUF *)(run + (v0 + g) * L) + inc[g];                           \
+        *(vec_##SUF *)(run + (v0 + g) * L) = r;                                                    \
+        hit |= r > thr;                                                                            \
+    }                                                                                              \
+    return any_lane(&hit);                                                                         \
+}                                                                                                  \
+                                                                                                   \
+/* fire_position with stop_at_first, reduced to what pointwise inhibition needs: the first step    \
+   t0 at which any feature's potential passes the threshold (T if none), with fval holding the     \
+   potentials at t0 of the features above the threshold and 0 elsewhere. The same sums in the      \
+   same order as fire_position, without its per-neuron bookkeeping. */                             \
+static int64_t first_crossing_##SUF(const T_ *restrict table, fire_ws *w, int64_t NK, int64_t FP, int64_t T, \
+                                  T_ threshold) {                                                  \
+    const int64_t L = 32 / (int64_t)sizeof(T_), NV = FP / L;                                       \
+    T_ *restrict run = (T_ *)w->run, *restrict fval = (T_ *)w->fval;                               \
+    int32_t *restrict rows = w->rows;                                                              \
+    if ((double)field_spike_count(w->field, NK, T) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return T; \
+    for (int64_t f = 0; f < FP; ++f) run[f] = (T_)0;                                               \
+    const vec_##SUF thr = (vec_##SUF){0} + threshold;                                              \
+    for (int64_t t = 0; t < T; ++t) {                                                              \
+        const int64_t n = step_rows(w->field, NK, t, FP, rows);                                    \
+        if (n == 0 && t > 0) continue;  /* no input spike: no potential changes */                 \
+        int fired = 0;                                                                             \
+        int64_t v = 0;                                                                             \
+        for (; v + 8 <= NV; v += 8) fired |= crossing_step_##SUF(table, rows, n, run, v, 8, thr);  \
+        if (NV - v >= 4) { fired |= crossing_step_##SUF(table, rows, n, run, v, 4, thr); v += 4; } \
+        for (; v < NV; ++v) fired |= crossing_step_##SUF(table, rows, n, run, v, 1, thr);          \
+        if (!fired) continue;                                                                      \
+        for (int64_t u = 0; u < NV; ++u) {                                                         \
+            const vec_##SUF r = *(const vec_##SUF *)(run + u * L);                                 \
+            const lanes_##SUF hit = r > thr;                                                       \
+            *(vec_##SUF *)(fval + u * L) = (vec_##SUF)((lanes_##SUF)r & hit);                      \
+        }                                                                                          \
+        return t;                                                                                  \
+    }                                                                                              \
+    return T;                                                                                      \
+}                                                                                                  \
+                                                                                                   \
+/* first_crossing for narrow layers (NV <= 4 vectors of features): every input spike of the field  \
+   is added, in (c, i, j) order, into the increment of its own step (w->steps: T increments,       \
+   zeroed first: 0 + w = w), then the steps are summed in order until one passes the threshold.    \
+   The increments of steps after it are not needed, but for a narrow layer adding them costs less  \
+   than finding each step's spikes separately. Same sums in the same order as first_crossing. */   \
+static inline __attribute__((always_inline)) int64_t first_crossing_binned_##SUF(                  \
+        const T_ *restrict table, fire_ws *w, int64_t NK, int64_t FP, int64_t T, T_ threshold, const int64_t NV) { \
+    const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
+    T_ *restrict inc = (T_ *)w->steps, *restrict fval = (T_ *)w->fval;                             \
+    const uint8_t *field = w->field;                                                               \
+    if ((double)field_spike_count(field, NK, T) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return T; \
+    for (int64_t f = 0; f < T * FP; ++f) inc[f] = (T_)0;                                           \
+    uint32_t used = 1;  /* steps with input spikes, bit t (step 0 always: as fire_position) */     \
+    for (int64_t k = 0; k < NK; k += 32) {                                                         \
+        uint32_t m = below_mask32(field + k, (uint8_t)T);                                          \
+        while (m) {                                                                                \
+            const int b = __builtin_ctz(m);                                                        \
+            m &= m - 1;                                                                            \
+            const int64_t s = field[k + b];                                                        \
+            used |= (uint32_t)1 << s;                                                              \
+            T_ *dst = inc + s * FP;                                                                \
+            const T_ *src = table + (k + b) * FP;                                                  \
+            for (int64_t v = 0; v < NV; ++v) *(vec_##SUF *)(dst + v * L) += *(const vec_##SUF *)(src + v * L); \
+        }                                                                                          \
+    }                                                                                              \
+    const vec_##SUF thr = (vec_##SUF){0} + threshold;                                              \
+    vec_##SUF run[4];                                                                              \
+    for (int64_t v = 0; v < NV; ++v) run[v] = (vec_##SUF){0};                                      \
+    while (used) {                                                                                 \
+        const int64_t t = __builtin_ctz(used);                                                     \
+        used &= used - 1;                                                                          \
+        lanes_##SUF hit = (lanes_##SUF){0};                                                        \
+        for (int64_t v = 0; v < NV; ++v) {                                                         \
+            run[v] = run[v] + *(const vec_##SUF *)(inc + t * FP + v * L);                          \
+            hit |= run[v] > thr;                                                                   \
+        }                                                                                          \
+        if (!any_lane(&hit)) continue;                                                             \
+        for (int64_t v = 0; v < NV; ++v)                                                           \
+            *(vec_##SUF *)(fval + v * L) = (vec_##SUF)((lanes_##SUF)run[v] & (run[v] > thr));      \
+        return t;                                                                                  \
+    }                                                                                              \
+    return T;                                                                                      \
+}                                                                                                  \
+                                                                                                   \
 /* Modes 1 and 3 of spike_conv (first spikes, and the potentials there) for positions              \
    [p_begin, p_end) of the flat (b, y, x) index, in time order. table: padded [NK][FP]. */         \
 static void spike_fire_range_##SUF(const uint8_t *lat, const T_ *table, uint8_t *spikes, T_ *values, int64_t C, \
@@ -459,6 +574,37 @@ static void spike_fire_pool_range_##SUF(const uint8_t *lat, const T_ *table, uin
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
+/* The pointwise winner of every output position of one image (who: feature or -1, plat: its       \
+   step, pval: its potential there), a position at a time, each only up to its first step at       \
+   which any feature fires (first_crossing; first_crossing_binned for narrow layers). */           \
+static void conv_positions_##SUF(const uint8_t *lb, const T_ *table, int64_t C, int64_t H, int64_t W, \
+                              int64_t F, int64_t KH, int64_t KW, int64_t T, T_ threshold, fire_ws *w) { \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, FP = padded_features(F);                       \
+    const T_ *fval = (const T_ *)w->fval;                                                          \
+    T_ *pval = (T_ *)w->pval;                                                                      \
+    load_image(w, lb, C * H * W);                                                                  \
+    for (int64_t p = 0; p < HO * WO; ++p) {                                                        \
+        field_latencies(w, C, H, W, KH, KW, p / WO, p % WO);                                       \
+        int64_t t0;                                                                                \
+        switch (FP / (32 / (int64_t)sizeof(T_))) {  /* constant vector counts: unrolled */         \
+            case 1: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, 1); break; \
+            case 2: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, 2); break; \
+            case 3: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, 3); break; \
+            case 4: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, 4); break; \
+            default: t0 = first_crossing_##SUF(table, w, C * KH * KW, FP, T, threshold); break;    \
+        }                                                                                          \
+        w->who[p] = -1;                                                                            \
+        w->plat[p] = (uint8_t)T;                                                                   \
+        pval[p] = 0;                                                                               \
+        if (t0 >= T) continue;                                                                     \
+        /* every feature that fired did so at t0 (fval > threshold >= 0), the others hold 0: the   \
+           earliest feature with the highest potential is the first maximum of fval */             \
+        w->who[p] = (int32_t)first_argmax_##SUF(fval, F);                                          \
+        pval[p] = fval[w->who[p]];                                                                 \
+        w->plat[p] = (uint8_t)t0;                                                                  \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
 /* STDP's winners of one image straight from its input latencies lb [C][H][W]: the same winners    \
    as spike_fire_range (mode 3) followed by stdp_winners with pointwise inhibition, without the    \
    [F][HO][WO] maps. Pointwise inhibition keeps at each position only the features that fire at    \
@@ -468,27 +614,14 @@ static void spike_fire_pool_range_##SUF(const uint8_t *lat, const T_ *table, uin
 static void conv_winners_image_##SUF(const uint8_t *lb, const T_ *table, int64_t C, int64_t H, int64_t W, \
                                    int64_t F, int64_t KH, int64_t KW, int64_t T, T_ threshold, int64_t K, \
                                    int64_t R, fire_ws *w, int64_t *win, int64_t *win_lat, uint8_t *valid) { \
-    const int64_t HO = H - KH + 1, WO = W - KW + 1, HW = HO * WO, FP = padded_features(F);         \
-    const T_ *fval = (const T_ *)w->fval;                                                          \
+    const int64_t HO = H - KH + 1, WO = W - KW + 1, HW = HO * WO;                                  \
     int32_t *who = w->who;                                                                         \
     uint8_t *plat = w->plat;                                                                       \
     T_ *pval = (T_ *)w->pval, *score = (T_ *)w->score;                                             \
+    conv_positions_##SUF(lb, table, C, H, W, F, KH, KW, T, threshold, w);                          \
     T_ vmax = 0;                                                                                   \
-    load_image(w, lb, C * H * W);                                                                  \
-    for (int64_t p = 0; p < HW; ++p) {                                                             \
-        field_latencies(w, C, H, W, KH, KW, p / WO, p % WO);                                       \
-        const int64_t t0 = fire_position_##SUF(table, w, C * KH * KW, F, FP, T, threshold, 1, 0);  \
-        who[p] = -1;                                                                               \
-        plat[p] = (uint8_t)T;                                                                      \
-        pval[p] = 0;                                                                               \
-        if (t0 >= T) continue;                                                                     \
-        /* every feature that fired did so at t0 (fval > threshold >= 0), the others hold 0: the   \
-           earliest feature with the highest potential is the first maximum of fval */             \
-        who[p] = (int32_t)first_argmax_##SUF(fval, F);                                             \
-        pval[p] = fval[who[p]];                                                                    \
-        plat[p] = (uint8_t)t0;                                                                     \
-        if (pval[p] > vmax) vmax = pval[p];                                                        \
-    }                                                                                              \
+    for (int64_t p = 0; p < HW; ++p)                                                               \
+        if (who[p] >= 0 && pval[p] > vmax) vmax = pval[p];                                         \
     const T_ v = vmax * (T_)T;                                                                     \
     for (int64_t p = 0; p < HW; ++p) score[p] = who[p] >= 0 ? (pval[p] + v) * (T_)(T - plat[p]) : (T_)0; \
     int alive = 1;                                                                                 \
@@ -532,7 +665,7 @@ int stdp_conv_winners_##SUF(const uint8_t *lat, const T_ *wt, int64_t B, int64_t
     const int64_t HO = H - KH + 1, WO = W - KW + 1, NK = C * KH * KW, image = C * H * W;           \
     T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
     fire_ws w = {0};                                                                               \
-    const int ok = table && fire_ws_alloc(&w, image, NK, F, padded_features(F), HO * WO);          \
+    const int ok = table && fire_ws_alloc(&w, NK, image, T, F, padded_features(F), HO * WO);       \
     if (ok) w.w_max = largest_weight_##SUF(table, NK * padded_features(F));                        \
     for (int64_t b = b_begin; ok && b < b_end; ++b) {                                              \
         if (pointwise) {                                                                           \
@@ -561,7 +694,7 @@ int spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, in
     int ok = table != NULL;                                                                        \
     if (ok && (mode == 1 || mode == 3)) {                                                          \
         fire_ws w = {0};                                                                           \
-        ok = fire_ws_alloc(&w, C * H * W, NK, F, FP, 0);                                           \
+        ok = fire_ws_alloc(&w, NK, C * H * W, T, F, FP, 0);                                        \
         if (ok) w.w_max = largest_weight_##SUF(table, NK * FP);                                    \
         if (ok)                                                                                    \
             spike_fire_range_##SUF(lat, table, (uint8_t *)out, mode == 3 ? (T_ *)out2 : NULL, C, H, W, F, KH, KW, \
@@ -587,7 +720,7 @@ int spike_fire_pool_##SUF(const uint8_t *lat, const T_ *wt, uint8_t *out, int64_
     const int64_t FP = padded_features(F), NK = C * KH * KW;                                       \
     T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
     fire_ws w = {0};                                                                               \
-    int ok = table && fire_ws_alloc(&w, C * H * W, NK, F, FP, 0);                                  \
+    int ok = table && fire_ws_alloc(&w, NK, C * H * W, T, F, FP, 0);                               \
     if (ok) {                                                                                      \
         w.w_max = largest_weight_##SUF(table, NK * FP);                                            \
         spike_fire_pool_range_##SUF(lat, table, out, C, H, W, F, KH, KW, T, threshold, k, p_begin, p_end, &w); \
@@ -657,7 +790,7 @@ int64_t stdp_sequential_##SUF(const uint8_t *lat, T_ *weight, int64_t B, int64_t
     const int64_t FP = padded_features(F);                                                         \
     T_ *wt = (T_ *)calloc((size_t)(NK * FP), sizeof(T_));  /* transposed, padded: [NK][FP] */      \
     fire_ws ws = {0};                                                                                  \
-    if (!wt || !fire_ws_alloc(&ws, image, NK, F, FP, HO * WO)) { free(wt); fire_ws_free(&ws); return -1; } \
+    if (!wt || !fire_ws_alloc(&ws, NK, image, T, F, FP, HO * WO)) { free(wt); fire_ws_free(&ws); return -1; } \
     int64_t *win = (int64_t *)malloc(sizeof(int64_t) * (size_t)(3 * K + 1));                       \
     int64_t *win_lat = (int64_t *)malloc(sizeof(int64_t) * (size_t)(K + 1));                       \
     uint8_t *valid = (uint8_t *)malloc((size_t)(K + 1));                                           \
