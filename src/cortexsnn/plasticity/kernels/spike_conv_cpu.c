@@ -525,6 +525,72 @@ static inline __attribute__((always_inline)) int64_t first_crossing_binned_##SUF
     return T;                                                                                      \
 }                                                                                                  \
                                                                                                    \
+/* fire_position (without stop_at_first) for narrow layers (NV <= 4 vectors of features): the      \
+   field's spikes binned by step as in first_crossing_binned (those before the latest step held    \
+   in first[] only), then the steps summed in order, with the same per-neuron rules as             \
+   fire_position, until no neuron can fire earlier than first[] holds. */                          \
+static inline __attribute__((always_inline)) void fire_position_binned_##SUF(                      \
+        const T_ *restrict table, fire_ws *w, int64_t NK, int64_t F, int64_t FP, int64_t T, T_ threshold, \
+        int keep_first, const int64_t NV) {                                                        \
+    const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
+    T_ *restrict inc = (T_ *)w->steps, *restrict fval = (T_ *)w->fval;                             \
+    I_ *restrict first = (I_ *)w->first;                                                           \
+    const uint8_t *field = w->field;                                                               \
+    for (int64_t f = 0; f < FP; ++f) fval[f] = (T_)0;                                              \
+    if (!keep_first) for (int64_t f = 0; f < FP; ++f) first[f] = f < F ? (I_)T : 0;                \
+    /* only input spikes before the latest first[] can make a neuron fire earlier than it */       \
+    I_ limit = 0;                                                                                  \
+    for (int64_t f = 0; f < FP; ++f) limit = first[f] > limit ? first[f] : limit;                  \
+    if (limit == 0) return;                                                                        \
+    if ((double)field_spike_count(field, NK, limit) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return; \
+    for (int64_t f = 0; f < limit * FP; ++f) inc[f] = (T_)0;                                       \
+    uint32_t used = 1;  /* steps with input spikes, bit t (step 0 always: as fire_position) */     \
+    for (int64_t k = 0; k < NK; k += 32) {                                                         \
+        uint32_t m = below_mask32(field + k, (uint8_t)limit);                                      \
+        while (m) {                                                                                \
+            const int b = __builtin_ctz(m);                                                        \
+            m &= m - 1;                                                                            \
+            const int64_t s = field[k + b];                                                        \
+            used |= (uint32_t)1 << s;                                                              \
+            T_ *dst = inc + s * FP;                                                                \
+            const T_ *src = table + (k + b) * FP;                                                  \
+            for (int64_t v = 0; v < NV; ++v) *(vec_##SUF *)(dst + v * L) += *(const vec_##SUF *)(src + v * L); \
+        }                                                                                          \
+    }                                                                                              \
+    const vec_##SUF thr = (vec_##SUF){0} + threshold;                                              \
+    vec_##SUF run[4];                                                                              \
+    lanes_##SUF when[4];                                                                           \
+    for (int64_t v = 0; v < NV; ++v) { run[v] = (vec_##SUF){0}; when[v] = *(const lanes_##SUF *)(first + v * L); } \
+    while (used) {                                                                                 \
+        const int64_t t = __builtin_ctz(used);                                                     \
+        used &= used - 1;                                                                          \
+        const lanes_##SUF step = (lanes_##SUF){0} + (I_)t;                                         \
+        lanes_##SUF left = (lanes_##SUF){0};                                                       \
+        for (int64_t v = 0; v < NV; ++v) {                                                         \
+            run[v] = run[v] + *(const vec_##SUF *)(inc + t * FP + v * L);                          \
+            const lanes_##SUF hit = (run[v] > thr) & (when[v] > step);                             \
+            when[v] = (when[v] & ~hit) | (step & hit);                                             \
+            const lanes_##SUF old = (lanes_##SUF)*(vec_##SUF *)(fval + v * L);                     \
+            *(vec_##SUF *)(fval + v * L) = (vec_##SUF)(((lanes_##SUF)run[v] & hit) | (old & ~hit)); \
+            left |= when[v] > step + 1;                                                            \
+        }                                                                                          \
+        if (!any_lane(&left)) break;                                                               \
+    }                                                                                              \
+    for (int64_t v = 0; v < NV; ++v) *(lanes_##SUF *)(first + v * L) = when[v];                    \
+}                                                                                                  \
+                                                                                                   \
+/* fire_position without stop_at_first, through fire_position_binned for narrow layers */          \
+static void fire_any_##SUF(const T_ *restrict table, fire_ws *w, int64_t NK, int64_t F, int64_t FP, int64_t T, \
+                         T_ threshold, int keep_first) {                                           \
+    switch (FP / (32 / (int64_t)sizeof(T_))) {  /* constant vector counts: unrolled */             \
+        case 1: fire_position_binned_##SUF(table, w, NK, F, FP, T, threshold, keep_first, 1); break; \
+        case 2: fire_position_binned_##SUF(table, w, NK, F, FP, T, threshold, keep_first, 2); break; \
+        case 3: fire_position_binned_##SUF(table, w, NK, F, FP, T, threshold, keep_first, 3); break; \
+        case 4: fire_position_binned_##SUF(table, w, NK, F, FP, T, threshold, keep_first, 4); break; \
+        default: fire_position_##SUF(table, w, NK, F, FP, T, threshold, 0, keep_first); break;     \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
 /* Modes 1 and 3 of spike_conv (first spikes, and the potentials there) for positions              \
    [p_begin, p_end) of the flat (b, y, x) index, in time order. table: padded [NK][FP]. */         \
 static void spike_fire_range_##SUF(const uint8_t *lat, const T_ *table, uint8_t *spikes, T_ *values, int64_t C, \
@@ -540,7 +606,7 @@ static void spike_fire_range_##SUF(const uint8_t *lat, const T_ *table, uint8_t 
         if (b != current) load_image(w, lat + b * image, image);                                   \
         current = b;                                                                               \
         field_latencies(w, C, H, W, KH, KW, y, x);                                                 \
-        fire_position_##SUF(table, w, NK, F, FP, T, threshold, 0, 0);                              \
+        fire_any_##SUF(table, w, NK, F, FP, T, threshold, 0);                                      \
         for (int64_t f = 0; f < F; ++f) {                                                          \
             const int64_t o = ((b * F + f) * HO + y) * WO + x;                                     \
             spikes[o] = (uint8_t)first[f];                                                         \
@@ -568,7 +634,7 @@ static void spike_fire_pool_range_##SUF(const uint8_t *lat, const T_ *table, uin
         for (int64_t dy = 0; dy < k; ++dy)                                                         \
             for (int64_t dx = 0; dx < k; ++dx) {                                                   \
                 field_latencies(w, C, H, W, KH, KW, py * k + dy, px * k + dx);                     \
-                fire_position_##SUF(table, w, NK, F, FP, T, threshold, 0, 1);                      \
+                fire_any_##SUF(table, w, NK, F, FP, T, threshold, 1);                              \
             }                                                                                      \
         for (int64_t f = 0; f < F; ++f) spikes[((b * F + f) * HP + py) * WP + px] = (uint8_t)first[f]; \
     }                                                                                              \
