@@ -481,46 +481,55 @@ static int64_t first_crossing_##SUF(const T_ *restrict table, fire_ws *w, int64_
     return T;                                                                                      \
 }                                                                                                  \
                                                                                                    \
-/* first_crossing for narrow layers (NV <= 4 vectors of features): every input spike of the field  \
-   is added, in (c, i, j) order, into the increment of its own step (w->steps: T increments,       \
+/* first_crossing for narrow layers (NV <= 4 vectors of features): the input spikes of the field   \
+   are added, in (c, i, j) order, into the increment of their own step (w->steps: T increments,    \
    zeroed first: 0 + w = w), then the steps are summed in order until one passes the threshold.    \
-   The increments of steps after it are not needed, but for a narrow layer adding them costs less  \
-   than finding each step's spikes separately. Same sums in the same order as first_crossing. */   \
+   Spikes of the steps after it are not needed: the steps before `guess` (the caller's estimate,   \
+   e.g. a neighbour's crossing step) are binned and summed first, the others only when none of     \
+   them crosses. For a narrow layer this costs less than finding each step's spikes separately.    \
+   Same sums in the same order as first_crossing. */                                               \
 static inline __attribute__((always_inline)) int64_t first_crossing_binned_##SUF(                  \
-        const T_ *restrict table, fire_ws *w, int64_t NK, int64_t FP, int64_t T, T_ threshold, const int64_t NV) { \
+        const T_ *restrict table, fire_ws *w, int64_t NK, int64_t FP, int64_t T, T_ threshold, int64_t guess, \
+        const int64_t NV) {                                                                        \
     const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
     T_ *restrict inc = (T_ *)w->steps, *restrict fval = (T_ *)w->fval;                             \
     const uint8_t *field = w->field;                                                               \
     if ((double)field_spike_count(field, NK, T) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return T; \
-    for (int64_t f = 0; f < T * FP; ++f) inc[f] = (T_)0;                                           \
-    uint32_t used = 1;  /* steps with input spikes, bit t (step 0 always: as fire_position) */     \
-    for (int64_t k = 0; k < NK; k += 32) {                                                         \
-        uint32_t m = below_mask32(field + k, (uint8_t)T);                                          \
-        while (m) {                                                                                \
-            const int b = __builtin_ctz(m);                                                        \
-            m &= m - 1;                                                                            \
-            const int64_t s = field[k + b];                                                        \
-            used |= (uint32_t)1 << s;                                                              \
-            T_ *dst = inc + s * FP;                                                                \
-            const T_ *src = table + (k + b) * FP;                                                  \
-            for (int64_t v = 0; v < NV; ++v) *(vec_##SUF *)(dst + v * L) += *(const vec_##SUF *)(src + v * L); \
-        }                                                                                          \
-    }                                                                                              \
     const vec_##SUF thr = (vec_##SUF){0} + threshold;                                              \
     vec_##SUF run[4];                                                                              \
     for (int64_t v = 0; v < NV; ++v) run[v] = (vec_##SUF){0};                                      \
-    while (used) {                                                                                 \
-        const int64_t t = __builtin_ctz(used);                                                     \
-        used &= used - 1;                                                                          \
-        lanes_##SUF hit = (lanes_##SUF){0};                                                        \
-        for (int64_t v = 0; v < NV; ++v) {                                                         \
-            run[v] = run[v] + *(const vec_##SUF *)(inc + t * FP + v * L);                          \
-            hit |= run[v] > thr;                                                                   \
+    int64_t lo = 0, hi = guess < 1 ? 1 : (guess > T ? T : guess);                                  \
+    while (lo < T) {  /* steps [lo, hi) */                                                         \
+        for (int64_t f = lo * FP; f < hi * FP; ++f) inc[f] = (T_)0;                                \
+        uint32_t used = lo == 0 ? 1 : 0;  /* steps with input spikes, bit t (step 0 always: as fire_position) */ \
+        for (int64_t k = 0; k < NK; k += 32) {                                                     \
+            uint32_t m = below_mask32(field + k, (uint8_t)hi);                                     \
+            if (lo > 0) m &= ~below_mask32(field + k, (uint8_t)lo);                                \
+            while (m) {                                                                            \
+                const int b = __builtin_ctz(m);                                                    \
+                m &= m - 1;                                                                        \
+                const int64_t s = field[k + b];                                                    \
+                used |= (uint32_t)1 << s;                                                          \
+                T_ *dst = inc + s * FP;                                                            \
+                const T_ *src = table + (k + b) * FP;                                              \
+                for (int64_t v = 0; v < NV; ++v) *(vec_##SUF *)(dst + v * L) += *(const vec_##SUF *)(src + v * L); \
+            }                                                                                      \
         }                                                                                          \
-        if (!any_lane(&hit)) continue;                                                             \
-        for (int64_t v = 0; v < NV; ++v)                                                           \
-            *(vec_##SUF *)(fval + v * L) = (vec_##SUF)((lanes_##SUF)run[v] & (run[v] > thr));      \
-        return t;                                                                                  \
+        while (used) {                                                                             \
+            const int64_t t = __builtin_ctz(used);                                                 \
+            used &= used - 1;                                                                      \
+            lanes_##SUF hit = (lanes_##SUF){0};                                                    \
+            for (int64_t v = 0; v < NV; ++v) {                                                     \
+                run[v] = run[v] + *(const vec_##SUF *)(inc + t * FP + v * L);                      \
+                hit |= run[v] > thr;                                                               \
+            }                                                                                      \
+            if (!any_lane(&hit)) continue;                                                         \
+            for (int64_t v = 0; v < NV; ++v)                                                       \
+                *(vec_##SUF *)(fval + v * L) = (vec_##SUF)((lanes_##SUF)run[v] & (run[v] > thr));  \
+            return t;                                                                              \
+        }                                                                                          \
+        lo = hi;                                                                                   \
+        hi = T;                                                                                    \
     }                                                                                              \
     return T;                                                                                      \
 }                                                                                                  \
@@ -649,16 +658,18 @@ static void conv_positions_##SUF(const uint8_t *lb, const T_ *table, int64_t C, 
     const T_ *fval = (const T_ *)w->fval;                                                          \
     T_ *pval = (T_ *)w->pval;                                                                      \
     load_image(w, lb, C * H * W);                                                                  \
+    int64_t guess = T;  /* where the previous position crossed, plus a margin: neighbours are alike */ \
     for (int64_t p = 0; p < HO * WO; ++p) {                                                        \
         field_latencies(w, C, H, W, KH, KW, p / WO, p % WO);                                       \
         int64_t t0;                                                                                \
         switch (FP / (32 / (int64_t)sizeof(T_))) {  /* constant vector counts: unrolled */         \
-            case 1: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, 1); break; \
-            case 2: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, 2); break; \
-            case 3: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, 3); break; \
-            case 4: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, 4); break; \
+            case 1: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, guess, 1); break; \
+            case 2: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, guess, 2); break; \
+            case 3: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, guess, 3); break; \
+            case 4: t0 = first_crossing_binned_##SUF(table, w, C * KH * KW, FP, T, threshold, guess, 4); break; \
             default: t0 = first_crossing_##SUF(table, w, C * KH * KW, FP, T, threshold); break;    \
         }                                                                                          \
+        guess = t0 < T ? t0 + 2 : T;                                                               \
         w->who[p] = -1;                                                                            \
         w->plat[p] = (uint8_t)T;                                                                   \
         pval[p] = 0;                                                                               \
