@@ -151,3 +151,29 @@ def test_network_runs_conv_and_pool_in_one_pass():
         step_by_step = model.apply_op(op, step_by_step)
     assert torch.equal(fused, step_by_step)
     assert bool((fused < model.time_steps).any())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("stabilizer", [True, False])
+def test_batched_delta_kernel_equals_index_add(dtype, stabilizer):
+    """The compiled batched update sums the winners' changes in index_add_'s order: bit-identical
+    to stdp_delta, with one feature winning in many images (repeated additions)."""
+    from cortexsnn.plasticity.layers import SpikeConv
+    from cortexsnn.plasticity.stdp import STDPRule, stdp_delta
+    from cortexsnn.plasticity.training import _stdp_delta_c
+
+    g = torch.Generator().manual_seed(11)
+    layer = SpikeConv(4, 6, 3, threshold=2.0, k_winners=3, stdp=STDPRule(stabilizer=stabilizer)).to(dtype)
+    layer.weight.copy_(torch.rand(6, 4, 3, 3, generator=g, dtype=dtype))
+    lat = _inputs(9, 4, 8, 8, 10, 0.6, seed=12)
+    winners = torch.stack([torch.randint(0, 6, (9, 3), generator=g), torch.randint(0, 6, (9, 3), generator=g),
+                           torch.randint(0, 6, (9, 3), generator=g)], dim=-1)
+    winner_lat = torch.randint(0, 10, (9, 3), generator=g)
+    valid = torch.rand(9, 3, generator=g) > 0.2
+    a_plus = torch.rand(9, generator=g, dtype=torch.float64) * 0.01
+    a_minus = -torch.rand(9, generator=g, dtype=torch.float64) * 0.01
+    expected = stdp_delta(layer.weight, lat, winners, winner_lat, valid, a_plus, a_minus, stabilizer, 0.0, 1.0)
+    delta = torch.zeros_like(layer.weight)
+    _stdp_delta_c(spike_conv_kernel(), layer, lat, winners, winner_lat, valid, a_plus, a_minus, delta)
+    assert torch.equal(delta, expected)
+    assert int(torch.unique(winners[..., 0][valid], return_counts=True)[1].max()) > 2

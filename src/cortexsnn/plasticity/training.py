@@ -115,6 +115,25 @@ def _stdp_sequential_c(lib, layer, padded: torch.Tensor, time_steps: int, a_plus
     return n_winners
 
 
+def _stdp_delta_c(lib, layer, padded: torch.Tensor, winners: torch.Tensor, winner_lat: torch.Tensor,
+                  valid: torch.Tensor, a_plus: torch.Tensor, a_minus: torch.Tensor, delta: torch.Tensor) -> None:
+    """:func:`stdp_delta` added into ``delta`` by the compiled kernel (``stdp_delta_*``: the same
+    float operations, summed in the same order as ``index_add_``)."""
+    import ctypes
+
+    rule = layer.stdp
+    lat = padded.to(torch.uint8).contiguous()
+    b, c, h, w = lat.shape
+    kh, kw = layer.weight.shape[-2:]
+    wins, wlat = winners.contiguous(), winner_lat.contiguous()
+    ok = valid.to(torch.uint8).contiguous()
+    ap, an = a_plus.to(torch.float64).contiguous(), a_minus.to(torch.float64).contiguous()
+    fn = lib.stdp_delta_f32 if layer.weight.dtype == torch.float32 else lib.stdp_delta_f64
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
+    fn(ptr(lat), ptr(layer.weight), b, c, h, w, kh, kw, winners.shape[1], ptr(wins), ptr(wlat), ptr(ok), ptr(ap), ptr(an),
+       int(rule.stabilizer), float(rule.lower), float(rule.upper), ptr(delta))
+
+
 @torch.no_grad()
 def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, mode: str, chunk: int = 100) -> dict:
     """One batch of unsupervised STDP on ``layer_name``; ``inputs`` are that layer's input latencies.
@@ -149,11 +168,16 @@ def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, 
                     n_winners += int(valid.sum())
     else:
         delta = torch.zeros_like(layer.weight)
+        lib = _kernel_for(padded, layer.weight, layer.method)
         for s in range(0, batch, chunk):
             part = padded[s : s + chunk]
             winners, winner_lat, valid = _stdp_winners(layer, part, time_steps)
-            delta += stdp_delta(layer.weight, part, winners, winner_lat, valid, a_plus[s : s + chunk],
-                                a_minus[s : s + chunk], rule.stabilizer, rule.lower, rule.upper)
+            if lib is not None and layer.weight.is_contiguous():
+                _stdp_delta_c(lib, layer, part, winners, winner_lat, valid, a_plus[s : s + chunk],
+                              a_minus[s : s + chunk], delta)
+            else:
+                delta += stdp_delta(layer.weight, part, winners, winner_lat, valid, a_plus[s : s + chunk],
+                                    a_minus[s : s + chunk], rule.stabilizer, rule.lower, rule.upper)
             n_winners += int(valid.sum())
         apply_stdp_batch(layer.weight, delta, rule.lower, rule.upper)
     layer.samples_seen += batch

@@ -35,6 +35,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         pooled = getattr(lib, f"spike_fire_pool_{suffix}")
         pooled.argtypes = [p, p, p, i64, i64, i64, i64, i64, i64, i64, real, i64, i64, i64]
         pooled.restype = ctypes.c_int
+        delta = getattr(lib, f"stdp_delta_{suffix}")
+        delta.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, p, p, p, p, p, i32, real, real, p]
+        delta.restype = None
         winners = getattr(lib, f"stdp_winners_{suffix}")
         winners.argtypes = [p, p, i64, i64, i64, i64, i64, i64, i64, i32, p, p, p, i64, i64]
         winners.restype = None

@@ -845,6 +845,42 @@ DEFINE_UPDATE(float, f32)
 DEFINE_UPDATE(double, f64)
 
 /*
+ * Batched STDP: the summed change of all valid winners of images [0, B), from the weights as they
+ * are (cortexsnn.plasticity.stdp.stdp_delta): per winner and input, rate = a+ (input spiked no
+ * later than the winner) or a-, times (w - lower) * (upper - w) with the stabiliser, added into
+ * delta[f] in (image, winner) order, as index_add_ does, so the sums are bit-identical.
+ * lat: padded input latencies [B][C][H][W]; weight, delta [F][C][KH][KW].
+ */
+#define DEFINE_DELTA(T_, SUF)                                                                      \
+void stdp_delta_##SUF(const uint8_t *lat, const T_ *weight, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, \
+                    int64_t KW, int64_t K, const int64_t *win, const int64_t *win_lat, const uint8_t *valid, \
+                    const double *a_plus, const double *a_minus, int stabilizer, T_ lower, T_ upper, T_ *delta) { \
+    const int64_t NK = C * KH * KW, image = C * H * W;                                             \
+    for (int64_t b = 0; b < B; ++b) {                                                              \
+        const T_ ap = (T_)a_plus[b], an = (T_)a_minus[b];                                          \
+        for (int64_t k = 0; k < K; ++k) {                                                          \
+            if (!valid[b * K + k]) continue;                                                       \
+            const int64_t *wk = win + (b * K + k) * 3, wl = win_lat[b * K + k];                    \
+            const T_ *wf = weight + wk[0] * NK;                                                    \
+            T_ *df = delta + wk[0] * NK;                                                           \
+            for (int64_t c = 0; c < C; ++c)                                                        \
+                for (int64_t i = 0; i < KH; ++i) {                                                 \
+                    const uint8_t *row = lat + b * image + (c * H + wk[1] + i) * W + wk[2];        \
+                    for (int64_t j = 0; j < KW; ++j) {                                             \
+                        const int64_t q = (c * KH + i) * KW + j;                                   \
+                        T_ rate = (int64_t)row[j] <= wl ? ap : an;                                 \
+                        if (stabilizer) rate = rate * ((wf[q] - lower) * (upper - wf[q]));         \
+                        df[q] += rate;                                                             \
+                    }                                                                              \
+                }                                                                                  \
+        }                                                                                          \
+    }                                                                                              \
+}
+
+DEFINE_DELTA(float, f32)
+DEFINE_DELTA(double, f64)
+
+/*
  * Sequential STDP of a convolutional layer over images [0, B): the seed's per-image semantics
  * in one call. For each image in order: the winners with the weights as they are
  * (conv_winners_image: the thresholded convolution, pointwise inhibition and k-WTA), then the
