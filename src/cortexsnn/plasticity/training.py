@@ -173,8 +173,11 @@ def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, 
             part = padded[s : s + chunk]
             winners, winner_lat, valid = _stdp_winners(layer, part, time_steps)
             if lib is not None and layer.weight.is_contiguous():
+                # each chunk's sum on its own, then added: the association of the PyTorch path
+                part_delta = torch.zeros_like(layer.weight)
                 _stdp_delta_c(lib, layer, part, winners, winner_lat, valid, a_plus[s : s + chunk],
-                              a_minus[s : s + chunk], delta)
+                              a_minus[s : s + chunk], part_delta)
+                delta += part_delta
             else:
                 delta += stdp_delta(layer.weight, part, winners, winner_lat, valid, a_plus[s : s + chunk],
                                     a_minus[s : s + chunk], rule.stabilizer, rule.lower, rule.upper)
