@@ -153,14 +153,24 @@ def test_network_runs_conv_and_pool_in_one_pass():
     assert bool((fused < model.time_steps).any())
 
 
+def _forbid_pytorch_delta(monkeypatch):
+    """Make the PyTorch update fail, so that a test of the compiled one cannot pass on it."""
+    import cortexsnn.plasticity.training as training
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the PyTorch stdp_delta ran instead of the compiled kernel")
+
+    monkeypatch.setattr(training, "stdp_delta", fail)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("stabilizer", [True, False])
-def test_batched_delta_kernel_equals_index_add(dtype, stabilizer):
+def test_batched_delta_kernel_equals_index_add(dtype, stabilizer, monkeypatch):
     """The compiled batched update sums the winners' changes in index_add_'s order: bit-identical
     to stdp_delta, with one feature winning in many images (repeated additions)."""
     from cortexsnn.plasticity.layers import SpikeConv
     from cortexsnn.plasticity.stdp import STDPRule, stdp_delta
-    from cortexsnn.plasticity.training import _stdp_delta_c
+    from cortexsnn.plasticity.training import _chunk_delta
 
     g = torch.Generator().manual_seed(11)
     layer = SpikeConv(4, 6, 3, threshold=2.0, k_winners=3, stdp=STDPRule(stabilizer=stabilizer)).to(dtype)
@@ -173,8 +183,8 @@ def test_batched_delta_kernel_equals_index_add(dtype, stabilizer):
     a_plus = torch.rand(9, generator=g, dtype=torch.float64) * 0.01
     a_minus = -torch.rand(9, generator=g, dtype=torch.float64) * 0.01
     expected = stdp_delta(layer.weight, lat, winners, winner_lat, valid, a_plus, a_minus, stabilizer, 0.0, 1.0)
-    delta = torch.zeros_like(layer.weight)
-    _stdp_delta_c(spike_conv_kernel(), layer, lat, winners, winner_lat, valid, a_plus, a_minus, delta)
+    _forbid_pytorch_delta(monkeypatch)
+    delta = _chunk_delta(layer, layer.stdp, lat, winners, winner_lat, valid, a_plus, a_minus)
     assert torch.equal(delta, expected)
     assert int(torch.unique(winners[..., 0][valid], return_counts=True)[1].max()) > 2
 
@@ -191,13 +201,10 @@ def test_batched_training_compiled_update_equals_pytorch_update(monkeypatch):
     plain.load_state_dict(compiled.state_dict())
     lat = _inputs(60, 6, 28, 28, compiled.time_steps, 0.2, seed=13)
     initial = compiled.layers["c1"].weight.clone()
-    calls = []
-    real = training._stdp_delta_c
-    monkeypatch.setattr(training, "_stdp_delta_c", lambda *a: calls.append(1) or real(*a))
-    training.train_stdp_batch(compiled, "c1", lat, "batched", chunk=7)
-    assert len(calls) == 9
-    monkeypatch.setattr(training, "_kernel_for", lambda *a: None)
+    with monkeypatch.context() as patch:
+        _forbid_pytorch_delta(patch)
+        training.train_stdp_batch(compiled, "c1", lat, "batched", chunk=7)
+    monkeypatch.setattr(training, "_kernel_for", lambda *a: None)  # stdp_delta in PyTorch
     training.train_stdp_batch(plain, "c1", lat, "batched", chunk=7)
-    assert len(calls) == 9  # the PyTorch update ran
     assert torch.equal(compiled.layers["c1"].weight, plain.layers["c1"].weight)
     assert not torch.equal(compiled.layers["c1"].weight, initial)

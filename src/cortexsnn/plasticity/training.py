@@ -115,23 +115,30 @@ def _stdp_sequential_c(lib, layer, padded: torch.Tensor, time_steps: int, a_plus
     return n_winners
 
 
-def _stdp_delta_c(lib, layer, padded: torch.Tensor, winners: torch.Tensor, winner_lat: torch.Tensor,
-                  valid: torch.Tensor, a_plus: torch.Tensor, a_minus: torch.Tensor, delta: torch.Tensor) -> None:
-    """:func:`stdp_delta` added into ``delta`` by the compiled kernel (``stdp_delta_*``: the same
-    float operations, summed in the same order as ``index_add_``)."""
+def _chunk_delta(layer, rule, padded: torch.Tensor, winners: torch.Tensor, winner_lat: torch.Tensor,
+                 valid: torch.Tensor, a_plus: torch.Tensor, a_minus: torch.Tensor) -> torch.Tensor:
+    """:func:`stdp_delta` of one chunk of images (``rule``: the layer's STDP or R-STDP rule), by the
+    compiled kernel when it can run (``stdp_delta_*``: the same float operations, summed in
+    ``index_add_``'s order, so the result is bit-identical)."""
+    weight = layer.weight
+    lib = _kernel_for(padded, weight, layer.method)
+    if lib is None or not weight.is_contiguous() or a_plus.dim() != 1:
+        return stdp_delta(weight, padded, winners, winner_lat, valid, a_plus, a_minus, rule.stabilizer, rule.lower,
+                          rule.upper)
     import ctypes
 
-    rule = layer.stdp
     lat = padded.to(torch.uint8).contiguous()
     b, c, h, w = lat.shape
-    kh, kw = layer.weight.shape[-2:]
-    wins, wlat = winners.contiguous(), winner_lat.contiguous()
+    kh, kw = weight.shape[-2:]
+    wins, wlat = winners.contiguous(), winner_lat.long().contiguous()
     ok = valid.to(torch.uint8).contiguous()
     ap, an = a_plus.to(torch.float64).contiguous(), a_minus.to(torch.float64).contiguous()
-    fn = lib.stdp_delta_f32 if layer.weight.dtype == torch.float32 else lib.stdp_delta_f64
+    delta = torch.zeros_like(weight)
+    fn = lib.stdp_delta_f32 if weight.dtype == torch.float32 else lib.stdp_delta_f64
     ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
-    fn(ptr(lat), ptr(layer.weight), b, c, h, w, kh, kw, winners.shape[1], ptr(wins), ptr(wlat), ptr(ok), ptr(ap), ptr(an),
+    fn(ptr(lat), ptr(weight), b, c, h, w, kh, kw, winners.shape[1], ptr(wins), ptr(wlat), ptr(ok), ptr(ap), ptr(an),
        int(rule.stabilizer), float(rule.lower), float(rule.upper), ptr(delta))
+    return delta
 
 
 @torch.no_grad()
@@ -168,19 +175,11 @@ def train_stdp_batch(model: STDPNetwork, layer_name: str, inputs: torch.Tensor, 
                     n_winners += int(valid.sum())
     else:
         delta = torch.zeros_like(layer.weight)
-        lib = _kernel_for(padded, layer.weight, layer.method)
         for s in range(0, batch, chunk):
             part = padded[s : s + chunk]
             winners, winner_lat, valid = _stdp_winners(layer, part, time_steps)
-            if lib is not None and layer.weight.is_contiguous():
-                # each chunk's sum on its own, then added: the association of the PyTorch path
-                part_delta = torch.zeros_like(layer.weight)
-                _stdp_delta_c(lib, layer, part, winners, winner_lat, valid, a_plus[s : s + chunk],
-                              a_minus[s : s + chunk], part_delta)
-                delta += part_delta
-            else:
-                delta += stdp_delta(layer.weight, part, winners, winner_lat, valid, a_plus[s : s + chunk],
-                                    a_minus[s : s + chunk], rule.stabilizer, rule.lower, rule.upper)
+            delta += _chunk_delta(layer, rule, part, winners, winner_lat, valid, a_plus[s : s + chunk],
+                                  a_minus[s : s + chunk])
             n_winners += int(valid.sum())
         apply_stdp_batch(layer.weight, delta, rule.lower, rule.upper)
     layer.samples_seen += batch
@@ -305,8 +304,8 @@ def train_rstdp_batch(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, la
                 rule = layer.rstdp
                 reward, active = _rewards(model, name, heads, decision, part_labels)
                 a_plus, a_minus = _reward_rates(rule, reward, adaptive)
-                deltas[name] += stdp_delta(layer.weight, padded, winners, winner_lat, valid & active.view(-1, 1),
-                                           a_plus, a_minus, rule.stabilizer, rule.lower, rule.upper)
+                deltas[name] += _chunk_delta(layer, rule, padded, winners, winner_lat, valid & active.view(-1, 1),
+                                             a_plus, a_minus)
             decisions.append(decision)
         for name, delta in deltas.items():
             rule = model.layers[name].rstdp
