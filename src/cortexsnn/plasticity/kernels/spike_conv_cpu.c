@@ -346,15 +346,15 @@ static double largest_weight_##SUF(const T_ *table, int64_t n) {                
                                                                                                    \
 /* One step of fire_position for the M feature vectors blk[0, M): the step's rows summed into M    \
    independent register accumulators (so that the additions of a row overlap), then the running    \
-   potentials, first-spike steps and values; waiting[g]: vector g still has a neuron to fire. */   \
-static inline __attribute__((always_inline)) int step_vectors_##SUF(                               \
+   potentials, first-spike steps and values; waiting[g]: a neuron of vector g can still fire       \
+   earlier than first[] holds. */                                                                  \
+static inline __attribute__((always_inline)) void step_vectors_##SUF(                              \
         const T_ *restrict table, const int32_t *rows, int64_t n, T_ *restrict run,                \
         I_ *restrict first, T_ *restrict fval, const int32_t *blk, const int M, vec_##SUF thr,     \
         lanes_##SUF step, int *waiting) {                                                          \
     const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
     int64_t o[8];                                                                                  \
     vec_##SUF inc[8];                                                                              \
-    int fired = 0;                                                                                 \
     for (int g = 0; g < M; ++g) { o[g] = (int64_t)blk[g] * L; inc[g] = (vec_##SUF){0}; }           \
     if (n > 0) {                                                                                   \
         for (int g = 0; g < M; ++g) inc[g] = *(const vec_##SUF *)(table + rows[0] + o[g]);         \
@@ -372,11 +372,9 @@ static inline __attribute__((always_inline)) int step_vectors_##SUF(            
         *(lanes_##SUF *)(first + o[g]) = when;                                                     \
         const lanes_##SUF old = (lanes_##SUF)*(vec_##SUF *)(fval + o[g]);                          \
         *(vec_##SUF *)(fval + o[g]) = (vec_##SUF)(((lanes_##SUF)r & hit) | (old & ~hit));          \
-        fired |= any_lane(&hit);                                                                   \
         const lanes_##SUF left = when > step + 1;  /* a later step can still be earlier */         \
         waiting[g] = any_lane(&left);                                                              \
     }                                                                                              \
-    return fired;                                                                                  \
 }                                                                                                  \
                                                                                                    \
 /* One output position, the latencies of its receptive field in w->field (field_latencies): the    \
@@ -384,12 +382,10 @@ static inline __attribute__((always_inline)) int step_vectors_##SUF(            
    for the features [0, FP); the padding lanes (f >= F) count as fired so that their vectors can   \
    be dropped. Steps are summed in order, each from its own input spikes; a vector of features is  \
    dropped once none of its neurons can fire earlier than first[] holds, and the position ends     \
-   when none is left. With stop_at_first it ends after the first step at which any feature fires   \
-   instead; returns that step (T if none fired). With keep_first, first[] comes from the caller    \
-   (the earliest spikes of the other positions of a pooling window) and only earlier spikes        \
-   replace it. */                                                                                  \
-static int64_t fire_position_##SUF(const T_ *restrict table, fire_ws *w, int64_t NK, int64_t F, int64_t FP, \
-                                 int64_t T, T_ threshold, int stop_at_first, int keep_first) {     \
+   when none is left. With keep_first, first[] comes from the caller (the earliest spikes of the   \
+   other positions of a pooling window) and only earlier spikes replace it. */                     \
+static void fire_position_##SUF(const T_ *restrict table, fire_ws *w, int64_t NK, int64_t F, int64_t FP, int64_t T, \
+                              T_ threshold, int keep_first) {                                      \
     const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
     T_ *restrict run = (T_ *)w->run, *restrict fval = (T_ *)w->fval;                               \
     I_ *restrict first = (I_ *)w->first;                                                           \
@@ -400,30 +396,28 @@ static int64_t fire_position_##SUF(const T_ *restrict table, fire_ws *w, int64_t
     if (!keep_first) for (int64_t f = 0; f < FP; ++f) first[f] = f < F ? (I_)T : 0;                \
     /* silent for sure: even if every input spike added the largest weight (with room for the      \
        rounding of the sums), no potential could exceed the threshold */                           \
-    if ((double)field_spike_count(w->field, NK, T) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return T; \
+    if ((double)field_spike_count(w->field, NK, T) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return; \
     const vec_##SUF thr = (vec_##SUF){0} + threshold;                                              \
     for (int64_t t = 0; t < T && n_active > 0; ++t) {                                              \
         const int64_t n = step_rows(w->field, NK, t, FP, rows);                                    \
         if (n == 0 && t > 0) continue;  /* no input spike: no potential changes */                 \
         const lanes_##SUF step = (lanes_##SUF){0} + (I_)t;                                         \
-        int fired = 0, waiting[8];                                                                 \
+        int waiting[8];                                                                            \
         int64_t kept = 0;                                                                          \
         for (int64_t a = 0; a < n_active;) {                                                       \
             const int m = n_active - a >= 8 ? 8 : (n_active - a >= 4 ? 4 : 1);                     \
             if (m == 8)                                                                            \
-                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 8, thr, step, waiting); \
+                step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 8, thr, step, waiting); \
             else if (m == 4)                                                                       \
-                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 4, thr, step, waiting); \
+                step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 4, thr, step, waiting); \
             else                                                                                   \
-                fired |= step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 1, thr, step, waiting); \
+                step_vectors_##SUF(table, rows, n, run, first, fval, active + a, 1, thr, step, waiting); \
             for (int g = 0; g < m; ++g)  /* keep the vectors with neurons left to fire */          \
-                if (stop_at_first || waiting[g]) active[kept++] = active[a + g];                   \
+                if (waiting[g]) active[kept++] = active[a + g];                                    \
             a += m;                                                                                \
         }                                                                                          \
         n_active = kept;                                                                           \
-        if (stop_at_first && fired) return t;                                                      \
     }                                                                                              \
-    return T;                                                                                      \
 }                                                                                                  \
                                                                                                    \
 /* One step of first_crossing for the vectors [v0, v0 + M): the step's rows summed in registers,   \
@@ -450,7 +444,7 @@ static inline __attribute__((always_inline)) int crossing_step_##SUF(const T_ *r
     return any_lane(&hit);                                                                         \
 }                                                                                                  \
                                                                                                    \
-/* fire_position with stop_at_first, reduced to what pointwise inhibition needs: the first step    \
+/* What pointwise inhibition needs of a position (conv_positions): the first step                  \
    t0 at which any feature's potential passes the threshold (T if none), with fval holding the     \
    potentials at t0 of the features above the threshold and 0 elsewhere. The same sums in the      \
    same order as fire_position, without its per-neuron bookkeeping. */                             \
@@ -534,7 +528,7 @@ static inline __attribute__((always_inline)) int64_t first_crossing_binned_##SUF
     return T;                                                                                      \
 }                                                                                                  \
                                                                                                    \
-/* fire_position (without stop_at_first) for narrow layers (NV <= 4 vectors of features): the      \
+/* fire_position for narrow layers (NV <= 4 vectors of features): the                              \
    field's spikes binned by step as in first_crossing_binned (those before the latest step held    \
    in first[] only), then the steps summed in order, with the same per-neuron rules as             \
    fire_position, until no neuron can fire earlier than first[] holds. */                          \
@@ -588,7 +582,7 @@ static inline __attribute__((always_inline)) void fire_position_binned_##SUF(   
     for (int64_t v = 0; v < NV; ++v) *(lanes_##SUF *)(first + v * L) = when[v];                    \
 }                                                                                                  \
                                                                                                    \
-/* fire_position without stop_at_first, through fire_position_binned for narrow layers */          \
+/* fire_position, through fire_position_binned for narrow layers */                                \
 static void fire_any_##SUF(const T_ *restrict table, fire_ws *w, int64_t NK, int64_t F, int64_t FP, int64_t T, \
                          T_ threshold, int keep_first) {                                           \
     switch (FP / (32 / (int64_t)sizeof(T_))) {  /* constant vector counts: unrolled */             \
@@ -596,7 +590,7 @@ static void fire_any_##SUF(const T_ *restrict table, fire_ws *w, int64_t NK, int
         case 2: fire_position_binned_##SUF(table, w, NK, F, FP, T, threshold, keep_first, 2); break; \
         case 3: fire_position_binned_##SUF(table, w, NK, F, FP, T, threshold, keep_first, 3); break; \
         case 4: fire_position_binned_##SUF(table, w, NK, F, FP, T, threshold, keep_first, 4); break; \
-        default: fire_position_##SUF(table, w, NK, F, FP, T, threshold, 0, keep_first); break;     \
+        default: fire_position_##SUF(table, w, NK, F, FP, T, threshold, keep_first); break;        \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
@@ -686,7 +680,7 @@ static void conv_positions_##SUF(const uint8_t *lb, const T_ *table, int64_t C, 
    as spike_fire_range (mode 3) followed by stdp_winners with pointwise inhibition, without the    \
    [F][HO][WO] maps. Pointwise inhibition keeps at each position only the features that fire at    \
    its earliest step (the highest potential there, then the first feature), so each position       \
-   stops after that step (fire_position's stop_at_first); k-WTA then runs over the positions       \
+   stops after that step (first_crossing); k-WTA then runs over the positions                      \
    with the scores, order and tie-breaking of stdp_winners (the first maximum in (f, y, x) order). */ \
 static void conv_winners_image_##SUF(const uint8_t *lb, const T_ *table, int64_t C, int64_t H, int64_t W, \
                                    int64_t F, int64_t KH, int64_t KW, int64_t T, T_ threshold, int64_t K, \
