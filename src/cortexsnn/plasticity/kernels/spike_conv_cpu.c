@@ -4,16 +4,19 @@
  * Input spikes are first-spike latencies lat[B][C][H][W] (uint8, T = never); the waves are
  * wave[t] = (lat <= t), so the potential of output neuron (f, y, x) at step t is
  *     P[t][f][y][x] = sum over (c, i, j) with lat[c][y+i][x+j] <= t of w[f][c][i][j].
- * For each output position the kernel adds, for every input spike in the receptive field, the
- * row w[:, c, i, j] (F contiguous values, from the transposed weight wt[C][KH][KW][F]) into the
- * increment of its own step, then sums the increments over time: the cost is one dense
- * convolution's worth of work at most (every input spiking) instead of T of them.
+ * Every kernel sums it the same way: per step, the table rows w[:, c, i, j] (F contiguous values,
+ * from the transposed weight wt[C][KH][KW][F]) of the input spikes of that step in (c, i, j)
+ * order, the first one copied; then P[t] = P[t-1] + that increment. Each input spike is added
+ * once, at its own step, instead of at every step after it, and all kernels give the same bits.
  *
- * Modes:
+ * spike_conv modes:
  *   0  potentials  out[B][HO][WO][T][F] (floating)
  *   1  fire        first step with P > threshold, out[B][F][HO][WO] (uint8, T = never)
  *   2  last step   out[B][HO][WO][F] = P[T-1] (floating)
  *   3  fire+value  as 1, and out2[B][F][HO][WO] = P at the first spike (0 if none) (floating)
+ * Modes 1 and 3 (and spike_fire_pool, stdp_conv_winners) work in time order: nothing after a
+ * neuron's first spike matters, so a position stops once its neurons have fired (or, for STDP's
+ * pointwise inhibition, after its first step with any spike; see fire_position, first_crossing).
  * Positions (b, y, x) are independent: a call handles positions [p_begin, p_end) of the flat
  * (b, y, x) index, so that callers can split the work over threads without write conflicts.
  * No OpenMP on purpose: a second OpenMP runtime next to PyTorch's keeps spinning threads that
