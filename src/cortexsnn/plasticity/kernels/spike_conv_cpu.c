@@ -478,6 +478,31 @@ static int64_t first_crossing_##SUF(const T_ *restrict table, fire_ws *w, int64_
     return T;                                                                                      \
 }                                                                                                  \
                                                                                                    \
+/* The field's input spikes of steps [lo, hi) added, in (c, i, j) order, into the increment of     \
+   their own step: inc[t * FP ..] (rows [lo, hi) zeroed first: 0 + w = w). Returns the steps with  \
+   spikes as bits (with step 0 whenever lo == 0: fire_position always visits it). */               \
+static inline __attribute__((always_inline)) uint32_t bin_steps_##SUF(const T_ *restrict table, const uint8_t *field, \
+                                                                      int64_t NK, int64_t FP, int64_t lo, int64_t hi, \
+                                                                      T_ *restrict inc, const int64_t NV) { \
+    const int64_t L = 32 / (int64_t)sizeof(T_);                                                    \
+    for (int64_t f = lo * FP; f < hi * FP; ++f) inc[f] = (T_)0;                                    \
+    uint32_t used = lo == 0 ? 1 : 0;                                                               \
+    for (int64_t k = 0; k < NK; k += 32) {                                                         \
+        uint32_t m = below_mask32(field + k, (uint8_t)hi);                                         \
+        if (lo > 0) m &= ~below_mask32(field + k, (uint8_t)lo);                                    \
+        while (m) {                                                                                \
+            const int b = __builtin_ctz(m);                                                        \
+            m &= m - 1;                                                                            \
+            const int64_t s = field[k + b];                                                        \
+            used |= (uint32_t)1 << s;                                                              \
+            T_ *dst = inc + s * FP;                                                                \
+            const T_ *src = table + (k + b) * FP;                                                  \
+            for (int64_t v = 0; v < NV; ++v) *(vec_##SUF *)(dst + v * L) += *(const vec_##SUF *)(src + v * L); \
+        }                                                                                          \
+    }                                                                                              \
+    return used;                                                                                   \
+}                                                                                                  \
+                                                                                                   \
 /* first_crossing for narrow layers (NV <= 4 vectors of features): the input spikes of the field   \
    are added, in (c, i, j) order, into the increment of their own step (w->steps: T increments,    \
    zeroed first: 0 + w = w), then the steps are summed in order until one passes the threshold.    \
@@ -497,21 +522,7 @@ static inline __attribute__((always_inline)) int64_t first_crossing_binned_##SUF
     for (int64_t v = 0; v < NV; ++v) run[v] = (vec_##SUF){0};                                      \
     int64_t lo = 0, hi = guess < 1 ? 1 : (guess > T ? T : guess);                                  \
     while (lo < T) {  /* steps [lo, hi) */                                                         \
-        for (int64_t f = lo * FP; f < hi * FP; ++f) inc[f] = (T_)0;                                \
-        uint32_t used = lo == 0 ? 1 : 0;  /* steps with input spikes, bit t (step 0 always: as fire_position) */ \
-        for (int64_t k = 0; k < NK; k += 32) {                                                     \
-            uint32_t m = below_mask32(field + k, (uint8_t)hi);                                     \
-            if (lo > 0) m &= ~below_mask32(field + k, (uint8_t)lo);                                \
-            while (m) {                                                                            \
-                const int b = __builtin_ctz(m);                                                    \
-                m &= m - 1;                                                                        \
-                const int64_t s = field[k + b];                                                    \
-                used |= (uint32_t)1 << s;                                                          \
-                T_ *dst = inc + s * FP;                                                            \
-                const T_ *src = table + (k + b) * FP;                                              \
-                for (int64_t v = 0; v < NV; ++v) *(vec_##SUF *)(dst + v * L) += *(const vec_##SUF *)(src + v * L); \
-            }                                                                                      \
-        }                                                                                          \
+        uint32_t used = bin_steps_##SUF(table, field, NK, FP, lo, hi, inc, NV);                    \
         while (used) {                                                                             \
             const int64_t t = __builtin_ctz(used);                                                 \
             used &= used - 1;                                                                      \
@@ -549,20 +560,7 @@ static inline __attribute__((always_inline)) void fire_position_binned_##SUF(   
     for (int64_t f = 0; f < FP; ++f) limit = first[f] > limit ? first[f] : limit;                  \
     if (limit == 0) return;                                                                        \
     if ((double)field_spike_count(field, NK, limit) * w->w_max * (1.0 + 1e-3) <= (double)threshold) return; \
-    for (int64_t f = 0; f < limit * FP; ++f) inc[f] = (T_)0;                                       \
-    uint32_t used = 1;  /* steps with input spikes, bit t (step 0 always: as fire_position) */     \
-    for (int64_t k = 0; k < NK; k += 32) {                                                         \
-        uint32_t m = below_mask32(field + k, (uint8_t)limit);                                      \
-        while (m) {                                                                                \
-            const int b = __builtin_ctz(m);                                                        \
-            m &= m - 1;                                                                            \
-            const int64_t s = field[k + b];                                                        \
-            used |= (uint32_t)1 << s;                                                              \
-            T_ *dst = inc + s * FP;                                                                \
-            const T_ *src = table + (k + b) * FP;                                                  \
-            for (int64_t v = 0; v < NV; ++v) *(vec_##SUF *)(dst + v * L) += *(const vec_##SUF *)(src + v * L); \
-        }                                                                                          \
-    }                                                                                              \
+    uint32_t used = bin_steps_##SUF(table, field, NK, FP, 0, limit, inc, NV);                      \
     const vec_##SUF thr = (vec_##SUF){0} + threshold;                                              \
     vec_##SUF run[4];                                                                              \
     lanes_##SUF when[4];                                                                           \
