@@ -186,8 +186,7 @@ def conv_fire_pool(latencies: torch.Tensor, weight: torch.Tensor, time_steps: in
     fn = lib.spike_fire_pool_f32 if weight.dtype == torch.float32 else lib.spike_fire_pool_f64
     args = (ctypes.c_void_p(lat.data_ptr()), ctypes.c_void_p(table.data_ptr()), ctypes.c_void_p(out.data_ptr()),
             c, h, w, f, kh, kw, time_steps, float(threshold), pool)
-    n_pos = b * hp * wp
-    _split(fn, args, n_pos, min(torch.get_num_threads(), max(1, n_pos * pool * pool * c * kh * kw * f // 2_000_000)))
+    _split(fn, args, b * hp * wp, 1)  # the kernel shares the windows among PyTorch's OpenMP threads itself
     return out
 
 
@@ -378,7 +377,7 @@ def conv_stdp_winners(latencies: torch.Tensor, weight: torch.Tensor, time_steps:
     ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
     args = (ptr(lat), ptr(table), b, c, h, w, f, kh, kw, time_steps, float(threshold), k, radius, 1, ptr(winners),
             ptr(winner_lat), ptr(valid))
-    _split(fn, args, b, min(torch.get_num_threads(), b))
+    _split(fn, args, b, 1)  # the kernel shares the images among PyTorch's OpenMP threads itself
     return winners, winner_lat, valid.bool()
 
 

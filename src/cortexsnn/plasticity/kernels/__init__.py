@@ -17,7 +17,7 @@ __all__ = ["spike_conv_kernel"]
 
 _SOURCE = Path(__file__).with_name("spike_conv_cpu.c")
 # -ffp-contract=off: no fused multiply-adds, so that the STDP update rounds exactly as PyTorch does
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-std=c11"]
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed: str | None = None

@@ -19,8 +19,11 @@
  * pointwise inhibition, after its first step with any spike; see fire_position, first_crossing).
  * Positions (b, y, x) are independent: a call handles positions [p_begin, p_end) of the flat
  * (b, y, x) index, so that callers can split the work over threads without write conflicts.
- * No OpenMP on purpose: a second OpenMP runtime next to PyTorch's keeps spinning threads that
- * slow down every PyTorch operation that follows (the caller uses a thread pool instead).
+ * Threads: stdp_conv_winners and spike_fire_pool share their work among the threads of an
+ * OpenMP team. The library is built with -fopenmp and loaded after PyTorch, so its libgomp.so.1
+ * is PyTorch's own (the loader matches the soname): the team is PyTorch's, whose threads spin for
+ * a while after every parallel PyTorch operation, and a team of our own (or a thread pool) would
+ * compete with them for the cores. The other kernels are split by the caller's thread pool.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -736,21 +739,30 @@ int stdp_conv_winners_##SUF(const uint8_t *lat, const T_ *wt, int64_t B, int64_t
     (void)B;                                                                                       \
     const int64_t HO = H - KH + 1, WO = W - KW + 1, NK = C * KH * KW, image = C * H * W;           \
     T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
-    fire_ws w = {0};                                                                               \
-    const int ok = table && fire_ws_alloc(&w, NK, image, T, F, padded_features(F), HO * WO);       \
-    if (ok) w.w_max = largest_weight_##SUF(table, NK * padded_features(F));                        \
-    for (int64_t b = b_begin; ok && b < b_end; ++b) {                                              \
-        if (pointwise) {                                                                           \
-            conv_winners_image_##SUF(lat + b * image, table, C, H, W, F, KH, KW, T, threshold, K, R, &w, \
-                                   win + b * K * 3, win_lat + b * K, valid + b * K);               \
-        } else {                                                                                   \
-            spike_fire_range_##SUF(lat + b * image, table, w.out, (T_ *)w.val, C, H, W, F, KH, KW, T, threshold, \
-                                 0, HO * WO, &w);                                                  \
-            stdp_winners_##SUF(w.out, (const T_ *)w.val, 1, F, HO, WO, T, K, R, 0, win + b * K * 3, \
-                             win_lat + b * K, valid + b * K, 0, 1);                                \
+    const double w_max = table ? largest_weight_##SUF(table, NK * padded_features(F)) : 0;         \
+    int ok = table != NULL;                                                                        \
+    /* images one at a time to each thread of PyTorch's own OpenMP team (see the top of the file) */ \
+    _Pragma("omp parallel if (b_end - b_begin > 1) reduction(&&: ok)")                             \
+    {                                                                                              \
+        fire_ws w = {0};                                                                           \
+        const int mine = table && fire_ws_alloc(&w, NK, image, T, F, padded_features(F), HO * WO); \
+        w.w_max = w_max;                                                                           \
+        _Pragma("omp for schedule(dynamic, 1)")                                                    \
+        for (int64_t b = b_begin; b < b_end; ++b) {                                                \
+            if (!mine) continue;                                                                   \
+            if (pointwise) {                                                                       \
+                conv_winners_image_##SUF(lat + b * image, table, C, H, W, F, KH, KW, T, threshold, K, R, &w, \
+                                       win + b * K * 3, win_lat + b * K, valid + b * K);           \
+            } else {                                                                               \
+                spike_fire_range_##SUF(lat + b * image, table, w.out, (T_ *)w.val, C, H, W, F, KH, KW, T, \
+                                     threshold, 0, HO * WO, &w);                                   \
+                stdp_winners_##SUF(w.out, (const T_ *)w.val, 1, F, HO, WO, T, K, R, 0, win + b * K * 3, \
+                                 win_lat + b * K, valid + b * K, 0, 1);                            \
+            }                                                                                      \
         }                                                                                          \
+        fire_ws_free(&w);                                                                          \
+        ok = mine;                                                                                 \
     }                                                                                              \
-    fire_ws_free(&w);                                                                              \
     free(table);                                                                                   \
     return ok ? 0 : -1;                                                                            \
 }                                                                                                  \
@@ -789,15 +801,25 @@ int spike_conv_##SUF(const uint8_t *lat, const T_ *wt, void *out, void *out2, in
 int spike_fire_pool_##SUF(const uint8_t *lat, const T_ *wt, uint8_t *out, int64_t C, int64_t H, int64_t W, \
                         int64_t F, int64_t KH, int64_t KW, int64_t T, T_ threshold, int64_t k, int64_t p_begin, \
                         int64_t p_end) {                                                           \
-    const int64_t FP = padded_features(F), NK = C * KH * KW;                                       \
+    const int64_t FP = padded_features(F), NK = C * KH * KW, piece = 16;                           \
     T_ *table = padded_table_##SUF(wt, NK, F);                                                     \
-    fire_ws w = {0};                                                                               \
-    int ok = table && fire_ws_alloc(&w, NK, C * H * W, T, F, FP, 0);                               \
-    if (ok) {                                                                                      \
-        w.w_max = largest_weight_##SUF(table, NK * FP);                                            \
-        spike_fire_pool_range_##SUF(lat, table, out, C, H, W, F, KH, KW, T, threshold, k, p_begin, p_end, &w); \
+    const double w_max = table ? largest_weight_##SUF(table, NK * FP) : 0;                         \
+    int ok = table != NULL;                                                                        \
+    /* pieces of 16 windows to each thread of PyTorch's own OpenMP team (see the top of the file) */ \
+    _Pragma("omp parallel if (p_end - p_begin > piece) reduction(&&: ok)")                         \
+    {                                                                                              \
+        fire_ws w = {0};                                                                           \
+        const int mine = table && fire_ws_alloc(&w, NK, C * H * W, T, F, FP, 0);                   \
+        w.w_max = w_max;                                                                           \
+        _Pragma("omp for schedule(dynamic, 1)")                                                    \
+        for (int64_t p = p_begin; p < p_end; p += piece) {                                         \
+            if (!mine) continue;                                                                   \
+            spike_fire_pool_range_##SUF(lat, table, out, C, H, W, F, KH, KW, T, threshold, k, p,   \
+                                      p + piece < p_end ? p + piece : p_end, &w);                  \
+        }                                                                                          \
+        fire_ws_free(&w);                                                                          \
+        ok = mine;                                                                                 \
     }                                                                                              \
-    fire_ws_free(&w);                                                                              \
     free(table);                                                                                   \
     return ok ? 0 : -1;                                                                            \
 }
