@@ -208,3 +208,19 @@ def test_batched_training_compiled_update_equals_pytorch_update(monkeypatch):
     training.train_stdp_batch(plain, "c1", lat, "batched", chunk=7)
     assert torch.equal(compiled.layers["c1"].weight, plain.layers["c1"].weight)
     assert not torch.equal(compiled.layers["c1"].weight, initial)
+
+
+def test_fired_potentials_with_implicit_padding_equal_the_padded_copy():
+    """fired_potentials lets the convolution pad (it then skips the padded taps): the potentials
+    must stay bit-identical to a convolution of an explicitly zero-padded copy, the form the
+    published evaluations used (mozafari2018's three layers' shapes, float32)."""
+    import torch.nn.functional as F
+
+    from cortexsnn.plasticity.models.network import _channels_last, fired_potentials
+
+    g = torch.Generator().manual_seed(21)
+    for c, f, k, pad, size in [(6, 30, 5, 2, 28), (30, 250, 3, 1, 14), (250, 200, 5, 2, 4)]:
+        fired = (torch.rand(40, c, size, size, generator=g) < 0.6).float()
+        weight = (0.8 + 0.05 * torch.randn(f, c, k, k, generator=g)).clamp(0, 1)
+        explicit = F.conv2d(_channels_last(F.pad(fired, (pad,) * 4)), weight)
+        assert torch.equal(fired_potentials(fired, weight, pad), explicit)

@@ -243,10 +243,13 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 
 def fired_potentials(fired: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
     """Last-step potentials ``[B, F, Ho, Wo]`` of 0/1 fired maps ``[B, C, H, W]``: one dense
-    convolution of the zero-padded maps (channels-last)."""
-    if padding:
-        fired = F.pad(fired, (padding,) * 4)
-    return F.conv2d(_channels_last(fired), weight)
+    convolution (channels-last) with zero padding.
+
+    The padding is the convolution's own rather than a padded copy: the kernel then skips the
+    taps that fall on it (for mozafari2018's decision layer, padding 2 around a 4 x 4 map, half of
+    them) and adds the same products in the same order otherwise, so the potentials are
+    bit-identical (``tests/plasticity/test_time_ordered_kernel.py``)."""
+    return F.conv2d(_channels_last(fired), weight, padding=padding)
 
 
 def _check_latencies(latencies: torch.Tensor, model: STDPNetwork) -> None:
