@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from cortexsnn.plasticity.models.network import Stage, STDPNetwork
+from cortexsnn.plasticity.models.network import Stage, STDPNetwork, fired_potentials
 from cortexsnn.plasticity.spike_ops import (
     _check_conv_input,
     _kernel_for,
     conv_fire_values,
     conv_stdp_winners,
     decision_winners,
+    last_step_potentials,
     stdp_winners,
 )
 from cortexsnn.plasticity.stdp import apply_stdp_batch, apply_stdp_image, stdp_delta, stdp_rates_for_samples
@@ -220,11 +221,14 @@ def _rstdp_forward(model: STDPNetwork, stage: Stage, inputs: torch.Tensor):
     for head in model.heads:
         layer = model.layers[head]
         padded = layer.pad(features, time_steps)
-        from cortexsnn.plasticity.spike_ops import last_step_potentials
-
         # dense: the head's input is a binary map, and a BLAS convolution needs no per-call
-        # transposition of the (large, changing) decision weight, unlike the event kernel
-        pot = last_step_potentials(padded, layer.weight, time_steps, "dense" if layer.method == "auto" else layer.method)
+        # transposition of the (large, changing) decision weight, unlike the event kernel;
+        # fired_potentials pads inside the convolution (the same potentials, fewer products)
+        if layer.method == "event":
+            pot = last_step_potentials(padded, layer.weight, time_steps, "event")
+        else:
+            fired = (features < time_steps).to(layer.weight.dtype)
+            pot = fired_potentials(fired, layer.weight, layer.padding)
         winner, valid = decision_winners(pot, time_steps)
         cls = torch.where(valid, winner[:, 0] // model.features_per_class, torch.full_like(winner[:, 0], -1))
         heads.append((head, padded, winner, valid, cls))
