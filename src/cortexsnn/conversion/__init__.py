@@ -1,0 +1,18 @@
+"""ANN-to-SNN conversion: a trained CNN becomes a multi-step spiking network of integrate-and-fire neurons.
+
+``snn = convert(ann, calibration_images)`` then ``rate_readout(snn(x_seq))``; see
+:mod:`cortexsnn.conversion.convert` for the method and ``docs/conversion.md`` for measured fidelity.
+"""
+from cortexsnn.conversion.convert import (  # noqa: F401
+    ConversionConfig,
+    activation_statistics,
+    calibrate_bias,
+    convert,
+    set_thresholds,
+)
+from cortexsnn.conversion.errors import ConversionError  # noqa: F401
+from cortexsnn.conversion.modules import GatedMaxPool, Probe, RateIFNeuron  # noqa: F401
+from cortexsnn.conversion.network import ConvertedSNN, rate_readout  # noqa: F401
+
+__all__ = ["ConversionConfig", "ConversionError", "ConvertedSNN", "GatedMaxPool", "Probe", "RateIFNeuron",
+           "activation_statistics", "calibrate_bias", "convert", "rate_readout", "set_thresholds"]

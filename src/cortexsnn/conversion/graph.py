@@ -1,0 +1,235 @@
+"""The ANN side of a conversion: trace a trained network, fold batch norm, find its activations.
+
+A network is traced with :mod:`torch.fx` into a graph of module calls and functions. Between two
+activations everything must be linear (or affine) in the activations, because an integrate-and-fire
+neuron that replaces an activation turns its input current into a spike train whose rate stands for
+the activation: a convolution, a linear layer, batch norm in evaluation mode, average pooling,
+padding, residual additions, concatenations, flattening and dropout (identity in evaluation mode)
+all commute with the rate code. Max pooling does not (the max of spike trains is not the max of
+rates) and gets the gating of Rueckauer et al. (2017) at run time. Anything else (a sigmoid, a
+product of two activations, ...) cannot be mapped and is refused with its name and type.
+
+Each *call site* of an activation becomes its own neuron layer, even when a network calls one
+module object at several places (EfficientNet-Lite's blocks call one ``ReLU6`` twice): the tracer
+sees each call as its own node.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import operator
+from dataclasses import dataclass
+import torch
+from torch import fx, nn
+from torch.nn import functional as F
+
+from cortexsnn.conversion.errors import ConversionError
+
+__all__ = ["Activation", "trace", "fold_batch_norm", "find_activations"]
+
+log = logging.getLogger(__name__)
+
+#: Modules kept whole by the tracer (their forward is linear in the input, or an activation).
+_LINEAR_MODULES = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.Identity, nn.ZeroPad2d,
+    nn.ConstantPad2d,
+)
+_MAX_POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+_ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
+_LINEAR_FUNCTIONS = {
+    operator.add, operator.iadd, torch.add, torch.cat, torch.concat, torch.flatten, F.adaptive_avg_pool2d,
+    F.avg_pool2d, F.pad, F.dropout, F.linear, F.conv2d, operator.getitem, getattr, torch.mean,
+}
+_LINEAR_METHODS = {"view", "reshape", "flatten", "size", "mean", "contiguous", "squeeze", "unsqueeze", "add",
+                   "add_", "permute", "transpose"}
+_ACTIVATION_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardtanh, torch.clamp, torch.clip}
+_ACTIVATION_METHODS = {"relu", "relu_", "clamp", "clamp_", "clip"}
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation call site of the traced network.
+
+    Attributes:
+        node: the fx node's name (stable: the tracer names it after the module path).
+        upper: the activation's upper bound (6 for ReLU6, ``None`` for ReLU).
+    """
+
+    node: str
+    upper: float | None
+
+
+class _Tracer(fx.Tracer):
+    """Keeps every linear module, activation and pooling whole, whatever package defines it.
+
+    A ``Conv2d`` subclass with TensorFlow "SAME" padding (EfficientNet ports) stays one node, so
+    batch norm can be folded into it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.module_outputs: dict[str, fx.Node] = {}
+
+    def call_module(self, m: nn.Module, forward, args, kwargs):
+        out = super().call_module(m, forward, args, kwargs)
+        if isinstance(out, fx.Proxy):  # the last call of a module wins (a module called twice: its last use)
+            self.module_outputs[self.path_of_module(m)] = out.node
+        return out
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if isinstance(m, (*_LINEAR_MODULES, *_MAX_POOL_MODULES, *_ACTIVATION_MODULES)):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+def trace(model: nn.Module) -> tuple[fx.GraphModule, dict[str, str]]:
+    """A traced copy of ``model`` in evaluation mode (the original is left untouched), and the name of
+    the node holding each module's output (``{module path: node name}``)."""
+    model = copy.deepcopy(model).eval()
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(model)
+    except Exception as exc:  # fx raises many types on data-dependent control flow
+        raise ConversionError(
+            f"{type(model).__name__} cannot be traced by torch.fx ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:300]}); the converter needs a forward without data-dependent "
+            "control flow: wrap such parts in a module the tracer keeps whole, or convert the submodule "
+            "that holds the network's layers") from exc
+    outputs = {path: node.name for path, node in tracer.module_outputs.items()}
+    return fx.GraphModule(model, graph, class_name=type(model).__name__), outputs
+
+
+def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    return gm.get_submodule(node.target) if node.op == "call_module" else None
+
+
+def fold_batch_norm(gm: fx.GraphModule) -> dict[str, str]:
+    """Fold every batch norm that directly follows a convolution or linear layer into it.
+
+    The convolution must feed only the batch norm. A batch norm that follows something else stays
+    (in evaluation mode it is an affine map, which the rate code carries). Returns
+    ``{removed batch-norm node: the node that now holds its output}``.
+    """
+    folded: dict[str, str] = {}
+    for node in list(gm.graph.nodes):
+        bn = _module(gm, node)
+        if not isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            continue
+        source = node.args[0]
+        layer = _module(gm, source) if isinstance(source, fx.Node) else None
+        if not isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) or len(source.users) != 1:
+            continue
+        _fold_into(layer, bn)
+        node.replace_all_uses_with(source)
+        folded[node.name] = source.name
+        gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return folded
+
+
+@torch.no_grad()
+def _fold_into(layer: nn.Module, bn: nn.Module) -> None:
+    if not bn.track_running_stats or bn.running_var is None:
+        raise ConversionError(f"batch norm after {type(layer).__name__} has no running statistics; "
+                              "convert a network trained with track_running_stats=True")
+    scale = bn.running_var.add(bn.eps).rsqrt()
+    if bn.affine:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.affine:
+        shift = shift + bn.bias
+    weight = layer.weight
+    layer.weight = nn.Parameter(weight * scale.reshape(-1, *([1] * (weight.dim() - 1))))
+    bias = layer.bias if layer.bias is not None else torch.zeros_like(scale)
+    layer.bias = nn.Parameter(bias * scale + shift)
+
+
+def _argument(node: fx.Node, position: int, name: str, default: float | None) -> float | None:
+    """A numeric argument of a call (positional or keyword); a tensor-valued bound is refused."""
+    value = node.args[position] if len(node.args) > position else node.kwargs.get(name, default)
+    if value is not None and not isinstance(value, (int, float)):
+        raise ConversionError(f"{node.name} ({node.target}) has a non-constant bound {name}={value}; only constant "
+                              "clamps convert to IF neurons")
+    return None if value is None else float(value)
+
+
+def _activation_bounds(gm: fx.GraphModule, node: fx.Node) -> tuple[bool, float | None]:
+    """``(is_activation, upper bound)``; raises for a clamp that is not a ReLU with a cap."""
+    module = _module(gm, node)
+    if module is not None:
+        if isinstance(module, nn.ReLU6):
+            return True, 6.0
+        if isinstance(module, nn.ReLU):
+            return True, None
+        if isinstance(module, nn.Hardtanh):
+            if module.min_val != 0.0:
+                raise ConversionError(f"layer {node.target!r} (Hardtanh min_val={module.min_val}) is not a ReLU "
+                                      "with an upper bound; only Hardtanh(0, max) converts to IF neurons")
+            return True, float(module.max_val)
+        return False, None
+    target = node.target
+    if node.op == "call_function" and target in _ACTIVATION_FUNCTIONS:
+        if target in (F.relu, torch.relu):
+            return True, None
+        if target is F.relu6:
+            return True, 6.0
+        if target is F.hardtanh:
+            low = _argument(node, 1, "min_val", -1.0)
+            high = _argument(node, 2, "max_val", 1.0)
+        else:
+            low, high = _argument(node, 1, "min", None), _argument(node, 2, "max", None)
+        return _clamp_bounds(node, low, high)
+    if node.op == "call_method" and target in _ACTIVATION_METHODS:
+        if target in ("relu", "relu_"):
+            return True, None
+        return _clamp_bounds(node, _argument(node, 1, "min", None), _argument(node, 2, "max", None))
+    return False, None
+
+
+def _clamp_bounds(node: fx.Node, low: float | None, high: float | None) -> tuple[bool, float | None]:
+    if low != 0.0:
+        raise ConversionError(f"{node.name} ({node.target}) clamps below at {low}, not at 0: only ReLU-like "
+                              "clamps (min=0, optional max) convert to IF neurons")
+    return True, high
+
+
+def find_activations(gm: fx.GraphModule) -> list[Activation]:
+    """Every activation call site in execution order; raises for a node the rate code cannot carry."""
+    found: list[Activation] = []
+    for node in gm.graph.nodes:
+        if node.op in ("placeholder", "output", "get_attr"):
+            continue
+        is_activation, upper = _activation_bounds(gm, node)
+        if is_activation:
+            found.append(Activation(node.name, upper))
+            continue
+        _check_linear(gm, node)
+    if not found:
+        raise ConversionError("the network has no ReLU / ReLU6 / clamp activation: there is nothing to turn into "
+                              "spiking neurons")
+    return found
+
+
+def _check_linear(gm: fx.GraphModule, node: fx.Node) -> None:
+    module = _module(gm, node)
+    if module is not None:
+        if isinstance(module, (*_LINEAR_MODULES, *_MAX_POOL_MODULES)):
+            return
+        raise ConversionError(f"layer {node.target!r} of type {type(module).__name__} cannot be converted to "
+                              "spiking neurons: only convolutions, linear layers, batch norm, ReLU / ReLU6 / "
+                              "clamp, average and max pooling, padding, dropout, additions and concatenations are "
+                              "supported")
+    if node.op == "call_function" and node.target in _LINEAR_FUNCTIONS:
+        return
+    if node.op == "call_method" and node.target in _LINEAR_METHODS:
+        return
+    if node.op == "call_function" and node.target in (operator.mul, torch.mul, operator.truediv) and any(
+            not isinstance(a, fx.Node) for a in node.args):
+        return  # scaling by a constant is linear
+    what = getattr(node.target, "__name__", str(node.target))
+    raise ConversionError(f"operation {node.name!r} ({node.op} {what}) is not linear in the activations and cannot "
+                          "be carried by a rate code (e.g. a sigmoid gate or a product of two activations)")
