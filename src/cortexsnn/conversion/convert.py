@@ -30,7 +30,7 @@ from torch import Tensor, fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from cortexsnn.conversion.errors import ConversionError
-from cortexsnn.conversion.graph import find_activations, fold_batch_norm, trace
+from cortexsnn.conversion.graph import find_activations, fold_batch_norm, fold_padding, trace
 from cortexsnn.conversion.modules import GatedMaxPool, RateIFNeuron
 from cortexsnn.conversion.network import ConvertedSNN, _Tap
 from cortexsnn.neurons.base import reset
@@ -166,6 +166,7 @@ def convert(model: nn.Module, calibration: Tensor, config: ConversionConfig | No
     _check_calibration(calibration, None, config)
     gm, outputs = trace(model)
     folded = fold_batch_norm(gm)
+    fold_padding(gm)
     try:
         ShapeProp(gm).propagate(calibration[:1])
     except Exception as exc:

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from cortexsnn.conversion.errors import ConversionError
 
-__all__ = ["Activation", "trace", "fold_batch_norm", "find_activations"]
+__all__ = ["Activation", "trace", "fold_batch_norm", "fold_padding", "find_activations"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,31 @@ def _fold_into(layer: nn.Module, bn: nn.Module) -> None:
     layer.weight = nn.Parameter(weight * scale.reshape(-1, *([1] * (weight.dim() - 1))))
     bias = layer.bias if layer.bias is not None else torch.zeros_like(scale)
     layer.bias = nn.Parameter(bias * scale + shift)
+
+
+def fold_padding(gm: fx.GraphModule) -> int:
+    """Move symmetric zero padding (``nn.ZeroPad2d``, TensorFlow "SAME" ports) into the convolution
+    after it, which pads without writing a padded copy of its input. Returns the number folded."""
+    folded = 0
+    for node in list(gm.graph.nodes):
+        pad = _module(gm, node)
+        if not isinstance(pad, (nn.ZeroPad2d, nn.ConstantPad2d)) or (isinstance(pad, nn.ConstantPad2d)
+                                                                        and pad.value != 0):
+            continue
+        left, right, top, bottom = pad.padding
+        users = list(node.users)
+        conv = _module(gm, users[0]) if len(users) == 1 else None
+        if (left != right or top != bottom or not isinstance(conv, nn.Conv2d) or conv.padding_mode != "zeros"
+                or isinstance(conv.padding, str) or any(conv.padding)):
+            continue
+        conv.padding = (top, left)
+        node.replace_all_uses_with(node.args[0])
+        gm.graph.erase_node(node)
+        folded += 1
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return folded
 
 
 def _argument(node: fx.Node, position: int, name: str, default: float | None) -> float | None:

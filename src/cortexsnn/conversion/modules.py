@@ -63,14 +63,25 @@ class RateIFNeuron(ChunkedModule):
         if self.analog:
             return x.clamp(0.0, self.upper) if self.upper is not None else x.clamp_min(0.0)
         seq = self._time_major(x)
-        theta = self._per_channel(self.threshold, x)
         if self.v is None:
+            theta = self._per_channel(self.threshold, x)
             self.v = torch.empty_like(seq[0]).copy_((self.initial_potential * theta).expand(seq.shape[1:]))
             self.count = torch.zeros_like(seq[0])
-        spikes, self.v, self.count = rate_if_multistep(seq, self.v, self.count, theta, self._per_channel(self.bias, x),
-                                                       self._per_channel(self.max_spikes, x), signed=self.signed,
+        theta, bias, top = self._constants(seq[0])
+        spikes, self.v, self.count = rate_if_multistep(seq, self.v, self.count, theta, bias, top, signed=self.signed,
                                                        weighted=True)
         return spikes.reshape(x.shape)
+
+    def _constants(self, step: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Threshold, bias and burst size expanded to one step's shape and layout, kept while the
+        buffers and the layout are unchanged (the compiled kernel reads them element by element)."""
+        key = (step.shape, step.stride(), step.dtype, step.device, *(
+            (b.data_ptr(), b._version) for b in (self.threshold, self.bias, self.max_spikes)))
+        if getattr(self, "_cache_key", None) != key:
+            self._cache = tuple(torch.empty_like(step).copy_(self._per_channel(b, step).expand(step.shape))
+                                for b in (self.threshold, self.bias, self.max_spikes))
+            self._cache_key = key
+        return self._cache
 
     def extra_repr(self) -> str:
         return (f"channels={self.threshold.numel()}, upper={self.upper}, signed={self.signed}, "

@@ -121,12 +121,16 @@ def _time_major_dense(x_seq: Tensor) -> bool:
     return _dense(step) and x_seq.stride(0) == step.numel()
 
 
+def _like(value: Tensor, step: Tensor) -> Tensor:
+    if value.shape == step.shape and value.stride() == step.stride() and value.dtype == step.dtype:
+        return value
+    return torch.empty_like(step).copy_(value.expand(step.shape))
+
+
 def _run_kernel(kernel, x_seq, v, count, threshold, bias, max_spikes, signed, weighted):
     step = x_seq[0]
-    like = torch.empty_like(step)  # the step's layout: state and per-element constants follow it
-    theta = like.copy_(threshold.expand(step.shape))
-    bias_full = torch.empty_like(step).copy_(bias.expand(step.shape))
-    top_full = torch.empty_like(step).copy_(max_spikes.expand(step.shape))
+    # the state and the per-element constants in the step's layout (already so: used as they are)
+    theta, bias_full, top_full = (_like(value, step) for value in (threshold, bias, max_spikes))
     v_out = torch.empty_like(step).copy_(v)
     count_out = torch.empty_like(step).copy_(count)
     spikes = torch.empty_like(x_seq)
