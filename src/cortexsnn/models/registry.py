@@ -10,12 +10,14 @@ from typing import Callable
 
 from torch import nn
 
+from cortexsnn.errors import CortexSNNError
+
 __all__ = ["register_model", "create_model", "list_models", "UnknownModelError"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(CortexSNNError, KeyError):
     """A model name that is not registered."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
