@@ -1,4 +1,4 @@
-"""The model zoo: ``create_model(name, **kwargs)``, ``list_models()``.
+"""The model zoo: ``create_model(name, pretrained=False, **kwargs)``, ``list_models()``, ``list_pretrained()``.
 
 Deep SNNs of the visual pathway (SEW-ResNet, Spiking ResNet, LoRaFB-SNet, ...) are multi-step on
 ``[T, B, C, H, W]``; the IIR synapse-filter networks of seed 002 live beside them, and EfficientNet-Lite0, an ANN on
@@ -15,3 +15,14 @@ from .checkpoints import (  # noqa: F401
     save_safetensors,
 )
 from .layers import make_neuron, record_layers  # noqa: F401
+from .pretrained import (  # noqa: F401
+    PretrainedCfg,
+    PretrainedWeightsError,
+    UnknownPretrainedError,
+    WeightsChecksumError,
+    WeightsUnavailableError,
+    fetch_pretrained,
+    get_pretrained_cfg,
+    list_pretrained,
+    load_pretrained,
+)
