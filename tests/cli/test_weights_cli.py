@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -21,6 +23,13 @@ def registry(monkeypatch, tmp_path):
     monkeypatch.setattr(P, "_PRETRAINED", {m: dict(tags) for m, tags in P._PRETRAINED.items()})
     monkeypatch.setattr(P, "_DEFAULT_TAG", dict(P._DEFAULT_TAG))
     monkeypatch.setenv("CORTEXSNN_DATA", str(tmp_path / "data"))
+    # pooch's logger keeps the sys.stderr of the moment pooch was first imported, which under pytest
+    # may be an earlier test's captured (now closed) stream: point it at this test's stderr
+    import pooch
+
+    for handler in pooch.get_logger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            monkeypatch.setattr(handler, "stream", sys.stderr)
 
 
 def _recording(tmp_path, n=12):
@@ -93,7 +102,7 @@ def test_unavailable_weights_exit_2_with_the_one_message(tmp_path, capsys):
     assert _similarity(tmp_path, "--model", "sew_resnet8", "--weights", "synthetic", "--output-dir", tmp_path / "o") == 2
     err = capsys.readouterr().err
     assert "sew8_test.pth" in err and cfg.sha256 in err and str(tmp_path / "data" / "weights") in err
-    assert "Traceback" not in err
+    assert "cortexsnn similarity: error: the pretrained weights sew_resnet8.synthetic" in err and "Traceback" not in err
 
 
 def test_models_command_lists_models_and_weights(capsys):
