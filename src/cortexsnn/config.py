@@ -14,10 +14,12 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cortexsnn.errors import CortexSNNError
+
 __all__ = ["ConfigError", "load_config", "to_container", "valid_keys"]
 
 
-class ConfigError(ValueError):
+class ConfigError(CortexSNNError, ValueError):
     """A configuration file or override is wrong (unknown key, wrong type, unreadable file)."""
 
 

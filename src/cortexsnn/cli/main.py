@@ -11,11 +11,13 @@ import importlib
 import sys
 from typing import Sequence
 
+from cortexsnn.errors import CortexSNNError
+
 # (subcommand module, in the order shown by --help)
-SUBCOMMAND_MODULES: list[str] = ["train", "iir", "stdp", "similarity", "demo"]
+SUBCOMMAND_MODULES: list[str] = ["train", "iir", "stdp", "similarity", "demo", "models"]
 
 
-class CliError(Exception):
+class CliError(CortexSNNError):
     """A user-facing error: printed without a traceback, exit code 2."""
 
 
@@ -44,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (CliError, FileNotFoundError, FileExistsError, ValueError, CheckpointError, UnknownModelError) as exc:
+    except (CortexSNNError, FileNotFoundError, FileExistsError, ValueError, CheckpointError, UnknownModelError) as exc:
         print(f"cortexsnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -43,8 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--train-dataset", default="imagenet", choices=["imagenet", "ucf101"],
                    help="what the weights were trained on: sets the classes, T (4 / 16) and the stimulus "
                         "normalisation (ImageNet mean/std / 0.5); ucf101 models see movies as one continuous run")
-    g.add_argument("--checkpoint-path", default=None, help="weights (.pth / .pt / .safetensors); without it the "
-                                                             "model is UNTRAINED (random initialisation, --seed)")
+    g.add_argument("--checkpoint-path", default=None, help="weights (.pth / .pt / .safetensors); without it (or "
+                                                             "--weights) the model is UNTRAINED (random initialisation, "
+                                                             "--seed)")
+    g.add_argument("--weights", default=None, metavar="TAG",
+                   help="registered pretrained weights of --model, TAG or MODEL=TAG (e.g. imagenet; list them with "
+                        "'cortexsnn models --pretrained'); fetched and verified once, then they also set the "
+                        "stimulus normalisation and T unless given")
     g.add_argument("--layers", default=None, help="comma-separated module paths (default: the model's scoring layers)")
     g.add_argument("--time-steps", type=int, default=None, help="T for static stimuli (default 4 imagenet, 16 ucf101)")
     g.add_argument("--chunk-frames", type=int, default=16, help="frames per forward call in movie mode (16)")
@@ -143,9 +148,37 @@ def _load_neural(args: argparse.Namespace) -> tuple[Any, Any, dict]:
     return data, data.stimuli, {"n": data.n_stimuli}
 
 
-def _normalization(args: argparse.Namespace) -> str:
+def _weights_cfg(args: argparse.Namespace) -> Any:
+    """The :class:`~cortexsnn.models.pretrained.PretrainedCfg` named by ``--weights`` (``None`` without it)."""
+    if not args.weights:
+        return None
+    from cortexsnn.models import get_pretrained_cfg, list_models
+
+    if args.checkpoint_path:
+        raise _error("give --weights or --checkpoint-path, not both")
+    model, sep, tag = args.weights.partition("=")
+    if not sep:
+        model, tag = args.model, args.weights
+    if not model or not tag:
+        raise _error(f"--weights takes TAG or MODEL=TAG (e.g. imagenet), got {args.weights!r}")
+    if model != args.model:
+        raise _error(f"--weights names {model!r} but --model is {args.model!r}")
+    if args.model not in list_models():
+        raise _error(f"--weights needs a zoo model; {args.model!r} is not one (give its file with --checkpoint-path)")
+    cfg = get_pretrained_cfg(args.model, tag)
+    classes = 101 if args.train_dataset == "ucf101" else 1000
+    if cfg.num_classes != classes:
+        raise _error(f"{cfg.name} has {cfg.num_classes} classes but --train-dataset {args.train_dataset} means {classes}")
+    return cfg
+
+
+def _normalization(args: argparse.Namespace) -> Any:
+    """A preset name or, for registered weights, their ``(mean, std)``."""
     if args.stimulus_normalization != "auto":
         return args.stimulus_normalization
+    cfg = getattr(args, "pretrained_cfg", None)
+    if cfg is not None:
+        return (cfg.mean, cfg.std)
     return "video" if args.train_dataset == "ucf101" else "imagenet"
 
 
@@ -175,15 +208,21 @@ def _load_stimuli(args: argparse.Namespace, in_data: Any, n: int, movie: bool) -
 
 
 def _build_model(args: argparse.Namespace) -> tuple[Any, bool, str]:
-    """``(model, is_cnn, weights description)``."""
+    """``(model, is_cnn, weights description)``; zoo ANNs (``feature_mode = "cnn"``) count as CNNs."""
     import torch
 
     from cortexsnn.models import create_model, list_models, load_weights
 
     classes = 101 if args.train_dataset == "ucf101" else 1000
     torch.manual_seed(args.seed)
+    cfg = getattr(args, "pretrained_cfg", None)
+    if cfg is not None:
+        model = create_model(args.model, pretrained=cfg.tag)
+        weights = f"{cfg.name}: {cfg.how_made} ({cfg.citation}; {cfg.checksum})"
+        return model.eval(), getattr(model, "feature_mode", "static") == "cnn", weights
     if args.model in list_models():
-        model, cnn = create_model(args.model, num_classes=classes), False
+        model = create_model(args.model, num_classes=classes)
+        cnn = getattr(model, "feature_mode", "static") == "cnn"
     else:
         import torchvision.models as tvm
 
@@ -248,6 +287,7 @@ def _run(args: argparse.Namespace) -> int:
     movie = args.neural_dataset in _MOVIES or args.movie
     _check_flags(args, movie)
     metric = E.canonical_metric(args.metric or ("tsrsa" if movie else "rsa"))
+    args.pretrained_cfg = _weights_cfg(args)
     neural, in_data, info = _load_neural(args)
     stimuli = _load_stimuli(args, in_data, info["n"], movie)
     if len(stimuli) != info["n"]:
@@ -256,7 +296,9 @@ def _run(args: argparse.Namespace) -> int:
     model, cnn, weights = _build_model(args)
     mode = args.mode if args.mode != "auto" else ("cnn" if cnn else "movie" if (movie and args.train_dataset == "ucf101")
                                                  else "static")
-    time_steps = args.time_steps or (16 if args.train_dataset == "ucf101" else 4)
+    cfg = args.pretrained_cfg
+    time_steps = args.time_steps or (cfg.time_steps if cfg is not None and cfg.time_steps else None) or (
+        16 if args.train_dataset == "ucf101" else 4)
     try:
         layers = args.layers.split(",") if args.layers else default_layers(model, mode)
     except ValueError as exc:
@@ -281,9 +323,12 @@ def _run(args: argparse.Namespace) -> int:
                           cv="in_sample" if args.in_sample_r2 else 5, cka=args.cka)
     config = {"train_dataset": args.train_dataset, "weights": weights, "stimuli": stimuli.normalization,
               "device": device, "command": "cortexsnn " + " ".join(sys.argv[1:]) if sys.argv else None}
+    if cfg is not None:
+        config["pretrained"] = cfg.to_dict()
     progress = None if args.quiet else (lambda msg: print(f"  {msg}", flush=True))
     if "UNTRAINED" in weights:
-        print(f"note: {args.model} is untrained (random weights); give --checkpoint-path for a trained model",
+        print(f"note: {args.model} is untrained (random weights); give --weights TAG or --checkpoint-path for a "
+              "trained model",
               file=sys.stderr)
     print(f"scoring {args.model} ({mode}, {len(layers)} layers) against {args.neural_dataset} with {metric} ...",
           flush=True)
@@ -333,7 +378,8 @@ def _run(args: argparse.Namespace) -> int:
 def _default_norm(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     from cortexsnn.data.stimuli import NORMALIZATIONS
 
-    mean_std = NORMALIZATIONS[_normalization(args)] or ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    norm = _normalization(args)
+    mean_std = norm if isinstance(norm, tuple) else NORMALIZATIONS[norm] or ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     print(f"note: the stimulus tensor does not record its normalisation; replacement frames assume "
           f"{_normalization(args)} (--stimulus-normalization)", file=sys.stderr)
     return list(mean_std[0]), list(mean_std[1])

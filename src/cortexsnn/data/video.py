@@ -49,6 +49,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from cortexsnn.data.paths import cache_dir
+from cortexsnn.errors import CortexSNNError
 from cortexsnn.utils.io import atomic_write_text
 
 __all__ = [
@@ -71,7 +72,7 @@ UCF101_MEAN = (0.5, 0.5, 0.5)
 UCF101_STD = (0.5, 0.5, 0.5)
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(CortexSNNError, RuntimeError):
     """A video or frame folder that cannot be read (missing, corrupt, too short)."""
 
 

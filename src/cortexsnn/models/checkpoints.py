@@ -23,6 +23,8 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from cortexsnn.errors import CortexSNNError
+
 __all__ = [
     "CheckpointLayoutError",
     "read_checkpoint",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 
-class CheckpointLayoutError(RuntimeError):
+class CheckpointLayoutError(CortexSNNError, RuntimeError):
     """Weights that do not fit the model (another architecture, unknown key layout)."""
 
 

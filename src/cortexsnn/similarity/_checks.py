@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from cortexsnn.errors import CortexSNNError
+
 __all__ = ["SilentLayerError", "as_matrix", "as_vector", "check_same_stimuli", "resolve_device"]
 
 
-class SilentLayerError(ValueError):
+class SilentLayerError(CortexSNNError, ValueError):
     """A representation carries no usable signal (constant rows, a constant RDM, a silent layer).
 
     Raised instead of returning ``NaN``: a correlation with a constant pattern is undefined, and

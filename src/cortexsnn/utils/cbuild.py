@@ -9,10 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from cortexsnn.errors import CortexSNNError
+
 __all__ = ["KernelBuildError", "compile_c_library", "load_c_library"]
 
 
-class KernelBuildError(RuntimeError):
+class KernelBuildError(CortexSNNError, RuntimeError):
     """A compiled kernel could not be built or loaded."""
 
 

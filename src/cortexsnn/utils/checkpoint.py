@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from cortexsnn.errors import CortexSNNError
 from cortexsnn.utils.io import atomic_write_bytes
 
 __all__ = [
@@ -35,7 +36,7 @@ CHECKPOINT_FORMAT = "cortexsnn-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(CortexSNNError, RuntimeError):
     """A checkpoint is missing, damaged, of an unknown format or of another model."""
 
 

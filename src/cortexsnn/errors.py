@@ -1,0 +1,14 @@
+"""The toolkit's exception base class.
+
+Every error the toolkit raises on purpose derives from :class:`CortexSNNError`, so a caller can catch
+them all with one clause. Each class also keeps the builtin base it had before (``KeyError`` for an
+unknown model, ``RuntimeError`` for unreadable weights, ``ValueError`` for a bad config, ...), so code
+that caught those keeps working.
+"""
+from __future__ import annotations
+
+__all__ = ["CortexSNNError"]
+
+
+class CortexSNNError(Exception):
+    """Base class of the errors raised by cortexsnn; the message says what was wrong and what to do."""
