@@ -11,8 +11,9 @@ from cortexsnn.conversion.convert import (  # noqa: F401
     set_thresholds,
 )
 from cortexsnn.conversion.errors import ConversionError  # noqa: F401
+from cortexsnn.conversion.fidelity import FidelityResult, measure_fidelity  # noqa: F401
 from cortexsnn.conversion.modules import GatedMaxPool, Probe, RateIFNeuron  # noqa: F401
 from cortexsnn.conversion.network import ConvertedSNN, rate_readout  # noqa: F401
 
-__all__ = ["ConversionConfig", "ConversionError", "ConvertedSNN", "GatedMaxPool", "Probe", "RateIFNeuron",
+__all__ = ["ConversionConfig", "ConversionError", "ConvertedSNN", "FidelityResult", "measure_fidelity", "GatedMaxPool", "Probe", "RateIFNeuron",
            "activation_statistics", "calibrate_bias", "convert", "rate_readout", "set_thresholds"]

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from cortexsnn.conversion.errors import ConversionError
 
-__all__ = ["Activation", "trace", "fold_batch_norm", "fold_padding", "find_activations"]
+__all__ = ["Activation", "trace", "fold_batch_norm", "fold_padding", "find_activations", "register_linear_function"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,23 @@ _LINEAR_FUNCTIONS = {
     operator.add, operator.iadd, torch.add, torch.cat, torch.concat, torch.flatten, F.adaptive_avg_pool2d,
     F.avg_pool2d, F.pad, F.dropout, F.linear, F.conv2d, operator.getitem, getattr, torch.mean,
 }
+#: Functions of the zoo that are linear in their tensor argument (padding), extended by
+#: :func:`register_linear_function`.
+_EXTRA_LINEAR_FUNCTIONS: set = set()
+
+
+def register_linear_function(fn) -> None:
+    """Declare a function (kept whole by ``torch.fx.wrap``) linear in its tensor input, e.g. a padding
+    helper, so that the converter carries it between neurons."""
+    _EXTRA_LINEAR_FUNCTIONS.add(fn)
+
+
+def _zoo_linear_functions() -> None:
+    from cortexsnn.models.efficientnet_lite import pad_same
+
+    register_linear_function(pad_same)
+
+
 _LINEAR_METHODS = {"view", "reshape", "flatten", "size", "mean", "contiguous", "squeeze", "unsqueeze", "add",
                    "add_", "permute", "transpose"}
 _ACTIVATION_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardtanh, torch.clamp, torch.clip}
@@ -224,6 +241,7 @@ def _clamp_bounds(node: fx.Node, low: float | None, high: float | None) -> tuple
 
 def find_activations(gm: fx.GraphModule) -> list[Activation]:
     """Every activation call site in execution order; raises for a node the rate code cannot carry."""
+    _zoo_linear_functions()
     found: list[Activation] = []
     for node in gm.graph.nodes:
         if node.op in ("placeholder", "output", "get_attr"):
@@ -248,8 +266,10 @@ def _check_linear(gm: fx.GraphModule, node: fx.Node) -> None:
                               "spiking neurons: only convolutions, linear layers, batch norm, ReLU / ReLU6 / "
                               "clamp, average and max pooling, padding, dropout, additions and concatenations are "
                               "supported")
-    if node.op == "call_function" and node.target in _LINEAR_FUNCTIONS:
+    if node.op == "call_function" and (node.target in _LINEAR_FUNCTIONS or node.target in _EXTRA_LINEAR_FUNCTIONS):
         return
+    if not node.users and node.op == "call_function":
+        return  # an input check whose result nothing reads cannot change the output
     if node.op == "call_method" and node.target in _LINEAR_METHODS:
         return
     if node.op == "call_function" and node.target in (operator.mul, torch.mul, operator.truediv) and any(

@@ -54,7 +54,7 @@ class ConvertedSNN(nn.Module):
     """
 
     def __init__(self, network: fx.GraphModule, neurons: dict[str, RateIFNeuron], layers: Sequence[str],
-                 time_chunk: int = 8) -> None:
+                 time_chunk: int = 8, channels_last: bool = False) -> None:
         super().__init__()
         self.scoring_layers = list(layers)
         for name in self.scoring_layers:  # the probes first: named_modules() then finds them at the ANN's paths
@@ -62,6 +62,9 @@ class ConvertedSNN(nn.Module):
         self.network = network
         self.neuron_names = list(neurons)
         self.time_chunk = int(time_chunk)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.network.to(memory_format=torch.channels_last)
         self.info: dict = {}
         self._analog = False
 
@@ -124,6 +127,8 @@ class ConvertedSNN(nn.Module):
         return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 
     def _run(self, flat: Tensor, steps: int) -> Tensor:
+        if self.channels_last and flat.dim() == 4:
+            flat = flat.contiguous(memory_format=torch.channels_last)
         for module in self.modules():
             if isinstance(module, ChunkedModule):
                 module.steps = steps
