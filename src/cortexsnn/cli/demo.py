@@ -37,8 +37,13 @@ from typing import Any, Callable
 from cortexsnn.cli.iir import find_shipped_config
 
 DEMO_OVERRIDES = ["train.epochs=1", "train.lr=1e-3", "data.data_dir=null", "data.val_size=400"]
-#: Models scored by default: two SNNs of the zoo and the torchvision CNN baseline.
-DEMO_MODELS = ("sew_resnet18", "lorafb_snet18", "resnet18")
+#: Models scored by default: the ImageNet-trained EfficientNet-Lite0 (ANN), its spiking conversion (a
+#: trained SNN), and two untrained spiking networks of the zoo as controls.
+DEMO_MODELS = ("efficientnet_lite0", "efficientnet_lite0_snn", "sew_resnet18", "lorafb_snet18")
+#: Weights used without --checkpoint / --weights: registered weights shipped in an installed package.
+DEFAULT_WEIGHTS = {"efficientnet_lite0": "imagenet"}
+#: A model name ending in this is the spiking conversion of the model it names.
+SNN_SUFFIX = "_snn"
 _DATASET = "kriegeskorte92"
 _MONKEY, _HUMAN = "monkey IT", "human IT"
 
@@ -59,8 +64,18 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
                         help="weights of one model (repeatable), e.g. sew_resnet18=ckpt.pth; models without "
                              "one are scored UNTRAINED")
+    parser.add_argument("--weights", action="append", default=[], metavar="MODEL=TAG",
+                        help="registered pretrained weights of one model (repeatable), e.g. efficientnet_lite0=imagenet "
+                             "(the default for efficientnet_lite0); list them with `cortexsnn models --pretrained`")
     parser.add_argument("--models", default=",".join(DEMO_MODELS),
-                        help=f"comma-separated zoo or torchvision models (default {','.join(DEMO_MODELS)})")
+                        help=f"comma-separated zoo or torchvision models; NAME{SNN_SUFFIX} is the spiking conversion of "
+                             f"NAME (default {','.join(DEMO_MODELS)})")
+    parser.add_argument("--conversion-steps", type=int, default=32, metavar="T",
+                        help="T of the converted SNNs (32: about 3 minutes for EfficientNet-Lite0 on 2 CPU cores; "
+                             "fidelity to the ANN grows with T, see docs/results.md)")
+    parser.add_argument("--calibration-dir", default=None,
+                        help="natural images that set the converted SNNs' thresholds (default: the Algonauts 78 "
+                             "images under $CORTEXSNN_DATA when present, else crops of scikit-learn's sample photos)")
     parser.add_argument("--image-size", type=int, default=224, help="stimulus side in pixels (224)")
     parser.add_argument("--time-steps", type=int, default=4, help="T, steps per image for the SNNs (4)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (16)")
@@ -166,30 +181,86 @@ def _checkpoints(values: list[str], models: list[str]) -> dict[str, Path]:
     return out
 
 
-def build_model(name: str, checkpoint: Path | None, seed: int) -> tuple[Any, str, dict[str, Any]]:
-    """``(model in eval mode, feature mode, weights record)``: a zoo SNN (static mode) or a
-    torchvision CNN (cnn mode), seeded, with the checkpoint's weights when given."""
+def _weight_tags(values: list[str], models: list[str]) -> dict[str, str]:
+    """``--weights MODEL=TAG`` values (over the defaults of :data:`DEFAULT_WEIGHTS`)."""
+    tags = {m: DEFAULT_WEIGHTS[m.removesuffix(SNN_SUFFIX)] for m in models if m.removesuffix(SNN_SUFFIX) in DEFAULT_WEIGHTS}
+    for value in values:
+        name, sep, tag = value.partition("=")
+        if not sep or not name or not tag:
+            raise _error(f"--weights takes MODEL=TAG (e.g. efficientnet_lite0=imagenet), got {value!r}")
+        if name not in models and name + SNN_SUFFIX not in models:
+            raise _error(f"--weights names {name!r}, which is not among the models scored ({', '.join(models)})")
+        for target in (name, name + SNN_SUFFIX):
+            if target in models:
+                tags[target] = tag
+    return tags
+
+
+def build_model(name: str, checkpoint: Path | None, seed: int, weights: str | None = None,
+                conversion: dict[str, Any] | None = None) -> tuple[Any, str, dict[str, Any]]:
+    """``(model in eval mode, feature mode, weights record)``: a zoo model (SNNs in static mode, ANNs such
+    as EfficientNet-Lite0 in cnn mode), a torchvision CNN (cnn mode), or, for ``NAME_snn``, the spiking
+    conversion of ``NAME`` (static mode); seeded, with the checkpoint's or the registered weights when
+    given. ``conversion``: ``{"calibration_dir", "data_dir"}`` for a converted model."""
     import torch
 
     from cortexsnn.models import create_model, list_models, load_weights
 
+    if name.endswith(SNN_SUFFIX) and name not in list_models():
+        return _converted(name.removesuffix(SNN_SUFFIX), checkpoint, seed, weights, conversion or {})
     torch.manual_seed(seed)
     if name in list_models():
-        model, mode = create_model(name, num_classes=1000), "static"
+        model = create_model(name, num_classes=1000, pretrained=weights or False)
+        mode = getattr(model, "feature_mode", "static")
     else:
-        import torchvision.models as tvm
-
-        builder = getattr(tvm, name, None)
-        if builder is None or not callable(builder) or name.startswith("_") or name[0].isupper():
+        builder = _torchvision_builder(name)
+        if builder is None:
             raise _error(f"unknown model {name!r}: neither in the zoo ({', '.join(list_models())}) nor in torchvision")
+        if weights:
+            raise _error(f"--weights {name}: registered weights are for zoo models; give a file with --checkpoint")
         model, mode = builder(weights=None, num_classes=1000), "cnn"
+    cfg = getattr(model, "pretrained_cfg", None)
     if checkpoint is not None:
         load_weights(model, checkpoint)
         record = {"trained": True, "weights": str(checkpoint)}
+    elif cfg is not None:
+        record = {"trained": True, "weights": f"{cfg.model}.{cfg.tag}: {cfg.how_made} ({cfg.citation})",
+                  "normalization": [list(cfg.mean), list(cfg.std)]}
     else:
         record = {"trained": False,
                   "weights": f"UNTRAINED: random initialisation (torch seed {seed}); no --checkpoint {name}=PATH given"}
     return model.eval(), mode, record
+
+
+def _torchvision_builder(name: str) -> Callable[..., Any] | None:
+    import torchvision.models as tvm
+
+    builder = getattr(tvm, name, None)
+    if builder is None or not callable(builder) or name.startswith("_") or name[:1].isupper():
+        return None
+    return builder
+
+
+def _converted(base: str, checkpoint: Path | None, seed: int, weights: str | None,
+               options: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """The spiking conversion of ``base`` (see :func:`cortexsnn.conversion.convert`)."""
+    from cortexsnn.conversion import ConversionConfig, convert
+    from cortexsnn.conversion.calibration import default_calibration_images
+
+    ann, mode, record = build_model(base, checkpoint, seed, weights)
+    if mode != "cnn":
+        raise _error(f"{base}{SNN_SUFFIX}: only ANNs convert to SNNs; {base} is already spiking")
+    if not record["trained"]:
+        print(f"note: converting an UNTRAINED {base} (random weights)", file=sys.stderr)
+    normalization = tuple(record.get("normalization") or ()) or "imagenet"
+    size = options.get("image_size", 224)
+    images, described = default_calibration_images(size, normalization, options.get("calibration_dir"),
+                                                   options.get("data_dir"))
+    config = ConversionConfig()
+    snn = convert(ann, images, config)
+    record = {**record, "weights": f"spiking conversion of {base} ({record['weights']})", "converted_from": base,
+              "conversion": {**snn.info, "calibration": described, "time_steps": options.get("time_steps")}}
+    return snn, "static", record
 
 
 def pick_layers(layers: list[str], k: int | None) -> list[str]:
@@ -262,19 +333,27 @@ def _brain_demo(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise _error("--models names no model")
-    for flag in ("image_size", "time_steps", "batch_size"):
+    for flag in ("image_size", "time_steps", "batch_size", "conversion_steps"):
         if getattr(args, flag) < 1:
             raise _error(f"--{flag.replace('_', '-')} must be >= 1")
     if args.bootstrap < 0:
         raise _error("--bootstrap must be >= 0")
     checkpoints = _checkpoints(args.checkpoint, models)
+    tags = _weight_tags(args.weights, models)
     out = Path(args.output_dir or "runs/demo").expanduser()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     directory = locate_data(args.data_dir, download=not args.no_download)
     targets, k92 = load_targets(directory)
-    stimuli = stimuli_from_array(k92.images, size=args.image_size, normalization="imagenet",
-                                 source=f"{_DATASET}: stimuli_92objs (175 x 175 px)")
+    stimuli_sets: dict[Any, Any] = {}
+
+    def stimuli_for(normalization: Any) -> Any:  # one tensor per normalisation the models want
+        key = json.dumps(normalization)
+        if key not in stimuli_sets:
+            stimuli_sets[key] = stimuli_from_array(k92.images, size=args.image_size, normalization=normalization,
+                                                   source=f"{_DATASET}: stimuli_92objs (175 x 175 px)")
+        return stimuli_sets[key]
+
     lo_c, up_c = rdm_set_ceiling(targets[_HUMAN], method="spearman")
     ceiling = {_HUMAN: {"mean": (lo_c + up_c) / 2, "std": (up_c - lo_c) / 2, "lower": lo_c, "upper": up_c,
                         "method": f"leave-one-subject-out ({len(targets[_HUMAN])} subjects, sessions averaged; "
@@ -286,17 +365,26 @@ def _brain_demo(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     for name in models:
         t0 = time.perf_counter()
-        model, mode, weights = build_model(name, checkpoints.get(name), args.seed)
+        model, mode, weights = build_model(
+            name, checkpoints.get(name), args.seed, tags.get(name),
+            {"calibration_dir": args.calibration_dir, "data_dir": directory.parent, "image_size": args.image_size,
+             "time_steps": args.conversion_steps})
+        converted = "conversion" in weights
+        steps = args.conversion_steps if converted else args.time_steps
+        normalization = weights.get("normalization") or "imagenet"
+        model_stimuli = stimuli_for(tuple(tuple(v) for v in normalization) if normalization != "imagenet" else normalization)
         layers = pick_layers(default_layers(model, mode), args.max_layers)
         status = "trained" if weights["trained"] else "UNTRAINED (random weights)"
-        print(f"{name} [{status}], {mode} mode, {len(layers)} layers ...", flush=True)
+        kind = f"spiking conversion, T = {steps}" if converted else f"{mode} mode"
+        print(f"{name} [{status}], {kind}, {len(layers)} layers ...", flush=True)
         with torch.inference_mode():
-            feats = extract_features(model, stimuli.tensor, layers=layers, mode=mode, time_steps=args.time_steps,
+            feats = extract_features(model, model_stimuli.tensor, layers=layers, mode=mode, time_steps=steps,
                                      batch_size=args.batch_size, device=device)
             names, scores, silent, reasons, rdms = score_layers(feats, targets, progress=progress)
         del model
         results.append({"model": name, "mode": mode, "weights": weights, "layers": names, "scores": scores,
-                        "silent": silent, "reasons": reasons, "rdms": rdms, "seconds": time.perf_counter() - t0})
+                        "silent": silent, "reasons": reasons, "rdms": rdms, "seconds": time.perf_counter() - t0,
+                        "time_steps": steps if mode == "static" else None, "stimuli": model_stimuli.normalization})
 
     # bootstrap: one resampling of the stimuli shared by every layer of every model
     ci: dict[str, tuple[Any, Any]] = {}
@@ -321,8 +409,8 @@ def _brain_demo(args: argparse.Namespace) -> int:
     for res in results:
         low, high = ci.get(res["model"], (None, None))
         config = {
-            **res["weights"], "mode": res["mode"], "time_steps": args.time_steps if res["mode"] == "static" else None,
-            "zscore": True, "n_stimuli": 92, "stimuli": stimuli.normalization, "device": device,
+            **res["weights"], "mode": res["mode"], "time_steps": res["time_steps"],
+            "zscore": True, "n_stimuli": 92, "stimuli": res["stimuli"], "device": device,
             "rdm": "1 - Pearson correlation between stimulus rows (float32 products, float64 sums)",
             "comparison": "Spearman (ties averaged) of the upper triangles; human IT: mean over the 4 subjects",
             "targets": {_MONKEY: "mIT_674neurons (Kriegeskorte et al. 2008, Fig. 1)",
@@ -353,9 +441,20 @@ def _brain_demo(args: argparse.Namespace) -> int:
         "(674 neurons) and the human IT fMRI RDMs of 4 subjects. Scores: RSA (correlation-distance RDMs, "
         "Spearman); human IT scores are the mean over subjects, under the leave-one-subject-out noise ceiling. "
         f"Error bars: bootstrap over stimuli ({args.bootstrap} resamples, 95% percentile interval).",
-        f"SNNs in static mode: each image repeated T = {args.time_steps} steps, layer outputs averaged over T; "
-        f"images at {args.image_size} px with ImageNet normalisation. Run time {elapsed:.0f} s on {device}.",
+        f"SNNs in static mode: each image repeated T steps (zoo SNNs T = {args.time_steps}, converted SNNs "
+        f"T = {args.conversion_steps}), layer outputs averaged over T; images at {args.image_size} px, normalised "
+        f"as each network's weights expect. Run time {elapsed:.0f} s on {device}.",
     ]
+    converted = [r for r in results if "conversion" in r["weights"]]
+    for res in converted:
+        conv = res["weights"]["conversion"]
+        notes.append(
+            f"{res['model']}: the trained {res['weights']['converted_from']} converted to a spiking network "
+            f"({conv['neurons']} layers of signed, bursting integrate-and-fire neurons with reset by subtraction; "
+            f"thresholds at the {conv['config']['percentile']}th percentile per channel of its activations on "
+            f"{conv['calibration']}, never on the scored images), run for T = {args.conversion_steps} steps. Its "
+            "fidelity to the ANN grows with T (docs/results.md); for a larger T: cortexsnn demo "
+            f"--conversion-steps {4 * args.conversion_steps} (about 4x this model's time).")
     if any(t.silent_layers for t in tables):
         notes.append("Silent layers: a layer in which some image evokes no spike at all (a constant row), or every "
                      "image the same output, has undefined correlation distances; it is reported as silent and not "
@@ -375,7 +474,9 @@ def _brain_demo(args: argparse.Namespace) -> int:
         best, score = table.best_layer, table.best_score
         status = "" if table.config["trained"] else "  [UNTRAINED: random weights]"
         parts = [f"{a} {score[a]:.4f} at {best[a]}" if a in best else f"{a} no usable layer" for a in table.areas]
-        print(f"{table.model}: model score {table.model_score:.4f} ({'; '.join(parts)}){status}")
+        total = "silent: no layer with a usable response" if not math.isfinite(table.model_score) else \
+            f"model score {table.model_score:.4f}"
+        print(f"{table.model}: {total} ({'; '.join(parts)}){status}")
     for p in written:
         print(f"wrote {p}")
     print(f"wrote {report}")
