@@ -55,7 +55,7 @@ def test_flags_are_checked(tmp_path, capsys):
     assert "MODEL=PATH" in capsys.readouterr().err
     assert main(["demo", "--checkpoint", "vgg16=x.pth", "--output-dir", str(tmp_path)]) == 2
     assert "not among the models" in capsys.readouterr().err
-    assert main(["demo", "--checkpoint", f"resnet18={tmp_path / 'none.pth'}", "--output-dir", str(tmp_path)]) == 2
+    assert main(["demo", "--checkpoint", f"sew_resnet18={tmp_path / 'none.pth'}", "--output-dir", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -90,7 +90,8 @@ def test_scores_equal_score_features(shared_data):
 def test_demo_end_to_end_on_the_92_images(shared_data, tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(["demo", "--data-dir", str(shared_data / "kriegeskorte92"), "--no-download", "--output-dir", str(out),
-                 "--image-size", "32", "--max-layers", "3", "--time-steps", "2", "--bootstrap", "40", "--quiet"])
+                 "--image-size", "32", "--max-layers", "3", "--time-steps", "2", "--conversion-steps", "8",
+                 "--bootstrap", "40", "--quiet"])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     record = json.loads((out / "results.json").read_text())
@@ -100,7 +101,6 @@ def test_demo_end_to_end_on_the_92_images(shared_data, tmp_path, capsys):
     lo, up = rdm_set_ceiling(targets["human IT"])
     for t in tables:
         assert t.areas == ["monkey IT", "human IT"] and len(t.layers) == 3 and t.metric == "rsa"
-        assert t.config["trained"] is False and "UNTRAINED" in t.config["weights"]
         assert (t.ceiling["human IT"]["lower"], t.ceiling["human IT"]["upper"]) == pytest.approx((lo, up))
         assert 0.2 < lo < up < 0.9  # the published ceiling's range for human IT
         scored = [i for i, layer in enumerate(t.layers) if layer not in t.silent_layers]
@@ -110,12 +110,20 @@ def test_demo_end_to_end_on_the_92_images(shared_data, tmp_path, capsys):
         assert (t.ci_low[scored] <= t.scores[scored] + 1e-9).all() and (t.scores[scored] <= t.ci_high[scored] + 1e-9).all()
         assert set(t.silent_layers) == set(t.config["silent_reasons"])
         assert ScoreTable.read(out / t.model).scores.shape == (3, 2)
-    cnn = tables[-1]
+    cnn, snn, controls = tables[0], tables[1], tables[2:]
+    # the trained ANN and its spiking conversion, labelled with where their weights came from
+    assert cnn.config["trained"] and "efficientnet_lite0.imagenet" in cnn.config["weights"]
     assert cnn.config["mode"] == "cnn" and np.isfinite(cnn.scores).all() and math.isfinite(cnn.model_score)
+    assert snn.config["trained"] and snn.config["converted_from"] == "efficientnet_lite0"
+    assert "spiking conversion" in snn.config["weights"] and snn.config["time_steps"] == 8
+    assert "Algonauts" in snn.config["conversion"]["calibration"] and snn.config["mode"] == "static"
+    assert snn.layers == cnn.layers and math.isfinite(snn.model_score)
+    for t in controls:
+        assert t.config["trained"] is False and "UNTRAINED" in t.config["weights"]
     # the report: there, its figures beside it, every model and its untrained status
     html = (out / "report.html").read_text()
     for name in re.findall(r'<img src="([^"]+)"', html):
         assert (out / name).is_file()
-    assert "rdms.png" in html and all(t.model in html for t in tables) and html.count("UNTRAINED (random weights)") >= 3
+    assert "rdms.png" in html and all(t.model in html for t in tables) and html.count("UNTRAINED (random weights)") >= 2
     assert f"{cnn.model_score:.4f}" in html
     assert "model score" in printed.out and "UNTRAINED" in printed.out and "report.html" in printed.out
