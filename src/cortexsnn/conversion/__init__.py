@@ -6,14 +6,17 @@
 from cortexsnn.conversion.convert import (  # noqa: F401
     ConversionConfig,
     activation_statistics,
+    build_snn,
     calibrate_bias,
     convert,
     set_thresholds,
 )
 from cortexsnn.conversion.errors import ConversionError  # noqa: F401
 from cortexsnn.conversion.fidelity import FidelityResult, measure_fidelity  # noqa: F401
+from cortexsnn.conversion.io import load_converted, read_converted_metadata, save_converted  # noqa: F401
 from cortexsnn.conversion.modules import GatedMaxPool, Probe, RateIFNeuron  # noqa: F401
 from cortexsnn.conversion.network import ConvertedSNN, rate_readout  # noqa: F401
 
 __all__ = ["ConversionConfig", "ConversionError", "ConvertedSNN", "FidelityResult", "measure_fidelity", "GatedMaxPool", "Probe", "RateIFNeuron",
-           "activation_statistics", "calibrate_bias", "convert", "rate_readout", "set_thresholds"]
+           "activation_statistics", "build_snn", "calibrate_bias", "load_converted", "read_converted_metadata",
+           "save_converted", "convert", "rate_readout", "set_thresholds"]

@@ -35,7 +35,7 @@ from cortexsnn.conversion.modules import GatedMaxPool, RateIFNeuron
 from cortexsnn.conversion.network import ConvertedSNN, _Tap
 from cortexsnn.neurons.base import reset
 
-__all__ = ["ConversionConfig", "convert", "set_thresholds", "calibrate_bias", "activation_statistics"]
+__all__ = ["ConversionConfig", "build_snn", "convert", "set_thresholds", "calibrate_bias", "activation_statistics"]
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +149,42 @@ def _recorded_layers(model: nn.Module, outputs: dict[str, str], folded: dict[str
     return mapped
 
 
+def build_snn(model: nn.Module, example: Tensor, config: ConversionConfig | None = None, *,
+              layers: Sequence[str] | None = None) -> ConvertedSNN:
+    """The converted network's structure, without calibration: trace, fold, replace (thresholds 1).
+
+    ``example``: one input batch ``[B, ...]`` of the size the network will see (shapes only). Used by
+    :func:`convert`, and by :func:`load_converted` to rebuild a saved conversion.
+    """
+    config = config or ConversionConfig()
+    gm, outputs = trace(model)
+    folded = fold_batch_norm(gm)
+    fold_padding(gm)
+    try:
+        ShapeProp(gm).propagate(example[:1])
+    except Exception as exc:
+        raise ConversionError(f"{type(model).__name__} does not run on inputs of shape {tuple(example.shape[1:])} "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); give images of the size and "
+                              "channels the network was trained on") from exc
+    recorded = _recorded_layers(model, outputs, folded, layers)
+    neurons = _replace_activations(gm, config)
+    tap = _insert_taps(gm, list(recorded.values()))
+    gm.graph.lint()
+    gm.recompile()
+    snn = ConvertedSNN(gm, neurons, list(recorded), time_chunk=config.time_chunk, channels_last=config.channels_last)
+    tap.probes = [snn.probe(name) for name in recorded]
+    snn.info = {"source": type(model).__name__, "config": asdict(config), "neurons": len(neurons),
+                "folded_batch_norms": len(folded), "input_shape": list(example.shape[1:])}
+    return snn.eval()
+
+
 def convert(model: nn.Module, calibration: Tensor, config: ConversionConfig | None = None, *,
             layers: Sequence[str] | None = None, batch_size: int = 16) -> ConvertedSNN:
     """Convert a trained ANN into a spiking network (see the module docstring).
 
     Args:
         model: a trained network of convolutions, linear layers, batch norm, ReLU / ReLU6 / clamp,
-            average / max pooling, residual additions and concatenations.
+            average / max pooling, residual additions and concatenations (left unchanged).
         calibration: images ``[N, C, H, W]`` (normalised like the training inputs; not the images the
             SNN is evaluated on) from which thresholds (and biases) are set.
         config: the method; default :class:`ConversionConfig()`.
@@ -167,29 +196,13 @@ def convert(model: nn.Module, calibration: Tensor, config: ConversionConfig | No
     """
     config = config or ConversionConfig()
     _check_calibration(calibration, None, config)
-    gm, outputs = trace(model)
-    folded = fold_batch_norm(gm)
-    fold_padding(gm)
-    try:
-        ShapeProp(gm).propagate(calibration[:1])
-    except Exception as exc:
-        raise ConversionError(f"{type(model).__name__} does not run on calibration images of shape "
-                              f"{tuple(calibration.shape[1:])} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                              "give images of the size and channels the network was trained on") from exc
-    recorded = _recorded_layers(model, outputs, folded, layers)
-    neurons = _replace_activations(gm, config)
-    tap = _insert_taps(gm, list(recorded.values()))
-    gm.graph.lint()
-    gm.recompile()
-    snn = ConvertedSNN(gm, neurons, list(recorded), time_chunk=config.time_chunk, channels_last=config.channels_last)
-    tap.probes = [snn.probe(name) for name in recorded]
-    snn.eval()
+    snn = build_snn(model, calibration, config, layers=layers)
     set_thresholds(snn, calibration, config, batch_size=batch_size)
     if config.bias_calibration:
         calibrate_bias(snn, calibration, steps=config.calibration_steps, batch_size=batch_size)
-    snn.info = {"source": type(model).__name__, "config": asdict(config), "neurons": len(neurons),
-                "folded_batch_norms": len(folded), "calibration_images": int(calibration.shape[0])}
-    log.info("converted %s: %d neuron layers, %d batch norms folded", type(model).__name__, len(neurons), len(folded))
+    snn.info["calibration_images"] = int(calibration.shape[0])
+    log.info("converted %s: %d neuron layers, %d batch norms folded", type(model).__name__, snn.info["neurons"],
+             snn.info["folded_batch_norms"])
     return snn
 
 

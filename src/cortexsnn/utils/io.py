@@ -1,7 +1,8 @@
 """Atomic file writing: write to a temporary name beside the target, fsync, then rename.
 
 A reader never sees a half-written file, and an interrupted write leaves any previous version
-of the file intact.
+of the file intact. Files are made readable by others as the umask allows (0644 under the usual
+umask 022), as a plain ``open`` would: ``mkstemp`` alone would leave them 0600.
 """
 from __future__ import annotations
 
@@ -24,12 +25,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _read_umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+# read once, at import: os.umask can only be read by setting it, which is not thread-safe
+_UMASK = _read_umask()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
