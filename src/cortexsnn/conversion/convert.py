@@ -208,15 +208,18 @@ def convert(model: nn.Module, calibration: Tensor, config: ConversionConfig | No
 
 @torch.no_grad()
 def activation_statistics(snn: ConvertedSNN, images: Tensor, *, percentile: float | None = None,
-                          bins: int = 4096, batch_size: int = 16) -> dict[str, Tensor]:
+                          bins: int = 4096, batch_size: int = 16,
+                          maxima: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
     """Per-channel statistic of every neuron layer's ANN activation on ``images``.
 
     ``percentile=None``: the maximum; else that percentile, from a histogram of ``bins`` bins per
     channel between 0 and the channel's maximum (two passes over the images; exact to max / bins).
-    Returns ``{neuron name: [C] tensor}``.
+    Returns ``{neuron name: [C] tensor}``. ``maxima``: the per-channel maxima on the same images when
+    already known (saves the first pass).
     """
     neurons = dict(zip(snn.neuron_names, snn.neurons))
-    maxima = _collect(snn, images, batch_size, neurons, lambda name, a, state: _update_max(name, a, state))
+    if maxima is None:
+        maxima = _collect(snn, images, batch_size, neurons, lambda name, a, state: _update_max(name, a, state))
     if percentile is None:
         return maxima
     if not 0.0 < percentile <= 100.0:
@@ -273,7 +276,8 @@ def set_thresholds(snn: ConvertedSNN, calibration: Tensor, config: ConversionCon
     if not config.per_channel:
         stats = _layer_statistics(snn, calibration, config, batch_size)
     elif config.threshold == "percentile":
-        stats = activation_statistics(snn, calibration, batch_size=batch_size, percentile=config.percentile)
+        stats = activation_statistics(snn, calibration, batch_size=batch_size, percentile=config.percentile,
+                                      maxima=maxima)
     else:
         stats = maxima
     for name, neuron in zip(snn.neuron_names, snn.neurons):
