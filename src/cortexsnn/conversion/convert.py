@@ -21,6 +21,7 @@ The calibration images must not be the images the converted network is evaluated
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from dataclasses import asdict, dataclass
 from typing import Literal, Sequence
@@ -108,6 +109,12 @@ def _replace_activations(gm: fx.GraphModule, config: ConversionConfig) -> dict[s
             gm.add_submodule(name, neuron)
             with gm.graph.inserting_after(node):
                 new = gm.graph.call_module(name, (node.args[0],))
+            if _in_place(gm, node) and isinstance(node.args[0], fx.Node):
+                # PyTorch's in-place activation overwrote its input: what reads the input later reads the activation
+                order = {n: i for i, n in enumerate(gm.graph.nodes)}
+                for user in list(node.args[0].users):
+                    if user is not node and user is not new and order[user] > order[node]:
+                        user.replace_input_with(node.args[0], new)
             node.replace_all_uses_with(new)
             gm.graph.erase_node(node)
             new.name = node.name
@@ -120,6 +127,15 @@ def _replace_activations(gm: fx.GraphModule, config: ConversionConfig) -> dict[s
             raise ConversionError(f"layer {node.target!r} ({type(gm.get_submodule(node.target)).__name__}): only 2-D max "
                                   "pooling is converted (gated); replace it by average pooling")
     return neurons
+
+
+def _in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether an activation call overwrites its input (``ReLU(inplace=True)``, ``F.relu(x, inplace=True)``, ``relu_``)."""
+    if node.op == "call_module":
+        return bool(getattr(gm.get_submodule(node.target), "inplace", False))
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    return name.endswith("_") or bool(node.kwargs.get("inplace", False)) or (
+        node.op == "call_function" and name in ("relu", "relu6") and len(node.args) > 1 and node.args[1] is True)
 
 
 def _insert_taps(gm: fx.GraphModule, nodes: Sequence[str]) -> _Tap:
@@ -161,11 +177,13 @@ def build_snn(model: nn.Module, example: Tensor, config: ConversionConfig | None
     folded = fold_batch_norm(gm)
     fold_padding(gm)
     try:
-        ShapeProp(gm).propagate(example[:1])
+        with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback it then raises
+            ShapeProp(gm).propagate(example[:1])
     except Exception as exc:
+        cause = exc.__cause__ or exc  # ShapeProp's own message is a dump of the node; the cause says what failed
         raise ConversionError(f"{type(model).__name__} does not run on inputs of shape {tuple(example.shape[1:])} "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); give images of the size and "
-                              "channels the network was trained on") from exc
+                              f"({type(cause).__name__}: {str(cause).splitlines()[0][:200]}); give images of the size "
+                              "and channels the network was trained on") from cause
     recorded = _recorded_layers(model, outputs, folded, layers)
     neurons = _replace_activations(gm, config)
     tap = _insert_taps(gm, list(recorded.values()))

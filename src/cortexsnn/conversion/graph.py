@@ -39,7 +39,7 @@ _LINEAR_MODULES = (
 _MAX_POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 _ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
 _LINEAR_FUNCTIONS = {
-    operator.add, operator.iadd, torch.add, torch.cat, torch.concat, torch.flatten, F.adaptive_avg_pool2d,
+    operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub, operator.neg, torch.neg, torch.cat, torch.concat, torch.flatten, F.adaptive_avg_pool2d,
     F.avg_pool2d, F.pad, F.dropout, F.linear, F.conv2d, operator.getitem, getattr, torch.mean,
 }
 #: Functions of the zoo that are linear in their tensor argument (padding), extended by
@@ -60,8 +60,8 @@ def _zoo_linear_functions() -> None:
 
 
 _LINEAR_METHODS = {"view", "reshape", "flatten", "size", "mean", "contiguous", "squeeze", "unsqueeze", "add",
-                   "add_", "permute", "transpose"}
-_ACTIVATION_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardtanh, torch.clamp, torch.clip}
+                   "add_", "sub", "sub_", "neg", "permute", "transpose"}
+_ACTIVATION_FUNCTIONS = {F.relu, torch.relu, torch.relu_, F.relu6, F.hardtanh, torch.clamp, torch.clip}
 _ACTIVATION_METHODS = {"relu", "relu_", "clamp", "clamp_", "clip"}
 
 
@@ -138,6 +138,12 @@ def fold_batch_norm(gm: fx.GraphModule) -> dict[str, str]:
         layer = _module(gm, source) if isinstance(source, fx.Node) else None
         if not isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) or len(source.users) != 1:
             continue
+        if sum(n.op == "call_module" and n.target == source.target for n in gm.graph.nodes) > 1:
+            # the layer is called at other places too: this call site gets a copy to fold into
+            own = f"{source.target.replace('.', '_')}_{node.name}"
+            gm.add_submodule(own, copy.deepcopy(layer))
+            source.target = own
+            layer = gm.get_submodule(own)
         _fold_into(layer, bn)
         node.replace_all_uses_with(source)
         folded[node.name] = source.name
@@ -215,7 +221,7 @@ def _activation_bounds(gm: fx.GraphModule, node: fx.Node) -> tuple[bool, float |
         return False, None
     target = node.target
     if node.op == "call_function" and target in _ACTIVATION_FUNCTIONS:
-        if target in (F.relu, torch.relu):
+        if target in (F.relu, torch.relu, torch.relu_):
             return True, None
         if target is F.relu6:
             return True, 6.0
@@ -272,9 +278,12 @@ def _check_linear(gm: fx.GraphModule, node: fx.Node) -> None:
         return  # an input check whose result nothing reads cannot change the output
     if node.op == "call_method" and node.target in _LINEAR_METHODS:
         return
-    if node.op == "call_function" and node.target in (operator.mul, torch.mul, operator.truediv) and any(
+    if node.op == "call_function" and node.target in (operator.mul, torch.mul) and any(
             not isinstance(a, fx.Node) for a in node.args):
         return  # scaling by a constant is linear
+    if node.op == "call_function" and node.target in (operator.truediv, torch.div) and len(node.args) > 1 and \
+            not isinstance(node.args[1], fx.Node) and node.kwargs.get("rounding_mode") is None:
+        return  # so is dividing by one (not a constant divided by an activation)
     what = getattr(node.target, "__name__", str(node.target))
     raise ConversionError(f"operation {node.name!r} ({node.op} {what}) is not linear in the activations and cannot "
                           "be carried by a rate code (e.g. a sigmoid gate or a product of two activations)")

@@ -89,8 +89,10 @@ class RateIFNeuron(ChunkedModule):
 
 
 class GatedMaxPool(ChunkedModule):
-    """Max pooling of spike trains by gating (Rueckauer et al. 2017): each window passes the spikes
-    of the input whose running spike sum is the largest so far, so the pooled rate is the max rate."""
+    """Max pooling of spike trains: each window passes the increase of its largest running spike sum,
+    so that the pooled count is the largest input count at every step and the pooled rate the max
+    rate. (Passing the spikes of the input whose running sum leads, the gate of Rueckauer et al.
+    2017, adds a spike at every change of leader: a bias that compounds through later layers.)"""
 
     def __init__(self, pool: nn.MaxPool2d) -> None:
         super().__init__()
@@ -98,6 +100,7 @@ class GatedMaxPool(ChunkedModule):
             raise TypeError(f"gated max pooling supports MaxPool2d, got {type(pool).__name__}")
         self.pool = pool
         self.register_memory("total", None)
+        self.register_memory("pooled", None)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.analog:
@@ -107,10 +110,9 @@ class GatedMaxPool(ChunkedModule):
         out = []
         for x_t in seq:
             self.total = x_t.clone() if self.total is None else self.total + x_t
-            _, index = F.max_pool2d(self.total, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode,
-                                    return_indices=True)
-            flat = x_t.flatten(2)
-            out.append(flat.gather(2, index.flatten(2)).reshape(index.shape))
+            pooled = F.max_pool2d(self.total, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode)
+            out.append(pooled if self.pooled is None else pooled - self.pooled)
+            self.pooled = pooled
         return torch.stack(out).reshape(-1, *out[0].shape[1:])
 
 
