@@ -6,7 +6,8 @@ neuron that replaces an activation turns its input current into a spike train wh
 the activation: a convolution, a linear layer, batch norm in evaluation mode, average pooling,
 padding, residual additions, concatenations, flattening and dropout (identity in evaluation mode)
 all commute with the rate code. Max pooling does not (the max of spike trains is not the max of
-rates) and gets the gating of Rueckauer et al. (2017) at run time. Anything else (a sigmoid, a
+rates) and is replaced at run time by the exact max of the inputs' running spike counts
+(:class:`~cortexsnn.conversion.modules.GatedMaxPool`). Anything else (a sigmoid, a
 product of two activations, ...) cannot be mapped and is refused with its name and type.
 
 Each *call site* of an activation becomes its own neuron layer, even when a network calls one
