@@ -6,7 +6,7 @@ Steps (each a function of its own, so that a user can inspect or replace one):
    batch norm is folded into the convolution before it; every operation between activations must be
    linear, anything else is refused with the layer's name and type.
 2. **Replace**: each activation call site becomes a :class:`RateIFNeuron` (reset by subtraction,
-   initial potential ``theta / 2``, signed spikes by default); max pooling becomes gated max pooling.
+   initial potential ``theta / 2``, signed spikes by default); max pooling passes the max of the running spike counts.
 3. **Thresholds** from calibration images (:func:`set_thresholds`): per channel or per layer, the
    maximum activation (Diehl et al., IJCNN 2015) or a percentile of it (Rueckauer et al. 2017),
    never above the activation's own bound (6 for ReLU6).
