@@ -6,11 +6,11 @@ noise, so the representations are related):
 
 * ``rsa``   - 2 RDMs (1 - Pearson) + Spearman, model ``[118 x 200,000]`` vs neural ``[118 x 2,000]``
 * ``cka``   - linear CKA, same matrices
-* ``svcca`` - SVCCA as seed 000 (TSVD to 40 dims on both sides, the seed's CCA, mean correlation)
+* ``svcca`` - SVCCA as Huang et al. (AAAI 2023) (TSVD to 40 dims on both sides, the seed's CCA, mean correlation)
 * ``tsrsa`` - TSRSA (first frame dropped), ``[3,600 x 100,000]`` vs ``[3,600 x 1,800]``, analog
   (rectified, real-valued) model features, as a CNN's
 * ``tsrsa-spikes`` - the same with 0/1 spikes as model features: what a spiking layer gives per frame
-  in movie mode (seed 001, spec "Movie, recurrent models": the layer's output at each time step);
+  in movie mode (Huang et al., NeurIPS 2024, spec "Movie, recurrent models": the layer's output at each time step);
   each unit spikes with a probability that follows the shared latent, so the frames are related
 
 Implementations:

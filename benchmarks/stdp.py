@@ -1,4 +1,4 @@
-"""STDP / R-STDP convolutional SNNs (seed 003): images/s of cortexsnn.plasticity vs the seed's
+"""STDP / R-STDP convolutional SNNs (Mozafari et al., SpykeTorch): images/s of cortexsnn.plasticity vs the seed's
 structure (SpykeTorch style: one image per call, cumulative waves [T, C, H, W], Python loops with
 ``.item()`` in k-WTA and STDP), written plainly below.
 

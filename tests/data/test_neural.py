@@ -144,7 +144,7 @@ def test_allen_natural_scenes_layout(tmp_path):
     rng = np.random.default_rng(2)
     counts = {a: rng.integers(0, 20, size=(118, 25, 6)) for a in ("visp", "visl")}
     shr = {"visp": np.array([0.9, 0.1, 0.8, 0.79, 1.0, 0.2]), "visl": np.array([0.95] * 6)}
-    for a in counts:  # lower-case file names as seed 000 writes them
+    for a in counts:  # lower-case file names as Huang et al. (AAAI 2023) writes them
         np.save(tmp_path / f"{a}_25.npy", counts[a])
         np.save(tmp_path / f"shr_{a}.npy", shr[a])
     d = N.load_allen_natural_scenes(tmp_path, areas=["VISp", "VISl"])

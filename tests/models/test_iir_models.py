@@ -1,4 +1,4 @@
-"""IIR-SNN models of seed 002: sizes, parameter counts, the constant-input shortcut, input checks."""
+"""IIR-SNN models of Fang et al. (IJCAI 2020): sizes, parameter counts, the constant-input shortcut, input checks."""
 from __future__ import annotations
 
 import math

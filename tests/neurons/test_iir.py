@@ -1,4 +1,4 @@
-"""IIR synapse filters and the reset-trace neuron (seed 002) against hand-derived references."""
+"""IIR synapse filters and the reset-trace neuron (Fang et al., IJCAI 2020) against hand-derived references."""
 from __future__ import annotations
 
 import math

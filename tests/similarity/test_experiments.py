@@ -87,7 +87,7 @@ def test_other_metrics_equal_the_metric_functions():
             assert t.scores[0, j] == pytest.approx(fn(x, neural[a]), abs=1e-9), metric
     t = score_features([layers[1]], neural, metric="cka", options=MetricOptions(cka="rbf-debiased"))
     assert t.scores[0, 0] == pytest.approx(S.rbf_cka(x, neural["A"], debiased=True), abs=1e-9)
-    # svcca reduces the neural side for allen_natural_scenes only (seed 000)
+    # svcca reduces the neural side for allen_natural_scenes only (Huang et al., AAAI 2023)
     t = score_features([layers[1]], {"A": neural["A"]}, metric="svcca", neural_dataset="allen_natural_scenes",
                        options=MetricOptions(n_components=10))
     assert t.scores[0, 0] == pytest.approx(S.svcca(x, neural["A"], n_components=10), abs=1e-9)

@@ -1,4 +1,4 @@
-"""``cortexsnn iir``: train and test the IIR synapse-filter SNNs of seed 002.
+"""``cortexsnn iir``: train and test the IIR synapse-filter SNNs of Fang et al. (IJCAI 2020).
 
 ::
 

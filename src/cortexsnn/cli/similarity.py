@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--ceiling-splits", type=int, default=100, help="random splits of the split-half ceiling (100)")
     m.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="bootstrap replicates over stimuli for confidence intervals (RSA / TSRSA; 0 = none)")
-    a = p.add_argument_group("movie ablations (seed 001)")
+    a = p.add_argument_group("movie ablations (Huang et al., NeurIPS 2024)")
     a.add_argument("--trial-for-clip", type=int, default=None, metavar="K", help="score K random clips ...")
     a.add_argument("--clip-len", type=int, default=None, metavar="L", help="... of L consecutive frames")
     a.add_argument("--shuffle", action="store_true", help="shuffle frames within windows of --window")
@@ -102,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", required=True, help="folder for results.json, scores.csv and the report")
     o.add_argument("--save-npy", action="store_true", help="also write the seeds' .npy layout under --output-dir")
-    o.add_argument("--seed", type=int, default=2023, help="ablation draws (2023 as seed 001) and untrained weights")
+    o.add_argument("--seed", type=int, default=2023, help="ablation draws (2023, as in Huang et al., NeurIPS 2024) and untrained weights")
     o.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     o.add_argument("--quiet", action="store_true", help="no per-layer progress lines")
     p.set_defaults(func=_run)

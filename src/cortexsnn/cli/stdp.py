@@ -1,4 +1,4 @@
-"""``cortexsnn stdp``: train and evaluate the STDP / R-STDP convolutional networks (seed 003).
+"""``cortexsnn stdp``: train and evaluate the STDP / R-STDP convolutional networks (Mozafari et al., SpykeTorch).
 
 ::
 

@@ -1,4 +1,4 @@
-"""Spike patterns for the associative-memory task of seed 002, rendered from glyphs.
+"""Spike patterns for the associative-memory task of Fang et al. (IJCAI 2020), rendered from glyphs.
 
 A pattern is a binary image of a letter or a simple shape, rendered at ``inputs x steps``
 (300 x 300), read as ``spikes[t, n] = image[n, t]`` (rows = input neurons, columns = time steps) and

@@ -829,7 +829,7 @@ def load_allen_natural_movie(
 
 def load_macaque_face(directory: str | Path, *, ceiling_threshold: float = 0.1) -> NeuralData:
     """Chang et al. 2021 area AM (``AM.npy`` ``[2100, 159]``): keep neurons whose
-    ``noise_ceiling.npy`` is ``>= ceiling_threshold`` (148 remain at 0.1), as seed 000."""
+    ``noise_ceiling.npy`` is ``>= ceiling_threshold`` (148 remain at 0.1), as Huang et al. (AAAI 2023)."""
     directory = _existing(directory)
     am = _load_npy(_find_file(directory, "AM.npy"))
     ceiling = _load_npy(_find_file(directory, "noise_ceiling.npy")).ravel()

@@ -12,7 +12,7 @@ A split line ``Class/name.avi`` is served from the video file when it exists, el
 folder ``Class/name/`` (JPEG or PNG frames in natural name order), so both layouts, or a mix, work
 with the unmodified split files. Videos are decoded with PyAV (``pip install av``).
 
-Clip sampling (seed 001, ``--frames F --f-steps S``):
+Clip sampling (Huang et al., NeurIPS 2024, ``--frames F --f-steps S``):
 
 * ``all``: every clip of ``F`` consecutive frames whose starts are ``S`` frames apart is one
   sample (torchvision's ``UCF101(frames_per_clip=F, step_between_clips=S)``, the published run);

@@ -1,7 +1,7 @@
 """The model zoo: ``create_model(name, pretrained=False, **kwargs)``, ``list_models()``, ``list_pretrained()``.
 
 Deep SNNs of the visual pathway (SEW-ResNet, Spiking ResNet, LoRaFB-SNet, ...) are multi-step on
-``[T, B, C, H, W]``; the IIR synapse-filter networks of seed 002 live beside them, and EfficientNet-Lite0, an ANN on
+``[T, B, C, H, W]``; the IIR synapse-filter networks of Fang et al. (IJCAI 2020) live beside them, and EfficientNet-Lite0, an ANN on
 ``[B, C, H, W]`` (the source network of ANN-to-SNN conversion). See
 ``docs/models.md``.
 """

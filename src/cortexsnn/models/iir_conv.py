@@ -1,4 +1,4 @@
-"""Convolutional IIR-SNNs of seed 002; default 32c3-32c3-64c3-pool-64c3-pool-FC512-10 (the seed's).
+"""Convolutional IIR-SNNs of Fang et al. (IJCAI 2020); default 32c3-32c3-64c3-pool-64c3-pool-FC512-10 (the seed's).
 
 ``channels``, ``kernel_size``, ``pool_after`` (indices of the conv layers followed by a 2x2 pool)
 and ``hidden`` choose other widths: ``configs/iir/snn_conv_small.yaml`` trains

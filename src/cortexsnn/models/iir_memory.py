@@ -1,4 +1,4 @@
-"""Associative-memory IIR-SNN of seed 002: 300 -> 500 -> 200 -> 500 -> 300, dual-exp PSP tm 8, ts 2.
+"""Associative-memory IIR-SNN of Fang et al. (IJCAI 2020): 300 -> 500 -> 200 -> 500 -> 300, dual-exp PSP tm 8, ts 2.
 
 Input and output are spike sequences ``[T, B, 300]``; the network learns to reproduce the clean
 pattern at its output, delayed, from a noisy or partly erased version (see

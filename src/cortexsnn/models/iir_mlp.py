@@ -1,4 +1,4 @@
-"""The IIR-SNN MLP of seed 002 (Fang et al., IJCAI 2020): 784 -> 500 -> 500 -> 10.
+"""The IIR-SNN MLP of Fang et al. (IJCAI 2020): 784 -> 500 -> 500 -> 10.
 
 Each layer is a PSP filter on its input (dual-exponential or first-order, trainable
 coefficients per input neuron), a linear map and a reset-trace neuron; dropout (p 0.3) on the
@@ -68,7 +68,7 @@ def spike_dropout(spikes: Tensor, p: float, training: bool) -> Tensor:
 
 
 class IIRMLP(nn.Module):
-    """Fully connected IIR-SNN (seed 002's ``snn_mlp_1`` / ``snn_mlp_2``).
+    """Fully connected IIR-SNN (SNN-IIR's ``snn_mlp_1`` / ``snn_mlp_2``).
 
     ``forward(images [B, 1, 28, 28] or [B, 784])`` returns spike counts ``[B, 10]``; the output
     spikes ``[T, B, 10]`` of the last call are kept in ``last_output_spikes``.

@@ -1,4 +1,4 @@
-"""LoRaFB-SNet: SEW-ResNet with long-range feedback (Huang et al., NeurIPS 2024, seed 001).
+"""LoRaFB-SNet: SEW-ResNet with long-range feedback (Huang et al., NeurIPS 2024).
 
 Each stage ``l`` is wrapped in a recurrent container; the feedback runs from the stage's output
 at ``t - 1`` back to the same stage's input at ``t`` (``O[-1] = 0``):

@@ -314,9 +314,9 @@ def spiking_resnet152(**kwargs) -> SEWResNet:
     return _resnet(152, None, **kwargs)
 
 
-# Shallow models of the similarity paper (seed 000): stem, then 3 stages ``block1..3`` of stride 2.
+# Shallow models of the similarity paper (Huang et al., AAAI 2023): stem, then 3 stages ``block1..3`` of stride 2.
 class ResNeXtBlock(nn.Module):
-    """The shallow SEW-ResNeXt block of seed 000: 1x1 -> grouped 3x3 (32 groups) -> 1x1, no expansion.
+    """The shallow SEW-ResNeXt block of Huang et al. (AAAI 2023): 1x1 -> grouped 3x3 (32 groups) -> 1x1, no expansion.
 
     The hidden width is the block's input width (x6 for the ``inverted`` variant), halved when the
     block keeps its width.

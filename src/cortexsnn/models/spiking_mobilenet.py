@@ -1,4 +1,4 @@
-"""Spiking MobileNet (MobileNetV2 layout with spiking neurons; Huang et al., AAAI 2023, seed 000).
+"""Spiking MobileNet (MobileNetV2 layout with spiking neurons; Huang et al., AAAI 2023).
 
 Stem: 3x3 stride-2 convolution to 32 channels -> BN -> neuron. Then the MobileNetV2 table
 (output channels, first stride, expansion, blocks); every block is [1x1 expansion ->] depthwise

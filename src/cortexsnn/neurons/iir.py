@@ -137,7 +137,7 @@ class FirstOrderPSP(MemoryModule):
 
 
 class ResetTraceNeuron(MemoryModule):
-    """Reset-trace neuron of seed 002: ``v[t] = m v[t-1] + I[t] - r[t-1]``, spike ``v >= theta``,
+    """Reset-trace neuron of Fang et al. (IJCAI 2020): ``v[t] = m v[t-1] + I[t] - r[t-1]``, spike ``v >= theta``,
     ``r[t] = e^(-1/tau_m) r[t-1] + s[t]``; ``m = e^(-1/tau_m)`` with ``membrane_filter`` else 0.
 
     The input is the synaptic current ``I = W p + bias`` of the whole sequence (multi-step) or

@@ -111,7 +111,7 @@ class FastSigmoid(Surrogate):
 class Gaussian(Surrogate):
     """Gaussian probability density with standard deviation ``sigma = alpha``.
 
-    ``exp(-x^2 / (2 sigma^2)) / (sqrt(2 pi) sigma)``; seed 002 (IIR-SNN) uses ``sigma = 0.4``.
+    ``exp(-x^2 / (2 sigma^2)) / (sqrt(2 pi) sigma)``; Fang et al. (IJCAI 2020) (IIR-SNN) uses ``sigma = 0.4``.
     """
 
     alpha: float = 0.4

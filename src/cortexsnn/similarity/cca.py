@@ -1,4 +1,4 @@
-"""SVCCA as in seed 000, standard CCA and projection-weighted CCA (PWCCA).
+"""SVCCA as in Huang et al. (AAAI 2023), standard CCA and projection-weighted CCA (PWCCA).
 
 The seed's SVCCA: reduce the model features (and, for allen_natural_scenes, the neural data) to 40
 dimensions with an *uncentred* truncated SVD (scikit-learn ``TruncatedSVD(40, random_state=2022)``),
@@ -117,7 +117,7 @@ def svcca(
     random_state: int = 2022,
     device: str | torch.device | None = None,
 ) -> float:
-    """SVCCA score of seed 000: TSVD to ``n_components`` dims, the seed's CCA, mean correlation.
+    """SVCCA score of Huang et al. (AAAI 2023): TSVD to ``n_components`` dims, the seed's CCA, mean correlation.
 
     Args:
         x: model features ``[stimuli, features]``; reduced when it has more than ``n_components``

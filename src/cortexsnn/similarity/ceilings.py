@@ -1,6 +1,6 @@
 """Noise ceilings and bootstrap confidence intervals.
 
-* :func:`split_half_neuron_ceiling` - seed 001's ceiling: split an area's neurons into two random
+* :func:`split_half_neuron_ceiling` - SNN-Neural-Similarity-Movie's ceiling: split an area's neurons into two random
   halves, (TS)RSA between the halves, mean and standard error over splits. No Spearman-Brown
   correction (as the seed), so it is the reliability of *half* the neurons.
 * :func:`split_half_trial_ceiling` - the other common choice: split the *trials* in halves, RSA
@@ -38,7 +38,7 @@ def split_half_neuron_ceiling(
     compare: CompareMethod = "spearman",
     ties: Ties = "average",
 ) -> tuple[float, float]:
-    """Seed 001's neural ceiling of one area: ``(mean, std / sqrt(n_splits))`` over random neuron splits.
+    """SNN-Neural-Similarity-Movie's neural ceiling of one area: ``(mean, std / sqrt(n_splits))`` over random neuron splits.
 
     Each split permutes the neurons (``numpy.random.default_rng(random_state)``), takes the first
     ``N // 2`` as one half and the rest as the other, drops the first frame (``drop_first``, as

@@ -265,7 +265,7 @@ def tsrsa(
     precision: Literal["float64", "float32"] = "float64",
     device: str | torch.device | None = None,
 ) -> float:
-    """Time-series RSA (seed 001): RSA with movie frames as the stimuli.
+    """Time-series RSA (Huang et al., NeurIPS 2024): RSA with movie frames as the stimuli.
 
     ``x`` is ``[frames, features]`` (model output per frame, chronological) and ``y`` is
     ``[frames, neurons]``. As in the seed, the first frame is dropped from both (``drop_first``),

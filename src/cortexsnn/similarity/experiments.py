@@ -1,4 +1,4 @@
-"""Layers x areas score tables, best layers, model scores, and the movie ablations of seed 001.
+"""Layers x areas score tables, best layers, model scores, and the movie ablations of Huang et al. (NeurIPS 2024).
 
 The unit of work is a :class:`ScoreTable`: one metric, one model, one neural dataset; ``scores``
 is ``[layers, areas]`` (NaN where a layer was not scored, e.g. a silent layer or a ``--best-layer``
@@ -25,7 +25,7 @@ score is the mean over the set's RDMs of the comparison with each, and the ceili
 leave-one-out lower / upper bound).
 
 Random draws are reproducible: ablations use ``numpy.random.RandomState(seed)`` with seed 2023 as
-seed 001 (the draws are made once and shared by every layer, which is what the seed's re-seeding
+Huang et al. (NeurIPS 2024) (the draws are made once and shared by every layer, which is what the seed's re-seeding
 before each layer achieves); ceilings use 2023 as well; bootstrap uses ``bootstrap_seed`` (0).
 """
 from __future__ import annotations
@@ -367,8 +367,8 @@ class MetricOptions:
         compare, ties, rdm_metric: RSA / TSRSA (``ties="ordinal"`` = the seeds' ranking).
         precision: Gram accumulation of the RDMs / CKA (``"float32"`` is ~2x faster on a CPU).
         n_components, svd_solver, svd_random_state: SVCCA / TSVD-regression (``"sklearn"`` = seed).
-        reduce_neural: SVCCA: reduce the neural side too (``None``: only for allen_natural_scenes, as seed 000).
-        alpha, cv, cv_random_state: ridge penalty; PCA-ridge folds or ``"in_sample"`` (seed 001).
+        reduce_neural: SVCCA: reduce the neural side too (``None``: only for allen_natural_scenes, as Huang et al., AAAI 2023).
+        alpha, cv, cv_random_state: ridge penalty; PCA-ridge folds or ``"in_sample"`` (Huang et al., NeurIPS 2024).
         cka: ``"linear"``, ``"rbf"``, ``"linear-debiased"`` or ``"rbf-debiased"``; rbf_threshold.
     """
 
@@ -510,7 +510,7 @@ def _ceiling(area: _Area, metric: str, opt: MetricOptions, kind: str, n_splits: 
     assert area.y is not None
     m, s = split_half_neuron_ceiling(area.y, n_splits=n_splits, random_state=seed, drop_first=(metric == "tsrsa"),
                                      rdm_metric=opt.rdm_metric, compare=opt.compare, ties=opt.ties)  # type: ignore[arg-type]
-    return {"mean": m, "std": s, "method": f"split-half over neurons (seed 001), {n_splits} splits, no Spearman-Brown"}
+    return {"mean": m, "std": s, "method": f"split-half over neurons (Huang et al., NeurIPS 2024), {n_splits} splits, no Spearman-Brown"}
 
 
 def _is_silent(x: Tensor, chunk: int = 1 << 22) -> bool:
@@ -625,7 +625,7 @@ def score_features(
             :func:`~cortexsnn.similarity.features.extract_features`); consumed one at a time.
         neural: targets (see the module docstring); rows in the same stimulus order as the features.
         metric: one of :data:`METRICS` (or a seed's name: ``"TSRSA"``, ``"SVCCA"``, ...).
-        ceiling: RDM metrics only: ``"neurons"`` (split-half over neurons, seed 001; first frame
+        ceiling: RDM metrics only: ``"neurons"`` (split-half over neurons, Huang et al. (NeurIPS 2024); first frame
             dropped for TSRSA), ``"trials"`` (split-half over trials, Spearman-Brown), ``"auto"``
             (trials for RSA when the data have them, else neurons; leave-one-out for RDM sets), ``"none"``.
         ceiling_splits: random splits of the split-half ceilings (seed 2023).
@@ -798,7 +798,7 @@ def best_layers_from_results(path: str | Path | ScoreTable) -> dict[str, str]:
 
 
 def chaos_level(perm: np.ndarray) -> float:
-    """Seed 001's level of chaos of a frame order: ``1 - Spearman(perm, identity)``."""
+    """SNN-Neural-Similarity-Movie's level of chaos of a frame order: ``1 - Spearman(perm, identity)``."""
     from scipy.stats import spearmanr
 
     p = np.asarray(perm)

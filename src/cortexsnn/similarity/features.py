@@ -3,13 +3,13 @@
 :func:`extract_features` runs a model over stimuli with forward hooks on its scored layers and
 yields ``(layer, features [N, F] float32 CPU)`` in the model's declared layer order. Three modes:
 
-* ``"static"`` (a zoo SNN on images, seed 000): every image is repeated ``time_steps`` times
+* ``"static"`` (a zoo SNN on images, Huang et al., AAAI 2023): every image is repeated ``time_steps`` times
   (``[T, B, 3, H, W]``), each layer's output is averaged over the T steps and flattened; the
   state is reset before every batch of stimuli, and batch norm runs in evaluation mode, so a
   stimulus' features do not depend on which other stimuli share its batch. With ``zscore`` the
   whole ``[N, F]`` matrix is z-scored once with one global mean and standard deviation (population
   std, ``(X - mean) / (std + 1e-10)``), as the seed.
-* ``"movie"`` (a recurrent SNN trained on video, seed 001): ``stimuli`` is ``[frames, 3, H, W]``,
+* ``"movie"`` (a recurrent SNN trained on video, Huang et al., NeurIPS 2024): ``stimuli`` is ``[frames, 3, H, W]``,
   fed in consecutive chunks of ``chunk_frames`` as ``[T=chunk, B=1, 3, H, W]``; the state is reset
   *once*, before the first chunk, and carried across chunks (the model is switched to
   ``stateful`` for the run), so the frames form one continuous sequence. Each frame's feature is
@@ -75,7 +75,7 @@ def default_layers(model: nn.Module, mode: FeatureMode = "static") -> list[str]:
 
 def zscore_global(x: Tensor, eps: float = 1e-10, chunk_rows: int | None = None) -> Tensor:
     """In place: ``(x - mean) / (std + eps)`` with one mean and one population std over the whole
-    matrix (seed 000's normalisation), accumulated in float64 row chunk by row chunk."""
+    matrix (SNN-Neural-Similarity-Static's normalisation), accumulated in float64 row chunk by row chunk."""
     n = x.shape[0]
     if n == 0:
         return x
@@ -310,10 +310,10 @@ def extract_features(
         mode: ``"static"``, ``"movie"`` or ``"cnn"`` (see the module docstring).
         time_steps: T, the repeats of each image in static mode (4 for the ImageNet models, 16 for
             the UCF101 models, as the seeds).
-        chunk_frames: frames per forward call in movie mode (16 as seed 001).
+        chunk_frames: frames per forward call in movie mode (16 as Huang et al., NeurIPS 2024).
         batch_size: stimuli per forward call in static / cnn mode.
         zscore: static / cnn mode: z-score each layer's matrix with one global mean and std (eps
-            1e-10), as seed 000. Movie features are never z-scored (as seed 001).
+            1e-10), as Huang et al. (AAAI 2023). Movie features are never z-scored (as Huang et al., NeurIPS 2024).
         device: where the model runs (default: where its parameters are).
         max_bytes: budget for the feature matrices held at once; more layers than fit mean more
             passes over the stimuli, a single larger layer is memory-mapped to a temporary file.

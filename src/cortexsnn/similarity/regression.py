@@ -1,4 +1,4 @@
-"""Regression scores: TSVD-ridge with leave-one-out (seed 000) and PCA-ridge with R^2 (seed 001).
+"""Regression scores: TSVD-ridge with leave-one-out (Huang et al., AAAI 2023) and PCA-ridge with R^2 (Huang et al., NeurIPS 2024).
 
 Both reduce wide model features through stimuli x stimuli Gram matrices (float64, chunked), so
 neither materialises a ``features x components`` factor. The ridge steps follow scikit-learn's
@@ -78,7 +78,7 @@ def tsvd_regression(
     per_neuron: bool = False,
     device: str | torch.device | None = None,
 ) -> float | torch.Tensor:
-    """TSVD-Regression score of seed 000.
+    """TSVD-Regression score of Huang et al. (AAAI 2023).
 
     Model features -> ``n_components`` dims by an uncentred truncated SVD fitted on all stimuli (as
     the seed; skipped when there are no more features than that); leave-one-out cross-validation
@@ -148,7 +148,7 @@ def pca_ridge_r2(
     per_neuron: bool = False,
     device: str | torch.device | None = None,
 ) -> float | torch.Tensor:
-    """PCA-ridge regression score (seed 001's appendix), cross-validated by default.
+    """PCA-ridge regression score (the appendix of Huang et al., NeurIPS 2024), cross-validated by default.
 
     PCA to ``n_components`` (fitted on the training stimuli of each fold, exact, via the Gram
     matrix) -> ``Ridge(alpha)`` -> R^2 per neuron (scikit-learn's ``r2_score`` on the out-of-fold

@@ -1,4 +1,4 @@
-"""Training and evaluation of the IIR synapse-filter SNNs of seed 002.
+"""Training and evaluation of the IIR synapse-filter SNNs of Fang et al. (IJCAI 2020).
 
 Two tasks share one loop:
 
@@ -106,7 +106,7 @@ class IIRDataConfig:
 
 @dataclass
 class IIRTrainConfig:
-    """Optimisation (seed 002: Adam lr 1e-4, MultiStepLR [50, 100] x 0.1, 100 epochs)."""
+    """Optimisation (Fang et al., IJCAI 2020: Adam lr 1e-4, MultiStepLR [50, 100] x 0.1, 100 epochs)."""
 
     seed: int = 2
     length: int = 25
@@ -125,7 +125,7 @@ class IIRTrainConfig:
 
 @dataclass
 class MemoryTaskConfig:
-    """Associative-memory task (seed 002's ``associative_memory.py``)."""
+    """Associative-memory task (SNN-IIR's ``associative_memory.py``)."""
 
     n_patterns: int = 10
     size: int = 300

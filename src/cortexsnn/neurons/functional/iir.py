@@ -1,4 +1,4 @@
-"""IIR synapse filters and the reset-trace neuron of Fang et al. (IJCAI 2020, seed 002).
+"""IIR synapse filters and the reset-trace neuron of Fang et al. (IJCAI 2020).
 
 All functions take time-major sequences ``[T, B, *features]``.
 
