@@ -1,8 +1,13 @@
 import argparse
-import re
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _sew_layouts import sew_container_layout as _sew_container_layout  # noqa: E402
+from _sew_layouts import sew_original_layout as _sew_original_layout  # noqa: E402
 
 from cortexsnn.models import create_model
 from cortexsnn.models.checkpoints import (
@@ -33,27 +38,6 @@ def _spikingjelly_sew_resnet18(cnf="ADD"):
             elif name.endswith("running_var"):
                 buf.uniform_(0.5, 1.5)
     return model.eval(), functional
-
-
-def _sew_original_layout(state_dict):
-    """Rename torchvision-style keys to the original SEW release's SeqToANNContainer layout."""
-    out = {}
-    for key, value in state_dict.items():
-        key = re.sub(r"(^|\.)conv(\d)\.", r"\1conv\2.module.0.", key)
-        key = re.sub(r"(^|\.)bn(\d)\.", r"\1conv\2.module.1.", key)
-        key = re.sub(r"downsample\.([01])\.", r"downsample.0.module.\1.", key)
-        out[key] = value
-    return out
-
-
-def _sew_container_layout(state_dict):
-    out = {}
-    for key, value in state_dict.items():
-        key = re.sub(r"(^|\.)conv(\d)\.", r"\1conv\2.0.", key)
-        key = re.sub(r"(^|\.)bn(\d)\.", r"\1conv\2.1.", key)
-        key = re.sub(r"downsample\.([01])\.", r"downsample.0.\1.", key)
-        out[key] = value
-    return out
 
 
 @pytest.mark.parametrize("layout", ["torchvision", "sew-original", "sew-container"])

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import re
 import shutil
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _sew_layouts import sew_container_layout as _sew_container_layout  # noqa: E402
+from _sew_layouts import sew_original_layout as _sew_original_layout  # noqa: E402
 
 from cortexsnn.errors import CortexSNNError
 from cortexsnn.models import CheckpointLayoutError, create_model, list_models
@@ -25,17 +30,6 @@ def registry(monkeypatch, tmp_path):
     monkeypatch.setattr(P, "_DEFAULT_TAG", dict(P._DEFAULT_TAG))
     monkeypatch.setenv("CORTEXSNN_DATA", str(tmp_path / "data"))
     return P
-
-
-def _sew_original_layout(state_dict):
-    """Torchvision-style keys -> the original SEW release's SeqToANNContainer layout (convN.module.0 / .1)."""
-    out = {}
-    for key, value in state_dict.items():
-        key = re.sub(r"(^|\.)conv(\d)\.", r"\1conv\2.module.0.", key)
-        key = re.sub(r"(^|\.)bn(\d)\.", r"\1conv\2.module.1.", key)
-        key = re.sub(r"downsample\.([01])\.", r"downsample.0.module.\1.", key)
-        out[key] = value
-    return out
 
 
 @pytest.fixture
