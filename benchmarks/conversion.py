@@ -67,8 +67,7 @@ def efficientnet_fidelity(args) -> list[dict]:
     steps = [t for t in (8, 16, 32, 64, 128, 256, 512) if t <= args.max_steps]
     config = ConversionConfig()
     t0 = time.perf_counter()
-    with PeakGrowth() as convert_peak:
-        snn = convert(ann, calibration, config)
+    snn = convert(ann, calibration, config)
     convert_s = time.perf_counter() - t0
     print(f"converted in {convert_s:.1f} s on {calibration.shape[0]} calibration images; "
           f"{snn.info['neurons']} neuron layers; evaluating {subset.shape[0]} other images up to T = {steps[-1]}",

@@ -17,6 +17,8 @@ from cortexsnn.conversion.io import load_converted, read_converted_metadata, sav
 from cortexsnn.conversion.modules import GatedMaxPool, Probe, RateIFNeuron  # noqa: F401
 from cortexsnn.conversion.network import ConvertedSNN, rate_readout  # noqa: F401
 
-__all__ = ["ConversionConfig", "ConversionError", "ConvertedSNN", "FidelityResult", "measure_fidelity", "GatedMaxPool", "Probe", "RateIFNeuron",
-           "activation_statistics", "build_snn", "calibrate_bias", "load_converted", "read_converted_metadata",
-           "save_converted", "convert", "rate_readout", "set_thresholds"]
+__all__ = [
+    "ConversionConfig", "ConversionError", "ConvertedSNN", "FidelityResult", "GatedMaxPool", "Probe", "RateIFNeuron",
+    "activation_statistics", "build_snn", "calibrate_bias", "convert", "load_converted", "measure_fidelity",
+    "rate_readout", "read_converted_metadata", "save_converted", "set_thresholds",
+]

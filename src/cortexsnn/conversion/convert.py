@@ -78,7 +78,7 @@ class ConversionConfig:
     min_calibration_images: int = 8
 
 
-def _check_calibration(images: Tensor, example_shape: Sequence[int] | None, config: ConversionConfig) -> None:
+def _check_calibration(images: Tensor, config: ConversionConfig) -> None:
     if not isinstance(images, Tensor) or not images.is_floating_point():
         raise ConversionError("calibration images must be a floating-point tensor [N, C, H, W] normalised as the "
                               f"network's training inputs, got {type(images).__name__}")
@@ -213,7 +213,7 @@ def convert(model: nn.Module, calibration: Tensor, config: ConversionConfig | No
         the :class:`ConvertedSNN`, in evaluation mode, with ``info`` describing the conversion.
     """
     config = config or ConversionConfig()
-    _check_calibration(calibration, None, config)
+    _check_calibration(calibration, config)
     snn = build_snn(model, calibration, config, layers=layers)
     set_thresholds(snn, calibration, config, batch_size=batch_size)
     if config.bias_calibration:
@@ -320,8 +320,6 @@ def _layer_statistics(snn: ConvertedSNN, calibration: Tensor, config: Conversion
     if config.threshold == "max":
         maxima = activation_statistics(snn, calibration, batch_size=batch_size)
         return {n: m.max().expand_as(m) for n, m in maxima.items()}
-    collected: dict = {}
-
     def keep(name: str, a: Tensor, state: dict) -> None:  # a subsample of every layer's values
         flat = a.flatten()
         step = max(1, flat.numel() // 200_000)

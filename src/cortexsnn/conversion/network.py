@@ -22,8 +22,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from cortexsnn.conversion.errors import ConversionError
-from cortexsnn.conversion.modules import ChunkedModule, GatedMaxPool, Probe, RateIFNeuron
-from cortexsnn.neurons.base import reset
+from cortexsnn.conversion.modules import ChunkedModule, Probe, RateIFNeuron
 
 __all__ = ["ConvertedSNN", "rate_readout"]
 
@@ -147,11 +146,3 @@ def rate_readout(outputs: Tensor) -> Tensor:
     ``t + 1`` steps (the converted classifier's logits at that time)."""
     steps = torch.arange(1, outputs.shape[0] + 1, dtype=outputs.dtype, device=outputs.device)
     return outputs.cumsum(0) / steps.reshape(-1, *([1] * (outputs.dim() - 1)))
-
-
-def reset_network(snn: nn.Module) -> None:
-    """Reset every neuron, gate and probe (between stimuli)."""
-    reset(snn)
-
-
-__all__ += ["reset_network", "GatedMaxPool"]
