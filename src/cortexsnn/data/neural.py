@@ -274,12 +274,19 @@ def split_half_reliability(
 
 @dataclass(frozen=True)
 class RDMSet:
-    """A stack of RDMs of the same stimuli: ``rdms`` ``[sets, n, n]`` float64 with ``names``."""
+    """A stack of RDMs of the same stimuli: ``rdms`` ``[sets, n, n]`` float64 with ``names``.
+
+    As rsatoolbox's ``RDMs``, a set carries what each RDM is as data: ``descriptors`` maps a
+    descriptor (``"subject"``, ``"session"``, ``"area"``, ...) to one value per RDM, and
+    ``stimulus_ids`` names the stimuli (rows). Code that needs a subject or a session reads the
+    descriptor; it never parses ``names``, which are labels for people.
+    """
 
     rdms: np.ndarray
     names: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
     stimulus_ids: np.ndarray | None = None
+    descriptors: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rdms", _to_numpy(self.rdms).astype(np.float64, copy=False))
@@ -302,6 +309,10 @@ class RDMSet:
             raise ValueError(f"RDMs must have a zero diagonal (largest |d_ii| = {diag:.3g})")
         if self.stimulus_ids is not None and len(self.stimulus_ids) != r.shape[1]:
             raise ValueError(f"{len(self.stimulus_ids)} stimulus ids for {r.shape[1]} stimuli")
+        object.__setattr__(self, "descriptors", {str(k): list(v) for k, v in self.descriptors.items()})
+        for key, values in self.descriptors.items():
+            if len(values) != r.shape[0]:
+                raise ValueError(f"descriptor {key!r} has {len(values)} values for {r.shape[0]} RDMs")
 
     def __repr__(self) -> str:
         shown = self.names[:3] + (["..."] if len(self.names) > 3 else [])
@@ -309,10 +320,32 @@ class RDMSet:
 
     @classmethod
     def from_matrices(cls, matrices: Iterable[Any], names: Sequence[str], meta: dict[str, Any] | None = None,
-                      stimulus_ids: np.ndarray | None = None) -> "RDMSet":
+                      stimulus_ids: np.ndarray | None = None,
+                      descriptors: dict[str, Sequence[Any]] | None = None) -> "RDMSet":
         """Build from square matrices or condensed upper triangles (scipy / MATLAB ``squareform``
         order), any real dtype; stored as float64."""
-        return cls(np.stack([_square(np.asarray(m)) for m in matrices]), list(names), dict(meta or {}), stimulus_ids)
+        return cls(np.stack([_square(np.asarray(m)) for m in matrices]), list(names), dict(meta or {}), stimulus_ids,
+                   {k: list(v) for k, v in (descriptors or {}).items()})
+
+    def descriptor(self, key: str) -> list[Any]:
+        """The values of descriptor ``key``, one per RDM (a clear error when the set lacks it)."""
+        if key not in self.descriptors:
+            raise KeyError(f"the RDM set has no descriptor {key!r}; it has {sorted(self.descriptors) or 'none'} "
+                           "(give descriptors={...} when building it)")
+        return self.descriptors[key]
+
+    def average_by(self, key: str) -> "RDMSet":
+        """One RDM per value of descriptor ``key`` (first-seen order): the mean of the RDMs that share
+        it, e.g. ``average_by("subject")`` averages each subject's sessions. Descriptors constant
+        within a group are kept; the others are dropped."""
+        values = self.descriptor(key)
+        groups = list(dict.fromkeys(values))
+        members = [[i for i, v in enumerate(values) if v == g] for g in groups]
+        kept = {k: [vals[m[0]] for m in members] for k, vals in self.descriptors.items()
+                if all(len({repr(vals[i]) for i in m}) == 1 for m in members)}
+        rdms = np.stack([self.rdms[m].mean(axis=0) for m in members])
+        names = [f"{key} {g} (mean of {len(m)})" for g, m in zip(groups, members)]
+        return RDMSet(rdms, names, dict(self.meta), self.stimulus_ids, kept)
 
     @property
     def n_stimuli(self) -> int:
@@ -342,7 +375,7 @@ class RDMSet:
         patterns = None if self.stimulus_ids is None else {"stimulus": np.asarray(self.stimulus_ids)}
         measure = dissimilarity_measure or self.meta.get("dissimilarity_measure")
         return RDMs(self.condensed(), dissimilarity_measure=measure,
-                    rdm_descriptors={"name": list(self.names)}, pattern_descriptors=patterns)
+                    rdm_descriptors={"name": list(self.names), **self.descriptors}, pattern_descriptors=patterns)
 
     @classmethod
     def from_rsatoolbox(cls, rdms: Any, name_descriptor: str = "name") -> "RDMSet":
@@ -356,7 +389,8 @@ class RDMSet:
 
     def select(self, keys: Sequence[int | str]) -> "RDMSet":
         idx = [self.names.index(k) if isinstance(k, str) else int(k) for k in keys]
-        return replace(self, rdms=self.rdms[idx], names=[self.names[i] for i in idx])
+        return replace(self, rdms=self.rdms[idx], names=[self.names[i] for i in idx],
+                       descriptors={k: [v[i] for i in idx] for k, v in self.descriptors.items()})
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -981,7 +1015,13 @@ def load_kriegeskorte92(directory: str | Path | None = None) -> Kriegeskorte92:
 
     brain = loadmat(_find_file(directory, "92_brainRDMs.mat"))["RDMs"][0]  # [4 subjects, 2 sessions]
     entries = [brain[s, k] for s in range(brain.shape[0]) for k in range(brain.shape[1])]
-    brain_set = RDMSet.from_matrices([e["RDM"] for e in entries], [_mat_str(e["name"]) for e in entries], src)
+    brain_names = [_mat_str(e["name"]) for e in entries]
+    # the file stores only a name per RDM ("hIT | BE | Session: 1"); read subject and session from
+    # it once, here, into descriptors
+    parts = [[p.strip() for p in n.split("|")] for n in brain_names]
+    described = {"area": [p[0] for p in parts], "subject": [p[1] for p in parts],
+                 "session": [int(p[2].rsplit(":", 1)[1]) for p in parts]}
+    brain_set = RDMSet.from_matrices([e["RDM"] for e in entries], brain_names, src, descriptors=described)
     models = loadmat(_find_file(directory, "92_modelRDMs.mat"))["Models"][0]
     model_set = RDMSet.from_matrices([e["RDM"] for e in models], [_mat_str(e["name"]) for e in models], src)
     behav = loadmat(_find_file(directory, "92_behavRDMs.mat"))["rdms_behav_92"][0]
@@ -1006,8 +1046,10 @@ def load_algonauts78(directory: str | Path, roi: Literal["EVC", "IT"] = "IT") ->
         if stored is not None:
             meta["noise_ceiling"] = stored
     rdms = load_rdm_npz(_find_file(brain, fname), meta=meta)
-    names = [f"{roi} subject {i + 1:02d}" for i in range(len(rdms))]
-    return replace(rdms, names=names, stimulus_ids=np.array([f"image_{i + 1:02d}" for i in range(rdms.n_stimuli)]))
+    subjects = [f"{i + 1:02d}" for i in range(len(rdms))]
+    names = [f"{roi} subject {s}" for s in subjects]
+    return replace(rdms, names=names, stimulus_ids=np.array([f"image_{i + 1:02d}" for i in range(rdms.n_stimuli)]),
+                   descriptors={"subject": subjects, "area": [roi] * len(subjects)})
 
 
 def load_allen_2p_ns118(path: str | Path) -> NeuralData:

@@ -20,7 +20,7 @@ from scipy.stats import rankdata
 
 from .rdm import square_rdm, upper_triangle
 
-__all__ = ["bootstrap_rdm_cis"]
+__all__ = ["bootstrap_rdm_cis", "bootstrap_rdm_samples"]
 
 
 def _square_stack(x: Any, what: str) -> np.ndarray:
@@ -49,6 +49,31 @@ def bootstrap_rdm_cis(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap intervals over stimuli of every model RDM against every target.
 
+    The quantiles of :func:`bootstrap_rdm_samples` (same arguments): ``(low, high)``, each
+    ``[L, A]`` float64. A bound computed over NaN replicates is NaN (never silently dropped).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    values = bootstrap_rdm_samples(model_rdms, targets, n_boot=n_boot, random_state=random_state, method=method,
+                                   ties=ties)
+    tail = (1.0 - confidence) / 2.0
+    return np.quantile(values, tail, axis=0), np.quantile(values, 1.0 - tail, axis=0)
+
+
+def bootstrap_rdm_samples(
+    model_rdms: Any,
+    targets: Sequence[Any],
+    *,
+    n_boot: int = 1000,
+    random_state: int = 0,
+    method: Literal["spearman", "pearson"] = "spearman",
+    ties: Literal["average", "ordinal"] = "average",
+) -> np.ndarray:
+    """Bootstrap replicates over stimuli of every model RDM compared with every target.
+
+    One resampling serves every pair, so the replicates of two rows are paired: the difference of
+    two models' rows is the bootstrap distribution of their score difference.
+
     Each replicate draws ``n`` stimuli with replacement (``numpy.random.default_rng(random_state)``,
     one ``integers(0, n, n)`` draw per replicate, as :func:`~cortexsnn.similarity.ceilings.bootstrap_ci`),
     keeps the pairs of distinct draws and compares the resampled upper triangles.
@@ -61,8 +86,7 @@ def bootstrap_rdm_cis(
         ties: ranking of ``"spearman"``: ``"average"`` (scipy, rsatoolbox) or ``"ordinal"`` (the seeds).
 
     Returns:
-        ``(low, high)``, each ``[L, A]`` float64. A replicate in which a resampled RDM is constant
-        gives NaN, and a bound computed over NaN replicates is NaN (never silently dropped).
+        ``[n_boot, L, A]`` float64. A replicate in which a resampled RDM is constant gives NaN.
     """
     models = _square_stack(model_rdms, "model_rdms")
     if models.shape[0] == 0:
@@ -78,8 +102,6 @@ def bootstrap_rdm_cis(
         raise ValueError("at least three stimuli are needed to compare RDMs")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if method not in ("spearman", "pearson"):
         raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
     if ties not in ("average", "ordinal"):
@@ -125,5 +147,4 @@ def bootstrap_rdm_cis(
             r = v[:n_models] @ v[n_models:].T  # [L, sum S]
             for a in range(len(stacks)):
                 values[b, :, a] = r[:, bounds[a]:bounds[a + 1]].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    return np.quantile(values, tail, axis=0), np.quantile(values, 1.0 - tail, axis=0)
+    return values

@@ -35,7 +35,7 @@ import io
 import json
 import math
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
@@ -781,7 +781,8 @@ def _select_rows(neural: Any, idx: np.ndarray, reason: str) -> Any:
     out = {}
     for a, v in neural.items():
         if isinstance(v, RDMSet):
-            out[a] = RDMSet(v.rdms[:, idx][:, :, idx], v.names, v.meta)
+            out[a] = replace(v, rdms=v.rdms[:, idx][:, :, idx],
+                             stimulus_ids=None if v.stimulus_ids is None else v.stimulus_ids[idx])
         else:
             out[a] = (v.detach().cpu().numpy() if isinstance(v, Tensor) else np.asarray(v))[idx]
     return out

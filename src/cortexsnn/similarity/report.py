@@ -35,7 +35,8 @@ import numpy as np
 
 from cortexsnn.utils.io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["write_report", "heatmap_figure", "depth_figure", "rdm_figure", "rank_transform", "weights_status"]
+__all__ = ["write_report", "write_suite_report", "heatmap_figure", "depth_figure", "rdm_figure", "rank_transform",
+           "weights_status", "suite_score_figure", "suite_depth_figure", "suite_activity_figure", "suite_mds_figure"]
 
 _REQUIRED = ("model", "metric", "neural_dataset", "layers", "areas", "scores")
 _METRIC_LABEL = {"rsa": "RSA (Spearman)", "tsrsa": "TSRSA (Spearman)", "svcca": "SVCCA", "regression":
@@ -493,3 +494,314 @@ def _file_mode() -> int:
     current = os.umask(0o022)
     os.umask(current)
     return 0o666 & ~current
+
+
+# ----------------------------------------------------------------------------- benchmark-suite report
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+            "#7f7f7f")
+
+
+def _colours(models: Sequence[str]) -> dict[str, str]:
+    """One colour per model, the same in every figure."""
+    return {m: _PALETTE[k % len(_PALETTE)] for k, m in enumerate(models)}
+
+
+def _model_label(result: Any, model: str) -> str:
+    return model + ("" if result.models[model].get("trained") else " (untrained)")
+
+
+def suite_score_figure(result: Any):
+    """One panel per benchmark: each model's held-out score (mean over splits, error bar: SD over
+    splits), the per-subject scores at its selected layer (dots), the noise ceiling (band) and the
+    data set's reference model RDMs (grey ticks). The legend sits below the panels."""
+    benchmarks = list(result.benchmarks)
+    models = list(result.models)
+    colours = _colours(models)
+    cols = min(3, len(benchmarks))
+    rows = math.ceil(len(benchmarks) / cols)
+    fig = _figure(4.2 * cols, 3.4 * rows + 0.9)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    handles = {}
+    for k, bname in enumerate(benchmarks):
+        ax = axes[k // cols][k % cols]
+        b = result.benchmarks[bname]
+        c = b["ceiling"]
+        if c:
+            lo, hi = (c["lower"], c["upper"]) if c["kind"] == "leave-one-subject-out" else \
+                (c["estimate"] - c["spread"], c["estimate"] + c["spread"])
+            handles["ceiling"] = ax.axhspan(lo, hi, color="#cccccc", alpha=0.6, zorder=0,
+                                            label="noise ceiling (bounds, or estimate +- SD)")
+        for x, model in enumerate(models):
+            s = result.summary(model, bname)
+            if s["status"] != "scored":
+                ax.text(x, 0, "silent", rotation=90, ha="center", va="bottom", fontsize=7, color="#888")
+                continue
+            handles[model] = ax.bar(x, s["score"], yerr=s["score_sd"], color=colours[model], alpha=0.85,
+                                    capsize=3, label=_model_label(result, model))
+            subj = s["selected_layer_per_subject"]
+            if len(subj) > 1:
+                jitter = np.linspace(-0.2, 0.2, len(subj))
+                ax.scatter(x + jitter, subj, s=9, color="black", zorder=3)
+        refs = result.scores[bname].get("references") or {}
+        for rname, v in refs.items():
+            ax.axhline(v, color="#555", linewidth=0.6, linestyle=":", zorder=1)
+            ax.text(len(models) - 0.5, v, rname, fontsize=6, color="#555", va="center")
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_xticks(range(len(models)))
+        ax.set_xticklabels([m for m in models], rotation=30, ha="right", fontsize=7)
+        ax.set_title(f"{b['species']} {b['area']} ({b['dataset']}, {b['n_subjects']} subj.)", fontsize=9)
+        ax.set_ylabel("RSA, held-out layer (Spearman)", fontsize=8)
+    for k in range(len(benchmarks), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    fig.legend(list(handles.values()), [h.get_label() for h in handles.values()], loc="outside lower center",
+               ncol=min(4, len(handles)), fontsize=8)
+    return fig
+
+
+def suite_depth_figure(result: Any):
+    """One panel per benchmark: every layer's score against its relative depth (0 = first scored
+    layer, 1 = last), the 95% bootstrap interval as a band, the selected layer circled, the
+    ceiling as a grey band. Legend below the panels."""
+    benchmarks = list(result.benchmarks)
+    models = list(result.models)
+    colours = _colours(models)
+    cols = min(3, len(benchmarks))
+    rows = math.ceil(len(benchmarks) / cols)
+    fig = _figure(4.2 * cols, 3.2 * rows + 0.9)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    handles = {}
+    for k, bname in enumerate(benchmarks):
+        ax = axes[k // cols][k % cols]
+        b = result.benchmarks[bname]
+        c = b["ceiling"]
+        if c:
+            lo, hi = (c["lower"], c["upper"]) if c["kind"] == "leave-one-subject-out" else \
+                (c["estimate"] - c["spread"], c["estimate"] + c["spread"])
+            handles["ceiling"] = ax.axhspan(lo, hi, color="#cccccc", alpha=0.6, zorder=0, label="noise ceiling")
+        for model in models:
+            rows_m = [r for r in result.scores[bname]["layers"] if r["model"] == model]
+            if not rows_m:
+                continue
+            info = result.layers[model][b["stimulus_set"]]
+            depth = np.array([info[r["layer"]]["depth"] for r in rows_m])
+            score = np.array([r["score"] for r in rows_m])
+            ax.fill_between(depth, [r["ci_low"] for r in rows_m], [r["ci_high"] for r in rows_m],
+                            color=colours[model], alpha=0.15, linewidth=0)
+            (line,) = ax.plot(depth, score, "-o", color=colours[model], markersize=2.5, linewidth=1,
+                              label=_model_label(result, model))
+            handles[model] = line
+            s = result.summary(model, bname)
+            if s.get("selected_layer"):
+                i = [r["layer"] for r in rows_m].index(s["selected_layer"])
+                ax.plot(depth[i], score[i], "o", markersize=8, markerfacecolor="none", markeredgecolor=colours[model])
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_xlabel("relative depth (first to last scored layer)", fontsize=8)
+        ax.set_ylabel("RSA (Spearman)", fontsize=8)
+        ax.set_title(f"{b['species']} {b['area']} ({b['dataset']})", fontsize=9)
+    for k in range(len(benchmarks), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    fig.legend(list(handles.values()), [h.get_label() for h in handles.values()], loc="outside lower center",
+               ncol=min(4, len(handles)), fontsize=8)
+    return fig
+
+
+def suite_activity_figure(result: Any):
+    """Mean output of every layer (spiking layers: spikes per neuron per step) against relative depth,
+    one line per model and stimulus set; layers that are silent are marked with an x."""
+    models = list(result.models)
+    colours = _colours(models)
+    fig = _figure(6.5, 3.4)
+    ax = fig.subplots()
+    for model in models:
+        for k, (set_name, layers) in enumerate(result.layers[model].items()):
+            depth = [v["depth"] for v in layers.values()]
+            mean = [max(abs(v["mean_output"]), 1e-6) for v in layers.values()]
+            ax.plot(depth, mean, ("-", "--", ":", "-.")[k % 4], color=colours[model], linewidth=1,
+                    label=f"{_model_label(result, model)}, {set_name}")
+            silent = [(d, m) for d, m, v in zip(depth, mean, layers.values()) if "silent" in v]
+            if silent:
+                ax.plot(*zip(*silent), "x", color=colours[model], markersize=6)
+    ax.set_yscale("log")
+    ax.set_xlabel("relative depth", fontsize=8)
+    ax.set_ylabel("|mean layer output|", fontsize=8)
+    fig.legend(fontsize=6, loc="outside right upper")
+    return fig
+
+
+def suite_mds_figure(result: Any, key: str, categories: Sequence[str] | None, title: str):
+    """2-D metric MDS (scikit-learn >= 1.8, precomputed dissimilarities, seed 0) of one RDM, stimuli
+    coloured by category."""
+    from sklearn.manifold import MDS
+
+    d = np.asarray(result.rdms[key], dtype=np.float64)
+    xy = MDS(n_components=2, metric="precomputed", init="random", random_state=0, n_init=4).fit_transform(d)
+    fig = _figure(4.2, 3.8)
+    ax = fig.subplots()
+    labels = list(categories) if categories is not None else ["stimulus"] * len(d)
+    for k, cat in enumerate(dict.fromkeys(labels)):
+        idx = [i for i, c in enumerate(labels) if c == cat]
+        ax.scatter(xy[idx, 0], xy[idx, 1], s=12, color=_PALETTE[k % len(_PALETTE)], label=cat)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if categories is not None:
+        fig.legend(fontsize=6, loc="outside right upper")
+    return fig
+
+
+def _p(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "&ndash;"
+    return "&lt; 0.001" if f < 0.001 else f"{f:.3f}"
+
+
+def _suite_summary_table(result: Any) -> str:
+    benchmarks = list(result.benchmarks)
+    head = "".join(f"<th>{_e(result.benchmarks[b]['species'])} {_e(result.benchmarks[b]['area'])}<br>"
+                   f"<small>{_e(result.benchmarks[b]['dataset'])}</small></th>" for b in benchmarks)
+    rows = ["<tr><th>ceiling</th>" + "".join(f"<td>{_ceiling_text(result.benchmarks[b]['ceiling'])}</td>"
+                                              for b in benchmarks) + "</tr>"]
+    for model in result.models:
+        cells = []
+        for b in benchmarks:
+            s = result.summary(model, b)
+            if s["status"] != "scored":
+                cells.append(f'<td class="silent">{_e(s["status"])}</td>')
+                continue
+            norm = (f"<br>normalised {_fmt(s['normalized_score'], 3)} &plusmn; {_fmt(s['normalized_score_sd'], 3)}"
+                    if "normalized_score" in s else "<br><small>raw (no ceiling)</small>")
+            cells.append(f'<td class="num">{_fmt(s["score"], 3)} &plusmn; {_fmt(s["score_sd"], 3)}{norm}<br>'
+                         f'<small>{_e(s["selected_layer"])} ({100 * s["selection_frequency"]:.0f}% of folds); '
+                         f'in-sample best {_e(s["in_sample_best_layer"])} {_fmt(s["in_sample_best_score"], 3)}'
+                         f'</small></td>')
+        rows.append(f"<tr><th>{_e(_model_label(result, model))}</th>{''.join(cells)}</tr>")
+    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _ceiling_text(c: Mapping[str, Any] | None) -> str:
+    if not c:
+        return "none (one RDM): raw scores"
+    if c["kind"] == "leave-one-subject-out":
+        return f"[{_fmt(c['lower'], 3)}, {_fmt(c['upper'], 3)}]<br><small>leave-one-subject-out lower, upper</small>"
+    return f"{_fmt(c['estimate'], 3)} (SD {_fmt(c['spread'], 3)})<br><small>split-half, Spearman-Brown</small>"
+
+
+def _suite_comparison_table(result: Any) -> str:
+    rows = []
+    for bname, s in result.scores.items():
+        for c in s["comparisons"]:
+            st, sub = c["stimuli"], c.get("subjects")
+            subj = (f"{_fmt(sub['difference'], 3)} [{_fmt(sub['ci_low'], 3)}, {_fmt(sub['ci_high'], 3)}], "
+                    f"p {_p(sub['p'])} (n = {sub['n_subjects']})") if sub else "&ndash;"
+            rows.append(f"<tr><td>{_e(bname)}</td><td>{_e(c['model_a'])} &minus; {_e(c['model_b'])}</td>"
+                        f"<td class='num'>{_fmt(c['difference'], 3)} [{_fmt(st['ci_low'], 3)}, {_fmt(st['ci_high'], 3)}]</td>"
+                        f"<td class='num'>{_p(st['p'])}</td><td class='num'>{_p(st.get('p_holm'))}</td>"
+                        f"<td>{subj}</td></tr>")
+    if not rows:
+        return "<p>Fewer than two scored models: no comparison.</p>"
+    return ("<table><tr><th>benchmark</th><th>difference (selected layers)</th><th>over stimuli: "
+            "difference [95% CI]</th><th>p</th><th>p (Holm)</th><th>over subjects: mean difference [95% CI], p</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _suite_activity_table(result: Any) -> str:
+    rows = []
+    for model, sets in result.layers.items():
+        for set_name, layers in sets.items():
+            silent = [name for name, v in layers.items() if "silent" in v]
+            partial = {name: v["silent_stimuli"] for name, v in layers.items() if v["silent_stimuli"] and "silent" not in v}
+            rows.append(f"<tr><td>{_e(model)}</td><td>{_e(set_name)}</td><td class='num'>{len(layers)}</td>"
+                        f"<td>{_e(', '.join(silent)) or '&ndash;'}</td>"
+                        f"<td>{_e(', '.join(f'{k} ({v})' for k, v in partial.items())) or '&ndash;'}</td></tr>")
+    return ("<table><tr><th>model</th><th>stimuli</th><th>layers</th><th>silent layers (not scored)</th>"
+            "<th>layers with silent stimuli (count)</th></tr>" + "".join(rows) + "</table>")
+
+
+def write_suite_report(result: Any, output_dir: str | Path, *, title: str = "cortexsnn: brain benchmarks",
+                       notes: Sequence[str] = ()) -> Path:
+    """Write ``report.html`` and its figures for a :class:`~cortexsnn.similarity.suite.SuiteResult`
+    (read as it is: nothing is recomputed but the figures' MDS layout). Every figure is rendered
+    in memory first, each file is written atomically, the HTML last."""
+    from cortexsnn import __version__
+
+    files: dict[str, bytes] = {"suite_scores.png": _png(suite_score_figure(result)),
+                               "suite_depth.png": _png(suite_depth_figure(result)),
+                               "suite_activity.png": _png(suite_activity_figure(result))}
+    rdm_sections = []
+    for set_name in dict.fromkeys(b["stimulus_set"] for b in result.benchmarks.values()):
+        shown = {}
+        for bname, b in result.benchmarks.items():
+            if b["stimulus_set"] == set_name and f"{bname}|target" in result.rdms:
+                shown[f"{b['species']} {b['area']} (mean of {b['n_subjects']})"] = result.rdms[f"{bname}|target"]
+        first = next(b for b, v in result.benchmarks.items() if v["stimulus_set"] == set_name)
+        for model in result.models:
+            key = f"{first}|{model}"
+            if key in result.rdms:
+                layer = result.summary(model, first)["selected_layer"]
+                shown[f"{_model_label(result, model)}: {layer}"] = result.rdms[key]
+        categories = result.categories.get(set_name)
+        boundaries = None
+        if categories:
+            boundaries = [i for i in range(1, len(categories)) if categories[i] != categories[i - 1]]
+        name = f"rdms_{_slug(set_name)}.png"
+        files[name] = _png(rdm_figure(shown, boundaries=boundaries))
+        mds = f"mds_{_slug(set_name)}.png"
+        files[mds] = _png(suite_mds_figure(result, f"{first}|target", categories,
+                                           f"{result.benchmarks[first]['species']} "
+                                           f"{result.benchmarks[first]['area']}: MDS of the target RDM"))
+        rdm_sections.append((set_name, name, mds))
+
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    untrained = [m for m, info in result.models.items() if not info.get("trained")]
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>", f"<h1>{_e(title)}</h1>",
+             f"<p><small>cortexsnn {_e(__version__)} &middot; written {_e(now)}</small></p>"]
+    parts += [f"<p>{_e(n)}</p>" for n in notes]
+    if untrained:
+        parts.append('<p class="note"><b>Untrained (random weights):</b> ' + _e(", ".join(untrained))
+                     + ". Their scores describe an architecture with random weights, not a trained network.</p>")
+    if result.skipped:
+        parts.append('<p class="note"><b>Benchmarks left out</b> (their data are not on this machine): '
+                     + "; ".join(f"{_e(k)}: {_e(v.splitlines()[0])}" for k, v in result.skipped.items()) + "</p>")
+    c = result.config
+    parts += ["<h2>Models</h2>", "<table><tr><th>model</th><th>weights</th><th>presentation</th><th>time (s)</th></tr>"
+              + "".join(f"<tr><td>{_e(m)}</td><td>{_status_html({'config': info})}</td><td>{_e(info['mode'])}"
+                        + (f", T = {info['time_steps']}" if info.get('time_steps') else "")
+                        + f", {info['image_size']} px</td><td class='num'>{_fmt(info.get('seconds'), 0)}</td></tr>"
+                        for m, info in result.models.items()) + "</table>",
+              "<h2>Scores</h2>",
+              f"<p>Each cell: the held-out RSA (mean &plusmn; SD over {2 * c['n_splits']} folds: {_e(c['layer_selection'])}); "
+              f"normalised: {_e(c['normalization'])}. Below: the layer chosen most often, and the in-sample best "
+              "layer (chosen on the stimuli it is scored on: optimistic, shown for reference only).</p>",
+              _suite_summary_table(result),
+              '<p><img src="suite_scores.png" alt="held-out scores per benchmark"></p>',
+              "<p>Bars: held-out score (error bar: SD over folds); dots: each subject's score at the selected layer; "
+              "grey band: noise ceiling; dotted lines: the data set's reference model RDMs.</p>",
+              "<h2>Paired comparisons</h2>",
+              f"<p>At each model's selected layer. Over stimuli: paired bootstrap ({c['n_boot']} resamples, one "
+              "resampling shared by both models), two-sided p, Holm-corrected within each benchmark. Over subjects: "
+              "exact sign-flip permutation test of the per-subject differences.</p>",
+              _suite_comparison_table(result),
+              "<h2>Score by layer</h2>", '<p><img src="suite_depth.png" alt="score by relative depth"></p>',
+              "<h2>Activity</h2>", f"<p>Silent stimuli: {_e(c['silent_rule'])}.</p>",
+              '<p><img src="suite_activity.png" alt="mean output by depth"></p>', _suite_activity_table(result)]
+    refs = {b: s["references"] for b, s in result.scores.items() if s.get("references")}
+    if refs:
+        parts.append("<h2>Reference model RDMs</h2><table><tr><th>benchmark</th>"
+                     + "".join(f"<th>{_e(r)}</th>" for r in next(iter(refs.values()))) + "</tr>"
+                     + "".join(f"<tr><td>{_e(b)}</td>" + "".join(f"<td class='num'>{_fmt(v, 3)}</td>" for v in r.values())
+                               + "</tr>" for b, r in refs.items()) + "</table>")
+    parts.append("<h2>Representational dissimilarity matrices</h2><p>Colour: percentile of each dissimilarity "
+                 "(rank-transformed); lines: category boundaries.</p>")
+    for set_name, name, mds in rdm_sections:
+        parts += [f"<h3>{_e(set_name)}</h3>", f'<p><img src="{_e(name)}" alt="RDMs of {_e(set_name)}">',
+                  f'<img src="{_e(mds)}" alt="MDS of {_e(set_name)}"></p>']
+    parts += ["<details><summary>configuration and versions</summary>", _json_block(c), "</details>", "</body></html>"]
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [atomic_write_bytes(out / name, data) for name, data in files.items()]
+    written.append(atomic_write_text(out / "report.html", "\n".join(parts) + "\n"))
+    return written[-1]
