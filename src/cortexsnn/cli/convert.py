@@ -61,9 +61,9 @@ def _build_ann(args: argparse.Namespace) -> tuple[Any, Any, str]:
     if args.model in list_models():
         model = create_model(args.model, num_classes=args.num_classes, pretrained=args.weights or False)
     else:
-        from cortexsnn.cli.demo import _torchvision_builder
+        from cortexsnn.models.resolve import torchvision_builder
 
-        builder = _torchvision_builder(args.model)
+        builder = torchvision_builder(args.model)
         if builder is None:
             raise _error(f"unknown model {args.model!r}: neither in the zoo ({', '.join(list_models())}) nor in "
                          "torchvision")

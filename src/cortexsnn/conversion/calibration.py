@@ -49,11 +49,13 @@ def _photo_crops(size: int) -> tuple[np.ndarray, list[str]]:
 
 
 def default_calibration_images(size: int, normalization: Any, directory: str | Path | None = None,
-                               data_dir: str | Path | None = None) -> tuple[Tensor, str]:
+                               data_dir: str | Path | None = None, *,
+                               use_algonauts: bool = True) -> tuple[Tensor, str]:
     """``(images [N, 3, size, size], description)`` for :func:`~cortexsnn.conversion.convert`.
 
     ``normalization`` is passed to :func:`cortexsnn.data.stimuli.stimuli_from_folder` (a preset name
-    or ``(mean, std)``); ``data_dir`` is the data root (default ``$CORTEXSNN_DATA``).
+    or ``(mean, std)``); ``data_dir`` is the data root (default ``$CORTEXSNN_DATA``);
+    ``use_algonauts=False`` skips the Algonauts images (when they are the images to be scored).
     """
     from cortexsnn.data.paths import data_dir as default_data_dir
     from cortexsnn.data.stimuli import stimuli_from_array, stimuli_from_folder
@@ -65,7 +67,7 @@ def default_calibration_images(size: int, normalization: Any, directory: str | P
         stimuli = stimuli_from_folder(folder, size=size, normalization=normalization)
         return stimuli.tensor, f"{len(stimuli)} images of {folder}"
     algonauts = Path(data_dir or default_data_dir()) / "algonauts78" / "stimuli_data"
-    if algonauts.is_dir():
+    if use_algonauts and algonauts.is_dir():
         stimuli = stimuli_from_folder(algonauts, size=size, normalization=normalization, expected=78)
         return stimuli.tensor, f"the 78 Algonauts 2019 images ({algonauts})"
     crops, ids = _photo_crops(size)

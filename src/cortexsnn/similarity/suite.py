@@ -74,7 +74,9 @@ class ScoringModel:
 
     Attributes:
         name: label in the results.
-        module: the network (in evaluation mode).
+        module: the network (in evaluation mode), or a function of the
+            :class:`~cortexsnn.similarity.benchmarks.StimulusSet` about to be scored that returns
+            it (e.g. a converted SNN calibrated on other images than those).
         mode: ``"cnn"`` (``[B, C, H, W]``) or ``"static"`` (time-major, each image repeated
             ``time_steps`` times, outputs averaged over time); see
             :func:`~cortexsnn.similarity.features.extract_features`.
@@ -84,7 +86,7 @@ class ScoringModel:
     """
 
     name: str
-    module: nn.Module
+    module: nn.Module | Callable[[Any], nn.Module]
     mode: str = "cnn"
     time_steps: int = 4
     normalization: Any = "imagenet"
@@ -161,12 +163,13 @@ def _extract_rdms(model: ScoringModel, benchmark: Benchmark, options: SuiteOptio
     from .features import default_layers, extract_features
 
     stimuli = benchmark.stimuli.stimuli(model.image_size, model.normalization)
-    layers = list(model.layers or default_layers(model.module, model.mode))  # type: ignore[arg-type]
+    network = model.module if isinstance(model.module, nn.Module) else model.module(benchmark.stimuli)
+    layers = list(model.layers or default_layers(network, model.mode))  # type: ignore[arg-type]
     rdms: dict[str, np.ndarray] = {}
     records: dict[str, dict] = {}
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
     with torch.inference_mode():
-        feats = extract_features(model.module, stimuli.tensor, layers=layers, mode=model.mode,  # type: ignore[arg-type]
+        feats = extract_features(network, stimuli.tensor, layers=layers, mode=model.mode,  # type: ignore[arg-type]
                                  time_steps=model.time_steps, batch_size=options.batch_size, zscore=False, device=device)
         for name, x in feats:
             r, record = layer_rdm(x, options.precision)

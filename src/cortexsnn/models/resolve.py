@@ -1,0 +1,105 @@
+"""One way to get a network by name: the zoo, torchvision, or ``package.module:factory``.
+
+:func:`build_network` is what every command that takes a model name uses (``demo``, ``benchmark``,
+``convert``): a zoo model (:func:`cortexsnn.models.create_model`, registered weights by tag), a
+torchvision classifier by its builder name, or any importable factory. Weights come from a
+checkpoint file (:func:`cortexsnn.models.load_weights`), a registered tag, or nowhere: then the
+network is **untrained** (random initialisation, seeded), and the returned record says so.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from cortexsnn.errors import CortexSNNError
+
+__all__ = ["build_network", "torchvision_builder", "load_factory"]
+
+
+def torchvision_builder(name: str) -> Callable[..., nn.Module] | None:
+    """torchvision's builder function ``name`` (``resnet18``, ``vgg11_bn``, ...), or ``None``."""
+    import torchvision.models as tvm
+
+    builder = getattr(tvm, name, None)
+    if builder is None or not callable(builder) or name.startswith("_") or name[:1].isupper():
+        return None
+    return builder
+
+
+def load_factory(spec: str, **kwargs: Any) -> nn.Module:
+    """Call ``package.module:factory(**kwargs)`` and return the ``nn.Module`` it builds."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise CortexSNNError(f"a model factory is given as package.module:function, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CortexSNNError(f"cannot import {module_name!r} for model {spec!r}: {exc}; is it installed or on "
+                             "PYTHONPATH?") from exc
+    factory = module
+    for part in attr.split("."):
+        if not hasattr(factory, part):
+            raise CortexSNNError(f"{module_name} has no attribute {attr!r} (model {spec!r})")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise CortexSNNError(f"{spec!r} is not callable; give a function or class that builds the network")
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise CortexSNNError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def build_network(name: str, *, checkpoint: str | Path | None = None, weights: str | None = None, seed: int = 0,
+                  num_classes: int = 1000) -> tuple[nn.Module, str, dict[str, Any]]:
+    """``(network in eval mode, feature mode, weights record)``.
+
+    Args:
+        name: a zoo model, a torchvision builder name, or ``package.module:factory``.
+        checkpoint: a weights file for the network.
+        weights: a registered pretrained tag (zoo models; see ``cortexsnn models --pretrained``).
+        seed: torch seed of the random initialisation.
+
+    The feature mode is the zoo model's ``feature_mode`` (``"static"`` for the spiking networks,
+    ``"cnn"`` for ANNs such as EfficientNet-Lite0) and ``"cnn"`` for torchvision and factories.
+    The record holds ``trained`` (bool), ``weights`` (where they came from) and, for registered
+    weights, the ``normalization`` (mean, std) they expect.
+    """
+    from cortexsnn.models import create_model, list_models, load_weights
+
+    if weights and checkpoint:
+        raise CortexSNNError(f"{name}: give registered weights or a checkpoint file, not both")
+    torch.manual_seed(seed)
+    if ":" in name:
+        if weights:
+            raise CortexSNNError(f"{name}: registered weights are for zoo models; give a checkpoint file")
+        model = load_factory(name)
+        mode = getattr(model, "feature_mode", "cnn")
+    elif name in list_models():
+        model = create_model(name, num_classes=num_classes, pretrained=weights or False)
+        mode = getattr(model, "feature_mode", "static")
+    else:
+        builder = torchvision_builder(name)
+        if builder is None:
+            raise CortexSNNError(f"unknown model {name!r}: neither in the zoo ({', '.join(list_models())}), nor in "
+                                 "torchvision, nor a package.module:factory")
+        if weights:
+            raise CortexSNNError(f"{name}: registered weights are for zoo models; give a checkpoint file")
+        model, mode = builder(weights=None, num_classes=num_classes), "cnn"
+    cfg = getattr(model, "pretrained_cfg", None)
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise CortexSNNError(f"{name}: checkpoint {path} does not exist")
+        load_weights(model, path)
+        record: dict[str, Any] = {"trained": True, "weights": str(path)}
+    elif cfg is not None:
+        record = {"trained": True, "weights": f"{cfg.model}.{cfg.tag}: {cfg.how_made} ({cfg.citation})",
+                  "normalization": [list(cfg.mean), list(cfg.std)]}
+    else:
+        record = {"trained": False, "weights": f"UNTRAINED: random initialisation (torch seed {seed}); no checkpoint "
+                                               "or registered weights given"}
+    return model.eval(), mode, record
