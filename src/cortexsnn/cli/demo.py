@@ -126,7 +126,7 @@ def _error(message: str) -> Exception:
     return CliError(message)
 
 
-def _pairs(values: list[str], models: list[str], flag: str, example: str) -> dict[str, str]:
+def _pairs(values: list[str], models: list[str], flag: str, form: str, example: str) -> dict[str, str]:
     """``MODEL=VALUE`` options; a value for ``NAME`` also applies to ``NAME_snn``."""
     from cortexsnn.similarity.networks import SNN_SUFFIX
 
@@ -134,7 +134,7 @@ def _pairs(values: list[str], models: list[str], flag: str, example: str) -> dic
     for value in values:
         name, sep, item = value.partition("=")
         if not sep or not name or not item:
-            raise _error(f"{flag} takes MODEL={example.split('=')[1]} (e.g. {example}), got {value!r}")
+            raise _error(f"{flag} takes {form} (e.g. {example}), got {value!r}")
         targets = [m for m in (name, name + SNN_SUFFIX) if m in models]
         if not targets:
             raise _error(f"{flag} names {name!r}, which is not among the models scored ({', '.join(models)})")
@@ -167,12 +167,12 @@ def _run_suite(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     models = _check(args)
-    checkpoints = _pairs(args.checkpoint, models, "--checkpoint", "sew_resnet18=ckpt.pth")
+    checkpoints = _pairs(args.checkpoint, models, "--checkpoint", "MODEL=PATH", "sew_resnet18=ckpt.pth")
     for name, path in checkpoints.items():
         if not Path(path).expanduser().is_file():
             raise _error(f"--checkpoint {name}: {path} does not exist")
     tags = {m: DEFAULT_WEIGHTS[m.removesuffix(SNN_SUFFIX)] for m in models if m.removesuffix(SNN_SUFFIX) in DEFAULT_WEIGHTS}
-    tags.update(_pairs(args.weights, models, "--weights", "efficientnet_lite0=imagenet"))
+    tags.update(_pairs(args.weights, models, "--weights", "MODEL=TAG", "efficientnet_lite0=imagenet"))
     out = Path(args.output_dir or "runs/demo").expanduser()
     if out.exists() and not out.is_dir():
         raise _error(f"--output-dir {out} is a file; give a folder")

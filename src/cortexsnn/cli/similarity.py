@@ -102,7 +102,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", required=True, help="folder for results.json, scores.csv and the report")
     o.add_argument("--save-npy", action="store_true", help="also write the seeds' .npy layout under --output-dir")
-    o.add_argument("--seed", type=int, default=2023, help="ablation draws (2023, as in Huang et al., NeurIPS 2024) and untrained weights")
+    o.add_argument("--seed", type=int, default=0, help="torch seed of untrained weights and the bootstrap's seed (0, as "
+                                                     "every command)")
+    o.add_argument("--ablation-seed", type=int, default=2023,
+                   help="seed of the movie ablations' random draws (2023, as in Huang et al., NeurIPS 2024)")
     o.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     o.add_argument("--quiet", action="store_true", help="no per-layer progress lines")
     p.set_defaults(func=_run)
@@ -127,20 +130,17 @@ def _load_neural(args: argparse.Namespace) -> tuple[Any, Any, dict]:
     if name == "allen_visp_2p_ns118":
         data = N.load_allen_2p_ns118(where)
         return data, data.stimuli, {"n": data.n_stimuli}
-    if name == "kriegeskorte92":
-        k = N.load_kriegeskorte92(where)
-        # 4 subjects x 2 sessions: each subject's sessions averaged, so the ceiling leaves out subjects
-        subjects = list(dict.fromkeys(n.split("|")[1].strip() for n in k.brain.names))
-        per_subject = [np.mean([k.brain[i] for i, n in enumerate(k.brain.names) if n.split("|")[1].strip() == s], axis=0)
-                       for s in subjects]
-        human = N.RDMSet.from_matrices(per_subject, [f"hIT {s}" for s in subjects],
-                                       {**k.brain.meta, "note": "sessions averaged per subject"})
-        targets = {"monkey IT": k.fig1.select(["mIT_674neurons"]), "human IT": human}
-        return targets, k.images, {"n": 92}
-    if name == "algonauts78":
-        targets = {roi: N.load_algonauts78(where, roi) for roi in ("EVC", "IT")}
-        images = where / "stimuli_data" if (where / "stimuli_data").is_dir() else None
-        return targets, images, {"n": 78}
+    if name in ("kriegeskorte92", "algonauts78"):
+        from cortexsnn.similarity.benchmarks import load_dataset_benchmarks
+
+        # the benchmark suite's targets: the same RDMs (human IT: each subject's sessions averaged, so
+        # the ceiling leaves out subjects) and the same ceilings as `cortexsnn demo` / `benchmark`
+        found = load_dataset_benchmarks(name, where)
+        labels = {"kriegeskorte92.monkey_IT": "monkey IT", "kriegeskorte92.human_IT": "human IT",
+                  "algonauts78.human_EVC": "EVC", "algonauts78.human_IT": "IT"}
+        targets = {labels[b]: bench.target for b, bench in found.items()}
+        first = next(iter(found.values())).stimuli
+        return targets, first.images if first.images is not None else first.folder, {"n": len(first)}
     if name == "recording":
         data = N.load_recording(where)
         return data, data.stimuli, {"n": data.n_stimuli}
@@ -209,37 +209,16 @@ def _load_stimuli(args: argparse.Namespace, in_data: Any, n: int, movie: bool) -
 
 def _build_model(args: argparse.Namespace) -> tuple[Any, bool, str]:
     """``(model, is_cnn, weights description)``; zoo ANNs (``feature_mode = "cnn"``) count as CNNs."""
-    import torch
+    from cortexsnn.models.resolve import build_network
 
-    from cortexsnn.models import create_model, list_models, load_weights
-
-    classes = 101 if args.train_dataset == "ucf101" else 1000
-    torch.manual_seed(args.seed)
     cfg = getattr(args, "pretrained_cfg", None)
-    if cfg is not None:
-        model = create_model(args.model, pretrained=cfg.tag)
-        weights = f"{cfg.name}: {cfg.how_made} ({cfg.citation}; {cfg.checksum})"
-        return model.eval(), getattr(model, "feature_mode", "static") == "cnn", weights
-    if args.model in list_models():
-        model = create_model(args.model, num_classes=classes)
-        cnn = getattr(model, "feature_mode", "static") == "cnn"
-    else:
-        import torchvision.models as tvm
-
-        builder = getattr(tvm, args.model, None)
-        if builder is None or not callable(builder) or args.model.startswith("_") or args.model[0].isupper():
-            raise _error(f"unknown model {args.model!r}: not in the zoo ({', '.join(list_models())}) nor a "
-                         "torchvision model")
-        model, cnn = builder(weights=None, num_classes=classes), True
+    model, mode, record = build_network(args.model, checkpoint=args.checkpoint_path, seed=args.seed,
+                                        weights=cfg.tag if cfg is not None else None,
+                                        num_classes=101 if args.train_dataset == "ucf101" else 1000)
+    weights = record["weights"] if cfg is None else f"{cfg.name}: {cfg.how_made} ({cfg.citation}; {cfg.checksum})"
     if args.checkpoint_path:
-        path = Path(args.checkpoint_path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"--checkpoint-path {path} does not exist")
-        load_weights(model, path)
-        weights = f"{path} ({args.train_dataset})"
-    else:
-        weights = f"UNTRAINED: random initialisation (torch seed {args.seed}); no --checkpoint-path given"
-    return model.eval(), cnn, weights
+        weights = f"{weights} ({args.train_dataset})"
+    return model, mode == "cnn", weights
 
 
 def _ablation_dir(args: argparse.Namespace) -> Path:
@@ -340,13 +319,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.shuffle:
             table = E.shuffle_ablation(model, x, neural, window=args.window, trials=args.trial_for_ablation,
-                                       metric=metric, options=opt, seed=args.seed, config=config, **common)
+                                       metric=metric, options=opt, seed=args.ablation_seed, config=config, **common)
         elif args.replace:
             mean, std = stimuli.normalization.get("mean"), stimuli.normalization.get("std")
             norm = (mean, std) if mean and std else _default_norm(args)
             table = E.replace_ablation(model, x, neural, window=args.window, replace_type=args.replace_type,
                                        trials=args.trial_for_ablation, normalization=norm, scenes=scenes,
-                                       metric=metric, options=opt, seed=args.seed, config=config, **common)
+                                       metric=metric, options=opt, seed=args.ablation_seed, config=config, **common)
         elif args.trial_for_clip is not None:
             from cortexsnn.similarity.features import extract_features
 
@@ -357,11 +336,12 @@ def _run(args: argparse.Namespace) -> int:
                                      max_bytes=max_bytes)
             table = E.clip_ablation(feats, neural_, clip_len=args.clip_len, trials=args.trial_for_clip, metric=metric,
                                     model=args.model, neural_dataset=args.neural_dataset, options=opt,
-                                    best_layer=best, seed=args.seed, device=device,
+                                    best_layer=best, seed=args.ablation_seed, device=device,
                                     config={**config, "mode": mode, "front_len": args.front_len})
         else:
             table = E.score_model(model, x, neural, metric=metric, options=opt, ceiling=args.ceiling,
-                                  ceiling_splits=args.ceiling_splits, n_boot=args.bootstrap, config=config,
+                                  ceiling_splits=args.ceiling_splits, n_boot=args.bootstrap, bootstrap_seed=args.seed,
+                                  config=config,
                                   max_bytes=max_bytes, progress=progress, **common)
     except KeyError as exc:
         raise _error(str(exc.args[0]) if exc.args else str(exc)) from exc

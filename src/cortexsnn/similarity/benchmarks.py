@@ -52,6 +52,7 @@ __all__ = [
     "BENCHMARKS",
     "list_benchmarks",
     "load_benchmarks",
+    "load_dataset_benchmarks",
 ]
 
 log = logging.getLogger(__name__)
@@ -334,6 +335,15 @@ def load_benchmarks(names: Sequence[str] | None = None, data_dir: str | Path | N
                     skipped[n] = str(exc)
             log.warning("skipped %s: %s", folder, str(exc).splitlines()[0])
     return [loaded[n] for n in wanted if n in loaded], skipped
+
+
+def load_dataset_benchmarks(dataset: str, directory: str | Path, *, download: bool = False) -> dict[str, Benchmark]:
+    """Every benchmark of one data set's folder (``"kriegeskorte92"``, ``"algonauts78"``,
+    ``"allen_visp_2p_ns118"``), read from ``directory`` (that folder itself)."""
+    loaders = {folder: loader for folder, loader in BENCHMARKS.values()}
+    if dataset not in loaders:
+        raise CortexSNNError(f"no benchmarks for data set {dataset!r}; data sets: {', '.join(loaders)}")
+    return loaders[dataset](Path(directory).expanduser(), download)
 
 
 def _resolve(names: Sequence[str] | None) -> list[str]:

@@ -1,0 +1,240 @@
+"""score_suite: the silent-stimulus rule, held-out layer choice, ceilings, paired comparisons and
+the result files, on synthetic benchmarks with a known answer (no data folder needed)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cortexsnn.data.neural import RDMSet
+from cortexsnn.errors import CortexSNNError
+from cortexsnn.similarity import compare_rdms, rdm
+from cortexsnn.similarity.benchmarks import Benchmark, Ceiling, StimulusSet, leave_one_subject_out
+from cortexsnn.similarity.bootstrap import bootstrap_rdm_cis
+from cortexsnn.similarity.features import zscore_global
+from cortexsnn.similarity.suite import (
+    ScoringModel,
+    SuiteOptions,
+    SuiteResult,
+    _holm,
+    _sign_flip_p,
+    layer_rdm,
+    score_suite,
+)
+
+N = 40  # stimuli
+
+
+# ----------------------------------------------------------------------------- the silent-stimulus rule
+def test_layer_rdm_equals_the_plain_rdm_when_every_stimulus_responds():
+    x = torch.randn(12, 50, generator=torch.Generator().manual_seed(1))
+    ref = rdm(zscore_global(x.clone()), "correlation", precision="float32").numpy()
+    got, record = layer_rdm(x.clone())
+    np.testing.assert_array_equal(got, ref)  # bit-identical: the published per-layer scores do not move
+    assert record["silent_stimuli"] == 0 and "silent" not in record
+
+
+def test_silent_stimuli_are_uncorrelated_with_responsive_ones_and_identical_to_each_other():
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, 30, generator=g)
+    x[1] = 0.0  # no spike
+    x[4] = 0.0
+    got, record = layer_rdm(x.clone())
+    active = [0, 2, 3, 5]
+    sub = rdm(zscore_global(x.clone())[active], "correlation", precision="float32").numpy()
+    np.testing.assert_array_equal(got[np.ix_(active, active)], sub)
+    assert got[1, 4] == got[4, 1] == 0.0 and got[1, 1] == 0.0
+    assert all(got[1, j] == 1.0 and got[j, 4] == 1.0 for j in active)
+    assert record["silent_stimuli"] == 2 and record["active_fraction"] == pytest.approx(float((x != 0).float().mean()))
+
+
+def test_layers_without_information_are_silent_not_scored():
+    same = torch.ones(5, 8)
+    r, record = layer_rdm(same)
+    assert r is None and "identical" in record["silent"]
+    two = torch.zeros(5, 8)
+    two[0, 1] = two[3, 2] = 1.0
+    r, record = layer_rdm(two)
+    assert r is None and "only 2 of 5" in record["silent"]
+    with pytest.raises(CortexSNNError, match="NaN"):
+        layer_rdm(torch.full((4, 3), math.nan))
+
+
+# ----------------------------------------------------------------------------- small statistics
+def test_exact_sign_flip_p_and_holm_by_hand():
+    # all four differences positive: only the all-plus and all-minus flips reach |mean| = 1: p = 2 / 16
+    assert _sign_flip_p(np.ones(4), 0) == pytest.approx(2 / 16)
+    assert _sign_flip_p(np.array([1.0, -1.0, 1.0, -1.0]), 0) == 1.0
+    assert _holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert _holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+# ----------------------------------------------------------------------------- a synthetic benchmark
+class _Fixed(nn.Module):
+    """A 'network' whose layers return fixed per-stimulus features (the stimulus index is its pixel value)."""
+
+    def __init__(self, features: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(_Lookup(f) for f in features)
+        self.scoring_layers = [f"layers.{i}" for i in range(len(features))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([layer(x).sum(dim=1) for layer in self.layers], dim=1)
+
+
+class _Lookup(nn.Module):
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("table", table)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table[(x[:, 0, 0, 0] * 255).round().long()]
+
+
+def _benchmark(signal: np.ndarray, subjects: int, seed: int, ceiling: bool = True) -> Benchmark:
+    rng = np.random.default_rng(seed)
+    rdms = np.stack([rdm(signal + 0.8 * rng.standard_normal(signal.shape), "correlation").numpy()
+                     for _ in range(subjects)])
+    ids = [f"s{i:02d}" for i in range(N)]
+    images = np.repeat(np.arange(N, dtype=np.uint8)[:, None, None], 4, axis=1).repeat(4, axis=2)  # value = index
+    stim = StimulusSet("synthetic", ids, "synthetic index images", images=images)
+    target = RDMSet(rdms, [f"subject {k}" for k in range(subjects)], {}, np.array(ids),
+                    {"subject": [str(k) for k in range(subjects)]})
+    c = leave_one_subject_out(target) if ceiling and subjects > 1 else None
+    return Benchmark(f"synthetic.{subjects}", "simulated", "X", "synthetic", stim, target, c, "test", "synthetic")
+
+
+def _model(name: str, features: list[torch.Tensor]) -> ScoringModel:
+    return ScoringModel(name, _Fixed(features).eval(), "cnn", normalization="none", image_size=None,  # type: ignore[arg-type]
+                        info={"trained": True, "weights": "fixed features"})
+
+
+@pytest.fixture(scope="module")
+def suite_result() -> tuple[SuiteResult, list[Benchmark]]:
+    g = torch.Generator().manual_seed(0)
+    signal = torch.randn(N, 20, generator=g)
+    good = [torch.randn(N, 30, generator=g), signal @ torch.randn(20, 60, generator=g), torch.randn(N, 25, generator=g)]
+    bad = [torch.randn(N, 30, generator=g) for _ in range(3)]
+    silent = [torch.zeros(N, 10), torch.ones(N, 10)]
+    benchmarks = [_benchmark(signal.numpy(), 6, 1), _benchmark(signal.numpy(), 1, 2)]
+    models = [_model("good", good), lambda: _model("bad", bad), _model("silent", silent)]
+    result = score_suite(models, benchmarks, SuiteOptions(n_boot=300, n_splits=10, seed=0))
+    return result, benchmarks
+
+
+def test_the_informative_layer_is_chosen_out_of_sample_and_beats_noise(suite_result):
+    result, benchmarks = suite_result
+    for b in benchmarks:
+        good, bad = result.summary("good", b.name), result.summary("bad", b.name)
+        assert good["selected_layer"] == "layers.1" and good["selection_frequency"] == 1.0
+        assert good["n_folds"] == 20 and good["score"] > 0.3 and abs(bad["score"]) < 0.1
+        assert good["in_sample_best_layer"] == "layers.1"
+        assert result.summary("silent", b.name)["status"].startswith("silent")
+        comp = result.scores[b.name]["comparisons"]
+        assert [(c["model_a"], c["model_b"]) for c in comp] == [("good", "bad")]
+        c = comp[0]
+        assert c["difference"] > 0.3 and c["stimuli"]["ci_low"] > 0 and c["stimuli"]["p"] < 0.01
+        assert c["stimuli"]["p_holm"] >= c["stimuli"]["p"]
+        assert ("subjects" in c) == (b.n_subjects >= 3)
+        if "subjects" in c:
+            assert c["subjects"]["n_subjects"] == 6 and c["subjects"]["p"] == pytest.approx(2 / 64)
+
+
+def test_per_layer_scores_and_intervals_equal_the_direct_computation(suite_result):
+    result, benchmarks = suite_result
+    b = benchmarks[0]
+    rows = [r for r in result.scores[b.name]["layers"] if r["model"] == "good"]
+    assert [r["layer"] for r in rows] == ["layers.0", "layers.1", "layers.2"]
+    good_rdm = result.rdms[f"{b.name}|good"]  # the selected layer's RDM
+    direct = [compare_rdms(good_rdm, s) for s in b.target.rdms]
+    assert rows[1]["per_subject"] == pytest.approx(direct, abs=0) and rows[1]["score"] == pytest.approx(np.mean(direct))
+    # the interval is the batched bootstrap's, with the run's seed, on the stack of every scored layer
+    stack = np.stack([layer_rdm(f.clone())[0] for f in _features_of(result, b, "good")] +
+                     [layer_rdm(f.clone())[0] for f in _features_of(result, b, "bad")])
+    lo, hi = bootstrap_rdm_cis(stack, [b.target.rdms], n_boot=300, random_state=0)
+    assert rows[1]["ci_low"] == lo[1, 0] and rows[1]["ci_high"] == hi[1, 0]
+    assert rows[1]["ci_low"] <= rows[1]["score"] <= rows[1]["ci_high"]
+
+
+def _features_of(result, b, model):
+    g = torch.Generator().manual_seed(0)
+    signal = torch.randn(N, 20, generator=g)
+    good = [torch.randn(N, 30, generator=g), signal @ torch.randn(20, 60, generator=g), torch.randn(N, 25, generator=g)]
+    bad = [torch.randn(N, 30, generator=g) for _ in range(3)]
+    return good if model == "good" else bad
+
+
+def test_normalised_scores_use_the_stated_denominator_and_raw_scores_stay_raw(suite_result):
+    result, benchmarks = suite_result
+    with_ceiling, single = benchmarks
+    c = with_ceiling.ceiling
+    assert c.kind == "leave-one-subject-out" and c.lower < c.upper and c.denominator == c.upper
+    s = result.summary("good", with_ceiling.name)
+    assert s["normalized_score"] == pytest.approx(s["score"] / c.upper)
+    assert "normalized_score" not in result.summary("good", single.name) and single.ceiling is None
+    desc = result.benchmarks[with_ceiling.name]["ceiling"]
+    assert set(desc) >= {"kind", "lower", "upper", "denominator", "method"} and "mean" not in desc
+    split = Ceiling("split-half", "m", estimate=0.5, spread=0.1)
+    assert split.denominator == 0.5 and Ceiling.from_dict(split.to_dict()) == split
+
+
+def test_firing_rates_and_depth_are_recorded_for_every_layer(suite_result):
+    result, _ = suite_result
+    layers = result.layers["silent"]["synthetic"]
+    assert layers["layers.0"]["mean_output"] == 0.0 and layers["layers.0"]["silent_stimuli"] == N
+    assert layers["layers.1"]["mean_output"] == 1.0 and "identical" in layers["layers.1"]["silent"]
+    assert [v["depth"] for v in result.layers["good"]["synthetic"].values()] == [0.0, 0.5, 1.0]
+
+
+def test_result_files_round_trip_and_load_as_tables(suite_result, tmp_path):
+    result, benchmarks = suite_result
+    written = result.write(tmp_path)
+    for path in written:
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o044 == 0o044  # readable by others
+    back = SuiteResult.read(tmp_path)
+    assert back.to_dict() == json.loads(json.dumps(result.to_dict()))
+    assert set(back.rdms) == set(result.rdms)
+    with open(tmp_path / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(result.tidy()) == 2 * 6  # 2 benchmarks x (3 + 3 scored layers)
+    assert set(rows[0]) >= {"model", "benchmark", "species", "area", "layer", "depth", "metric", "score", "ci_low",
+                            "ci_high", "normalized_score", "mean_output", "silent_stimuli"}
+    assert sum(r["selected_layer"] == "True" for r in rows) == 4  # one per scored model and benchmark
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.read_csv(tmp_path / "scores.csv")
+    assert frame.groupby("benchmark").size().tolist() == [6, 6]
+
+
+def test_the_report_reads_the_result(suite_result, tmp_path):
+    from cortexsnn.similarity.report import write_suite_report
+
+    result, _ = suite_result
+    page = write_suite_report(result, tmp_path).read_text()
+    for needle in ("Paired comparisons", "held-out", "leave-one-subject-out", "raw (no ceiling)", "silent",
+                   "in-sample best"):
+        assert needle in page, needle
+    import re
+
+    for name in re.findall(r'<img src="([^"]+)"', page):
+        assert (tmp_path / name).is_file()
+
+
+def test_bad_options_and_names_are_refused():
+    with pytest.raises(CortexSNNError, match="n_boot"):
+        SuiteOptions(n_boot=10)
+    with pytest.raises(CortexSNNError, match="n_splits"):
+        SuiteOptions(n_splits=0)
+    with pytest.raises(CortexSNNError, match="no benchmark"):
+        score_suite([], [])
+    g = torch.Generator().manual_seed(0)
+    b = _benchmark(torch.randn(N, 5, generator=g).numpy(), 2, 0)
+    twice = [_model("m", [torch.randn(N, 4, generator=g)]), _model("m", [torch.randn(N, 4, generator=g)])]
+    with pytest.raises(CortexSNNError, match="distinct name"):
+        score_suite(twice, [b], SuiteOptions(n_boot=100, n_splits=1))
