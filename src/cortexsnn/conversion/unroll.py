@@ -12,8 +12,12 @@ the image repeated over ``T``; :func:`unroll` writes that use out for ``K`` step
 * the output is the **mean over the K steps** of the per-step output, the zoo's read-out of a
   time-major network on a static image (the trainer classifies ``model(x).mean(0)``, and
   :func:`~cortexsnn.similarity.features.extract_features` in static mode averages every layer over
-  ``T``). So ``unroll(model, K)(x)`` equals ``model(x.expand(K, *x.shape)).mean(0)`` (to float
-  rounding, 1e-6 in float32);
+  ``T``). So ``unroll(model, K)(x)`` equals ``model(x.expand(K, *x.shape)).mean(0)`` in evaluation
+  mode (to float rounding: 1e-10 in float64, about 1e-6 relative in float32). In evaluation mode the
+  original's shortcuts change nothing: the stem computed once for a repeated image
+  (``repeated_over_time``, ``conv_bn_static``) is the stem at every step, and batch norm with
+  ``per_step`` uses its running statistics like any other; every forward starts from the zero
+  state (``prepare`` resets it), and a ``stateful`` model is refused;
 * every scored layer is recorded at a :class:`StepMean` of its ``K`` copies
   (:attr:`Unrolled.recorded_paths`), so the features of the unrolled network, and of the spiking
   network converted from it, are the time-averaged features of the original.
@@ -49,6 +53,7 @@ from cortexsnn.models.layers import (
     SpikingModel,
 )
 from cortexsnn.models.lorafb import LoRaFBSNet, RecurrentStage
+from cortexsnn.neurons import MemoryModule
 
 __all__ = ["DEFAULT_UNROLL_STEPS", "StepMean", "ZeroState", "Unrolled", "UnrolledLoRaFB", "register_unroller",
            "is_time_major", "unroll"]
@@ -198,8 +203,6 @@ def _static_copy(model: nn.Module) -> nn.Module:
 
 def _check_relu(model: nn.Module) -> None:
     """Refuse neurons: only ReLU networks are ANNs (``nn.ReLU`` / ``SeqReLU``)."""
-    from cortexsnn.neurons import MemoryModule
-
     for name, module in model.named_modules():
         if isinstance(module, MemoryModule) and not isinstance(module, RecurrentStage):
             raise ConversionError(
