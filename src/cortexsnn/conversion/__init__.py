@@ -17,7 +17,7 @@ from cortexsnn.conversion.fidelity import FidelityResult, measure_fidelity  # no
 from cortexsnn.conversion.io import load_converted, read_converted_metadata, save_converted  # noqa: F401
 from cortexsnn.conversion.modules import GatedMaxPool, Probe, RateIFNeuron  # noqa: F401
 from cortexsnn.conversion.network import ConvertedSNN, rate_readout  # noqa: F401
-from cortexsnn.conversion.unroll import Unrolled, is_time_major, register_unroller, unroll  # noqa: F401
+from cortexsnn.conversion.unrolling import Unrolled, is_time_major, register_unroller, unroll  # noqa: F401
 
 __all__ = [
     "ConversionConfig", "ConversionError", "ConvertedSNN", "FidelityResult", "GatedMaxPool", "Probe", "RateIFNeuron",

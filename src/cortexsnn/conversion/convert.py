@@ -19,7 +19,7 @@ Steps (each a function of its own, so that a user can inspect or replace one):
 The calibration images must not be the images the converted network is evaluated on.
 
 A recurrent, time-major network (LoRaFB-CNet, ``lorafb_cnet18``) is first unrolled over
-``ConversionConfig.unroll_steps`` steps on the static image (:func:`~cortexsnn.conversion.unroll.unroll`):
+``ConversionConfig.unroll_steps`` steps on the static image (:func:`~cortexsnn.conversion.unrolling.unroll`):
 the converter then sees a feed-forward network on ``[B, C, H, W]`` whose output is the time mean of
 the original's, and each unrolled copy of an activation becomes its own neuron layer.
 """
@@ -39,7 +39,7 @@ from cortexsnn.conversion.errors import ConversionError
 from cortexsnn.conversion.graph import find_activations, fold_batch_norm, fold_padding, trace
 from cortexsnn.conversion.modules import GatedMaxPool, RateIFNeuron
 from cortexsnn.conversion.network import ConvertedSNN, _Tap
-from cortexsnn.conversion.unroll import DEFAULT_UNROLL_STEPS, Unrolled, is_time_major, unroll
+from cortexsnn.conversion.unrolling import DEFAULT_UNROLL_STEPS, Unrolled, is_time_major, unroll
 from cortexsnn.neurons.base import reset
 
 __all__ = ["ConversionConfig", "build_snn", "convert", "set_thresholds", "calibrate_bias", "activation_statistics"]
@@ -69,7 +69,7 @@ class ConversionConfig:
             EfficientNet-Lite0 here); results agree to float rounding.
         min_calibration_images: fewer calibration images than this are refused.
         unroll_steps: ``K`` for a recurrent time-major network (``lorafb_cnet18``), unrolled over
-            ``K`` steps of the repeated image before conversion (:func:`~cortexsnn.conversion.unroll`);
+            ``K`` steps of the repeated image before conversion (:func:`~cortexsnn.conversion.unrolling.unroll`);
             it should be the ``T`` at which the ANN is used on images (4, the zoo's static-mode
             default). Unused for a static network.
     """

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from cortexsnn.conversion.errors import ConversionError
 from cortexsnn.conversion.network import ConvertedSNN
-from cortexsnn.conversion.unroll import is_time_major, unroll
+from cortexsnn.conversion.unrolling import is_time_major, unroll
 from cortexsnn.neurons.base import reset
 
 __all__ = ["FidelityResult", "measure_fidelity"]
@@ -122,8 +122,9 @@ def measure_fidelity(ann: nn.Module, snn: ConvertedSNN, images: Tensor, *, steps
     if is_time_major(ann):
         unrolled_steps = snn.info.get("unrolled_steps")
         if not unrolled_steps:
-            raise ConversionError(f"{type(ann).__name__} is time-major but the SNN was not converted from an unrolled "
-                                  "network (snn.info['unrolled_steps'] is not set); compare the SNN with its source ANN")
+            raise ConversionError(f"{type(ann).__name__} is time-major but the SNN was not converted from an "
+                                  "unrolled network (snn.info['unrolled_steps'] is not set); compare the SNN with "
+                                  "its source ANN")
         ann = unroll(ann, unrolled_steps)
     ann = ann.eval()
     snn = snn.eval()
