@@ -130,6 +130,13 @@ def test_refused_unrolls():
     with pytest.raises(ConversionError, match="SEWResNet takes time-major input.*no unroller"):
         convert(time_major, torch.randn(8, 3, SIZE, SIZE))
 
+    class Rewired(type(model)):
+        def forward(self, x: Tensor) -> Tensor:
+            return super().forward(x) * 2
+
+    with pytest.raises(ConversionError, match="Rewired overrides the forward of LoRaFBSNet"):
+        unroll(Rewired(num_classes=10, neuron="relu", cnf=None))
+
 
 def test_a_layer_run_at_every_step_is_not_recorded_silently():
     # one node would be the layer at the last step, not its output over time

@@ -145,7 +145,8 @@ U = TypeVar("U", bound=Unroller)
 
 
 def register_unroller(cls: type) -> Callable[[U], U]:
-    """Declare ``fn(model, steps) -> Unrolled`` the unroller of ``cls`` (and its subclasses)."""
+    """Declare ``fn(model, steps) -> Unrolled`` the unroller of ``cls`` (and of its subclasses that keep
+    its ``forward``)."""
     def decorate(fn: U) -> U:
         _UNROLLERS[cls] = fn
         return fn
@@ -153,8 +154,13 @@ def register_unroller(cls: type) -> Callable[[U], U]:
 
 
 def _unroller(model: nn.Module) -> Unroller | None:
+    """The unroller registered for ``model``'s class or a base class whose ``forward`` it keeps."""
     for cls in type(model).__mro__:
         if cls in _UNROLLERS:
+            if type(model).forward is not cls.forward:
+                raise ConversionError(
+                    f"{type(model).__name__} overrides the forward of {cls.__name__}, whose unroller would not compute "
+                    f"it; register an unroller for {type(model).__name__} (cortexsnn.conversion.register_unroller)")
             return _UNROLLERS[cls]
     return None
 
