@@ -461,20 +461,6 @@ def test_integer_calibration_images():
         convert(Digits().eval(), (DIGITS * 255).to(torch.uint8))
 
 
-def test_time_major_model_lorafb_cnet18():
-    """``lorafb_cnet18`` takes ``[T, B, C, H, W]`` and feeds every stage's output at t - 1 back into
-    the stage at t: its forward checks ``x.dim()`` (SpikingModel.check_input), branches on whether
-    the frames repeat (``repeated_over_time``) and loops over ``x.shape[0]`` steps with a state
-    (``RecurrentStage``), none of which torch.fx can trace; and a recurrent network's output for a
-    repeated image is not one static value for a rate code to carry. The converter refuses it
-    clearly (what would be needed: the report)."""
-    from cortexsnn.models import create_model
-
-    model = create_model("lorafb_cnet18", num_classes=10).eval()
-    with pytest.raises(ConversionError, match="cannot be traced by torch.fx"):
-        convert(model, torch.randn(8, 3, 32, 32))
-
-
 # --- bugs the converter had ------------------------------------------------------------------------------
 
 class SharedConv(nn.Module):

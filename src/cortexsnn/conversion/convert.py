@@ -17,6 +17,11 @@ Steps (each a function of its own, so that a user can inspect or replace one):
    errors of the layers before it.
 
 The calibration images must not be the images the converted network is evaluated on.
+
+A recurrent, time-major network (LoRaFB-CNet, ``lorafb_cnet18``) is first unrolled over
+``ConversionConfig.unroll_steps`` steps on the static image (:func:`~cortexsnn.conversion.unrolling.unroll`):
+the converter then sees a feed-forward network on ``[B, C, H, W]`` whose output is the time mean of
+the original's, and each unrolled copy of an activation becomes its own neuron layer.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from cortexsnn.conversion.errors import ConversionError
 from cortexsnn.conversion.graph import find_activations, fold_batch_norm, fold_padding, trace
 from cortexsnn.conversion.modules import GatedMaxPool, RateIFNeuron
 from cortexsnn.conversion.network import ConvertedSNN, _Tap
+from cortexsnn.conversion.unrolling import DEFAULT_UNROLL_STEPS, Unrolled, is_time_major, unroll
 from cortexsnn.neurons.base import reset
 
 __all__ = ["ConversionConfig", "build_snn", "convert", "set_thresholds", "calibrate_bias", "activation_statistics"]
@@ -62,6 +68,10 @@ class ConversionConfig:
         channels_last: run 4-D activations channels-last (faster convolutions on CPU: 1.3-1.4x on
             EfficientNet-Lite0 here); results agree to float rounding.
         min_calibration_images: fewer calibration images than this are refused.
+        unroll_steps: ``K`` for a recurrent time-major network (``lorafb_cnet18``), unrolled over
+            ``K`` steps of the repeated image before conversion (:func:`~cortexsnn.conversion.unrolling.unroll`);
+            it should be the ``T`` at which the ANN is used on images (4, the zoo's static-mode
+            default). Unused for a static network.
     """
 
     threshold: ThresholdMethod = "percentile"
@@ -76,6 +86,7 @@ class ConversionConfig:
     time_chunk: int = 8
     channels_last: bool = True
     min_calibration_images: int = 8
+    unroll_steps: int = DEFAULT_UNROLL_STEPS
 
 
 def _check_calibration(images: Tensor, config: ConversionConfig) -> None:
@@ -150,15 +161,24 @@ def _insert_taps(gm: fx.GraphModule, nodes: Sequence[str]) -> _Tap:
 
 
 def _recorded_layers(model: nn.Module, outputs: dict[str, str], folded: dict[str, str],
-                     layers: Sequence[str] | None) -> dict[str, str]:
+                     layers: Sequence[str] | None, calls: dict[str, int]) -> dict[str, str]:
+    """``{layer: node holding its output}``; an unrolled network's scored layers are read at their
+    time means (``model.recorded_paths``)."""
     wanted = list(layers) if layers is not None else list(getattr(model, "scoring_layers", []) or [])
-    missing = [name for name in wanted if name not in outputs]
+    paths = {name: getattr(model, "recorded_paths", {}).get(name, name) for name in wanted}
+    missing = [name for name in wanted if paths[name] not in outputs]
     if missing:
         raise ConversionError(f"layers {missing} are not module calls of {type(model).__name__}; record module paths "
                               f"such as {list(outputs)[:6]}")
+    repeated = [name for name in wanted if calls.get(paths[name], 1) > 1]
+    if isinstance(model, Unrolled) and repeated:
+        raise ConversionError(
+            f"layers {repeated} run once per unrolled step in {model.source} unrolled over {model.steps} steps, so "
+            "one node is not the layer's output; record the network's scored layers (read at their mean over the "
+            f"steps): {list(model.recorded_paths)[:6]}")
     mapped = {}
     for name in wanted:
-        node = outputs[name]
+        node = outputs[paths[name]]
         while node in folded:  # a folded batch norm: its output is now the convolution's
             node = folded[node]
         mapped[name] = node
@@ -170,9 +190,13 @@ def build_snn(model: nn.Module, example: Tensor, config: ConversionConfig | None
     """The converted network's structure, without calibration: trace, fold, replace (thresholds 1).
 
     ``example``: one input batch ``[B, ...]`` of the size the network will see (shapes only). Used by
-    :func:`convert`, and by :func:`load_converted` to rebuild a saved conversion.
+    :func:`convert`, and by :func:`load_converted` to rebuild a saved conversion. A recurrent
+    time-major ``model`` is unrolled over ``config.unroll_steps`` first.
     """
     config = config or ConversionConfig()
+    source = type(model).__name__
+    if is_time_major(model):
+        model = unroll(model, config.unroll_steps)
     gm, outputs = trace(model)
     folded = fold_batch_norm(gm)
     fold_padding(gm)
@@ -184,15 +208,16 @@ def build_snn(model: nn.Module, example: Tensor, config: ConversionConfig | None
         raise ConversionError(f"{type(model).__name__} does not run on inputs of shape {tuple(example.shape[1:])} "
                               f"({type(cause).__name__}: {str(cause).splitlines()[0][:200]}); give images of the size "
                               "and channels the network was trained on") from cause
-    recorded = _recorded_layers(model, outputs, folded, layers)
+    recorded = _recorded_layers(model, outputs, folded, layers, gm.meta.get("module_calls", {}))
     neurons = _replace_activations(gm, config)
     tap = _insert_taps(gm, list(recorded.values()))
     gm.graph.lint()
     gm.recompile()
     snn = ConvertedSNN(gm, neurons, list(recorded), time_chunk=config.time_chunk, channels_last=config.channels_last)
     tap.probes = [snn.probe(name) for name in recorded]
-    snn.info = {"source": type(model).__name__, "config": asdict(config), "neurons": len(neurons),
-                "folded_batch_norms": len(folded), "input_shape": list(example.shape[1:])}
+    snn.info = {"source": source, "config": asdict(config), "neurons": len(neurons),
+                "folded_batch_norms": len(folded), "input_shape": list(example.shape[1:]),
+                "unrolled_steps": model.steps if isinstance(model, Unrolled) else None}
     return snn.eval()
 
 
@@ -201,8 +226,10 @@ def convert(model: nn.Module, calibration: Tensor, config: ConversionConfig | No
     """Convert a trained ANN into a spiking network (see the module docstring).
 
     Args:
-        model: a trained network of convolutions, linear layers, batch norm, ReLU / ReLU6 / clamp,
-            average / max pooling, residual additions and concatenations (left unchanged).
+        model: a trained network of convolutions (transposed ones included), linear layers, batch norm,
+            ReLU / ReLU6 / clamp, average / max pooling, residual additions and concatenations (left
+            unchanged); or a recurrent time-major network with a registered unroller
+            (``lorafb_cnet18``), unrolled over ``config.unroll_steps`` steps first.
         calibration: images ``[N, C, H, W]`` (normalised like the training inputs; not the images the
             SNN is evaluated on) from which thresholds (and biases) are set.
         config: the method; default :class:`ConversionConfig()`.

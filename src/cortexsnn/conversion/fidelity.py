@@ -5,7 +5,9 @@ after ``t`` steps is the running mean of the first ``t`` outputs, so one simulat
 ``T``), and reports at each ``T``: top-1 agreement with the ANN, the correlation of the SNN's logits
 with the ANN's, the SNN's own top-1 accuracy when labels are given, and for every recorded layer the
 correlation of its time-averaged output with the ANN's output at the same place. Evaluate on images
-that were *not* used for calibration.
+that were *not* used for calibration. A recurrent time-major ANN (``lorafb_cnet18``) is compared
+through its unrolled form, over the steps the SNN was converted from (its time-averaged output and
+layers).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 
 from cortexsnn.conversion.errors import ConversionError
 from cortexsnn.conversion.network import ConvertedSNN
+from cortexsnn.conversion.unrolling import is_time_major, unroll
 from cortexsnn.neurons.base import reset
 
 __all__ = ["FidelityResult", "measure_fidelity"]
@@ -80,6 +83,7 @@ class _Moments:
 
 
 def _record(module: nn.Module, names: Sequence[str], store: dict[str, Tensor], time_major: bool):
+    paths = getattr(module, "recorded_paths", {})  # an unrolled ANN: the layers' means over its steps
     handles = []
     for name in names:
         def hook(mod, inputs, output, name=name):
@@ -89,7 +93,7 @@ def _record(module: nn.Module, names: Sequence[str], store: dict[str, Tensor], t
                 store[name] = value if name not in store else store[name] + value
             else:
                 store[name] = value.float()
-        handles.append(module.get_submodule(name).register_forward_hook(hook))
+        handles.append(module.get_submodule(paths.get(name, name)).register_forward_hook(hook))
     return handles
 
 
@@ -101,7 +105,8 @@ def measure_fidelity(ann: nn.Module, snn: ConvertedSNN, images: Tensor, *, steps
 
     ``layers`` (default: ``snn.scoring_layers``) are compared by the correlation of their outputs;
     they must be module paths of ``ann`` too. The simulation runs ``max(steps)`` steps in chunks of
-    ``snn.time_chunk``; every ``T`` must be a multiple of the chunk.
+    ``snn.time_chunk``; every ``T`` must be a multiple of the chunk. A time-major ``ann`` is unrolled
+    over the steps recorded in ``snn.info["unrolled_steps"]``.
     """
     steps = sorted({int(t) for t in steps})
     if not steps or steps[0] < 1:
@@ -114,6 +119,13 @@ def measure_fidelity(ann: nn.Module, snn: ConvertedSNN, images: Tensor, *, steps
     if labels is not None and labels.shape[0] != images.shape[0]:
         raise ConversionError(f"{labels.shape[0]} labels for {images.shape[0]} images")
     layers = list(snn.scoring_layers if layers is None else layers)
+    if is_time_major(ann):
+        unrolled_steps = snn.info.get("unrolled_steps")
+        if not unrolled_steps:
+            raise ConversionError(f"{type(ann).__name__} is time-major but the SNN was not converted from an "
+                                  "unrolled network (snn.info['unrolled_steps'] is not set); compare the SNN with "
+                                  "its source ANN")
+        ann = unroll(ann, unrolled_steps)
     ann = ann.eval()
     snn = snn.eval()
     agree = np.zeros(len(steps))

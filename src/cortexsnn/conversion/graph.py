@@ -3,7 +3,7 @@
 A network is traced with :mod:`torch.fx` into a graph of module calls and functions. Between two
 activations everything must be linear (or affine) in the activations, because an integrate-and-fire
 neuron that replaces an activation turns its input current into a spike train whose rate stands for
-the activation: a convolution, a linear layer, batch norm in evaluation mode, average pooling,
+the activation: a convolution (or a transposed one), a linear layer, batch norm in evaluation mode, average pooling,
 padding, residual additions, concatenations, flattening and dropout (identity in evaluation mode)
 all commute with the rate code. Max pooling does not (the max of spike trains is not the max of
 rates) and is replaced at run time by the exact max of the inputs' running spike counts
@@ -26,13 +26,15 @@ from torch.nn import functional as F
 
 from cortexsnn.conversion.errors import ConversionError
 
-__all__ = ["Activation", "trace", "fold_batch_norm", "fold_padding", "find_activations", "register_linear_function"]
+__all__ = ["Activation", "trace", "fold_batch_norm", "fold_padding", "find_activations", "register_linear_function",
+           "register_linear_module"]
 
 log = logging.getLogger(__name__)
 
 #: Modules kept whole by the tracer (their forward is linear in the input, or an activation).
+_CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _LINEAR_MODULES = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+    *_CONVOLUTIONS, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
     nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
     nn.AdaptiveAvgPool3d, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.Identity, nn.ZeroPad2d,
     nn.ConstantPad2d,
@@ -41,7 +43,7 @@ _MAX_POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 _ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
 _LINEAR_FUNCTIONS = {
     operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub, operator.neg, torch.neg, torch.cat, torch.concat, torch.flatten, F.adaptive_avg_pool2d,
-    F.avg_pool2d, F.pad, F.dropout, F.linear, F.conv2d, operator.getitem, getattr, torch.mean,
+    F.avg_pool2d, F.pad, F.dropout, F.linear, F.conv2d, F.conv_transpose2d, operator.getitem, getattr, torch.mean,
 }
 #: Functions of the zoo that are linear in their tensor argument (padding), extended by
 #: :func:`register_linear_function`.
@@ -52,6 +54,18 @@ def register_linear_function(fn) -> None:
     """Declare a function (kept whole by ``torch.fx.wrap``) linear in its tensor input, e.g. a padding
     helper, so that the converter carries it between neurons."""
     _EXTRA_LINEAR_FUNCTIONS.add(fn)
+
+
+#: Modules linear in their tensor inputs, kept whole by the tracer: see :func:`register_linear_module`.
+_EXTRA_LINEAR_MODULES: set[type] = set()
+
+
+def register_linear_module(cls: type) -> type:
+    """Declare a module class linear in its tensor inputs (e.g. the mean of several tensors): the
+    tracer keeps its calls whole (so that they can be recorded) and the converter carries them
+    between neurons. Returns ``cls`` (usable as a class decorator)."""
+    _EXTRA_LINEAR_MODULES.add(cls)
+    return cls
 
 
 def _zoo_linear_functions() -> None:
@@ -89,22 +103,26 @@ class _Tracer(fx.Tracer):
     def __init__(self) -> None:
         super().__init__()
         self.module_outputs: dict[str, fx.Node] = {}
+        self.module_calls: dict[str, int] = {}
 
     def call_module(self, m: nn.Module, forward, args, kwargs):
         out = super().call_module(m, forward, args, kwargs)
         if isinstance(out, fx.Proxy):  # the last call of a module wins (a module called twice: its last use)
-            self.module_outputs[self.path_of_module(m)] = out.node
+            path = self.path_of_module(m)
+            self.module_outputs[path] = out.node
+            self.module_calls[path] = self.module_calls.get(path, 0) + 1
         return out
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, (*_LINEAR_MODULES, *_MAX_POOL_MODULES, *_ACTIVATION_MODULES)):
+        if isinstance(m, (*_LINEAR_MODULES, *_MAX_POOL_MODULES, *_ACTIVATION_MODULES, *_EXTRA_LINEAR_MODULES)):
             return True
         return super().is_leaf_module(m, qualname)
 
 
 def trace(model: nn.Module) -> tuple[fx.GraphModule, dict[str, str]]:
     """A traced copy of ``model`` in evaluation mode (the original is left untouched), and the name of
-    the node holding each module's output (``{module path: node name}``)."""
+    the node holding each module's output (``{module path: node name}``; the last call of a module
+    called several times). ``gm.meta["module_calls"]`` counts the calls of each module path."""
     model = copy.deepcopy(model).eval()
     tracer = _Tracer()
     try:
@@ -116,7 +134,9 @@ def trace(model: nn.Module) -> tuple[fx.GraphModule, dict[str, str]]:
             "control flow: wrap such parts in a module the tracer keeps whole, or convert the submodule "
             "that holds the network's layers") from exc
     outputs = {path: node.name for path, node in tracer.module_outputs.items()}
-    return fx.GraphModule(model, graph, class_name=type(model).__name__), outputs
+    gm = fx.GraphModule(model, graph, class_name=type(model).__name__)
+    gm.meta["module_calls"] = dict(tracer.module_calls)
+    return gm, outputs
 
 
 def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
@@ -124,28 +144,34 @@ def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
 
 
 def fold_batch_norm(gm: fx.GraphModule) -> dict[str, str]:
-    """Fold every batch norm that directly follows a convolution or linear layer into it.
+    """Fold every batch norm that directly follows a convolution (transposed or not) or linear layer into it.
 
     The convolution must feed only the batch norm. A batch norm that follows something else stays
-    (in evaluation mode it is an affine map, which the rate code carries). Returns
-    ``{removed batch-norm node: the node that now holds its output}``.
+    (in evaluation mode it is an affine map, which the rate code carries). A layer called at several
+    places (weight sharing, e.g. an unrolled recurrent network) is folded once, in place, when every
+    call is followed by the same batch-norm module; otherwise each call site gets its own folded copy.
+    Returns ``{removed batch-norm node: the node that now holds its output}``.
     """
     folded: dict[str, str] = {}
+    shared: dict[str, str] = {}  # layer folded in place -> the batch norm folded into it
     for node in list(gm.graph.nodes):
         bn = _module(gm, node)
         if not isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
             continue
         source = node.args[0]
         layer = _module(gm, source) if isinstance(source, fx.Node) else None
-        if not isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) or len(source.users) != 1:
+        if not isinstance(layer, (*_CONVOLUTIONS, nn.Linear)) or len(source.users) != 1:
             continue
-        if sum(n.op == "call_module" and n.target == source.target for n in gm.graph.nodes) > 1:
-            # the layer is called at other places too: this call site gets a copy to fold into
-            own = f"{source.target.replace('.', '_')}_{node.name}"
-            gm.add_submodule(own, copy.deepcopy(layer))
-            source.target = own
-            layer = gm.get_submodule(own)
-        _fold_into(layer, bn)
+        if shared.get(source.target) != node.target:
+            calls = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == source.target]
+            if all(_only_user_calls(n, node.target) for n in calls):
+                _fold_into(layer, bn)
+                shared[source.target] = node.target
+            else:  # the layer is called elsewhere without this batch norm: this call site gets a copy to fold into
+                own = f"{source.target.replace('.', '_')}_{node.name}"
+                gm.add_submodule(own, copy.deepcopy(layer))
+                source.target = own
+                _fold_into(gm.get_submodule(own), bn)
         node.replace_all_uses_with(source)
         folded[node.name] = source.name
         gm.graph.erase_node(node)
@@ -153,6 +179,12 @@ def fold_batch_norm(gm: fx.GraphModule) -> dict[str, str]:
     gm.delete_all_unused_submodules()
     gm.recompile()
     return folded
+
+
+def _only_user_calls(node: fx.Node, target: str) -> bool:
+    """Whether ``node``'s only user is a call of the module ``target``."""
+    users = list(node.users)
+    return len(users) == 1 and users[0].op == "call_module" and users[0].target == target
 
 
 @torch.no_grad()
@@ -167,9 +199,26 @@ def _fold_into(layer: nn.Module, bn: nn.Module) -> None:
     if bn.affine:
         shift = shift + bn.bias
     weight = layer.weight
-    layer.weight = nn.Parameter(weight * scale.reshape(-1, *([1] * (weight.dim() - 1))))
+    layer.weight = nn.Parameter(weight * _output_channel_scale(layer, scale))
     bias = layer.bias if layer.bias is not None else torch.zeros_like(scale)
     layer.bias = nn.Parameter(bias * scale + shift)
+
+
+def _output_channel_scale(layer: nn.Module, scale: torch.Tensor) -> torch.Tensor:
+    """``scale`` (one factor per output channel) shaped to multiply ``layer.weight``.
+
+    A convolution's or linear layer's weight is ``[out, in / groups, *kernel]``; a transposed
+    convolution's is ``[in, out / groups, *kernel]``, where input channel ``i`` (of group
+    ``i // (in / groups)``) feeds output channels ``group * out / groups + j``.
+    """
+    weight = layer.weight
+    kernel = [1] * (weight.dim() - 2)
+    if not isinstance(layer, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        return scale.reshape(-1, 1, *kernel)
+    groups = layer.groups
+    per_group_in, per_group_out = weight.shape[0] // groups, weight.shape[1]
+    grouped = scale.reshape(groups, 1, per_group_out).expand(groups, per_group_in, per_group_out)
+    return grouped.reshape(weight.shape[0], per_group_out, *kernel)
 
 
 def fold_padding(gm: fx.GraphModule) -> int:
@@ -267,7 +316,7 @@ def find_activations(gm: fx.GraphModule) -> list[Activation]:
 def _check_linear(gm: fx.GraphModule, node: fx.Node) -> None:
     module = _module(gm, node)
     if module is not None:
-        if isinstance(module, (*_LINEAR_MODULES, *_MAX_POOL_MODULES)):
+        if isinstance(module, (*_LINEAR_MODULES, *_MAX_POOL_MODULES, *_EXTRA_LINEAR_MODULES)):
             return
         raise ConversionError(f"layer {node.target!r} of type {type(module).__name__} cannot be converted to "
                               "spiking neurons: only convolutions, linear layers, batch norm, ReLU / ReLU6 / "
