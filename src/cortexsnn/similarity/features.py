@@ -124,7 +124,7 @@ def _make_hook(name: str, run: _Run):
         else:
             if out.dim() < 2 or out.shape[1] != run.batch:
                 raise ValueError(f"layer {name!r} output {tuple(out.shape)} is not time-major [T, B={run.batch}, ...]; "
-                                 "use mode='cnn' for a network without a time dimension")
+                                 f"use mode='cnn' for a network without a time dimension{_step_hint(run.adapter)}")
             pieces, flat = out.shape[0], out.reshape(out.shape[0], run.batch, -1)
         run.shapes.setdefault(name, tuple(out.shape[1 if run.mode == "cnn" else 2:]))
         buf = run.buffers.get(name)
@@ -453,4 +453,15 @@ def _run_group(model: nn.Module, stimuli: Tensor, buffers: dict[str, Tensor], mo
 def _check_steps(run: _Run, names: Sequence[str]) -> None:
     wrong = {name: run.seen.get(name, 0) for name in names if run.seen.get(name, 0) != run.steps}
     if wrong:
-        raise ValueError(f"layers produced the wrong number of time steps (expected {run.steps}): {wrong}")
+        raise ValueError(f"layers produced the wrong number of time steps (expected {run.steps}): {wrong}"
+                         f"{_step_hint(run.adapter)}")
+
+
+def _step_hint(adapter: ModelAdapter) -> str:
+    """For a library model: the adapter may call it the wrong way (per step / on the sequence)."""
+    mode = getattr(adapter, "step_mode", None)
+    if isinstance(adapter, NativeAdapter) or not hasattr(adapter, "model_step_mode"):
+        return ""
+    return (f"; or {adapter!r} calls the model the wrong way (step_mode={mode!r}): pass "
+            f"adapter={type(adapter).__name__}(step_mode='m') for a model whose forward takes [T, B, ...], "
+            f"step_mode='s' for one that takes one step [B, ...] per call")
