@@ -135,6 +135,7 @@ def test_spikingjelly_single_step():
 
     ref = _reference(net, x, SJ_LAYERS, run_one)
     assert isinstance(adapter_for(net), SpikingJellyAdapter) and adapter_for(net).model_step_mode(net) == "s"
+    assert adapter_for(net).spiking_layers(net) == ["2", "4", "7"]
     _assert_batch_free_and_equal(net, x, SJ_LAYERS, ref, ["2", "4", "7"])
 
 
@@ -158,7 +159,7 @@ def test_spikingjelly_multi_step_is_reset_between_batches():
     leaky = {bs: dict(extract_features(net, x, layers=["2"], time_steps=T, batch_size=bs, zscore=False,
                                        adapter="cortexsnn", check_reset=False))["2"] for bs in (2, 8)}
     assert not torch.equal(leaky[2], leaky[8])
-    with pytest.raises(StateResetError, match="reset"):
+    with pytest.raises(StateResetError, match="adapter='spikingjelly' resets them"):
         list(extract_features(net, x, layers=["2"], time_steps=T, adapter="cortexsnn"))
 
 
@@ -247,6 +248,7 @@ def test_norse_cells_in_sequential_state():
     ref = _reference(net, x, names, run_one)
     adapter = adapter_for(net)
     assert isinstance(adapter, NorseAdapter) and adapter.model_step_mode(net) == "s"
+    assert adapter.spiking_layers(net) == ["1", "3", "6"]
     _assert_batch_free_and_equal(net, x, names, ref, ["1", "3"])
 
 

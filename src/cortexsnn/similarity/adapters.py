@@ -199,7 +199,6 @@ class _LibraryAdapter(ModelAdapter):
                                f"None (detect), got {step_mode!r}")
         self.step_mode: StepMode | None = step_mode
         self._call: tuple[int, int] | None = None  # (T, B) of the current model call
-        self._resolved: dict[int, StepMode] = {}
 
     # -- to override ----------------------------------------------------------------------------
     def _detect_step_mode(self, model: nn.Module) -> StepMode:
@@ -213,14 +212,7 @@ class _LibraryAdapter(ModelAdapter):
     def model_step_mode(self, model: nn.Module) -> StepMode:
         """How the model is called: ``"s"`` once per time step on ``[B, ...]``, ``"m"`` once on
         ``[T, B, ...]`` (the explicit ``step_mode`` if one was given)."""
-        key = id(model)
-        if self.step_mode is not None:
-            return self.step_mode
-        if key not in self._resolved:
-            self._resolved[key] = self._detect_step_mode(model)
-            logger.debug("%s adapter: %s is called %s", self.name, type(model).__name__,
-                         "once per time step" if self._resolved[key] == "s" else "on the whole sequence")
-        return self._resolved[key]
+        return self.step_mode if self.step_mode is not None else self._detect_step_mode(model)
 
     def forward(self, model: nn.Module, x: Tensor) -> None:
         if self.model_step_mode(model) == "m":
@@ -392,7 +384,10 @@ class NorseAdapter(_LibraryAdapter):
         self._state = out[1] if isinstance(out, tuple) and len(out) == 2 else None
 
     def spiking_layers(self, model: nn.Module) -> list[str]:
-        return [n for n, m in model.named_modules() if n and _norse_kind(m) is not None]
+        from norse.torch.module.snn import SNN, SNNRecurrent
+
+        return [n for n, m in model.named_modules() if n and _library_of(m) == "norse"
+                and (type(m).__name__.endswith("Cell") or isinstance(m, (SNN, SNNRecurrent)))]
 
 
 def _takes_state(model: nn.Module) -> bool:
@@ -449,7 +444,11 @@ def adapter_for(model: nn.Module, adapter: ModelAdapter | str | None = None, *,
     else:
         chosen = cls(step_mode=step_mode)  # type: ignore[call-arg]
     if adapter is None and name != "cortexsnn":
-        logger.info("%s: using the %s adapter", type(model).__name__, name)
+        how = ""
+        if isinstance(chosen, _LibraryAdapter):
+            how = (", called once per time step" if chosen.model_step_mode(model) == "s"
+                   else ", called on the whole [T, B, ...] sequence")
+        logger.info("%s: using the %s adapter%s", type(model).__name__, name, how)
     return chosen
 
 

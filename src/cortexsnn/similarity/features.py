@@ -44,7 +44,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cortexsnn.similarity.adapters import ModelAdapter, NativeAdapter, StateResetError, adapter_for, suspect_modules
+from cortexsnn.similarity.adapters import (
+    AdapterError,
+    ModelAdapter,
+    NativeAdapter,
+    StateResetError,
+    adapter_for,
+    detect_library,
+    suspect_modules,
+)
 
 __all__ = ["extract_features", "default_layers", "zscore_global", "layer_feature_sizes", "FeatureMode"]
 
@@ -413,6 +421,12 @@ def _check_reset(model: nn.Module, stimuli: Tensor, sizes: dict[str, int], mode:
             diff = float((a - b).abs().nan_to_num(nan=float("inf")).max())
             suspects = suspect_modules(model)
             hint = f" Modules that may hold it: {'; '.join(suspects[:5])}." if suspects else ""
+            try:
+                library = detect_library(model)
+            except AdapterError:
+                library = "several libraries"
+            if library not in ("torch", adapter.name):
+                hint += f" The model holds {library} modules: adapter={library!r} resets them."
             raise StateResetError(
                 f"{type(model).__name__} gave different features for the same stimulus on two runs, each started "
                 f"from a reset state (layer {name!r}, max difference {diff:.3g}; {adapter!r}): it keeps state "
