@@ -17,6 +17,15 @@ yields ``(layer, features [N, F] float32 CPU)`` in the model's declared layer or
 * ``"cnn"`` (a plain torchvision network, the papers' baselines): one forward pass of
   ``[B, 3, H, W]``, flattened, z-scored as in static mode.
 
+Other libraries. A SpikingJelly, snnTorch or Norse network, or any ``nn.Module``, is reset, run and
+read through an adapter (:mod:`cortexsnn.similarity.adapters`, chosen from the module classes the
+model contains or given as ``adapter=``): every stimulus batch starts from the reset state, a model
+called one step at a time is fed ``[B, ...]`` T times, and each hooked output becomes time-major
+``[steps, B, ...]``. The zoo and plain networks use the native adapter, which is what this module
+did before adapters (the same calls, the same numbers). Before extracting, the first stimulus is
+run twice from a reset state (``check_reset``): a model whose state the adapter cannot reset, whose
+features would depend on the batch size, is a :class:`~cortexsnn.similarity.adapters.StateResetError`.
+
 Memory. A layer of SEW-ResNet-18 at 224 px holds up to 64 x 112 x 112 = 802,816 features per
 stimulus: 118 images x all 18 layers is ~0.8 GB, but 3,600 movie frames x that one layer alone is
 ~11.6 GB. Extraction therefore streams: the layers are split, in order, into groups whose float32
@@ -144,7 +153,8 @@ def _make_hook(name: str, run: _Run):
                              "(stimuli of different sizes?)")
         done = run.seen.get(name, 0)
         if done + pieces > run.steps:
-            raise ValueError(f"layer {name!r} produced more than {run.steps} time steps for one forward pass")
+            raise ValueError(f"layer {name!r} produced more than {run.steps} time steps for one forward pass"
+                             f"{_step_hint(run.adapter)}")
         if run.mode == "movie":  # one row per frame, in time order
             start = run.row + done
             buf[start:start + pieces] = flat[:, 0].to("cpu", torch.float32)
@@ -473,9 +483,10 @@ def _check_steps(run: _Run, names: Sequence[str]) -> None:
 
 def _step_hint(adapter: ModelAdapter) -> str:
     """For a library model: the adapter may call it the wrong way (per step / on the sequence)."""
-    mode = getattr(adapter, "step_mode", None)
     if isinstance(adapter, NativeAdapter) or not hasattr(adapter, "model_step_mode"):
         return ""
-    return (f"; or {adapter!r} calls the model the wrong way (step_mode={mode!r}): pass "
-            f"adapter={type(adapter).__name__}(step_mode='m') for a model whose forward takes [T, B, ...], "
-            f"step_mode='s' for one that takes one step [B, ...] per call")
+    cls = type(adapter).__name__
+    return (f". The {adapter.name} adapter may be calling this model the wrong way: pass adapter={cls}(step_mode='m') "
+            f"for a model whose forward takes [T, B, ...] (looping over time itself), {cls}(step_mode='s') for one "
+            "that takes one step [B, ...] per call; a model that makes its own time steps from a static image "
+            "must be wrapped to take one of these")
