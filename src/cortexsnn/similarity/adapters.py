@@ -14,21 +14,18 @@ three things from a model, which every library spells differently:
 A :class:`ModelAdapter` answers the three; :func:`adapter_for` picks one by the classes the model
 contains, or takes an explicit choice:
 
-============== =========================================== ==================================================
-adapter        reset before every stimulus batch           forward / layer outputs
-============== =========================================== ==================================================
-``cortexsnn``  :func:`cortexsnn.neurons.reset`              the zoo's time-major call, outputs as they are
-``torch``      :func:`cortexsnn.neurons.reset` (a no-op     as ``cortexsnn`` (torchvision, timm, any
-               for a stateless network)                     ``nn.Module``)
-``spikingjelly`` ``functional.reset_net`` (SpikingJelly,    ``step_mode='m'``: one call on ``[T, B, ...]``;
-               Fang et al., Science Advances 2023)          ``'s'``: one call per step on ``[B, ...]``
-``snntorch``   each neuron's ``reset_mem()`` (snnTorch,     one call per step on ``[B, ...]`` (``init_hidden``
-               Eshraghian et al., Proc. IEEE 2023)          modules); ``(spk, mem)`` outputs give ``spk``
-``norse``      no state passed in (Norse, Pehle &           cells (``LIFCell``, ...): one call per step, the
-               Pedersen 2021): a fresh state per batch      returned state carried to the next step; sequence
-                                                            modules (``LIF``, ``Lift``): one call;
-                                                            ``(out, state)`` outputs give ``out``
-============== =========================================== ==================================================
+* ``cortexsnn`` (the zoo) and ``torch`` (torchvision, timm, any ``nn.Module``): reset by
+  :func:`cortexsnn.neurons.reset` (a no-op for a stateless network); one call on ``[T, B, ...]``
+  (``[B, ...]`` in ``mode="cnn"``); outputs read as they are.
+* ``spikingjelly`` (SpikingJelly's ``activation_based``, Fang et al., Science Advances 2023): reset
+  by ``functional.reset_net``; a model with a multi-step module (``step_mode='m'``) is called once
+  on ``[T, B, ...]``, one whose modules are all single-step (``'s'``) once per step on ``[B, ...]``.
+* ``snntorch`` (snnTorch, Eshraghian et al., Proc. IEEE 2023): each neuron's ``reset_mem()``; one
+  call per step on ``[B, ...]`` (``init_hidden=True`` neurons); ``(spk, mem)`` is read as ``spk``.
+* ``norse`` (Norse, Pehle & Pedersen 2021): the state lives with the caller, so a batch starts from
+  a fresh one by passing none; a model of cells (``LIFCell``) is called once per step and the state
+  it returns is passed to the next step, one of sequence modules (``LIF``, ``Lift``) once on
+  ``[T, B, ...]``; ``(out, state)`` is read as ``out``.
 
 Each library adapter normalises a hooked module's output to a time-major ``[steps, B, ...]``
 tensor: a module that runs one step per call (a SpikingJelly single-step module, an snnTorch
@@ -37,8 +34,9 @@ Plain torch modules inside a library model (``nn.Conv2d``, ``nn.Flatten``) see w
 gives them: one step per call in a model called per step; in a model called on the whole
 sequence, ``[T, B, ...]`` when their output starts with the call's ``(T, B)`` and one step when
 it starts with ``B`` (a model whose ``forward`` loops over time itself, as in the Norse and
-snnTorch tutorials). The extractor counts the steps every layer produced, so a layer read the
-wrong way is an error, never silently wrong features.
+snnTorch tutorials). The extractor checks every layer's output shape and counts the steps it
+produced, so a layer read the wrong way, or a model called the wrong way, is an error that says
+which ``step_mode`` to pass.
 
 A model whose state the adapter cannot reset (a custom module keeping tensors across calls) is
 caught by the extractor, which runs the first stimulus twice, each time from a "reset" state, and
