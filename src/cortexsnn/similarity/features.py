@@ -17,6 +17,15 @@ yields ``(layer, features [N, F] float32 CPU)`` in the model's declared layer or
 * ``"cnn"`` (a plain torchvision network, the papers' baselines): one forward pass of
   ``[B, 3, H, W]``, flattened, z-scored as in static mode.
 
+Other libraries. A SpikingJelly, snnTorch or Norse network, or any ``nn.Module``, is reset, run and
+read through an adapter (:mod:`cortexsnn.similarity.adapters`, chosen from the module classes the
+model contains or given as ``adapter=``): every stimulus batch starts from the reset state, a model
+called one step at a time is fed ``[B, ...]`` T times, and each hooked output becomes time-major
+``[steps, B, ...]``. The zoo and plain networks use the native adapter, which is what this module
+did before adapters (the same calls, the same numbers). Before extracting, the first stimulus is
+run twice from a reset state (``check_reset``): a model whose state the adapter cannot reset, whose
+features would depend on the batch size, is a :class:`~cortexsnn.similarity.adapters.StateResetError`.
+
 Memory. A layer of SEW-ResNet-18 at 224 px holds up to 64 x 112 x 112 = 802,816 features per
 stimulus: 118 images x all 18 layers is ~0.8 GB, but 3,600 movie frames x that one layer alone is
 ~11.6 GB. Extraction therefore streams: the layers are split, in order, into groups whose float32
@@ -33,6 +42,7 @@ soon as they are handed out: hold on to one only as long as you need it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import tempfile
@@ -43,9 +53,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cortexsnn.neurons import reset
+from cortexsnn.similarity.adapters import (
+    AdapterError,
+    ModelAdapter,
+    NativeAdapter,
+    StateResetError,
+    adapter_for,
+    detect_library,
+    suspect_modules,
+)
 
 __all__ = ["extract_features", "default_layers", "zscore_global", "layer_feature_sizes", "FeatureMode"]
+
+logger = logging.getLogger(__name__)
 
 FeatureMode = Literal["static", "movie", "cnn"]
 
@@ -107,18 +127,12 @@ class _Run:
     accum: dict[str, Tensor] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-def _output_tensor(name: str, output: object) -> Tensor:
-    if isinstance(output, Tensor):
-        return output
-    raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor; record a module that "
-                    "returns one tensor")
+    adapter: ModelAdapter = field(default_factory=NativeAdapter)
 
 
 def _make_hook(name: str, run: _Run):
     def hook(module: nn.Module, inputs: object, output: object) -> None:
-        out = _output_tensor(name, output).detach()
+        out = run.adapter.layer_output(name, module, output, run.mode != "cnn").detach()
         if run.mode == "cnn":
             if out.shape[0] != run.batch:
                 raise ValueError(f"layer {name!r} output {tuple(out.shape)} does not start with the batch size "
@@ -127,7 +141,7 @@ def _make_hook(name: str, run: _Run):
         else:
             if out.dim() < 2 or out.shape[1] != run.batch:
                 raise ValueError(f"layer {name!r} output {tuple(out.shape)} is not time-major [T, B={run.batch}, ...]; "
-                                 "use mode='cnn' for a network without a time dimension")
+                                 f"use mode='cnn' for a network without a time dimension{_step_hint(run.adapter)}")
             pieces, flat = out.shape[0], out.reshape(out.shape[0], run.batch, -1)
         run.shapes.setdefault(name, tuple(out.shape[1 if run.mode == "cnn" else 2:]))
         buf = run.buffers.get(name)
@@ -139,7 +153,8 @@ def _make_hook(name: str, run: _Run):
                              "(stimuli of different sizes?)")
         done = run.seen.get(name, 0)
         if done + pieces > run.steps:
-            raise ValueError(f"layer {name!r} produced more than {run.steps} time steps for one forward pass")
+            raise ValueError(f"layer {name!r} produced more than {run.steps} time steps for one forward pass"
+                             f"{_step_hint(run.adapter)}")
         if run.mode == "movie":  # one row per frame, in time order
             start = run.row + done
             buf[start:start + pieces] = flat[:, 0].to("cpu", torch.float32)
@@ -170,8 +185,9 @@ def _hooks(model: nn.Module, names: Sequence[str], run: _Run) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _evaluation(model: nn.Module, stateful: bool | None) -> Iterator[None]:
-    """Evaluation mode, no autograd, optionally ``stateful``; restores the model's flags afterwards."""
+def _evaluation(model: nn.Module, stateful: bool | None, adapter: ModelAdapter) -> Iterator[None]:
+    """Evaluation mode, no autograd, optionally ``stateful``; restores the model's flags and
+    resets its state afterwards."""
     was_training = model.training
     had_stateful = hasattr(model, "stateful")
     old_stateful = getattr(model, "stateful", None)
@@ -185,7 +201,7 @@ def _evaluation(model: nn.Module, stateful: bool | None) -> Iterator[None]:
         model.train(was_training)
         if stateful is not None and had_stateful:
             model.stateful = old_stateful
-        reset(model)
+        adapter.reset(model)
 
 
 def _check_stimuli(stimuli: Tensor, mode: str) -> None:
@@ -201,29 +217,34 @@ def _check_stimuli(stimuli: Tensor, mode: str) -> None:
                         "see cortexsnn.data.stimuli")
 
 
-def _forward(model: nn.Module, x: Tensor, mode: str, time_steps: int) -> None:
+def _forward(model: nn.Module, x: Tensor, mode: str, time_steps: int, adapter: ModelAdapter) -> None:
     if mode == "static":
-        model(x.unsqueeze(0).expand(time_steps, *x.shape))
+        adapter.forward(model, x.unsqueeze(0).expand(time_steps, *x.shape))
     elif mode == "movie":
-        model(x.unsqueeze(1))
+        adapter.forward(model, x.unsqueeze(1))
     else:
-        model(x)
+        adapter.forward_batch(model, x)
 
 
 def layer_feature_sizes(model: nn.Module, stimuli: Tensor, layers: Sequence[str], *, mode: FeatureMode = "static",
-                        time_steps: int = 4, device: str | torch.device | None = None) -> dict[str, tuple[int, ...]]:
+                        time_steps: int = 4, device: str | torch.device | None = None,
+                        adapter: ModelAdapter | str | None = None) -> dict[str, tuple[int, ...]]:
     """Per-stimulus output shape of each layer (without time and batch), from one forward pass of
-    the first stimulus (one step in movie mode); the model's state is reset afterwards."""
+    the first stimulus (one step in movie mode); the model's state is reset afterwards.
+    ``adapter`` as in :func:`extract_features`."""
     dev = _device(model, device)
-    run = _Run(mode=mode, batch=1, steps=time_steps if mode == "static" else 1)
-    with _evaluation(model, None if mode != "movie" else True), _hooks(model, layers, run):
-        reset(model)
+    adapt = adapter_for(model, adapter)
+    run = _Run(mode=mode, batch=1, steps=time_steps if mode == "static" else 1, adapter=adapt)
+    with _evaluation(model, None if mode != "movie" else True, adapt), _hooks(model, layers, run):
+        adapt.reset(model)
         try:
-            _forward(model, stimuli[:1].to(dev, torch.float32), mode, time_steps)
+            _forward(model, stimuli[:1].to(dev, torch.float32), mode, time_steps, adapt)
         except RuntimeError as exc:
             layout = {"static": "[T, B, C, H, W] (an image repeated over T)", "movie": "[T, B=1, C, H, W] (frames)",
                       "cnn": "[B, C, H, W]"}[mode]
             hint = "; use mode='cnn' for a network without a time dimension" if mode != "cnn" else ""
+            if not isinstance(adapt, NativeAdapter):
+                hint += f" (run by {adapt!r}; see cortexsnn.similarity.adapters)"
             raise ValueError(f"{type(model).__name__} failed on a {layout} input in mode={mode!r}: {exc}{hint}") from exc
     missing = [n for n in layers if n not in run.shapes]
     if missing:
@@ -295,18 +316,21 @@ def extract_features(
     device: str | torch.device | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     spill_dir: str | None = None,
+    adapter: ModelAdapter | str | None = None,
+    check_reset: bool = True,
 ) -> Iterator[tuple[str, Tensor]]:
     """Yield ``(layer, features)`` for each recorded layer, in order; ``features`` is ``[N, F]``
     float32 on the CPU (N stimuli or frames, F the flattened layer output).
 
     Args:
-        model: a zoo model (time-major ``[T, B, ...]``) or, with ``mode="cnn"``, any network taking
-            ``[B, C, H, W]``. It is put in evaluation mode for the run (its training flag and
+        model: a zoo model (time-major ``[T, B, ...]``), a SpikingJelly, snnTorch or Norse network
+            (see ``adapter``) or, with ``mode="cnn"``, any network taking ``[B, C, H, W]``. It is put in evaluation mode for the run (its training flag and
             ``stateful`` setting are restored afterwards, its state reset) and moved to ``device``
             when one is given.
         stimuli: ``[N, C, H, W]`` normalised images, or ``[frames, C, H, W]`` in movie mode (see
             :mod:`cortexsnn.data.stimuli` to build them with a recorded normalisation).
-        layers: module paths to record; default :func:`default_layers` (the model's ``scoring_layers``).
+        layers: module paths to record; default :func:`default_layers` (the model's ``scoring_layers``),
+            or for a model of another SNN library that declares none, its spiking layers.
         mode: ``"static"``, ``"movie"`` or ``"cnn"`` (see the module docstring).
         time_steps: T, the repeats of each image in static mode (4 for the ImageNet models, 16 for
             the UCF101 models, as the seeds).
@@ -319,11 +343,21 @@ def extract_features(
             passes over the stimuli, a single larger layer is memory-mapped to a temporary file.
             ``None``: one pass, everything in RAM.
         spill_dir: folder for those temporary files (default: the system's temporary folder).
+        adapter: how the model is reset, run and read (:mod:`cortexsnn.similarity.adapters`): a
+            :class:`~cortexsnn.similarity.adapters.ModelAdapter`, a library name (``"cortexsnn"``,
+            ``"torch"``, ``"spikingjelly"``, ``"snntorch"``, ``"norse"``) or ``None``: detected from
+            the module classes the model contains. Every stimulus batch starts from a reset state.
+        check_reset: before extracting, run the first stimulus twice, each from a reset state, and
+            raise :class:`~cortexsnn.similarity.adapters.StateResetError` if its features differ (a
+            model whose state the adapter cannot reset, or a random one). Costs two forward passes
+            of one stimulus.
 
     Raises:
         ValueError / TypeError: stimuli of the wrong shape or dtype, a layer that is not called or
             returns no tensor, outputs that are not time-major in a time-major mode.
         KeyError: an unknown layer name.
+        AdapterError: an unknown adapter name, or modules of several SNN libraries in one model.
+        StateResetError: the model keeps state across stimuli that its adapter cannot reset.
     """
     if mode not in ("static", "movie", "cnn"):
         raise ValueError(f"mode must be 'static', 'movie' or 'cnn', got {mode!r}")
@@ -331,25 +365,47 @@ def extract_features(
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     _check_stimuli(stimuli, mode)
-    names = list(default_layers(model, mode) if layers is None else layers)
+    adapt = adapter_for(model, adapter)
+    if layers is None:
+        names = _default_layers_for(model, mode, adapt)
+    else:
+        names = list(layers)
     if not names:
         raise ValueError("no layers to record")
     if len(set(names)) != len(names):
         raise ValueError(f"layers listed twice: {sorted({n for n in names if names.count(n) > 1})}")
     return _extract(model, stimuli, names, mode, time_steps, chunk_frames, batch_size, zscore, device,
-                    max_bytes, spill_dir)
+                    max_bytes, spill_dir, adapt, check_reset)
+
+
+def _default_layers_for(model: nn.Module, mode: str, adapter: ModelAdapter) -> list[str]:
+    """:func:`default_layers`, or for a library model without ``scoring_layers`` its spiking layers."""
+    try:
+        return default_layers(model, mode)  # type: ignore[arg-type]
+    except ValueError:
+        if isinstance(adapter, NativeAdapter):
+            raise
+        names = adapter.spiking_layers(model)
+        if not names:
+            raise
+        logger.info("%s declares no scoring_layers: recording its %d spiking layers %s", type(model).__name__,
+                    len(names), names)
+        return names
 
 
 def _extract(model: nn.Module, stimuli: Tensor, names: list[str], mode: str, time_steps: int, chunk_frames: int,
              batch_size: int, zscore: bool, device: str | torch.device | None, max_bytes: int | None,
-             spill_dir: str | None) -> Iterator[tuple[str, Tensor]]:
+             spill_dir: str | None, adapter: ModelAdapter, check_reset: bool) -> Iterator[tuple[str, Tensor]]:
     dev = _device(model, device)
-    shapes = layer_feature_sizes(model, stimuli, names, mode=mode, time_steps=time_steps, device=dev)  # type: ignore[arg-type]
+    shapes = layer_feature_sizes(model, stimuli, names, mode=mode, time_steps=time_steps, device=dev,  # type: ignore[arg-type]
+                                 adapter=adapter)
     sizes = {n: int(np.prod(s)) if s else 1 for n, s in shapes.items()}
+    if check_reset:
+        _check_reset(model, stimuli, sizes, mode, time_steps, chunk_frames, dev, adapter)
     n = stimuli.shape[0]
     for group, spill in _groups(sizes, n, max_bytes):
         buffers = {name: _allocate(n, sizes[name], spill, spill_dir) for name in group}
-        _run_group(model, stimuli, buffers, mode, time_steps, chunk_frames, batch_size, dev)
+        _run_group(model, stimuli, buffers, mode, time_steps, chunk_frames, batch_size, dev, adapter)
         for name in group:
             x = buffers.pop(name)
             if zscore and mode != "movie":
@@ -358,34 +414,79 @@ def _extract(model: nn.Module, stimuli: Tensor, names: list[str], mode: str, tim
             del x
 
 
+def _check_reset(model: nn.Module, stimuli: Tensor, sizes: dict[str, int], mode: str, time_steps: int,
+                 chunk_frames: int, dev: torch.device, adapter: ModelAdapter) -> None:
+    """Run the first stimulus (frame) twice, each time from a reset state: the features must agree,
+    or the model keeps state that ``adapter`` does not reset (its features would depend on the
+    batch size and on the stimuli run before)."""
+    first = stimuli[:1]
+    runs = []
+    for _ in range(2):
+        buffers = {name: torch.empty(1, f, dtype=torch.float32) for name, f in sizes.items()}
+        _run_group(model, first, buffers, mode, time_steps, chunk_frames, 1, dev, adapter)
+        runs.append(buffers)
+    for name in sizes:
+        a, b = runs[0][name], runs[1][name]
+        if not torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True):
+            diff = float((a - b).abs().nan_to_num(nan=float("inf")).max())
+            suspects = suspect_modules(model)
+            hint = f" Modules that may hold it: {'; '.join(suspects[:5])}." if suspects else ""
+            try:
+                library = detect_library(model)
+            except AdapterError:
+                library = "several libraries"
+            if library not in ("torch", adapter.name):
+                hint += f" The model holds {library} modules: adapter={library!r} resets them."
+            raise StateResetError(
+                f"{type(model).__name__} gave different features for the same stimulus on two runs, each started "
+                f"from a reset state (layer {name!r}, max difference {diff:.3g}; {adapter!r}): it keeps state "
+                f"across calls that the adapter cannot reset, or it is random (a Poisson encoder, dropout that "
+                f"ignores eval()).{hint} Make the state resettable (a cortexsnn.neurons.MemoryModule, or a "
+                f"ModelAdapter subclass whose reset() clears it; choose the library's adapter with adapter=...) "
+                f"or make the model deterministic; check_reset=False skips this check, and the features may "
+                f"then depend on the batch size")
+
+
 def _run_group(model: nn.Module, stimuli: Tensor, buffers: dict[str, Tensor], mode: str, time_steps: int,
-               chunk_frames: int, batch_size: int, dev: torch.device) -> None:
+               chunk_frames: int, batch_size: int, dev: torch.device, adapter: ModelAdapter) -> None:
     names = list(buffers)
-    run = _Run(mode=mode, buffers=buffers)
+    run = _Run(mode=mode, buffers=buffers, adapter=adapter)
     n = stimuli.shape[0]
-    with _evaluation(model, True if mode == "movie" else None), _hooks(model, names, run):
+    with _evaluation(model, True if mode == "movie" else None, adapter), _hooks(model, names, run):
         if mode == "movie":
-            reset(model)  # once: the frames are one continuous sequence
+            adapter.reset(model)  # once: the frames are one continuous sequence
             for start in range(0, n, chunk_frames):
                 x = stimuli[start:start + chunk_frames].to(dev, torch.float32)
                 run.row, run.batch, run.steps, run.seen = start, 1, x.shape[0], {}
-                _forward(model, x, mode, time_steps)
+                _forward(model, x, mode, time_steps, adapter)
                 _check_steps(run, names)
             return
         for start in range(0, n, batch_size):
             x = stimuli[start:start + batch_size].to(dev, torch.float32)
-            reset(model)  # every batch starts from the initial state
+            adapter.reset(model)  # every batch starts from the initial state
             run.row, run.batch, run.seen, run.accum = start, x.shape[0], {}, {}
             run.steps = time_steps if mode == "static" else 1
-            _forward(model, x, mode, time_steps)
+            _forward(model, x, mode, time_steps, adapter)
             _check_steps(run, names)
             if mode == "static":
                 for name in names:
                     buffers[name][start:start + x.shape[0]] = (run.accum[name] / time_steps).to("cpu", torch.float32)
-        reset(model)
+        adapter.reset(model)
 
 
 def _check_steps(run: _Run, names: Sequence[str]) -> None:
     wrong = {name: run.seen.get(name, 0) for name in names if run.seen.get(name, 0) != run.steps}
     if wrong:
-        raise ValueError(f"layers produced the wrong number of time steps (expected {run.steps}): {wrong}")
+        raise ValueError(f"layers produced the wrong number of time steps (expected {run.steps}): {wrong}"
+                         f"{_step_hint(run.adapter)}")
+
+
+def _step_hint(adapter: ModelAdapter) -> str:
+    """For a library model: the adapter may call it the wrong way (per step / on the sequence)."""
+    if isinstance(adapter, NativeAdapter) or not hasattr(adapter, "model_step_mode"):
+        return ""
+    cls = type(adapter).__name__
+    return (f". The {adapter.name} adapter may be calling this model the wrong way: pass adapter={cls}(step_mode='m') "
+            f"for a model whose forward takes [T, B, ...] (looping over time itself), {cls}(step_mode='s') for one "
+            "that takes one step [B, ...] per call; a model that makes its own time steps from a static image "
+            "must be wrapped to take one of these")
