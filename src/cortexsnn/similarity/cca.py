@@ -25,7 +25,6 @@ have as many features as stimuli or more (canonical correlations of 1 by constru
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
 import numpy as np
@@ -35,8 +34,6 @@ from ._checks import SilentLayerError, as_matrix, check_cca_dimensions, metric_i
 from .rdm import gram
 
 __all__ = ["truncated_svd", "svcca", "seed_cca", "cca", "pwcca", "PWCCAVariant"]
-
-logger = logging.getLogger(__name__)
 
 SVDSolver = Literal["gram", "sklearn"]
 PWCCAVariant = Literal["reference", "canonical"]
