@@ -73,7 +73,8 @@ def test_silent_layer_flagged_not_averaged():
 
 
 def test_other_metrics_equal_the_metric_functions():
-    layers, neural = _data(n=60)
+    # 80 stimuli: SVCCA's 40 TSVD dimensions + the 20 unreduced neurons of area A stay below them
+    layers, neural = _data(n=80)
     x = layers[1][1]
     for metric, fn in [
         ("svcca", lambda a, b: S.svcca(a, b, reduce_y=False)),

@@ -8,6 +8,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, pearsonr, rankdata, spearmanr
 
 import cortexsnn.similarity as S
+from cortexsnn.similarity._checks import DegenerateInputError
 
 
 @pytest.fixture
@@ -226,8 +227,8 @@ def test_svcca_equals_plain_numpy_seed_procedure(xy):
 
     ref = np.linalg.svd(isq(sxx / xm) @ (sxy / np.sqrt(xm * ym)) @ isq(syy / ym), compute_uv=False).mean()
     assert S.svcca(x, y, n_components=20) == pytest.approx(ref, abs=1e-10)
-    # y left as is (the seed's macaque setting): 60 neurons vs 20 dims
-    assert 0 < S.svcca(x, y[:, :30], n_components=20, reduce_y=False) <= 1
+    # y left as is (the seed's macaque setting): 25 neurons vs 20 dims (45 < 50 stimuli)
+    assert 0 < S.svcca(x, y[:, :25], n_components=20, reduce_y=False) <= 1
 
 
 def test_cca_is_invariant_to_invertible_transforms_and_handles_wide_inputs(xy):
@@ -236,8 +237,9 @@ def test_cca_is_invariant_to_invertible_transforms_and_handles_wide_inputs(xy):
     a = x[:, :10].astype(np.float64)
     t = rng.standard_normal((10, 10))
     np.testing.assert_allclose(S.cca(a @ t, y[:, :8]).numpy(), S.cca(a, y[:, :8]).numpy(), atol=1e-10)
-    # wide: as many dimensions as stimuli - 1 -> all canonical correlations are 1
-    np.testing.assert_allclose(S.cca(x, y[:, :5]).numpy(), np.ones(5), atol=1e-8)
+    # wide: as many dimensions as stimuli - 1 -> all canonical correlations would be 1: refused
+    with pytest.raises(DegenerateInputError, match="degenerate"):
+        S.cca(x, y[:, :5])
     assert 0 < S.pwcca(a, y[:, :8]) <= 1
 
 

@@ -5,7 +5,8 @@
 * algonauts78: the Net2Brain golden chain (ResNet-18 features -> RDMs -> per-subject squared
   Spearman averaged) reproduces the stored results.csv and noise ceilings to 1e-9.
 * svcca_activations: the seed's CCA equals a straightforward numpy implementation of the published
-  algorithm; standard CCA and PWCCA equal numpy references.
+  algorithm; standard CCA and PWCCA's ``"canonical"`` variant equal numpy references; PWCCA's
+  default equals the golden values of google/svcca's own ``compute_pwcca`` to 1e-6.
 * majaj2015: RSA (ours vs rsatoolbox) and linear CKA (Gram form vs feature form) between V4 and IT.
 """
 from __future__ import annotations
@@ -196,13 +197,62 @@ def test_standard_cca_and_pwcca_match_numpy(svcca_acts):
     qa, qb = np.linalg.qr(ac)[0], np.linalg.qr(bc)[0]
     u, rho, _ = np.linalg.svd(qa.T @ qb, full_matrices=False)
     np.testing.assert_allclose(S.cca(a, b).numpy(), rho, atol=1e-10)
-    # PWCCA: canonical variates of the smaller side (b) weighted by |<h_i, b_j>|
+    # PWCCA, the paper's formula: canonical variates of the smaller side (b) weighted by |<h_i, b_j>|
     u, rho, _ = np.linalg.svd(qb.T @ qa, full_matrices=False)
     h = qb @ u
     alpha = np.abs(h.T @ bc).sum(axis=1)
-    np.testing.assert_allclose(S.pwcca(a, b), (alpha * rho).sum() / alpha.sum(), rtol=1e-10)
+    np.testing.assert_allclose(S.pwcca(a, b, variant="canonical"), (alpha * rho).sum() / alpha.sum(), rtol=1e-10)
     # the seed's CCA and the QR route give the same canonical correlations on well-conditioned data
     np.testing.assert_allclose(S.seed_cca(a, b).numpy(), rho, atol=1e-8)
+
+
+# Golden values of the reference implementation of PWCCA (Morcos et al., NeurIPS 2018): google/svcca
+# ``pwcca.compute_pwcca(acts1, acts2)`` (epsilon=0, first value returned) from pwcca.py at commit
+# 766f2062e5163e86462fdf96d01152ea9f334389 with cca_core.py at commit
+# 08f8935e6665b242b89eee6c93d72e411a2bf8fa (per-neuron means, ``axis=1``), run unmodified in a scratch
+# folder outside this repository on numpy 2.4.6 (OpenBLAS 0.3.31 LAPACK), on the arrays of
+# activations.npz cast to float64, ``acts`` as neurons x datapoints:
+#   MNIST: acts1 = MNIST_model_0_lay04, acts2 = MNIST_model_1_lay04 (and swapped)
+#   SVHN: acts1 = SVHN_model_0_lay06.T, acts2 = SVHN_model_1_lay06.T (and swapped)
+#   SVHN subset: acts1 = SVHN_model_1_lay06[:, :40].T, acts2 = SVHN_model_0_lay06[:, :50].T
+# The reference adds neuron i's mean to its i-th direction, so its value depends on the signs that
+# LAPACK gives the singular vectors (both it and ours take numpy's SVD; on the MNIST pair, random
+# sign choices move it between 0.730 and 0.841): another LAPACK may need these values regenerated.
+_REFERENCE_PWCCA = {
+    ("MNIST_model_0_lay04", "MNIST_model_1_lay04"): 0.7372007263567015,
+    ("MNIST_model_1_lay04", "MNIST_model_0_lay04"): 0.8179634300908639,
+    ("SVHN_model_0_lay06", "SVHN_model_1_lay06"): 0.7126493415028176,
+    ("SVHN_model_1_lay06", "SVHN_model_0_lay06"): 0.713682407980925,
+}
+_REFERENCE_PWCCA_SVHN_40_50 = 0.5918744868506454
+
+
+def _stimuli_by_features(acts: dict, key: str) -> np.ndarray:
+    return acts[key].T if key.startswith("MNIST") else acts[key]  # MNIST arrays are neurons x datapoints
+
+
+@pytest.mark.parametrize("first,second", list(_REFERENCE_PWCCA))
+def test_pwcca_equals_the_reference_implementation(svcca_acts, first, second):
+    a, b = _stimuli_by_features(svcca_acts, first), _stimuli_by_features(svcca_acts, second)
+    ours = S.pwcca(a, b)
+    assert ours == pytest.approx(_REFERENCE_PWCCA[(first, second)], abs=1e-6)
+    # the paper's formula with the canonical variates differs by hundredths here (0.807 on MNIST)
+    assert abs(S.pwcca(a, b, variant="canonical") - ours) > 0.01
+
+
+def test_pwcca_weights_the_smaller_side_as_the_reference_called_with_it_first(svcca_acts):
+    a = svcca_acts["SVHN_model_0_lay06"][:, :50]
+    b = svcca_acts["SVHN_model_1_lay06"][:, :40]
+    # b has fewer features: compute_pwcca(b, a); the reference's own branch for compute_pwcca(a, b)
+    # raises IndexError (google/svcca pull request #9)
+    assert S.pwcca(a, b) == pytest.approx(_REFERENCE_PWCCA_SVHN_40_50, abs=1e-6)
+    assert S.pwcca(b, a) == pytest.approx(_REFERENCE_PWCCA_SVHN_40_50, abs=1e-6)
+
+
+def test_pwcca_float32_input_stays_within_1e6_of_the_reference(svcca_acts):
+    raw = np.load(shared_data_dir() / "svcca_activations" / "activations.npz")
+    ours = S.pwcca(raw["MNIST_model_0_lay04"].T, raw["MNIST_model_1_lay04"].T)  # float32 as stored
+    assert ours == pytest.approx(_REFERENCE_PWCCA[("MNIST_model_0_lay04", "MNIST_model_1_lay04")], abs=1e-6)
 
 
 def test_svcca_tsvd_equals_sklearn_on_svhn(svcca_acts):

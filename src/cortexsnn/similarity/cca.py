@@ -2,11 +2,11 @@
 
 The seed's SVCCA: reduce the model features (and, for allen_natural_scenes, the neural data) to 40
 dimensions with an *uncentred* truncated SVD (scikit-learn ``TruncatedSVD(40, random_state=2022)``),
-then the CCA of Raghu et al.'s reference code on ``dims x samples`` arrays: covariance blocks (the
-``np.cov`` estimate), ``Sxx`` scaled by ``max|Sxx|``, ``Syy`` by ``max|Syy|``, ``Sxy`` by
-``sqrt(max_x * max_y)``, ``M = Sxx^-1/2 Sxy Syy^-1/2`` with the inverse square roots taken as the
-eigen-square-root of the pseudo-inverse, and the score is the mean of the ``min(dx, dy)`` singular
-values of ``M`` (the canonical correlations).
+then the CCA of Raghu et al.'s reference code (NeurIPS 2017; google/svcca's ``cca_core``) on
+``dims x samples`` arrays: covariance blocks (the ``np.cov`` estimate), ``Sxx`` scaled by
+``max|Sxx|``, ``Syy`` by ``max|Syy|``, ``Sxy`` by ``sqrt(max_x * max_y)``, ``M = Sxx^-1/2 Sxy Syy^-1/2``
+with the inverse square roots taken as the eigen-square-root of the pseudo-inverse, and the score
+is the mean of the ``min(dx, dy)`` singular values of ``M`` (the canonical correlations).
 
 Fast route: the top singular vectors of a wide ``[stimuli x features]`` matrix come from the
 eigen-decomposition of its ``stimuli x stimuli`` Gram matrix (accumulated in float64 over feature
@@ -14,6 +14,14 @@ chunks), which gives the exact truncated SVD without ever forming ``features x 4
 scikit-learn's default TruncatedSVD solver is *randomized* (5 power iterations): its 40-dim subspace
 is an approximation of the exact one. ``svd_solver="sklearn"`` reproduces the seed bit for bit by
 calling scikit-learn itself; ``"gram"`` (default) is exact and fast.
+
+PWCCA (Morcos, Raghu & Bengio, NeurIPS 2018) defaults to the numbers of the authors' reference
+implementation (google/svcca's ``compute_pwcca``); ``variant="canonical"`` is the weighting written
+in the paper, with the canonical variates themselves (see :func:`pwcca` for what differs).
+
+Every score here refuses inputs on which it is degenerate (:mod:`._checks`): fewer than
+:data:`~._checks.MIN_STIMULI_CCA` stimuli, a constant representation, or two sides that together
+have as many features as stimuli or more (canonical correlations of 1 by construction).
 """
 from __future__ import annotations
 
@@ -22,12 +30,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ._checks import SilentLayerError, as_matrix, check_same_stimuli, resolve_device
+from ._checks import SilentLayerError, as_matrix, check_cca_dimensions, metric_inputs, resolve_device
 from .rdm import gram
 
-__all__ = ["truncated_svd", "svcca", "seed_cca", "cca", "pwcca"]
+__all__ = ["truncated_svd", "svcca", "seed_cca", "cca", "pwcca", "PWCCAVariant"]
 
 SVDSolver = Literal["gram", "sklearn"]
+PWCCAVariant = Literal["reference", "canonical"]
 
 
 def truncated_svd(
@@ -86,6 +95,23 @@ def _inv_sqrt_psd(s: torch.Tensor) -> torch.Tensor:
     return (v * w.clamp_min(0.0).sqrt()) @ v.T
 
 
+def _reference_cca_matrix(am: torch.Tensor, bm: torch.Tensor) -> torch.Tensor:
+    """``M = Sxx^-1/2 Sxy Syy^-1/2`` of the reference code (scaled ``np.cov`` blocks), float64 ``[dx, dy]``."""
+    sxx, sxy, syy = _dims_by_samples_cov(am, bm)
+    xmax, ymax = sxx.abs().max(), syy.abs().max()
+    if xmax == 0 or ymax == 0:
+        raise SilentLayerError("a representation has zero variance across samples: CCA is undefined")
+    sxx, syy, sxy = sxx / xmax, syy / ymax, sxy / torch.sqrt(xmax * ymax)
+    return _inv_sqrt_psd(sxx) @ sxy @ _inv_sqrt_psd(syy)
+
+
+def _cca_pair(a: Any, b: Any, what: str, names: tuple[str, str] = ("a", "b")) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CCA family's entry checks: shapes, stimuli, minimum count, constancy, features vs stimuli."""
+    am, bm = metric_inputs(a, b, family="cca", what=what, names=names)
+    check_cca_dimensions(am.shape[0], am.shape[1], bm.shape[1], what, names)
+    return am, bm
+
+
 def seed_cca(a: Any, b: Any) -> torch.Tensor:
     """Canonical correlations by the seed's (Raghu et al.'s reference) algorithm.
 
@@ -94,17 +120,15 @@ def seed_cca(a: Any, b: Any) -> torch.Tensor:
 
     Returns:
         The ``min(dx, dy)`` canonical correlations (float64 tensor, decreasing).
+
+    Raises:
+        DegenerateInputError: fewer than 4 samples, or ``dx + dy`` not fewer than the samples.
+        ConstantRepresentationError: ``a`` or ``b`` is the same for every sample.
     """
-    am, bm = as_matrix(a, "a").to(torch.float64), as_matrix(b, "b").to(torch.float64)
-    check_same_stimuli(am, bm, ("a", "b"))
-    bm = bm.to(am.device)
-    sxx, sxy, syy = _dims_by_samples_cov(am, bm)
-    xmax, ymax = sxx.abs().max(), syy.abs().max()
-    if xmax == 0 or ymax == 0:
-        raise SilentLayerError("a representation has zero variance across samples: CCA is undefined")
-    sxx, syy, sxy = sxx / xmax, syy / ymax, sxy / torch.sqrt(xmax * ymax)
-    m = _inv_sqrt_psd(sxx) @ sxy @ _inv_sqrt_psd(syy)
-    return torch.linalg.svdvals(m).abs()
+    am, bm = _cca_pair(a, b, "CCA (Raghu et al.'s reference algorithm)")
+    am = am.to(torch.float64)
+    bm = bm.to(device=am.device, dtype=torch.float64)
+    return torch.linalg.svdvals(_reference_cca_matrix(am, bm)).abs()
 
 
 def svcca(
@@ -127,10 +151,22 @@ def svcca(
         svd_solver: ``"gram"`` (exact truncated SVD through the stimuli x stimuli Gram matrix) or
             ``"sklearn"`` (scikit-learn's randomized TruncatedSVD with ``random_state``: the seed's
             exact numbers).
+
+    Raises:
+        DegenerateInputError: fewer than 4 stimuli, or the reduced sides together have as many
+            dimensions as stimuli or more (lower ``n_components``).
+        ConstantRepresentationError: ``x`` or ``y`` is the same for every stimulus (an all-ones
+            layer would otherwise score the correlations of its rounding noise).
     """
-    xm, ym = as_matrix(x, "model features x"), as_matrix(y, "neural responses y")
-    check_same_stimuli(xm, ym, ("model features x", "neural responses y"))
+    xm, ym = metric_inputs(x, y, family="cca", what="SVCCA")
     dev = resolve_device(device, x)
+    n = xm.shape[0]
+    dims_a = min(xm.shape[1], n_components)
+    dims_b = min(ym.shape[1], n_components) if reduce_y else ym.shape[1]
+    # refuse before any SVD: the reduced sides keep at most n_components dimensions each
+    check_cca_dimensions(n, dims_a, dims_b, "SVCCA",
+                         (f"x (after TSVD to n_components={n_components})",
+                          f"y ({'after TSVD' if reduce_y else 'not reduced, reduce_y=False'})"))
 
     def reduce(m: torch.Tensor) -> torch.Tensor:
         if m.shape[1] > n_components:
@@ -166,14 +202,17 @@ def cca(a: Any, b: Any, *, device: str | torch.device | None = None) -> torch.Te
 
     The standard, numerically stable route (Björck & Golub): orthonormal bases ``Qa``, ``Qb``
     (rank-revealing, so collinear features are handled) and the singular values of ``Qa^T Qb``.
-    When a side has as many independent dimensions as stimuli - 1, all correlations are 1: reduce
-    the dimensionality first (e.g. :func:`truncated_svd`).
 
     Returns:
         ``min(rank a, rank b)`` correlations, decreasing, float64.
+
+    Raises:
+        DegenerateInputError: fewer than 4 stimuli, or ``a`` and ``b`` together have as many
+            features as stimuli or more (then at least ``pa + pb - n + 1`` correlations are 1 for
+            any data): reduce first, e.g. :func:`svcca` or :func:`truncated_svd` per side.
+        ConstantRepresentationError: ``a`` or ``b`` is the same for every stimulus.
     """
-    am, bm = as_matrix(a, "a", min_rows=3), as_matrix(b, "b", min_rows=3)
-    check_same_stimuli(am, bm, ("a", "b"))
+    am, bm = _cca_pair(a, b, "CCA")
     dev = resolve_device(device, a)
     qa, qb = _orthonormal_basis(am, dev), _orthonormal_basis(bm, dev)
     if qa.shape[1] == 0 or qb.shape[1] == 0:
@@ -181,19 +220,33 @@ def cca(a: Any, b: Any, *, device: str | torch.device | None = None) -> torch.Te
     return torch.linalg.svdvals(qa.T @ qb).clamp(0.0, 1.0)
 
 
-def pwcca(a: Any, b: Any, *, device: str | torch.device | None = None) -> float:
-    """Projection-weighted CCA (Morcos, Raghu & Bengio 2018).
+def _pwcca_reference(am: torch.Tensor, bm: torch.Tensor, dev: torch.device) -> float:
+    """google/svcca's ``compute_pwcca`` (epsilon 0) with ``am`` (the side with fewer features) as ``acts1``.
 
-    The canonical variates ``h_i`` of the side with fewer features (``a`` on a tie) weigh each
-    canonical correlation by how much of that side's centred activity they account for:
-    ``alpha_i = sum_j |<h_i, z_j>|`` over its features ``z_j``; the score is
-    ``sum_i alpha_i rho_i / sum_i alpha_i``.
+    Canonical correlations ``rho`` and left singular vectors ``U`` (``[p, p]``) of the reference's
+    ``M``; "directions" ``D = (A - m) U + m`` (column ``i`` is the centred activity rotated by
+    ``u_i``, plus the mean of neuron ``i``); ``P`` = the orthonormal basis of ``D``'s columns in
+    order (QR); weights ``alpha_i = sum_j |<P_i, a_j>|`` over the *uncentred* neurons ``a_j``.
+
+    The SVD is numpy's (LAPACK ``gesdd``), as in the reference: adding neuron ``i``'s mean to the
+    ``i``-th direction makes the result depend on the sign LAPACK gives each singular vector, and
+    torch's LAPACK (MKL) picks other signs for some matrices.
     """
-    am, bm = as_matrix(a, "a", min_rows=3), as_matrix(b, "b", min_rows=3)
-    check_same_stimuli(am, bm, ("a", "b"))
-    dev = resolve_device(device, a)
-    if bm.shape[1] < am.shape[1]:
-        am, bm = bm, am
+    a64 = am.to(device=dev, dtype=torch.float64)
+    b64 = bm.to(device=dev, dtype=torch.float64)
+    m = _reference_cca_matrix(a64, b64)
+    u, rho, _ = np.linalg.svd(m.cpu().numpy())
+    u_t = torch.from_numpy(u).to(dev)
+    rho_t = torch.from_numpy(np.abs(rho)).to(dev)
+    mean = a64.mean(dim=0)
+    d = (a64 - mean) @ u_t + mean
+    p_basis = torch.linalg.qr(d, mode="reduced").Q
+    alpha = (p_basis.T @ a64).abs().sum(dim=1)
+    return float((alpha * rho_t).sum() / alpha.sum())
+
+
+def _pwcca_canonical(am: torch.Tensor, bm: torch.Tensor, dev: torch.device) -> float:
+    """The paper's weighting with the canonical variates themselves (orthonormal, centred data)."""
     qa, qb = _orthonormal_basis(am, dev), _orthonormal_basis(bm, dev)
     if qa.shape[1] == 0 or qb.shape[1] == 0:
         raise SilentLayerError("a representation is constant across stimuli: PWCCA is undefined")
@@ -203,3 +256,57 @@ def pwcca(a: Any, b: Any, *, device: str | torch.device | None = None) -> float:
     z = z - z.mean(dim=0)
     alpha = (h.T @ z).abs().sum(dim=1)
     return float((alpha * rho.clamp(0.0, 1.0)).sum() / alpha.sum())
+
+
+def pwcca(
+    a: Any,
+    b: Any,
+    *,
+    variant: PWCCAVariant = "reference",
+    device: str | torch.device | None = None,
+) -> float:
+    """Projection-weighted CCA (Morcos, Raghu & Bengio, NeurIPS 2018).
+
+    The canonical correlations ``rho_i`` are averaged with weights ``alpha_i`` that say how much of
+    one side's activity the ``i``-th canonical direction accounts for; the weighted side is the one
+    with fewer features (``a`` on a tie): ``sum_i alpha_i rho_i / sum_i alpha_i``.
+
+    Args:
+        a, b: ``[stimuli, features]`` representations of the same stimuli.
+        variant: how the directions and weights are formed.
+
+            * ``"reference"`` (default): the numbers of the authors' reference implementation,
+              google/svcca's ``compute_pwcca(acts1, acts2)`` (epsilon 0; ``acts`` are ``features x
+              stimuli``) with the smaller side as ``acts1`` - equal to it to ~1e-12 on its tutorial
+              activations. Its canonical correlations are those of :func:`seed_cca`; its
+              "directions" are the left singular vectors ``u_i`` of ``Sxx^-1/2 Sxy Syy^-1/2``
+              applied to the centred activity *without* the whitening ``Sxx^-1/2`` (so they are not
+              the canonical variates unless ``Sxx`` is a multiple of the identity), with neuron
+              ``i``'s mean added to direction ``i``, orthonormalised in order by a QR
+              decomposition; the weights use the *uncentred* activity
+              ``alpha_i = sum_j |<p_i, a_j>|``. The score therefore changes with the features'
+              means and with the signs LAPACK gives the singular vectors (numpy's SVD is used, as
+              in the reference). When ``b`` has fewer features this equals
+              ``compute_pwcca(b, a)``; the reference's own branch for that case indexes the wrong
+              array and raises ``IndexError`` (google/svcca pull request #9).
+            * ``"canonical"``: the paper's formula with the canonical variates ``h_i`` of the
+              centred data (orthonormal, from the standard QR route of :func:`cca`) and the
+              centred features ``z_j``: ``alpha_i = sum_j |<h_i, z_j>|``. Invariant to the
+              features' means; differs from ``"reference"`` by several hundredths on the
+              reference's tutorial activations (0.807 vs 0.737 on its MNIST pair).
+
+    Raises:
+        DegenerateInputError: fewer than 4 stimuli, or ``a`` and ``b`` together have as many
+            features as stimuli or more (canonical correlations of 1 for any data): reduce first
+            (:func:`svcca`, :func:`truncated_svd`).
+        ConstantRepresentationError: ``a`` or ``b`` is the same for every stimulus.
+    """
+    if variant not in ("reference", "canonical"):
+        raise ValueError(f"variant must be 'reference' or 'canonical', got {variant!r}")
+    am, bm = _cca_pair(a, b, "PWCCA")
+    dev = resolve_device(device, a)
+    if bm.shape[1] < am.shape[1]:
+        am, bm = bm, am
+    if variant == "reference":
+        return _pwcca_reference(am, bm, dev)
+    return _pwcca_canonical(am, bm, dev)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 
-from ._checks import as_matrix
+from ._checks import as_matrix, check_min_stimuli
 from .compare import CompareMethod, Ties, compare_rdms, rank, rsa
 from .rdm import RDMMetric, square_rdm, upper_triangle
 
@@ -136,6 +136,9 @@ def rdm_set_ceiling(
             ``"mean"`` (plain average of the RDMs, as Net2Brain).
         squared: square each subject's correlation before averaging (Net2Brain reports R^2;
             ``pooling="mean", squared=True`` reproduces its ``lnc`` / ``unc``).
+
+    Raises:
+        DegenerateInputError: RDMs of fewer than ``MIN_STIMULI_RSA`` (4) stimuli.
     """
     r = rdms.detach() if isinstance(rdms, torch.Tensor) else torch.as_tensor(np.asarray(rdms))
     if r.dim() == 3:
@@ -147,6 +150,7 @@ def rdm_set_ceiling(
     s = vectors.shape[0]
     if s < 2:
         raise ValueError("a leave-one-subject-out ceiling needs at least 2 subjects' RDMs")
+    check_min_stimuli(square_rdm(vectors[0]).shape[0], "rsa", "a noise ceiling of RDMs")
     everyone = _pool(vectors, method, pooling)
     lower, upper = [], []
     keep = torch.ones(s, dtype=torch.bool)
@@ -184,6 +188,7 @@ def bootstrap_ci(
     rb = square_rdm(upper_triangle(rdm_b))
     if ra.shape != rb.shape:
         raise ValueError(f"RDMs of different sizes: {tuple(ra.shape)} vs {tuple(rb.shape)}")
+    check_min_stimuli(ra.shape[0], "rsa", "a bootstrap over stimuli")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     stat = statistic or (lambda a, b: compare_rdms(a, b, method))

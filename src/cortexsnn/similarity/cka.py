@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import torch
 
-from ._checks import SilentLayerError, as_matrix, check_same_stimuli
+from ._checks import ConstantRepresentationError, SilentLayerError, check_min_stimuli, metric_inputs
 from .rdm import gram
 
 __all__ = ["linear_cka", "rbf_cka", "cka_from_grams", "center_gram"]
@@ -42,27 +42,35 @@ def center_gram(k: torch.Tensor, unbiased: bool = False) -> torch.Tensor:
 
 
 def cka_from_grams(k: torch.Tensor, l: torch.Tensor, debiased: bool = False) -> float:
-    """CKA between two (uncentred) Gram / kernel matrices of the same stimuli."""
+    """CKA between two (uncentred) Gram / kernel matrices of the same stimuli.
+
+    Raises:
+        DegenerateInputError: fewer than ``MIN_STIMULI_CKA`` (4) stimuli.
+        ConstantRepresentationError: a Gram matrix with nothing left after centring (every stimulus
+            represented alike).
+    """
     if k.shape != l.shape or k.dim() != 2 or k.shape[0] != k.shape[1]:
         raise ValueError(f"Gram matrices must be square and of equal shape, got {tuple(k.shape)} and {tuple(l.shape)}")
+    check_min_stimuli(k.shape[0], "cka", "CKA")
     kc, lc = center_gram(k, debiased), center_gram(l.to(k.device), debiased)
     hsic_kl = (kc * lc).sum()
     nk, nl = torch.linalg.matrix_norm(kc), torch.linalg.matrix_norm(lc)
-    for name, nv in (("first", nk), ("second", nl)):
-        if nv == 0 or not torch.isfinite(nv):
-            raise SilentLayerError(
-                f"the {name} representation has no variance across stimuli after centring, so CKA is "
-                "undefined (a silent layer?)"
+    for name, nv, raw in (("first", nk, k), ("second", nl, l)):
+        if not torch.isfinite(nv):
+            raise ValueError(f"the {name} Gram matrix holds NaN or infinite values")
+        # relative to the uncentred Gram: identical rows leave only rounding after centring
+        if nv <= 1e-14 * torch.linalg.matrix_norm(raw.to(torch.float64)):
+            raise ConstantRepresentationError(
+                f"the {name} representation is the same for every stimulus (nothing is left of its Gram "
+                "matrix after centring), so CKA is undefined (a silent layer?)"
             )
     if debiased and (kc * kc).sum() <= 0:
         raise SilentLayerError("the debiased self-similarity of a representation is not positive")
     return float(hsic_kl / (nk * nl))
 
 
-def _pair(x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    xm, ym = as_matrix(x, "x", min_rows=2), as_matrix(y, "y", min_rows=2)
-    check_same_stimuli(xm, ym, ("x", "y"))
-    return xm, ym
+def _pair(x: Any, y: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return metric_inputs(x, y, family="cka", what=what, names=("x", "y"))
 
 
 def linear_cka(
@@ -78,8 +86,13 @@ def linear_cka(
     ``<Kc, Lc>_F / (||Kc||_F ||Lc||_F)`` with ``K = Xc Xc^T`` of column-centred features (equal to
     ``||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)``). ``debiased=True`` uses U-centred Grams
     (the unbiased HSIC estimator), which removes CKA's upward bias when features outnumber stimuli.
+
+    Raises:
+        DegenerateInputError: fewer than ``MIN_STIMULI_CKA`` (4) stimuli (with 2, linear CKA is 1 for
+            any two representations).
+        ConstantRepresentationError: ``x`` or ``y`` is the same for every stimulus.
     """
-    xm, ym = _pair(x, y)
+    xm, ym = _pair(x, y, "linear CKA")
     k = gram(xm, center="columns", precision=precision, device=device)
     l = gram(ym, center="columns", precision=precision, device=device)
     return cka_from_grams(k, l, debiased=debiased)
@@ -110,10 +123,14 @@ def rbf_cka(
     """RBF-kernel CKA: Gaussian kernels with bandwidth ``sigma = threshold * sqrt(median squared distance)``.
 
     The median is taken over all stimulus pairs including the zero diagonal, as in Kornblith et al.
+
+    Raises:
+        DegenerateInputError: fewer than ``MIN_STIMULI_CKA`` (4) stimuli.
+        ConstantRepresentationError: ``x`` or ``y`` is the same for every stimulus.
     """
     if threshold <= 0:
         raise ValueError(f"threshold must be positive, got {threshold}")
-    xm, ym = _pair(x, y)
+    xm, ym = _pair(x, y, "RBF CKA")
     k = _rbf_kernel(gram(xm, center="columns", device=device), threshold)
     l = _rbf_kernel(gram(ym, center="columns", device=device), threshold)
     return cka_from_grams(k, l, debiased=debiased)

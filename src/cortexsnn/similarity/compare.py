@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ._checks import SilentLayerError, as_matrix, check_same_stimuli
+from ._checks import SilentLayerError, check_min_stimuli, metric_inputs
 from .rdm import RDMMetric, rdm, upper_triangle
 
 __all__ = [
@@ -58,7 +58,19 @@ def rank(v: Any, ties: Ties = "average") -> torch.Tensor:
     return ranks
 
 
+def _square_side(r: Any) -> int | None:
+    """The number of stimuli of a square RDM, or None for a condensed vector."""
+    shape = tuple(r.shape) if hasattr(r, "shape") else np.shape(r)
+    return int(shape[0]) if len(shape) == 2 else None
+
+
 def _check_pair(a: Any, b: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    # Square RDMs must cover MIN_STIMULI_RSA stimuli; condensed vectors are taken as they are (a
+    # bootstrap resample compares an arbitrary subset of pairs), with at least two pairs.
+    for r in (a, b):
+        n = _square_side(r)
+        if n is not None:
+            check_min_stimuli(n, "rsa", "an RDM comparison")
     va, vb = upper_triangle(a), upper_triangle(b)
     if va.numel() != vb.numel():
         raise ValueError(
@@ -207,6 +219,10 @@ def compare_rdms(a: Any, b: Any, method: CompareMethod = "spearman", *, ties: Ti
     Args:
         method: ``"spearman"`` (rank correlation, ``ties`` as in :func:`spearman`), ``"pearson"``,
             ``"kendall_tau_a"`` or ``"cosine"`` (rsatoolbox's ``'cosine'``, uncentred).
+
+    Raises:
+        DegenerateInputError: square RDMs of fewer than ``MIN_STIMULI_RSA`` (4) stimuli.
+        SilentLayerError: a constant RDM.
     """
     if method == "spearman":
         return spearman(a, b, ties=ties)
@@ -245,10 +261,11 @@ def rsa(
 
     Raises:
         ValueError: different stimulus counts, NaN / infinite values.
+        DegenerateInputError: fewer than ``MIN_STIMULI_RSA`` (4) stimuli.
+        ConstantRepresentationError: ``x`` or ``y`` is the same for every stimulus.
         SilentLayerError: a constant stimulus row or a constant RDM (instead of a silent NaN).
     """
-    xm, ym = as_matrix(x, "model features x", min_rows=3), as_matrix(y, "neural responses y", min_rows=3)
-    check_same_stimuli(xm, ym, ("model features x", "neural responses y"))
+    xm, ym = metric_inputs(x, y, family="rsa", what="RSA")
     rx = rdm(xm, rdm_metric, precision=precision, device=device)
     ry = rdm(ym, rdm_metric, precision=precision, device=device)
     return compare_rdms(rx, ry, compare, ties=ties)
@@ -271,8 +288,8 @@ def tsrsa(
     ``[frames, neurons]``. As in the seed, the first frame is dropped from both (``drop_first``),
     so Movie1's 900 frames give an 899 x 899 RDM; then :func:`rsa` on the remaining frames.
     """
-    xm, ym = as_matrix(x, "model features x"), as_matrix(y, "neural responses y")
-    check_same_stimuli(xm, ym, ("model features x (frames)", "neural responses y (frames)"))
+    xm, ym = metric_inputs(x, y, family="rsa", what="TSRSA",
+                           names=("model features x (frames)", "neural responses y (frames)"))
     if drop_first:
         xm, ym = xm[1:], ym[1:]
     return rsa(xm, ym, rdm_metric=rdm_metric, compare=compare, ties=ties, precision=precision, device=device)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ._checks import SilentLayerError, as_matrix, check_finite_rows, resolve_device
+from ._checks import SilentLayerError, as_matrix, check_finite_rows, check_not_constant, resolve_device
 
 __all__ = ["rdm", "gram", "upper_triangle", "square_rdm", "RDMMetric"]
 
@@ -355,10 +355,14 @@ def rdm(
         ``[stimuli, stimuli]`` float64 tensor, symmetric with an exact zero diagonal.
 
     Raises:
+        ConstantRepresentationError: every stimulus has the same features (all rows identical,
+            whatever the value): all dissimilarities would be 0 (a subclass of SilentLayerError).
         SilentLayerError: for correlation / cosine, when a stimulus row is constant (zero-norm after
             centring): its dissimilarities are undefined. ``err.rows`` lists those stimuli.
         ValueError: NaN / infinite inputs, fewer than two stimuli.
     """
+    x = as_matrix(x, "x")
+    check_not_constant(x, "x", "an RDM")
     row_mean = None
     if metric == "correlation":
         g, row_mean = _gram_and_row_mean(x, "rows", standardize_features, precision, chunk_size, device)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ._checks import SilentLayerError, as_matrix, check_same_stimuli, resolve_device
+from ._checks import SilentLayerError, as_matrix, check_not_constant, check_same_stimuli, metric_inputs, resolve_device
 from .cca import SVDSolver, truncated_svd
 from .rdm import gram
 
@@ -87,11 +87,12 @@ def tsvd_regression(
     and its responses; the mean over neurons (or the per-neuron tensor with ``per_neuron=True``).
 
     Raises:
+        DegenerateInputError: fewer than ``MIN_STIMULI_REGRESSION`` (4) stimuli.
+        ConstantRepresentationError: ``x`` or ``y`` is the same for every stimulus.
         SilentLayerError: a neuron with identical responses to all stimuli (its r is undefined), or
             predictions that are constant (a silent model layer).
     """
-    xm, ym = as_matrix(x, "model features x", min_rows=3), as_matrix(y, "neural responses y", min_rows=3)
-    check_same_stimuli(xm, ym, ("model features x", "neural responses y"))
+    xm, ym = metric_inputs(x, y, family="regression", what="TSVD-Regression")
     dev = resolve_device(device, x)
     ym = ym.to(device=dev, dtype=torch.float64)
     _check_responses(ym)
@@ -157,9 +158,13 @@ def pca_ridge_r2(
     Args:
         cv: number of folds (shuffled ``KFold`` with ``random_state``), or ``"in_sample"`` for the
             seed's procedure (PCA and ridge fitted and evaluated on all stimuli; inflated).
+
+    Raises:
+        DegenerateInputError: fewer than ``MIN_STIMULI_REGRESSION`` (4) stimuli.
+        ConstantRepresentationError: ``x`` or ``y`` is the same for every stimulus.
+        SilentLayerError: a neuron with identical responses to all stimuli (its R^2 is undefined).
     """
-    xm, ym = as_matrix(x, "model features x", min_rows=3), as_matrix(y, "neural responses y", min_rows=3)
-    check_same_stimuli(xm, ym, ("model features x", "neural responses y"))
+    xm, ym = metric_inputs(x, y, family="regression", what="PCA-ridge R^2")
     dev = resolve_device(device, x)
     ym = ym.to(device=dev, dtype=torch.float64)
     _check_responses(ym)
@@ -197,8 +202,11 @@ class PCARidge:
         self.alpha = alpha
 
     def fit(self, x: Any, y: Any) -> "PCARidge":
+        """Learn the PCA on ``x`` and the ridge map to ``y``; a constant ``x`` is refused
+        (:class:`ConstantRepresentationError`: nothing to project)."""
         xm, ym = as_matrix(x, "x").to(torch.float64), as_matrix(y, "y").to(torch.float64)
         check_same_stimuli(xm, ym, ("x", "y"))
+        check_not_constant(xm, "x", "a PCA-ridge fit")
         self.mean_ = xm.mean(dim=0)
         xc = xm - self.mean_
         _, s, vt = torch.linalg.svd(xc, full_matrices=False)
