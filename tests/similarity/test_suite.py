@@ -238,3 +238,21 @@ def test_bad_options_and_names_are_refused():
     twice = [_model("m", [torch.randn(N, 4, generator=g)]), _model("m", [torch.randn(N, 4, generator=g)])]
     with pytest.raises(CortexSNNError, match="distinct name"):
         score_suite(twice, [b], SuiteOptions(n_boot=100, n_splits=1))
+
+
+def test_an_rdm_given_where_responses_are_expected_is_refused_with_what_to_do():
+    """The trap of the issue: a 92 x 92 RDM read as 92 stimuli x 92 neurons."""
+    from cortexsnn.similarity import RDMGivenAsResponsesError, rsa, score_features
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 30, generator=g)
+    target = rdm(torch.randn(12, 8, generator=g), "correlation").numpy()
+    with pytest.raises(RDMGivenAsResponsesError, match="an RDM, not responses.*RDMSet.from_matrices"):
+        rsa(x, target)
+    with pytest.raises(RDMGivenAsResponsesError):
+        score_features(iter([("a", x)]), {"monkey IT": target}, metric="rsa", ceiling="none")
+    wrapped = score_features(iter([("a", x)]), {"monkey IT": RDMSet.from_matrices([target], ["m"])}, metric="rsa",
+                             ceiling="none")
+    assert wrapped.scores[0, 0] == pytest.approx(compare_rdms(rdm(x, "correlation"), target))
+    square_responses = torch.randn(12, 12, generator=g)  # square but not an RDM: accepted
+    assert math.isfinite(rsa(x, square_responses))

@@ -8,7 +8,6 @@ network is **untrained** (random initialisation, seeded), and the returned recor
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +16,7 @@ from torch import nn
 
 from cortexsnn.errors import CortexSNNError
 
-__all__ = ["build_network", "torchvision_builder", "load_factory"]
+__all__ = ["build_network", "torchvision_builder"]
 
 
 def torchvision_builder(name: str) -> Callable[..., nn.Module] | None:
@@ -28,29 +27,6 @@ def torchvision_builder(name: str) -> Callable[..., nn.Module] | None:
     if builder is None or not callable(builder) or name.startswith("_") or name[:1].isupper():
         return None
     return builder
-
-
-def load_factory(spec: str, **kwargs: Any) -> nn.Module:
-    """Call ``package.module:factory(**kwargs)`` and return the ``nn.Module`` it builds."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise CortexSNNError(f"a model factory is given as package.module:function, got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CortexSNNError(f"cannot import {module_name!r} for model {spec!r}: {exc}; is it installed or on "
-                             "PYTHONPATH?") from exc
-    factory = module
-    for part in attr.split("."):
-        if not hasattr(factory, part):
-            raise CortexSNNError(f"{module_name} has no attribute {attr!r} (model {spec!r})")
-        factory = getattr(factory, part)
-    if not callable(factory):
-        raise CortexSNNError(f"{spec!r} is not callable; give a function or class that builds the network")
-    model = factory(**kwargs)
-    if not isinstance(model, nn.Module):
-        raise CortexSNNError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module")
-    return model
 
 
 def build_network(name: str, *, checkpoint: str | Path | None = None, weights: str | None = None, seed: int = 0,
@@ -74,9 +50,11 @@ def build_network(name: str, *, checkpoint: str | Path | None = None, weights: s
         raise CortexSNNError(f"{name}: give registered weights or a checkpoint file, not both")
     torch.manual_seed(seed)
     if ":" in name:
+        from cortexsnn.models.external import load_model_spec
+
         if weights:
             raise CortexSNNError(f"{name}: registered weights are for zoo models; give a checkpoint file")
-        model = load_factory(name)
+        model = load_model_spec(name)
         mode = getattr(model, "feature_mode", "cnn")
     elif name in list_models():
         model = create_model(name, num_classes=num_classes, pretrained=weights or False)

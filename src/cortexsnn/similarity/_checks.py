@@ -111,6 +111,21 @@ def resolve_device(device: str | torch.device | None, *tensors: Any) -> torch.de
     return torch.device("cpu")
 
 
+class RDMGivenAsResponsesError(CortexSNNError, ValueError):
+    """An RDM (square, symmetric, zero diagonal) was given where responses [stimuli, features] are expected."""
+
+
+def _looks_like_rdm(t: torch.Tensor) -> bool:
+    """Square (at least 4 x 4), zero diagonal, symmetric, non-negative: what an RDM is and a response
+    matrix practically never is."""
+    if t.dim() != 2 or t.shape[0] != t.shape[1] or t.shape[0] < 4:
+        return False
+    if bool(torch.diagonal(t).abs().max() != 0) or bool((t < 0).any()):
+        return False
+    scale = float(t.abs().max())
+    return scale > 0 and bool(((t - t.T).abs().max()) <= 1e-9 * scale)
+
+
 def as_matrix(x: Any, name: str, *, min_rows: int = 2) -> torch.Tensor:
     """``x`` (numpy array, torch tensor or nested list) as a 2-D torch tensor ``[stimuli, features]``.
 
@@ -130,6 +145,12 @@ def as_matrix(x: Any, name: str, *, min_rows: int = 2) -> torch.Tensor:
         t = t.reshape(t.shape[0], -1)
     if not t.is_floating_point():
         t = t.to(torch.float64)
+    if _looks_like_rdm(t):
+        raise RDMGivenAsResponsesError(
+            f"{name} is a square, symmetric matrix with a zero diagonal ({t.shape[0]} x {t.shape[1]}): an RDM, not "
+            "responses [stimuli, features]. Give the responses; or, where a target is expected, wrap the RDM as "
+            "cortexsnn.data.neural.RDMSet.from_matrices([rdm], ['name']) (a set of subjects' RDMs the same way); "
+            "to compare two RDMs use compare_rdms")
     if t.shape[0] < min_rows:
         raise ValueError(f"{name} has {t.shape[0]} stimuli (rows); at least {min_rows} are needed")
     if t.shape[1] < 1:
