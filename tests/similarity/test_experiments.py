@@ -72,6 +72,19 @@ def test_silent_layer_flagged_not_averaged():
     assert math.isnan(only_dead.model_score) and only_dead.best_layer == {}
 
 
+def test_model_score_never_averages_areas_with_and_without_a_ceiling():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(10, 6))
+    subjects = [pdist(base + 0.5 * rng.normal(size=base.shape), "correlation") for _ in range(4)]
+    one = [pdist(base + 0.5 * rng.normal(size=base.shape), "correlation")]
+    x = torch.tensor(base @ rng.normal(size=(6, 25)))
+    targets = {"human": RDMSet.from_matrices(subjects, list("abcd")), "monkey": RDMSet.from_matrices(one, ["m"])}
+    mixed = score_features([("l", x)], targets, metric="rsa")
+    assert set(mixed.ceiling) == {"human"} and math.isnan(mixed.model_score)
+    raw = score_features([("l", x)], targets, metric="rsa", ceiling="none")
+    assert raw.model_score == pytest.approx(raw.scores[0].mean())
+
+
 def test_other_metrics_equal_the_metric_functions():
     # 80 stimuli: SVCCA's 40 TSVD dimensions + the 20 unreduced neurons of area A stay below them
     layers, neural = _data(n=80)
@@ -99,7 +112,7 @@ def test_ceiling_and_bootstrap_match_the_ceiling_functions():
     t = score_features(layers[1:2], neural, metric="tsrsa", n_boot=50, ceiling_splits=20)
     for j, a in enumerate(t.areas):
         m, s = S.split_half_neuron_ceiling(neural[a], n_splits=20, random_state=2023, drop_first=True)
-        assert t.ceiling[a]["mean"] == pytest.approx(m) and t.ceiling[a]["std"] == pytest.approx(s)
+        assert t.ceiling[a]["mean"] == pytest.approx(m) and t.ceiling[a]["sem"] == pytest.approx(s)
         est, lo, hi = S.bootstrap_ci(S.rdm(layers[1][1][1:]), S.rdm(neural[a][1:]), n_boot=50, random_state=0)
         assert t.scores[0, j] == pytest.approx(est) and (t.ci_low[0, j], t.ci_high[0, j]) == pytest.approx((lo, hi))
         assert lo <= est <= hi
@@ -127,7 +140,9 @@ def test_rdm_set_targets_mean_ceiling_and_bootstrap():
     assert t.scores[0, 0] == pytest.approx(expected, abs=1e-10)
     lo, up = S.rdm_set_ceiling(rset.rdms)
     c = t.ceiling["hIT"]
-    assert (c["lower"], c["upper"]) == pytest.approx((lo, up)) and c["mean"] - c["std"] == pytest.approx(lo)
+    assert (c["lower"], c["upper"]) == pytest.approx((lo, up)) and c["kind"] == "leave-one-subject-out"
+    assert "mean" not in c and c["denominator"] == c["upper"]  # bounds reported as bounds, not as mean +- std
+    assert t.percent_of_ceiling()["hIT"] == pytest.approx(100 * t.scores[0, 0] / up)
     # bootstrap by hand: the same stimulus draws for every subject, mean over subjects per replicate
     model_rdm = S.rdm(x).numpy()
     r = np.random.default_rng(0)

@@ -218,16 +218,23 @@ class ScoreTable:
 
     @property
     def model_score(self) -> float:
-        """Max over layers per area, then the mean over areas (NaN if an area has no scored layer)."""
+        """Max over layers per area (chosen in sample, as the seeds), then the mean over areas.
+
+        NaN if an area has no scored layer, or if some areas have a noise ceiling and others do not
+        (their raw scores do not share a scale: compare each area on its own, or use
+        :func:`~cortexsnn.similarity.suite.score_suite` for held-out, normalised scores)."""
         best = list(self.best_score.values())
+        if self.ceiling and 0 < len(self.ceiling) < len(self.areas):
+            return math.nan
         return float(np.mean(best)) if best and all(math.isfinite(b) for b in best) else math.nan
 
     def percent_of_ceiling(self) -> dict[str, float] | None:
-        """``area -> 100 * best score / ceiling mean`` (``None`` without ceilings)."""
+        """``area -> 100 * best score / ceiling denominator`` (the upper bound of a leave-one-out
+        ceiling, the split-half mean otherwise; ``None`` without ceilings)."""
         if not self.ceiling:
             return None
         best = self.best_score
-        return {a: 100.0 * best[a] / c["mean"] if c.get("mean") else math.nan
+        return {a: 100.0 * best[a] / _denominator(c) if _denominator(c) else math.nan
                 for a, c in self.ceiling.items() if a in best}
 
     def to_dict(self) -> dict[str, Any]:
@@ -356,6 +363,16 @@ class ScoreTable:
             parts.append("stimulus_front")
             suffix += f"_{c['front_len']}"
         return Path(*parts) / f"{self.model}{suffix}.npy"
+
+
+def _denominator(c: Mapping[str, Any]) -> float | None:
+    """What a normalised score divides by (records written before the ``denominator`` key: the
+    upper bound of a leave-one-out ceiling, else its mean)."""
+    if c.get("denominator") is not None:
+        return float(c["denominator"])
+    if c.get("upper") is not None:
+        return float(c["upper"])
+    return None if c.get("mean") is None else float(c["mean"])
 
 
 # ----------------------------------------------------------------------------- options and targets
@@ -496,8 +513,9 @@ def _ceiling(area: _Area, metric: str, opt: MetricOptions, kind: str, n_splits: 
             return None
         r = area.rdms[:, 1:, 1:] if metric == "tsrsa" else area.rdms
         lo, up = rdm_set_ceiling(r, method=opt.compare)  # type: ignore[arg-type]
-        return {"mean": (lo + up) / 2, "std": (up - lo) / 2, "lower": lo, "upper": up,
-                "method": f"leave-one-subject-out ({area.rdms.shape[0]} RDMs, rsatoolbox pooling, {opt.compare})"}
+        return {"kind": "leave-one-subject-out", "lower": lo, "upper": up, "denominator": up,
+                "method": f"leave-one-subject-out ({area.rdms.shape[0]} RDMs, rsatoolbox pooling, {opt.compare}); "
+                          "normalised scores divide by the upper bound"}
     use_trials = kind == "trials" or (kind == "auto" and area.trials is not None and area.trials.shape[0] >= 2
                                       and metric == "rsa")
     if use_trials:
@@ -506,11 +524,15 @@ def _ceiling(area: _Area, metric: str, opt: MetricOptions, kind: str, n_splits: 
         t = area.trials[:, 1:] if metric == "tsrsa" else area.trials
         m, s = split_half_trial_ceiling(t, n_splits=n_splits, random_state=seed, rdm_metric=opt.rdm_metric,  # type: ignore[arg-type]
                                         compare=opt.compare, ties=opt.ties)  # type: ignore[arg-type]
-        return {"mean": m, "std": s, "method": f"split-half over trials, Spearman-Brown corrected, {n_splits} splits"}
+        return {"kind": "split-half", "mean": m, "sem": s, "denominator": m,
+                "method": f"split-half over trials, Spearman-Brown corrected, mean over {n_splits} splits (sem: its "
+                          "standard error)"}
     assert area.y is not None
     m, s = split_half_neuron_ceiling(area.y, n_splits=n_splits, random_state=seed, drop_first=(metric == "tsrsa"),
                                      rdm_metric=opt.rdm_metric, compare=opt.compare, ties=opt.ties)  # type: ignore[arg-type]
-    return {"mean": m, "std": s, "method": f"split-half over neurons (Huang et al., NeurIPS 2024), {n_splits} splits, no Spearman-Brown"}
+    return {"kind": "split-half", "mean": m, "sem": s, "denominator": m,
+            "method": f"split-half over neurons (Huang et al., NeurIPS 2024), mean over {n_splits} splits (sem: its "
+                      "standard error), no Spearman-Brown"}
 
 
 def _is_silent(x: Tensor, chunk: int = 1 << 22) -> bool:
@@ -532,6 +554,9 @@ class _LayerScorer:
                  n_boot: int, bootstrap_seed: int) -> None:
         self.metric, self.areas, self.opt, self.device = metric, areas, opt, device
         self.n_boot, self.bootstrap_seed = n_boot, bootstrap_seed
+        # Spearman (ties averaged) and Pearson bootstraps run batched over every layer at the end
+        # (bootstrap_rdm_cis: the same draws and bounds as bootstrap_ci, one resampling for all layers)
+        self.batched = metric in _RDM_METRICS and opt.ties == "average" and opt.compare in ("spearman", "pearson")
         self.reduce_neural = opt.reduce_neural if opt.reduce_neural is not None else neural_dataset == "allen_natural_scenes"
         self._neural: dict[str, Any] = {}
 
@@ -573,7 +598,7 @@ class _LayerScorer:
         lo = hi = math.nan
         if m in _RDM_METRICS:
             s = _compare_to_area(cached, target, o)
-            if self.n_boot:
+            if self.n_boot and not self.batched:
                 lo, hi = _bootstrap(cached, target, o, self.n_boot, self.bootstrap_seed)
         elif m == "svcca":
             s = svcca(cached, target, n_components=o.n_components, reduce_y=False, device=self.device)
@@ -650,6 +675,7 @@ def score_features(
     scorer = _LayerScorer(metric, areas, opt, neural_dataset, device, n_boot, bootstrap_seed)
     layers: list[str] = []
     rows, lows, highs = [], [], []
+    boot_rdms: list[tuple[int, Tensor]] = []
     silent: list[str] = []
     reasons: dict[str, str] = {}
     for name, x in features:
@@ -672,6 +698,8 @@ def score_features(
                     for j, area in enumerate(areas):
                         if area.name in wanted:
                             row[j], lo[j], hi[j] = scorer.score(cached, area)
+                    if n_boot and scorer.batched:
+                        boot_rdms.append((len(rows), cached))
                 except SilentLayerError as exc:
                     row[:], lo[:], hi[:] = math.nan, math.nan, math.nan
                     silent.append(name)
@@ -686,6 +714,14 @@ def score_features(
             progress(f"{name}: " + (f"silent ({reasons[name][:80]})" if name in reasons else shown or "not scored"))
     if not layers:
         raise ValueError("no layers were given")
+    if boot_rdms:
+        from .bootstrap import bootstrap_rdm_cis
+
+        low_all, high_all = bootstrap_rdm_cis(torch.stack([r for _, r in boot_rdms]), [scorer.neural(a) for a in areas],
+                                              n_boot=n_boot, random_state=bootstrap_seed, method=opt.compare)  # type: ignore[arg-type]
+        for k, (i, _) in enumerate(boot_rdms):
+            scored = np.isfinite(rows[i])
+            lows[i][scored], highs[i][scored] = low_all[k][scored], high_all[k][scored]
     ceilings = None
     if metric in _RDM_METRICS and ceiling != "none":
         ceilings = {}

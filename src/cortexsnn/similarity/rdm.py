@@ -385,8 +385,9 @@ def rdm(
             what = "constant over features" if metric == "correlation" else "all zero"
             raise SilentLayerError(
                 f"stimulus rows {silent[:10]}{' ...' if len(silent) > 10 else ''} are {what}; their "
-                f"{metric} dissimilarity is undefined (a silent layer or unit group?). Drop those stimuli "
-                "or use metric='euclidean'.",
+                f"{metric} dissimilarity is undefined (a silent layer or unit group?). Drop those stimuli, "
+                "build this RDM with metric='euclidean', or score with cortexsnn.similarity.score_suite, which "
+                "keeps them under a stated rule.",
                 rows=silent,
             )
         inv = sq.rsqrt()

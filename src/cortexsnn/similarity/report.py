@@ -35,6 +35,8 @@ import numpy as np
 
 from cortexsnn.utils.io import atomic_write_bytes, atomic_write_text
 
+from .experiments import _denominator
+
 __all__ = ["write_report", "write_suite_report", "heatmap_figure", "depth_figure", "rdm_figure", "rank_transform",
            "weights_status", "suite_score_figure", "suite_depth_figure", "suite_activity_figure", "suite_mds_figure"]
 
@@ -96,7 +98,7 @@ def _best(rec: dict) -> dict[str, tuple[str, float, int]]:
 
 def _model_score(rec: dict) -> float:
     best = _best(rec)
-    if len(best) != len(rec["areas"]):
+    if len(best) != len(rec["areas"]) or 0 < len(rec["ceiling"]) < len(rec["areas"]):
         return math.nan
     return float(np.mean([v[1] for v in best.values()]))
 
@@ -106,7 +108,7 @@ def _ceiling_band(c: Mapping[str, Any]) -> tuple[float, float] | None:
         return float(c["lower"]), float(c["upper"])
     if c.get("mean") is None:
         return None
-    m, s = float(c["mean"]), float(c.get("std") or 0.0)
+    m, s = float(c["mean"]), float(c.get("sem", c.get("std")) or 0.0)
     return m - s, m + s
 
 
@@ -323,7 +325,7 @@ def _slug(text: str) -> str:
 
 def _summary_table(recs: list[dict]) -> str:
     areas = list(dict.fromkeys(a for r in recs for a in r["areas"]))
-    head = "".join(f"<th>{_e(a)}: best layer, score (% of ceiling)</th>" for a in areas)
+    head = "".join(f"<th>{_e(a)}: best layer (in sample), score (% of ceiling)</th>" for a in areas)
     rows = []
     for rec in recs:
         best = _best(rec)
@@ -335,13 +337,15 @@ def _summary_table(recs: list[dict]) -> str:
                 continue
             layer, score, _ = best[a]
             c = rec["ceiling"].get(a)
-            pct = f" ({100.0 * score / float(c['mean']):.0f}%)" if c and c.get("mean") else ""
+            denominator = _denominator(c) if c else None
+            pct = f" ({100.0 * score / denominator:.0f}%)" if denominator else " (raw: no ceiling)"
             cells.append(f'<td class="num">{_e(layer)}<br>{_fmt(score)}{pct}</td>')
         rows.append(f"<tr><td><b>{_e(rec['model'])}</b></td><td>{_status_html(rec)}</td>"
                     f"<td>{_e(_METRIC_LABEL.get(rec['metric'], rec['metric']))}</td><td>{_e(rec['neural_dataset'])}</td>"
                     f'<td class="num"><b>{_fmt(_model_score(rec))}</b></td>{"".join(cells)}</tr>')
     return ("<table><tr><th>model</th><th>weights</th><th>metric</th><th>neural data</th>"
-            f"<th>model score<br><small>max over layers, mean over areas</small></th>{head}</tr>"
+            f"<th>model score<br><small>max over layers (in sample), mean over areas; &ndash; when areas with and "
+            f"without a ceiling would be averaged</small></th>{head}</tr>"
             + "".join(rows) + "</table>")
 
 
@@ -353,12 +357,14 @@ def _ceiling_table(recs: list[dict]) -> str:
     if not seen:
         return "<p>No noise ceiling was computed for these data.</p>"
     rows = "".join(
-        f"<tr><td>{_e(ds)}</td><td>{_e(area)}</td><td class='num'>{_fmt(c.get('mean'))}</td>"
-        f"<td class='num'>{_fmt(c.get('std'))}</td><td class='num'>{_fmt(c.get('lower'))}</td>"
-        f"<td class='num'>{_fmt(c.get('upper'))}</td><td>{_e(c.get('method', ''))}</td></tr>"
+        f"<tr><td>{_e(ds)}</td><td>{_e(area)}</td><td class='num'>{_fmt(c.get('lower'))}</td>"
+        f"<td class='num'>{_fmt(c.get('upper'))}</td><td class='num'>{_fmt(c.get('mean'))}</td>"
+        f"<td class='num'>{_fmt(c.get('sem', c.get('std')))}</td><td class='num'>{_fmt(_denominator(c))}</td>"
+        f"<td>{_e(c.get('method', ''))}</td></tr>"
         for (ds, area), c in seen.items())
-    return ("<table><tr><th>neural data</th><th>area</th><th>mean</th><th>std</th><th>lower bound</th>"
-            "<th>upper bound</th><th>method</th></tr>" + rows + "</table>")
+    return ("<table><tr><th>neural data</th><th>area</th><th>lower bound</th><th>upper bound</th>"
+            "<th>split-half estimate</th><th>its standard error</th><th>normalised by</th><th>method</th></tr>"
+            + rows + "</table>")
 
 
 def _scores_table(rec: dict) -> str:
