@@ -15,7 +15,7 @@ from cortexsnn.cli.main import main
 from cortexsnn.data.neural import KRIEGESKORTE92_FILES, RDMSet
 from cortexsnn.similarity import compare_rdms
 from cortexsnn.similarity.benchmarks import load_benchmarks
-from cortexsnn.similarity.experiments import MetricOptions, score_features
+from cortexsnn.similarity.scoring import MetricOptions, score_features
 from cortexsnn.similarity.features import zscore_global
 from cortexsnn.similarity.networks import pick_layers
 from cortexsnn.similarity.suite import SuiteResult, layer_rdm

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cortexsnn.cli.main import main
 from cortexsnn.data.neural import NeuralData, save_npz
-from cortexsnn.similarity.experiments import ScoreTable
+from cortexsnn.similarity.results import ScoreTable
 
 
 def _recording(tmp_path, n=24, with_images=True, name="rec.npz"):

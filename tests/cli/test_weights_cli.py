@@ -15,7 +15,7 @@ from cortexsnn.cli.main import main
 from cortexsnn.data.neural import NeuralData, save_npz
 from cortexsnn.models import create_model
 from cortexsnn.models import pretrained as P
-from cortexsnn.similarity.experiments import ScoreTable
+from cortexsnn.similarity.results import ScoreTable
 
 
 @pytest.fixture(autouse=True)

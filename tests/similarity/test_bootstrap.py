@@ -8,7 +8,7 @@ import torch
 from cortexsnn.data.neural import RDMSet
 from cortexsnn.similarity import bootstrap_ci, rdm
 from cortexsnn.similarity.bootstrap import bootstrap_rdm_cis
-from cortexsnn.similarity.experiments import score_features
+from cortexsnn.similarity.scoring import score_features
 
 
 def _rdms(k: int, n: int = 14, features: int = 30, seed: int = 0, decimals: int | None = 1) -> np.ndarray:

@@ -15,19 +15,19 @@ import cortexsnn.similarity as S
 from cortexsnn.data.neural import NeuralData, RDMSet
 from cortexsnn.models.layers import SeqConv2d, SpikingModel, make_neuron
 from cortexsnn.neurons import reset
-from cortexsnn.similarity.experiments import (
-    MetricOptions,
-    ScoreTable,
-    best_layers_from_results,
-    canonical_metric,
+from cortexsnn.similarity.ablations import (
     chaos_level,
     clip_ablation,
     replace_ablation,
     replacement_frames,
-    score_features,
-    score_model,
     shuffle_ablation,
     shuffle_within_windows,
+)
+from cortexsnn.similarity.results import ScoreTable, best_layers_from_results, canonical_metric
+from cortexsnn.similarity.scoring import (
+    MetricOptions,
+    score_features,
+    score_model,
 )
 from cortexsnn.similarity.features import extract_features
 

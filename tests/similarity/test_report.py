@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cortexsnn.similarity.experiments import ScoreTable
+from cortexsnn.similarity.results import ScoreTable
 from cortexsnn.similarity.report import (depth_figure, heatmap_figure, rank_transform, rdm_figure, weights_status,
                                          write_report)
 

@@ -256,3 +256,57 @@ def test_an_rdm_given_where_responses_are_expected_is_refused_with_what_to_do():
     assert wrapped.scores[0, 0] == pytest.approx(compare_rdms(rdm(x, "correlation"), target))
     square_responses = torch.randn(12, 12, generator=g)  # square but not an RDM: accepted
     assert math.isfinite(rsa(x, square_responses))
+
+
+class _Late(nn.Module):
+    """A time-major 'spiking network': its one layer is silent at step 0 and gives fixed per-stimulus
+    features from step 1 on."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.layer = _TimeLookup(table)
+        self.scoring_layers = ["layer"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+
+class _TimeLookup(nn.Module):
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("table", table)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, C, H, W] -> [T, B, F]
+        out = self.table[(x[:, :, 0, 0, 0] * 255).round().long()]
+        out[0] = 0.0
+        return out
+
+
+def test_time_course_of_a_spiking_model_per_step_and_cumulative():
+    g = torch.Generator().manual_seed(3)
+    signal = torch.randn(N, 20, generator=g)
+    b = _benchmark(signal.numpy(), 4, 5)
+    snn = ScoringModel("late", _Late(signal @ torch.randn(20, 50, generator=g)), "static", time_steps=4,
+                       normalization="none", image_size=None, info={"trained": True})  # type: ignore[arg-type]
+    result = score_suite([snn], [b], SuiteOptions(n_boot=100, n_splits=2, time_course=True))
+    course = result.scores[b.name]["time_course"]["late"]
+    average = result.scores[b.name]["layers"][0]["score"]
+    assert course["layer"] == "layer" and len(course["per_step"]) == len(course["cumulative"]) == 4
+    assert math.isnan(course["per_step"][0]) and math.isnan(course["cumulative"][0])  # step 0: no response
+    assert course["per_step"][1:] == pytest.approx([average] * 3, abs=1e-6)
+    assert course["cumulative"][1:] == pytest.approx([average] * 3, abs=1e-6)
+    back = json.loads(json.dumps(result.to_dict()))["scores"][b.name]["time_course"]["late"]
+    assert back["per_step"][0] is None
+
+
+def test_the_report_draws_the_time_course(tmp_path):
+    from cortexsnn.similarity.report import write_suite_report
+
+    g = torch.Generator().manual_seed(3)
+    signal = torch.randn(N, 20, generator=g)
+    b = _benchmark(signal.numpy(), 4, 5)
+    snn = ScoringModel("late", _Late(signal @ torch.randn(20, 50, generator=g)), "static", time_steps=3,
+                       normalization="none", image_size=None, info={"trained": True})  # type: ignore[arg-type]
+    result = score_suite([snn], [b], SuiteOptions(n_boot=100, n_splits=1, time_course=True))
+    page = write_suite_report(result, tmp_path).read_text()
+    assert "Over time" in page and (tmp_path / "suite_time.png").is_file()

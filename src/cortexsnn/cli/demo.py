@@ -94,6 +94,9 @@ def _suite_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bootstrap replicates over stimuli for intervals and comparisons (1000)")
     parser.add_argument("--splits", type=int, default=50, metavar="K",
                         help="random half splits of the stimuli for the held-out layer choice (50)")
+    parser.add_argument("--time-course", action="store_true",
+                        help="spiking models: also score the selected layer at every time step and cumulatively "
+                             "(one more pass over the stimuli per spiking model)")
     parser.add_argument("--max-layers", type=int, default=None, metavar="K",
                         help="score only K evenly spaced layers per model (first and last included; quick checks)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
@@ -182,7 +185,7 @@ def _run_suite(args: argparse.Namespace) -> int:
     if not benchmarks:
         raise _error(next(iter(skipped.values())))
     options = SuiteOptions(n_boot=args.bootstrap, n_splits=args.splits, seed=args.seed, batch_size=args.batch_size,
-                           device=args.device)
+                           device=args.device, time_course=args.time_course)
     sets = list({b.stimuli.name: b.stimuli for b in benchmarks}.values())
     print("benchmarks: " + "; ".join(f"{b.name} ({len(b.stimuli)} stimuli, {b.n_subjects} subj.)" for b in benchmarks),
           flush=True)

@@ -4,7 +4,7 @@ Takes the seeds' flags (``--model --train-dataset --checkpoint-path --neural-dat
 --neural-dataset-dir --metric --stimulus-dir --output-dir`` and the movie ablations
 ``--trial-for-clip/--clip-len``, ``--shuffle --window``, ``--replace --replace-type --window``,
 ``--trial-for-ablation``, ``--front-len``, ``--best-layer``) and writes self-describing results:
-``results.json`` (:meth:`cortexsnn.similarity.experiments.ScoreTable.to_dict`) and ``scores.csv``
+``results.json`` (:meth:`cortexsnn.similarity.results.ScoreTable.to_dict`) and ``scores.csv``
 in ``--output-dir`` (an ablation in a sub-folder named after it, e.g.
 ``stimulus_shuffle/best_layer/window_300``), the seeds' ``.npy`` layout with ``--save-npy``, and
 the HTML report when :mod:`cortexsnn.similarity.report` is available.
@@ -260,12 +260,14 @@ def _check_flags(args: argparse.Namespace, movie: bool) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from cortexsnn.similarity import experiments as E
+    from cortexsnn.similarity import ablations as A
+    from cortexsnn.similarity import results as R
+    from cortexsnn.similarity import scoring as S
     from cortexsnn.similarity.features import default_layers
 
     movie = args.neural_dataset in _MOVIES or args.movie
     _check_flags(args, movie)
-    metric = E.canonical_metric(args.metric or ("tsrsa" if movie else "rsa"))
+    metric = R.canonical_metric(args.metric or ("tsrsa" if movie else "rsa"))
     args.pretrained_cfg = _weights_cfg(args)
     neural, in_data, info = _load_neural(args)
     stimuli = _load_stimuli(args, in_data, info["n"], movie)
@@ -290,7 +292,7 @@ def _run(args: argparse.Namespace) -> int:
     out_root = Path(args.output_dir).expanduser()
     if args.best_layer is not None:
         source = Path(args.best_layer).expanduser() if args.best_layer else out_root
-        best = E.best_layers_from_results(source)
+        best = R.best_layers_from_results(source)
         missing = sorted({v for v in best.values() if v not in layers})
         if missing:
             raise _error(f"best layers {missing} from {source} are not layers of {args.model}")
@@ -298,7 +300,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.replace and args.replace_type == "static":
         scenes = _scenes(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    opt = E.MetricOptions(ties="ordinal" if args.seed_ties else "average", svd_solver=args.svd_solver,
+    opt = S.MetricOptions(ties="ordinal" if args.seed_ties else "average", svd_solver=args.svd_solver,
                           cv="in_sample" if args.in_sample_r2 else 5, cka=args.cka)
     config = {"train_dataset": args.train_dataset, "weights": weights, "stimuli": stimuli.normalization,
               "device": device, "command": "cortexsnn " + " ".join(sys.argv[1:]) if sys.argv else None}
@@ -318,28 +320,28 @@ def _run(args: argparse.Namespace) -> int:
     x = stimuli.tensor
     try:
         if args.shuffle:
-            table = E.shuffle_ablation(model, x, neural, window=args.window, trials=args.trial_for_ablation,
+            table = A.shuffle_ablation(model, x, neural, window=args.window, trials=args.trial_for_ablation,
                                        metric=metric, options=opt, seed=args.ablation_seed, config=config, **common)
         elif args.replace:
             mean, std = stimuli.normalization.get("mean"), stimuli.normalization.get("std")
             norm = (mean, std) if mean and std else _default_norm(args)
-            table = E.replace_ablation(model, x, neural, window=args.window, replace_type=args.replace_type,
+            table = A.replace_ablation(model, x, neural, window=args.window, replace_type=args.replace_type,
                                        trials=args.trial_for_ablation, normalization=norm, scenes=scenes,
                                        metric=metric, options=opt, seed=args.ablation_seed, config=config, **common)
         elif args.trial_for_clip is not None:
             from cortexsnn.similarity.features import extract_features
 
-            x_, neural_ = E._front(x, neural, args.front_len)
+            x_, neural_ = S._front(x, neural, args.front_len)
             names = [n for n in layers if best is None or n in set(best.values())]
             feats = extract_features(model, x_, layers=names, mode=mode, time_steps=time_steps,
                                      chunk_frames=args.chunk_frames, batch_size=args.batch_size, device=device,
                                      max_bytes=max_bytes)
-            table = E.clip_ablation(feats, neural_, clip_len=args.clip_len, trials=args.trial_for_clip, metric=metric,
+            table = A.clip_ablation(feats, neural_, clip_len=args.clip_len, trials=args.trial_for_clip, metric=metric,
                                     model=args.model, neural_dataset=args.neural_dataset, options=opt,
                                     best_layer=best, seed=args.ablation_seed, device=device,
                                     config={**config, "mode": mode, "front_len": args.front_len})
         else:
-            table = E.score_model(model, x, neural, metric=metric, options=opt, ceiling=args.ceiling,
+            table = S.score_model(model, x, neural, metric=metric, options=opt, ceiling=args.ceiling,
                                   ceiling_splits=args.ceiling_splits, n_boot=args.bootstrap, bootstrap_seed=args.seed,
                                   config=config,
                                   max_bytes=max_bytes, progress=progress, **common)

@@ -21,7 +21,8 @@ from .ceilings import bootstrap_ci, rdm_set_ceiling, spearman_brown, split_half_
 from .cka import center_gram, cka_from_grams, linear_cka, rbf_cka
 from .compare import compare_rdms, kendall_tau_a, pearson, rank, rsa, spearman, tsrsa
 from .rdm import gram, rdm, square_rdm, upper_triangle
-from .experiments import MetricOptions, ScoreTable, score_features, score_model
+from .results import ScoreTable
+from .scoring import MetricOptions, score_features, score_model
 from .regression import PCARidge, loo_ridge_predictions, pca_ridge_r2, tsvd_regression
 from .suite import ScoringModel, SuiteOptions, SuiteResult, score_suite
 

@@ -8,7 +8,7 @@ It uses the same random draws, the same pairs (pairs of a stimulus with its own 
 and the same percentile interval as ``bootstrap_ci``, so for one pair of RDMs the bounds are
 identical (tested); for a target given as a set of RDMs (subjects) the statistic is the mean over
 the set of the comparisons with each, the score that
-:func:`cortexsnn.similarity.experiments.score_features` reports for such an area.
+:func:`cortexsnn.similarity.scoring.score_features` reports for such an area.
 """
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ yields ``(layer, features [N, F] float32 CPU)`` in the model's declared layer or
   the layer's output at that step (no averaging, no z-scoring).
 * ``"cnn"`` (a plain torchvision network, the papers' baselines): one forward pass of
   ``[B, 3, H, W]``, flattened, z-scored as in static mode.
+* ``"steps"``: presented as in static mode, but every step kept: ``[N, T, F]`` (not z-scored), for
+  scores per time step and cumulative over steps (T times the memory of static mode).
 
 Other libraries. A SpikingJelly, snnTorch or Norse network, or any ``nn.Module``, is reset, run and
 read through an adapter (:mod:`cortexsnn.similarity.adapters`, chosen from the module classes the
@@ -67,7 +69,7 @@ __all__ = ["extract_features", "default_layers", "zscore_global", "layer_feature
 
 logger = logging.getLogger(__name__)
 
-FeatureMode = Literal["static", "movie", "cnn"]
+FeatureMode = Literal["static", "movie", "cnn", "steps"]
 
 #: Default budget for the feature matrices held at once (bytes, float32).
 DEFAULT_MAX_BYTES = 2 * 2**30
@@ -148,7 +150,7 @@ def _make_hook(name: str, run: _Run):
         if buf is None:  # probing shapes only
             run.seen[name] = run.seen.get(name, 0) + pieces
             return
-        if flat.shape[-1] != buf.shape[1]:
+        if flat.shape[-1] * (run.steps if run.mode == "steps" else 1) != buf.shape[1]:
             raise ValueError(f"layer {name!r} gave {flat.shape[-1]} features per stimulus, {buf.shape[1]} expected "
                              "(stimuli of different sizes?)")
         done = run.seen.get(name, 0)
@@ -158,6 +160,10 @@ def _make_hook(name: str, run: _Run):
         if run.mode == "movie":  # one row per frame, in time order
             start = run.row + done
             buf[start:start + pieces] = flat[:, 0].to("cpu", torch.float32)
+        elif run.mode == "steps":  # every step, step-major within a stimulus' row
+            f = flat.shape[-1]
+            buf[run.row:run.row + run.batch, done * f:(done + pieces) * f] = \
+                flat.permute(1, 0, 2).reshape(run.batch, -1).to("cpu", torch.float32)
         elif run.mode == "static":  # sum over T, written out (averaged) after the pass
             acc = run.accum.get(name)
             s = flat.sum(dim=0, dtype=torch.float32)
@@ -218,7 +224,7 @@ def _check_stimuli(stimuli: Tensor, mode: str) -> None:
 
 
 def _forward(model: nn.Module, x: Tensor, mode: str, time_steps: int, adapter: ModelAdapter) -> None:
-    if mode == "static":
+    if mode in ("static", "steps"):
         adapter.forward(model, x.unsqueeze(0).expand(time_steps, *x.shape))
     elif mode == "movie":
         adapter.forward(model, x.unsqueeze(1))
@@ -234,14 +240,14 @@ def layer_feature_sizes(model: nn.Module, stimuli: Tensor, layers: Sequence[str]
     ``adapter`` as in :func:`extract_features`."""
     dev = _device(model, device)
     adapt = adapter_for(model, adapter)
-    run = _Run(mode=mode, batch=1, steps=time_steps if mode == "static" else 1, adapter=adapt)
+    run = _Run(mode=mode, batch=1, steps=time_steps if mode in ("static", "steps") else 1, adapter=adapt)
     with _evaluation(model, None if mode != "movie" else True, adapt), _hooks(model, layers, run):
         adapt.reset(model)
         try:
             _forward(model, stimuli[:1].to(dev, torch.float32), mode, time_steps, adapt)
         except RuntimeError as exc:
             layout = {"static": "[T, B, C, H, W] (an image repeated over T)", "movie": "[T, B=1, C, H, W] (frames)",
-                      "cnn": "[B, C, H, W]"}[mode]
+                      "cnn": "[B, C, H, W]", "steps": "[T, B, C, H, W] (an image repeated over T)"}[mode]
             hint = "; use mode='cnn' for a network without a time dimension" if mode != "cnn" else ""
             if not isinstance(adapt, NativeAdapter):
                 hint += f" (run by {adapt!r}; see cortexsnn.similarity.adapters)"
@@ -331,7 +337,8 @@ def extract_features(
             :mod:`cortexsnn.data.stimuli` to build them with a recorded normalisation).
         layers: module paths to record; default :func:`default_layers` (the model's ``scoring_layers``),
             or for a model of another SNN library that declares none, its spiking layers.
-        mode: ``"static"``, ``"movie"`` or ``"cnn"`` (see the module docstring).
+        mode: ``"static"``, ``"movie"``, ``"cnn"`` or ``"steps"`` (see the module docstring; ``"steps"``
+            yields ``[N, T, F]``).
         time_steps: T, the repeats of each image in static mode (4 for the ImageNet models, 16 for
             the UCF101 models, as the seeds).
         chunk_frames: frames per forward call in movie mode (16 as Huang et al., NeurIPS 2024).
@@ -359,7 +366,7 @@ def extract_features(
         AdapterError: an unknown adapter name, or modules of several SNN libraries in one model.
         StateResetError: the model keeps state across stimuli that its adapter cannot reset.
     """
-    if mode not in ("static", "movie", "cnn"):
+    if mode not in ("static", "movie", "cnn", "steps"):
         raise ValueError(f"mode must be 'static', 'movie' or 'cnn', got {mode!r}")
     for name, v in (("time_steps", time_steps), ("chunk_frames", chunk_frames), ("batch_size", batch_size)):
         if not isinstance(v, int) or v < 1:
@@ -400,6 +407,9 @@ def _extract(model: nn.Module, stimuli: Tensor, names: list[str], mode: str, tim
     shapes = layer_feature_sizes(model, stimuli, names, mode=mode, time_steps=time_steps, device=dev,  # type: ignore[arg-type]
                                  adapter=adapter)
     sizes = {n: int(np.prod(s)) if s else 1 for n, s in shapes.items()}
+    per_step = {n: f for n, f in sizes.items()}
+    if mode == "steps":
+        sizes = {n: f * time_steps for n, f in sizes.items()}
     if check_reset:
         _check_reset(model, stimuli, sizes, mode, time_steps, chunk_frames, dev, adapter)
     n = stimuli.shape[0]
@@ -408,6 +418,10 @@ def _extract(model: nn.Module, stimuli: Tensor, names: list[str], mode: str, tim
         _run_group(model, stimuli, buffers, mode, time_steps, chunk_frames, batch_size, dev, adapter)
         for name in group:
             x = buffers.pop(name)
+            if mode == "steps":
+                yield name, x.view(n, time_steps, per_step[name])
+                del x
+                continue
             if zscore and mode != "movie":
                 zscore_global(x)
             yield name, x
@@ -465,7 +479,7 @@ def _run_group(model: nn.Module, stimuli: Tensor, buffers: dict[str, Tensor], mo
             x = stimuli[start:start + batch_size].to(dev, torch.float32)
             adapter.reset(model)  # every batch starts from the initial state
             run.row, run.batch, run.seen, run.accum = start, x.shape[0], {}, {}
-            run.steps = time_steps if mode == "static" else 1
+            run.steps = time_steps if mode in ("static", "steps") else 1
             _forward(model, x, mode, time_steps, adapter)
             _check_steps(run, names)
             if mode == "static":

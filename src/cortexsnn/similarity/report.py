@@ -1,7 +1,7 @@
 """Figures and a self-contained HTML report of brain-similarity score tables.
 
-Input: score tables as dicts (:meth:`cortexsnn.similarity.experiments.ScoreTable.to_dict`, the
-``results.json`` records) or :class:`~cortexsnn.similarity.experiments.ScoreTable` objects.
+Input: score tables as dicts (:meth:`cortexsnn.similarity.results.ScoreTable.to_dict`, the
+``results.json`` records) or :class:`~cortexsnn.similarity.results.ScoreTable` objects.
 
 Figures (matplotlib, drawn on the Agg canvas without touching pyplot's global backend):
 
@@ -35,10 +35,11 @@ import numpy as np
 
 from cortexsnn.utils.io import atomic_write_bytes, atomic_write_text
 
-from .experiments import _denominator
+from .results import _denominator
 
 __all__ = ["write_report", "write_suite_report", "heatmap_figure", "depth_figure", "rdm_figure", "rank_transform",
-           "weights_status", "suite_score_figure", "suite_depth_figure", "suite_activity_figure", "suite_mds_figure"]
+           "weights_status", "suite_score_figure", "suite_depth_figure", "suite_activity_figure", "suite_mds_figure",
+           "suite_time_figure"]
 
 _REQUIRED = ("model", "metric", "neural_dataset", "layers", "areas", "scores")
 _METRIC_LABEL = {"rsa": "RSA (Spearman)", "tsrsa": "TSRSA (Spearman)", "svcca": "SVCCA", "regression":
@@ -634,6 +635,32 @@ def suite_activity_figure(result: Any):
     return fig
 
 
+def suite_time_figure(result: Any):
+    """Spiking models' selected layers over time: the score at each step (dashed) and on the average
+    of steps 1..t (solid), one panel per benchmark that has a time course."""
+    courses = {b: s["time_course"] for b, s in result.scores.items() if s.get("time_course")}
+    colours = _colours(list(result.models))
+    cols = min(3, len(courses))
+    rows = math.ceil(len(courses) / cols)
+    fig = _figure(4.2 * cols, 3.0 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for k, (bname, per_model) in enumerate(courses.items()):
+        ax = axes[k // cols][k % cols]
+        for model, c in per_model.items():
+            t = np.arange(1, len(c["per_step"]) + 1)
+            to_float = lambda v: [math.nan if x is None else x for x in v]  # noqa: E731
+            ax.plot(t, to_float(c["cumulative"]), "-", color=colours[model], label=f"{model} ({c['layer']})")
+            ax.plot(t, to_float(c["per_step"]), "--", color=colours[model], linewidth=0.8)
+        b = result.benchmarks[bname]
+        ax.set_title(f"{b['species']} {b['area']} ({b['dataset']})", fontsize=9)
+        ax.set_xlabel("time step", fontsize=8)
+        ax.set_ylabel("RSA", fontsize=8)
+        ax.legend(fontsize=6)
+    for k in range(len(courses), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    return fig
+
+
 def suite_mds_figure(result: Any, key: str, categories: Sequence[str] | None, title: str):
     """2-D metric MDS (scikit-learn >= 1.8, precomputed dissimilarities, seed 0) of one RDM, stimuli
     coloured by category."""
@@ -735,6 +762,9 @@ def write_suite_report(result: Any, output_dir: str | Path, *, title: str = "cor
     files: dict[str, bytes] = {"suite_scores.png": _png(suite_score_figure(result)),
                                "suite_depth.png": _png(suite_depth_figure(result)),
                                "suite_activity.png": _png(suite_activity_figure(result))}
+    timed = any(s.get("time_course") for s in result.scores.values())
+    if timed:
+        files["suite_time.png"] = _png(suite_time_figure(result))
     rdm_sections = []
     for set_name in dict.fromkeys(b["stimulus_set"] for b in result.benchmarks.values()):
         shown = {}
@@ -794,6 +824,10 @@ def write_suite_report(result: Any, output_dir: str | Path, *, title: str = "cor
               "<h2>Score by layer</h2>", '<p><img src="suite_depth.png" alt="score by relative depth"></p>',
               "<h2>Activity</h2>", f"<p>Silent stimuli: {_e(c['silent_rule'])}.</p>",
               '<p><img src="suite_activity.png" alt="mean output by depth"></p>', _suite_activity_table(result)]
+    if timed:
+        parts += ["<h2>Over time</h2>", "<p>Spiking models, at each benchmark's selected layer: the score of each "
+                  "time step alone (dashed) and of the average over steps 1..t (solid); gaps: steps with no response."
+                  "</p>", '<p><img src="suite_time.png" alt="scores over time steps"></p>']
     refs = {b: s["references"] for b, s in result.scores.items() if s.get("references")}
     if refs:
         parts.append("<h2>Reference model RDMs</h2><table><tr><th>benchmark</th>"

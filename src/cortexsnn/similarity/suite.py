@@ -54,7 +54,7 @@ from torch import nn
 from cortexsnn.errors import CortexSNNError
 
 from ._checks import SilentLayerError
-from .benchmarks import Benchmark, Ceiling
+from .benchmarks import Benchmark
 from .compare import compare_rdms
 
 __all__ = ["ScoringModel", "SuiteOptions", "SuiteResult", "score_suite", "SILENT_RULE"]
@@ -106,6 +106,9 @@ class SuiteOptions:
     batch_size: int = 16
     device: str | None = None
     precision: str = "float32"
+    #: spiking models (static mode): also score each benchmark's selected layer at every time step and
+    #: cumulatively over steps (one more pass over the stimuli, recording that layer's every step)
+    time_course: bool = False
 
     def __post_init__(self) -> None:
         if self.n_boot < 100:
@@ -182,6 +185,48 @@ def _extract_rdms(model: ScoringModel, benchmark: Benchmark, options: SuiteOptio
                     f"{record['silent_stimuli']} silent stimuli" if record["silent_stimuli"] else "ok"
                 progress(f"{model.name} / {benchmark.stimuli.name} / {name}: {state}")
     return layers, rdms, records
+
+
+def _selected_layer(layers: list[str], rdms: dict[str, np.ndarray], benchmark: Benchmark,
+                    options: SuiteOptions) -> str | None:
+    """The layer this model's held-out choice picks most often on ``benchmark`` (the same draws as
+    :func:`_score_benchmark`, which are independent of the other models)."""
+    scored = [layer for layer in layers if layer in rdms]
+    if not scored:
+        return None
+    _, chosen = _held_out(np.stack([rdms[layer] for layer in scored]), [0] * len(scored), benchmark.target.rdms, 1,
+                          options)
+    return scored[Counter(chosen[0]).most_common(1)[0][0]] if chosen[0] else None
+
+
+def _time_course(model: ScoringModel, benchmarks: list[Benchmark], selected: dict[str, str], options: SuiteOptions
+                 ) -> dict[str, dict[str, Any]]:
+    """Per benchmark: the selected layer's score at every time step and cumulative over steps 1..t."""
+    from .features import extract_features
+
+    stimuli_set = benchmarks[0].stimuli
+    stimuli = stimuli_set.stimuli(model.image_size, model.normalization)
+    network = model.module if isinstance(model.module, nn.Module) else model.module(stimuli_set)
+    layers = sorted(set(selected.values()))
+    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out: dict[str, dict[str, Any]] = {}
+    with torch.inference_mode():
+        steps = dict(extract_features(network, stimuli.tensor, layers=layers, mode="steps",
+                                      time_steps=model.time_steps, batch_size=options.batch_size, device=device))
+    for b in benchmarks:
+        layer = selected.get(b.name)
+        if layer is None:
+            continue
+        x = steps[layer]
+        per_step, cumulative = [], []
+        running = torch.zeros_like(x[:, 0])
+        for t in range(x.shape[1]):
+            running += x[:, t]
+            for values, feats in ((per_step, x[:, t].clone()), (cumulative, running / (t + 1))):
+                r, _ = layer_rdm(feats.clone(), options.precision)
+                values.append(math.nan if r is None else float(np.mean([compare_rdms(r, s) for s in b.target.rdms])))
+        out[b.name] = {"layer": layer, "per_step": per_step, "cumulative": cumulative}
+    return out
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -504,8 +549,7 @@ def score_suite(
         skipped: benchmarks left out by the caller, recorded with their reason.
         progress: called with one line per layer.
     """
-    from .features import default_layers  # noqa: F401  (import errors surface before any model is built)
-    from .experiments import versions
+    from .results import versions
 
     options = options or SuiteOptions()
     if not benchmarks:
@@ -517,6 +561,7 @@ def score_suite(
     model_info: dict[str, dict[str, Any]] = {}
     layer_records: dict[str, dict[str, dict[str, dict]]] = {}
     names: list[str] = []
+    courses: dict[str, dict[str, dict[str, Any]]] = {}  # benchmark -> model -> time course
     for item in models:
         t0 = time.perf_counter()
         model = item() if callable(item) and not isinstance(item, ScoringModel) else item
@@ -530,6 +575,13 @@ def score_suite(
                 records[layer]["depth"] = k / max(1, len(layers) - 1)
             extracted.setdefault(set_name, {})[model.name] = {"layers": layers, "rdms": rdms}
             layer_records[model.name][set_name] = records
+            if options.time_course and model.mode == "static":
+                on_set = [b for b in benchmarks if b.stimuli.name == set_name]
+                selected = {b.name: layer for b in on_set
+                            if (layer := _selected_layer(layers, rdms, b, options)) is not None}
+                if selected:
+                    for bname, course in _time_course(model, on_set, selected, options).items():
+                        courses.setdefault(bname, {})[model.name] = course
         model_info[model.name] = {**model.info, "mode": model.mode,
                                   "time_steps": model.time_steps if model.mode == "static" else None,
                                   "image_size": model.image_size, "normalization": _json_safe(model.normalization),
@@ -539,6 +591,7 @@ def score_suite(
     for b in benchmarks:
         t0 = time.perf_counter()
         result = _score_benchmark(b, extracted[b.stimuli.name], names, options)
+        result["time_course"] = courses.get(b.name, {})
         for model_name, r in result.pop("selected_rdms").items():
             rdms_out[f"{b.name}|{model_name}"] = r
         rdms_out[f"{b.name}|target"] = b.target.rdms.mean(axis=0)
@@ -548,6 +601,8 @@ def score_suite(
               "comparison": "Spearman (ties averaged) of the upper triangles; several subjects: the mean over subjects",
               "silent_rule": SILENT_RULE, "n_boot": options.n_boot, "n_splits": options.n_splits,
               "seed": options.seed, "confidence": options.confidence, "precision": options.precision,
+              "time_course": "spiking models: the selected layer scored at every step (per_step) and on its "
+                             "average over steps 1..t (cumulative)" if options.time_course else None,
               "layer_selection": f"best layer chosen on a random half of the stimuli, scored on the other half, both "
                                  f"ways, {options.n_splits} splits (seed {options.seed}); score = mean held-out score",
               "normalization": "held-out score / ceiling denominator (upper bound of a leave-one-subject-out ceiling, "
