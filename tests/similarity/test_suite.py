@@ -310,3 +310,70 @@ def test_the_report_draws_the_time_course(tmp_path):
     result = score_suite([snn], [b], SuiteOptions(n_boot=100, n_splits=1, time_course=True))
     page = write_suite_report(result, tmp_path).read_text()
     assert "Over time" in page and (tmp_path / "suite_time.png").is_file()
+
+
+_TORCHRUN_SCRIPT = '''
+import json, sys
+import numpy as np, torch
+from torch import nn
+from cortexsnn.data.neural import RDMSet
+from cortexsnn.similarity import rdm
+from cortexsnn.similarity.benchmarks import Benchmark, StimulusSet, leave_one_subject_out
+from cortexsnn.similarity.suite import ScoringModel, SuiteOptions, score_suite
+
+class Lookup(nn.Module):
+    def __init__(self, table):
+        super().__init__()
+        self.register_buffer("table", table)
+    def forward(self, x):
+        return self.table[(x[:, 0, 0, 0] * 255).round().long()]
+
+class Net(nn.Module):
+    def __init__(self, tables):
+        super().__init__()
+        self.layers = nn.ModuleList(Lookup(t) for t in tables)
+        self.scoring_layers = [f"layers.{i}" for i in range(len(tables))]
+    def forward(self, x):
+        return torch.stack([m(x).sum(1) for m in self.layers], 1)
+
+g = torch.Generator().manual_seed(0)
+n = 30
+signal = torch.randn(n, 10, generator=g)
+rng = np.random.default_rng(1)
+rdms = np.stack([rdm(signal.numpy() + rng.standard_normal((n, 10)), "correlation").numpy() for _ in range(4)])
+ids = [f"s{i}" for i in range(n)]
+images = np.repeat(np.arange(n, dtype=np.uint8)[:, None, None], 4, axis=1).repeat(4, axis=2)
+target = RDMSet(rdms, list("abcd"), {}, np.array(ids), {"subject": list("abcd")})
+bench = Benchmark("toy.X", "simulated", "X", "toy", StimulusSet("toy", ids, "toy", images=images), target,
+                  leave_one_subject_out(target), "test", "toy")
+tables = [[signal @ torch.randn(10, 20, generator=g), torch.randn(n, 15, generator=g)] for _ in range(3)]
+models = [(lambda k=k: ScoringModel(f"m{k}", Net(tables[k]), "cnn", normalization="none", image_size=None,
+                                    info={"trained": True})) for k in range(3)]
+result = score_suite(models, [bench], SuiteOptions(n_boot=100, n_splits=2, device="cpu"))
+if torch.distributed.is_initialized():
+    rank = torch.distributed.get_rank()
+    torch.distributed.destroy_process_group()
+else:
+    rank = 0
+if rank == 0:
+    d = result.to_dict()
+    for m in d["models"].values():
+        m.pop("seconds")
+    open(sys.argv[1], "w").write(json.dumps(d["scores"]) + "\\n" + json.dumps(d["models"]))
+'''
+
+
+@pytest.mark.slow
+def test_torchrun_shares_the_models_between_ranks_and_gives_the_same_result(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "suite_run.py"
+    script.write_text(_TORCHRUN_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    subprocess.run([sys.executable, str(script), str(tmp_path / "single.json")], check=True, env=env, timeout=300)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                    str(script), str(tmp_path / "two.json")], check=True, env={**env, "OMP_NUM_THREADS": "1"},
+                   timeout=300)
+    assert (tmp_path / "two.json").read_text() == (tmp_path / "single.json").read_text()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -206,6 +207,8 @@ def _run_suite(args: argparse.Namespace) -> int:
 
     progress = None if args.quiet else (lambda msg: print(f"  {msg}", flush=True))
     result = score_suite([factory(m) for m in models], benchmarks, options, skipped=skipped, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun the models were shared between ranks; rank 0 writes the results
     elapsed = time.perf_counter() - started
     result.config["seconds"] = round(elapsed, 1)
     result.config["command"] = "cortexsnn " + " ".join(sys.argv[1:]) if sys.argv else None

@@ -532,6 +532,30 @@ def _json_safe(v: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- the pipeline
+def _score_one(item: ScoringModel | Callable[[], ScoringModel], stimulus_sets: dict[str, Benchmark],
+               benchmarks: Sequence[Benchmark], options: SuiteOptions,
+               progress: Callable[[str], None] | None) -> dict[str, Any]:
+    """Build one model (when given a builder), take its layer RDMs on every stimulus set (and its
+    time course), and return them with its records; the network is freed on return."""
+    t0 = time.perf_counter()
+    model = item() if callable(item) and not isinstance(item, ScoringModel) else item
+    extracted, records_by_set, courses = {}, {}, {}
+    for set_name, bench in stimulus_sets.items():
+        layers, rdms, records = _extract_rdms(model, bench, options, progress)
+        for k, layer in enumerate(layers):
+            records[layer]["depth"] = k / max(1, len(layers) - 1)
+        extracted[set_name] = {"layers": layers, "rdms": rdms}
+        records_by_set[set_name] = records
+        if options.time_course and model.mode == "static":
+            on_set = [b for b in benchmarks if b.stimuli.name == set_name]
+            selected = {b.name: layer for b in on_set if (layer := _selected_layer(layers, rdms, b, options)) is not None}
+            if selected:
+                courses.update(_time_course(model, on_set, selected, options))
+    info = {**model.info, "mode": model.mode, "time_steps": model.time_steps if model.mode == "static" else None,
+            "image_size": model.image_size, "normalization": _json_safe(model.normalization),
+            "seconds": round(time.perf_counter() - t0, 1)}
+    return {"name": model.name, "info": info, "extracted": extracted, "records": records_by_set, "courses": courses}
+
 def score_suite(
     models: Iterable[ScoringModel | Callable[[], ScoringModel]],
     benchmarks: Sequence[Benchmark],
@@ -548,45 +572,47 @@ def score_suite(
         benchmarks: from :func:`~cortexsnn.similarity.benchmarks.load_benchmarks`.
         skipped: benchmarks left out by the caller, recorded with their reason.
         progress: called with one line per layer.
+
+    Launched with torchrun (``WORLD_SIZE`` > 1), rank ``r`` builds and runs the models ``r``,
+    ``r + world_size``, ...; their layer RDMs are gathered, and every rank returns the same result
+    (write it from rank 0).
     """
     from .results import versions
 
     options = options or SuiteOptions()
     if not benchmarks:
         raise CortexSNNError("no benchmark to score on")
+    from cortexsnn.training.distributed import init_distributed
+
     stimulus_sets: dict[str, Benchmark] = {}
     for b in benchmarks:
         stimulus_sets.setdefault(b.stimuli.name, b)
-    extracted: dict[str, dict[str, dict]] = {}  # stimulus set -> model -> {"layers", "rdms", "records"}
-    model_info: dict[str, dict[str, Any]] = {}
-    layer_records: dict[str, dict[str, dict[str, dict]]] = {}
-    names: list[str] = []
+    dist_info = init_distributed(options.device or "auto")
+    payloads: list[tuple[int, dict[str, Any]]] = []
+    for index, item in enumerate(models):
+        if dist_info.enabled and index % dist_info.world_size != dist_info.rank:
+            continue  # under torchrun each rank scores every world_size-th model
+        payloads.append((index, _score_one(item, stimulus_sets, benchmarks, options, progress)))
+    if dist_info.enabled:
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * dist_info.world_size
+        dist.all_gather_object(gathered, payloads)
+        payloads = [p for part in gathered for p in part]
+    payloads.sort(key=lambda p: p[0])
+    names = [p["name"] for _, p in payloads]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise CortexSNNError(f"two models are named {duplicated[0]!r}: give each a distinct name")
+    extracted: dict[str, dict[str, dict]] = {}  # stimulus set -> model -> {"layers", "rdms"}
     courses: dict[str, dict[str, dict[str, Any]]] = {}  # benchmark -> model -> time course
-    for item in models:
-        t0 = time.perf_counter()
-        model = item() if callable(item) and not isinstance(item, ScoringModel) else item
-        if model.name in model_info:
-            raise CortexSNNError(f"two models are named {model.name!r}: give each a distinct name")
-        names.append(model.name)
-        layer_records[model.name] = {}
-        for set_name, bench in stimulus_sets.items():
-            layers, rdms, records = _extract_rdms(model, bench, options, progress)
-            for k, layer in enumerate(layers):
-                records[layer]["depth"] = k / max(1, len(layers) - 1)
-            extracted.setdefault(set_name, {})[model.name] = {"layers": layers, "rdms": rdms}
-            layer_records[model.name][set_name] = records
-            if options.time_course and model.mode == "static":
-                on_set = [b for b in benchmarks if b.stimuli.name == set_name]
-                selected = {b.name: layer for b in on_set
-                            if (layer := _selected_layer(layers, rdms, b, options)) is not None}
-                if selected:
-                    for bname, course in _time_course(model, on_set, selected, options).items():
-                        courses.setdefault(bname, {})[model.name] = course
-        model_info[model.name] = {**model.info, "mode": model.mode,
-                                  "time_steps": model.time_steps if model.mode == "static" else None,
-                                  "image_size": model.image_size, "normalization": _json_safe(model.normalization),
-                                  "seconds": round(time.perf_counter() - t0, 1)}
-        del model
+    for _, p in payloads:
+        for set_name, e in p["extracted"].items():
+            extracted.setdefault(set_name, {})[p["name"]] = e
+        for bname, course in p["courses"].items():
+            courses.setdefault(bname, {})[p["name"]] = course
+    model_info = {p["name"]: p["info"] for _, p in payloads}
+    layer_records = {p["name"]: p["records"] for _, p in payloads}
     scores, rdms_out = {}, {}
     for b in benchmarks:
         t0 = time.perf_counter()
