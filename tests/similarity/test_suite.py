@@ -238,6 +238,14 @@ def test_bad_options_and_names_are_refused():
     twice = [_model("m", [torch.randn(N, 4, generator=g)]), _model("m", [torch.randn(N, 4, generator=g)])]
     with pytest.raises(CortexSNNError, match="distinct name"):
         score_suite(twice, [b], SuiteOptions(n_boot=100, n_splits=1))
+    empty = _model("e", [torch.randn(N, 4, generator=g)])
+    empty.layers = []
+    with pytest.raises(CortexSNNError, match="empty"):
+        score_suite([empty], [b], SuiteOptions(n_boot=100, n_splits=1))
+    ids = list(b.stimuli.ids)
+    ids[0], ids[1] = ids[1], ids[0]
+    with pytest.raises(CortexSNNError, match="stimulus ids differ"):
+        Benchmark("x", "s", "a", "d", StimulusSet("synthetic", ids, "d", images=b.stimuli.images), b.target, None, "r", "d")
 
 
 def test_an_rdm_given_where_responses_are_expected_is_refused_with_what_to_do():

@@ -166,8 +166,11 @@ def _extract_rdms(model: ScoringModel, benchmark: Benchmark, options: SuiteOptio
     from .features import default_layers, extract_features
 
     stimuli = benchmark.stimuli.stimuli(model.image_size, model.normalization)
+    if model.layers is not None and not model.layers:
+        raise CortexSNNError(f"{model.name}: the list of layers to score is empty; give layer names or None (the "
+                             "model's scoring layers)")
     network = model.module if isinstance(model.module, nn.Module) else model.module(benchmark.stimuli)
-    layers = list(model.layers or default_layers(network, model.mode))  # type: ignore[arg-type]
+    layers = list(model.layers if model.layers is not None else default_layers(network, model.mode))  # type: ignore[arg-type]
     rdms: dict[str, np.ndarray] = {}
     records: dict[str, dict] = {}
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
