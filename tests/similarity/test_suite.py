@@ -385,3 +385,15 @@ def test_torchrun_shares_the_models_between_ranks_and_gives_the_same_result(tmp_
                     str(script), str(tmp_path / "two.json")], check=True, env={**env, "OMP_NUM_THREADS": "1"},
                    timeout=300)
     assert (tmp_path / "two.json").read_text() == (tmp_path / "single.json").read_text()
+
+
+def test_folds_with_an_undefined_score_are_counted_not_averaged():
+    g = torch.Generator().manual_seed(4)
+    signal = torch.randn(N, 20, generator=g)
+    b = _benchmark(signal.numpy(), 3, 6)
+    sparse = torch.zeros(N, 30)
+    sparse[:3] = torch.rand(3, 30, generator=g)  # 37 of 40 stimuli silent: some halves hold <= 1 responsive one
+    result = score_suite([_model("sparse", [sparse])], [b], SuiteOptions(n_boot=100, n_splits=20, seed=1))
+    s = result.summary("sparse", b.name)
+    assert s["status"] == "scored" and s["n_folds_undefined"] > 0 and s["n_folds"] + s["n_folds_undefined"] == 40
+    assert math.isfinite(s["score"]) and math.isfinite(s["score_sd"])

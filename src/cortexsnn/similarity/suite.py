@@ -264,7 +264,10 @@ def _held_out(rows: np.ndarray, owners: list[int], subjects: np.ndarray, n_model
         for pick, test in ((0, 1), (1, 0)):
             for m in range(n_models):
                 mine = np.flatnonzero(owner == m)
-                if not mine.size or not np.isfinite(per_half[pick][mine]).any():
+                if not mine.size:
+                    continue
+                if not np.isfinite(per_half[pick][mine]).any():  # no layer defined on this half: undefined fold
+                    scores[m].append(math.nan)
                     continue
                 best = int(mine[np.nanargmax(per_half[pick][mine])])
                 scores[m].append(float(per_half[test][best]))
@@ -336,18 +339,23 @@ def _score_benchmark(benchmark: Benchmark, extracted: dict[str, dict], model_nam
     ceiling = benchmark.ceiling
     summaries, selected_rows = [], {}
     for m, name in enumerate(model_names):
-        if not held[m]:
+        if not chosen[m]:
             summaries.append({"model": name, "status": "silent: no layer with a usable response"})
             continue
         counts = Counter(chosen[m])
         best_row, freq = counts.most_common(1)[0]
         selected_rows[name] = best_row
         mine = [i for i, o in enumerate(owners) if o == m]
-        in_sample = max(mine, key=lambda i: score[i])
-        h = np.asarray(held[m])
+        in_sample = max(mine, key=lambda i: score[i] if np.isfinite(score[i]) else -np.inf)
+        every = np.asarray(held[m])
+        h = every[np.isfinite(every)]  # a half of mostly silent stimuli can leave a constant sub-RDM: undefined
+        if not h.size:
+            summaries.append({"model": name, "status": "silent: no split gives a defined score"})
+            continue
         summary = {
             "model": name, "status": "scored", "score": float(h.mean()), "score_sd": float(h.std(ddof=1)) if h.size > 1 else 0.0,
-            "n_folds": int(h.size), "selected_layer": labels[best_row][1], "selection_frequency": freq / h.size,
+            "n_folds": int(h.size), "n_folds_undefined": int(every.size - h.size),
+            "selected_layer": labels[best_row][1], "selection_frequency": freq / len(chosen[m]),
             "selected_layer_score": float(score[best_row]), "selected_layer_ci": [float(low[best_row]), float(high[best_row])],
             "selected_layer_per_subject": per_subject[best_row].tolist(),
             "in_sample_best_layer": labels[in_sample][1], "in_sample_best_score": float(score[in_sample]),
