@@ -69,8 +69,8 @@ def _build_ann(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
         builder = torchvision_builder(args.model)
         if builder is None:
-            raise _error(f"unknown model {args.model!r}: neither in the zoo ({', '.join(list_models())}) nor in "
-                         "torchvision")
+            zoo = ", ".join(list_models(family=IMAGE_FAMILIES))
+            raise _error(f"unknown model {args.model!r}: neither in the zoo ({zoo}) nor in torchvision")
         if args.weights:
             raise _error("--weights is for zoo models; give a torchvision model's weights with --checkpoint")
         model = builder(weights=None, num_classes=args.num_classes)

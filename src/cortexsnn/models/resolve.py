@@ -70,8 +70,9 @@ def build_network(name: str, *, checkpoint: str | Path | None = None, weights: s
     else:
         builder = torchvision_builder(name)
         if builder is None:
-            raise CortexSNNError(f"unknown model {name!r}: neither in the zoo ({', '.join(list_models())}), nor in "
-                                 "torchvision, nor a package.module:factory")
+            zoo = ", ".join(list_models(family=IMAGE_FAMILIES))
+            raise CortexSNNError(f"unknown model {name!r}: neither in the zoo ({zoo}), nor in torchvision, "
+                                 "nor a package.module:factory")
         if weights:
             raise CortexSNNError(f"{name}: registered weights are for zoo models; give a checkpoint file")
         model, mode = builder(weights=None, num_classes=num_classes), "cnn"
