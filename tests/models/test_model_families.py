@@ -257,3 +257,11 @@ def test_build_network_refuses_non_image_families_with_what_to_do():
 
     with pytest.raises(CortexSNNError, match="iir_mlp is a model of the 'iir' family.*create_model"):
         build_network("iir_mlp")
+
+
+def test_convert_refuses_non_image_families(tmp_path, capsys):
+    from cortexsnn.cli.main import main
+
+    assert main(["convert", "--model", "iir_conv", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "iir_conv is a model of the 'iir' family" in err and "Traceback" not in err
