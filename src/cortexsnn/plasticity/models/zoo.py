@@ -114,6 +114,7 @@ for _name, _builder in (
     ("mozafari2018-shallow", mozafari2018_shallow),
 ):
     register_model(_builder, name=_name, **_PLASTIC)
+del _name, _builder
 
 #: the STDP networks, in the order of the spec
 MODEL_NAMES = ("mozafari2018", "deep2024", "deepr2024", "deepr2024-greedy", "inception2024", "majority2024",
