@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
+from cortexsnn.encoding import encode_input
 from cortexsnn.models.iir_conv import IIRConvNet, _seq
 from cortexsnn.models.iir_memory import IIRMemoryNet, normalised_dual_exp
-from cortexsnn.models.iir_mlp import IIRMLP, encode_input, spike_dropout
+from cortexsnn.models.iir_mlp import IIRMLP, spike_dropout
 
 
 def _n_params(model):

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import stdp_reference as ref  # noqa: E402
 
 from cortexsnn.plasticity import spike_ops
-from cortexsnn.plasticity.coding import S1C1, intensity_to_latency, latencies_to_waves, waves_to_latencies
+from cortexsnn.encoding import intensity_to_latency, latencies_to_waves, waves_to_latencies
+from cortexsnn.plasticity.filters import S1C1
 from cortexsnn.plasticity.data import pack_nibbles, unpack_nibbles
 from cortexsnn.plasticity.evaluate import classification_metrics, save_activation_maps
 from cortexsnn.plasticity.filters import dog_kernel, gabor_kernel, mnist_dog_bank

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _seed_reference as ref  # noqa: E402
 
-from cortexsnn.plasticity.coding import S1C1, latencies_to_waves, waves_to_latencies  # noqa: E402
+from cortexsnn.encoding import latencies_to_waves, waves_to_latencies  # noqa: E402
+from cortexsnn.plasticity.filters import S1C1  # noqa: E402
 from cortexsnn.plasticity import spike_ops  # noqa: E402
 from cortexsnn.plasticity.stdp import stdp_delta, stdp_rates_for_samples  # noqa: E402
 

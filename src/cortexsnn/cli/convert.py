@@ -53,11 +53,15 @@ def _build_ann(args: argparse.Namespace) -> tuple[Any, Any, str]:
     """``(model, (mean, std) or "imagenet", weights description)``."""
     import torch
 
-    from cortexsnn.models import create_model, list_models, load_weights
+    from cortexsnn.models import create_model, get_model_entry, list_models, load_weights
+    from cortexsnn.models.resolve import IMAGE_FAMILIES
 
     if args.weights and args.checkpoint:
         raise _error("give --weights or --checkpoint, not both")
     torch.manual_seed(args.seed)
+    if args.model in list_models() and get_model_entry(args.model).family not in IMAGE_FAMILIES:
+        raise _error(f"{args.model} is a model of the {get_model_entry(args.model).family!r} family; conversion "
+                     f"takes image classifiers of the families {', '.join(IMAGE_FAMILIES)}")
     if args.model in list_models():
         model = create_model(args.model, num_classes=args.num_classes, pretrained=args.weights or False)
     else:
@@ -65,8 +69,8 @@ def _build_ann(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
         builder = torchvision_builder(args.model)
         if builder is None:
-            raise _error(f"unknown model {args.model!r}: neither in the zoo ({', '.join(list_models())}) nor in "
-                         "torchvision")
+            zoo = ", ".join(list_models(family=IMAGE_FAMILIES))
+            raise _error(f"unknown model {args.model!r}: neither in the zoo ({zoo}) nor in torchvision")
         if args.weights:
             raise _error("--weights is for zoo models; give a torchvision model's weights with --checkpoint")
         model = builder(weights=None, num_classes=args.num_classes)

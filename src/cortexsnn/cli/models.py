@@ -9,15 +9,19 @@ __all__ = ["register"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "models", help="list the zoo's models and their registered pretrained weights",
-        description="List the zoo's models (with their weight tags, the default marked *) or, with --pretrained, "
+        description="List the zoo's models with their family (deep, ann, iir, plastic) and weight tags (the default "
+                    "marked *) or, with --pretrained, "
                     "the registered weights: source, checksum, input and normalisation, T, licence.")
     p.add_argument("pattern", nargs="?", default=None, help="glob filter on the names, e.g. 'sew_*'")
+    p.add_argument("--family", choices=["deep", "ann", "iir", "plastic"], default=None,
+                   help="only this family: deep (gradient-trained deep SNNs), ann, iir (Fang et al. IJCAI 2020), "
+                        "plastic (STDP networks of Mozafari et al. 2018/2019)")
     p.add_argument("--pretrained", action="store_true", help="list the registered weights in detail")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cortexsnn.models import get_pretrained_cfg, list_models, list_pretrained
+    from cortexsnn.models import get_model_entry, get_pretrained_cfg, list_models, list_pretrained
     from cortexsnn.models.pretrained import default_tag
 
     if args.pretrained:
@@ -36,11 +40,12 @@ def _run(args: argparse.Namespace) -> int:
         if not names:
             print("no registered weights match" + (f" {args.pattern!r}" if args.pattern else ""))
         return 0
-    names = list_models(args.pattern)
+    names = list_models(args.pattern, family=args.family)
     for name in names:
         tags = [n.split(".", 1)[1] for n in list_pretrained(f"{name}.*")]
         shown = ", ".join(f"{t}*" if t == default_tag(name) else t for t in tags)
-        print(f"{name:28s}{'weights: ' + shown if tags else ''}".rstrip())
+        print(f"{name:28s}{get_model_entry(name).family:9s}{'weights: ' + shown if tags else ''}".rstrip())
     if not names:
-        print(f"no model matches {args.pattern!r}")
+        what = " and ".join(w for w in (args.pattern and repr(args.pattern), args.family and f"family {args.family}") if w)
+        print(f"no model matches {what}")
     return 0

@@ -1,12 +1,26 @@
-"""The model zoo: ``create_model(name, pretrained=False, **kwargs)``, ``list_models()``, ``list_pretrained()``.
+"""The model zoo: ``create_model(name, pretrained=False, **kwargs)``, ``list_models(family=...)``, ``list_pretrained()``.
 
-Deep SNNs of the visual pathway (SEW-ResNet, Spiking ResNet, LoRaFB-SNet, ...) are multi-step on
-``[T, B, C, H, W]``; the IIR synapse-filter networks of Fang et al. (IJCAI 2020) live beside them, and EfficientNet-Lite0, an ANN on
-``[B, C, H, W]`` (the source network of ANN-to-SNN conversion). See
-``docs/models.md``.
+One registry for every network of the toolkit, each with a family (:data:`FAMILIES`): deep SNNs of
+the visual pathway (SEW-ResNet, Spiking ResNet, LoRaFB-SNet, ...; ``"deep"``, time-major on
+``[T, B, C, H, W]``), EfficientNet-Lite0 (``"ann"``, on ``[B, C, H, W]``, the source network of
+ANN-to-SNN conversion), the IIR synapse-filter networks of Fang et al. (IJCAI 2020; ``"iir"``) and
+the STDP / R-STDP networks of Mozafari et al. (2018, 2019; ``"plastic"``). See ``docs/models.md``
+for each family's input and output layout and its time-major call.
 """
-from .registry import UnknownModelError, create_model, list_models, register_model  # noqa: F401
+from .registry import (  # noqa: F401
+    FAMILIES,
+    DuplicateModelError,
+    ModelEntry,
+    UnknownFamilyError,
+    UnknownModelError,
+    create_model,
+    get_model_entry,
+    list_models,
+    register_model,
+)
 from . import cornet, efficientnet_lite, lorafb, sew_resnet, spiking_mobilenet  # noqa: F401  (register the families)
+from . import iir_conv, iir_memory, iir_mlp  # noqa: F401  (the "iir" family)
+import cortexsnn.plasticity.models.zoo  # noqa: F401,E402  (the "plastic" family)
 from .checkpoints import (  # noqa: F401
     CheckpointLayoutError,
     load_safetensors,

@@ -254,7 +254,7 @@ class EfficientNetLite(nn.Module):
         return self._fc(self._dropout(x))
 
 
-@register_model
+@register_model(family="ann")
 def efficientnet_lite0(**kwargs) -> EfficientNetLite:
     """EfficientNet-Lite0 (4.65 M parameters); ``pretrained=True`` loads the ImageNet weights."""
     return EfficientNetLite(**kwargs)

@@ -14,19 +14,25 @@ the spikes entering the two fully connected layers.
 With constant-current input the first layer's input is time-invariant: the PSP of a constant
 image ``x`` is ``x g[t]`` (``g`` the filter's step response, one channel), so the first
 convolution is computed once, ``conv(x g[t]) = g[t] conv(x)``, instead of ``T`` times.
+
+Registered as ``create_model("iir_conv", ...)`` (family ``"iir"``); :meth:`IIRConvNet.forward_time_major`
+is the time-major call (encoded sequence ``[T, B, 1, H, W]`` -> output spikes ``[T, B, classes]``).
 """
 from __future__ import annotations
 
-import torch
+from typing import Any
+
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from cortexsnn.models.iir_mlp import INPUT_ENCODINGS, check_finite, encode_input, make_psp, spike_dropout
+from cortexsnn.encoding import INPUT_ENCODINGS, encode_input
+from cortexsnn.models.iir_mlp import check_finite, make_psp, spike_dropout
+from cortexsnn.models.registry import register_model
 from cortexsnn.neurons.base import reset
 from cortexsnn.neurons.iir import ResetTraceNeuron
 from cortexsnn.neurons.surrogate import Gaussian
 
-__all__ = ["IIRConvNet"]
+__all__ = ["IIRConvNet", "iir_conv"]
 
 
 def _seq(fn, x: Tensor) -> Tensor:
@@ -37,7 +43,9 @@ def _seq(fn, x: Tensor) -> Tensor:
 
 
 class IIRConvNet(nn.Module):
-    """``forward(images [B, 1, 28, 28])`` -> spike counts ``[B, 10]``."""
+    """``forward(images [B, 1, 28, 28])`` -> spike counts ``[B, 10]``; the output spikes ``[T, B, 10]``
+    of the last call are kept in ``last_output_spikes``. :meth:`forward_time_major` is the
+    time-major call on an encoded sequence."""
 
     def __init__(
         self,
@@ -91,12 +99,43 @@ class IIRConvNet(nn.Module):
         check_finite(images)
         reset(self)
         if self.input_encoding == "constant":
-            gain = self.conv_psps[0].step_response(self.steps).reshape(self.steps, 1, 1, 1, 1)
-            current = gain * F.conv2d(images, self.convs[0].weight, padding=self.convs[0].padding).unsqueeze(0)
-            current = current + self.convs[0].bias.view(1, 1, -1, 1, 1)
+            current = self._constant_current(images, self.steps)
         else:
             x = encode_input(images, self.steps, "poisson", self.max_rate)
             current = _seq(self.convs[0], self.conv_psps[0](x))
+        self.last_output_spikes = self._run(current)
+        return self.last_output_spikes.sum(0)
+
+    def forward_time_major(self, inputs: Tensor) -> Tensor:
+        """Time-major call: the input sequence ``[T, B, 1, H, W]`` -> output spikes ``[T, B, classes]``.
+
+        ``inputs`` is already encoded (the image repeated ``T`` times for
+        ``input_encoding="constant"``, its spike train for ``"poisson"``). A sequence constant over
+        time takes the native path (first convolution once), so
+        ``forward_time_major(repeat(x, model.steps)).sum(0)`` equals ``model(x)`` bit for bit; any
+        other sequence runs through the first PSP filter step by step. ``T`` may differ from
+        ``model.steps``.
+        """
+        size = self.image_size
+        if inputs.dim() != 5 or inputs.shape[2] != 1 or inputs.shape[-1] != size:
+            raise ValueError(f"IIRConvNet.forward_time_major expects [T, B, 1, {size}, {size}], got {tuple(inputs.shape)}")
+        check_finite(inputs)
+        reset(self)
+        if self.input_encoding == "constant" and bool((inputs == inputs[:1]).all()):
+            current = self._constant_current(inputs[0], inputs.shape[0])
+        else:
+            current = _seq(self.convs[0], self.conv_psps[0](inputs))
+        self.last_output_spikes = self._run(current)
+        return self.last_output_spikes
+
+    def _constant_current(self, images: Tensor, steps: int) -> Tensor:
+        """First convolution's output ``[T, B, C, H, W]`` for a constant image: ``g[t] conv(x) + bias``."""
+        gain = self.conv_psps[0].step_response(steps).reshape(steps, 1, 1, 1, 1)
+        current = gain * F.conv2d(images, self.convs[0].weight, padding=self.convs[0].padding).unsqueeze(0)
+        return current + self.convs[0].bias.view(1, 1, -1, 1, 1)
+
+    def _run(self, current: Tensor) -> Tensor:
+        """Output spikes ``[T, B, classes]`` for the first convolution's output ``[T, B, C, H, W]``."""
         spikes = self._maybe_pool(0, self.neurons[0](current))
         for index in range(1, len(self.convs)):
             spikes = self.neurons[index](_seq(self.convs[index], self.conv_psps[index](spikes)))
@@ -105,8 +144,7 @@ class IIRConvNet(nn.Module):
         for j, (psp, fc) in enumerate(zip(self.fc_psps, self.fcs)):
             spikes = spike_dropout(spikes, self.dropout, self.training)
             spikes = self.neurons[len(self.convs) + j](fc(psp(spikes)))
-        self.last_output_spikes = spikes
-        return spikes.sum(0)
+        return spikes
 
     def _maybe_pool(self, index: int, spikes: Tensor) -> Tensor:
         """Spike max-pool (2x2) after conv layer ``index`` when the architecture asks for it."""
@@ -118,3 +156,9 @@ class IIRConvNet(nn.Module):
         """Keep every PSP filter's stored coefficients stable (call after each optimiser step)."""
         for psp in [*self.conv_psps, *self.fc_psps]:
             psp.project_()
+
+
+@register_model(family="iir", input_layout="[B, 1, 28, 28]", output_layout="spike counts [B, 10]")
+def iir_conv(**kwargs: Any) -> IIRConvNet:
+    """The convolutional IIR-SNN of Fang et al. (IJCAI 2020); ``kwargs`` are :class:`IIRConvNet`'s."""
+    return IIRConvNet(**kwargs)

@@ -4,22 +4,26 @@ Input and output are spike sequences ``[T, B, 300]``; the network learns to repr
 pattern at its output, delayed, from a noisy or partly erased version (see
 :mod:`cortexsnn.data.glyph_patterns`). The objective compares output and target after the
 normalised dual-exponential filter :func:`normalised_dual_exp`.
+
+Registered as ``create_model("iir_memory", ...)`` (family ``"iir"``); time-major natively
+(``forward_time_major`` is ``forward``).
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from cortexsnn.models.iir_mlp import check_finite, make_psp, spike_dropout
+from cortexsnn.models.registry import register_model
 from cortexsnn.neurons.base import reset
 from cortexsnn.neurons.functional.iir import first_order_coefficient, first_order_filter
 from cortexsnn.neurons.iir import ResetTraceNeuron
 from cortexsnn.neurons.surrogate import Gaussian
 
-__all__ = ["IIRMemoryNet", "normalised_dual_exp"]
+__all__ = ["IIRMemoryNet", "iir_memory", "normalised_dual_exp"]
 
 
 def normalised_dual_exp(x: Tensor, tau_m: float = 8.0, tau_s: float = 2.0) -> Tensor:
@@ -79,6 +83,17 @@ class IIRMemoryNet(nn.Module):
                 x = spike_dropout(x, self.dropout, self.training)
         return x
 
+    def forward_time_major(self, spikes: Tensor) -> Tensor:
+        """The native call (already time-major): ``[T, B, 300]`` -> ``[T, B, 300]``."""
+        return self.forward(spikes)
+
     def project_(self) -> None:
+        """Keep every PSP filter's stored coefficients stable (call after each optimiser step)."""
         for psp in self.psps:
             psp.project_()
+
+
+@register_model(family="iir", input_layout="spikes [T, B, 300]", output_layout="spikes [T, B, 300]")
+def iir_memory(**kwargs: Any) -> IIRMemoryNet:
+    """The associative-memory IIR-SNN of Fang et al. (IJCAI 2020); ``kwargs`` are :class:`IIRMemoryNet`'s."""
+    return IIRMemoryNet(**kwargs)

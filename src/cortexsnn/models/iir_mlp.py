@@ -6,25 +6,31 @@ spikes of layers 1 and 2. Inputs are images; the network sees them for ``T`` ste
 currents (pixel intensity at every step) or as Bernoulli spikes with ``p = pixel * max_rate``.
 The output is the spike count of the 10 output neurons over ``T`` (used as logits).
 
+Registered as ``create_model("iir_mlp", ...)`` (family ``"iir"``). The native call takes images
+``[B, ...]`` and encodes them itself (:func:`cortexsnn.encoding.encode_input`);
+:meth:`IIRMLP.forward_time_major` takes the encoded sequence ``[T, B, ...]`` and returns the
+output spikes ``[T, B, 10]`` (time-major, as the deep SNNs of the zoo).
+
 Parameters: weights and biases 648,010 plus the PSP coefficients of each layer's inputs
 (3 x 1,784 = 5,352 for dual-exp, 1,784 for first-order): 653,362 for the dual-exp MLP, the count
 the seed reports.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from cortexsnn.encoding import INPUT_ENCODINGS, encode_input
+from cortexsnn.models.registry import register_model
 from cortexsnn.neurons.base import reset
 from cortexsnn.neurons.iir import DualExpPSP, FirstOrderPSP, ResetTraceNeuron
 from cortexsnn.neurons.surrogate import Gaussian
 
-__all__ = ["IIRMLP", "make_psp", "encode_input", "check_finite", "spike_dropout"]
+__all__ = ["IIRMLP", "iir_mlp", "make_psp", "check_finite", "spike_dropout"]
 
 SYNAPSE_TYPES = ("dual_exp", "first_order")
-INPUT_ENCODINGS = ("constant", "poisson")
 
 
 def make_psp(
@@ -45,16 +51,6 @@ def check_finite(x: Tensor, what: str = "input") -> None:
         raise ValueError(f"{what} holds {bad} NaN/infinite values; clean the data (e.g. torch.nan_to_num) first")
 
 
-def encode_input(images: Tensor, steps: int, encoding: str, max_rate: float = 1.0) -> Tensor:
-    """``[T, B, ...]`` input sequence: constant currents (images repeated) or Bernoulli spikes."""
-    if encoding == "constant":
-        return images.unsqueeze(0).expand(steps, *images.shape)
-    if encoding == "poisson":
-        probs = (images * max_rate).clamp(0.0, 1.0)
-        return torch.bernoulli(probs.unsqueeze(0).expand(steps, *images.shape).contiguous())
-    raise ValueError(f"input encoding must be one of {INPUT_ENCODINGS}, got {encoding!r}")
-
-
 def spike_dropout(spikes: Tensor, p: float, training: bool) -> Tensor:
     """Inverted dropout, an independent mask per element and step (as ``nn.Dropout``).
 
@@ -72,6 +68,7 @@ class IIRMLP(nn.Module):
 
     ``forward(images [B, 1, 28, 28] or [B, 784])`` returns spike counts ``[B, 10]``; the output
     spikes ``[T, B, 10]`` of the last call are kept in ``last_output_spikes``.
+    :meth:`forward_time_major` is the time-major call on an encoded sequence.
     """
 
     def __init__(
@@ -121,11 +118,44 @@ class IIRMLP(nn.Module):
         check_finite(x)
         reset(self)
         if self.input_encoding == "constant":
-            # a constant current's PSP is the current times the filter's step response
-            psp = x.unsqueeze(0) * self.psps[0].step_response(self.steps).unsqueeze(1).to(x.dtype)
+            psp = self._constant_psp(x, self.steps)
         else:
             psp = self.psps[0](encode_input(x, self.steps, "poisson", self.max_rate))
-        spikes = None
+        self.last_output_spikes = self._run(psp)
+        return self.last_output_spikes.sum(0)
+
+    def forward_time_major(self, inputs: Tensor) -> Tensor:
+        """Time-major call: the input sequence ``[T, B, ...]`` -> output spikes ``[T, B, classes]``.
+
+        ``inputs`` is what the network sees at each step, i.e. already encoded: for
+        ``input_encoding="constant"`` the image repeated ``T`` times
+        (:func:`cortexsnn.encoding.repeat`), for ``"poisson"`` its spike train
+        (:func:`cortexsnn.encoding.encode_input`). A sequence constant over time takes the native
+        step-response path, so ``forward_time_major(repeat(x, model.steps)).sum(0)`` equals
+        ``model(x)`` bit for bit; any other sequence (a movie, a spike train) runs through the first
+        PSP filter step by step. ``T`` may differ from ``model.steps``.
+        """
+        if inputs.dim() < 3:
+            raise ValueError(f"forward_time_major expects a time-major sequence [T, B, ...], got {tuple(inputs.shape)}")
+        x = inputs.reshape(inputs.shape[0], inputs.shape[1], -1)
+        if x.shape[2] != self.sizes[0]:
+            raise ValueError(f"IIRMLP expects {self.sizes[0]} input features per sample, got {x.shape[2]}")
+        check_finite(x)
+        reset(self)
+        if self.input_encoding == "constant" and bool((x == x[:1]).all()):
+            psp = self._constant_psp(x[0], x.shape[0])
+        else:
+            psp = self.psps[0](x)
+        self.last_output_spikes = self._run(psp)
+        return self.last_output_spikes
+
+    def _constant_psp(self, x: Tensor, steps: int) -> Tensor:
+        """A constant current's PSP ``[T, B, N]``: the current times the first filter's step response."""
+        return x.unsqueeze(0) * self.psps[0].step_response(steps).unsqueeze(1).to(x.dtype)
+
+    def _run(self, psp: Tensor) -> Tensor:
+        """Output spikes ``[T, B, classes]`` of the layers for the first layer's PSP ``[T, B, N]``."""
+        spikes = psp
         last = len(self.linears) - 1
         for index, (linear, neuron) in enumerate(zip(self.linears, self.neurons)):
             if index > 0:
@@ -133,10 +163,15 @@ class IIRMLP(nn.Module):
             spikes = neuron(linear(psp))
             if index < last:
                 spikes = spike_dropout(spikes, self.dropout, self.training)
-        self.last_output_spikes = spikes
-        return spikes.sum(0)
+        return spikes
 
     def project_(self) -> None:
         """Keep every PSP filter's stored coefficients stable (call after each optimiser step)."""
         for psp in self.psps:
             psp.project_()
+
+
+@register_model(family="iir", input_layout="[B, 1, 28, 28] or [B, 784]", output_layout="spike counts [B, 10]")
+def iir_mlp(**kwargs: Any) -> IIRMLP:
+    """The IIR-SNN MLP of Fang et al. (IJCAI 2020); ``kwargs`` are :class:`IIRMLP`'s."""
+    return IIRMLP(**kwargs)

@@ -16,7 +16,10 @@ from torch import nn
 
 from cortexsnn.errors import CortexSNNError
 
-__all__ = ["build_network", "torchvision_builder"]
+__all__ = ["build_network", "torchvision_builder", "IMAGE_FAMILIES"]
+
+#: the registry's families that :func:`build_network` serves (image classifiers taking ``num_classes``)
+IMAGE_FAMILIES = ("deep", "ann")
 
 
 def torchvision_builder(name: str) -> Callable[..., nn.Module] | None:
@@ -34,7 +37,7 @@ def build_network(name: str, *, checkpoint: str | Path | None = None, weights: s
     """``(network in eval mode, feature mode, weights record)``.
 
     Args:
-        name: a zoo model, a torchvision builder name, or ``package.module:factory``.
+        name: a zoo model of the ``"deep"`` or ``"ann"`` family, a torchvision builder name, or ``package.module:factory``.
         checkpoint: a weights file for the network.
         weights: a registered pretrained tag (zoo models; see ``cortexsnn models --pretrained``).
         seed: torch seed of the random initialisation.
@@ -44,7 +47,7 @@ def build_network(name: str, *, checkpoint: str | Path | None = None, weights: s
     The record holds ``trained`` (bool), ``weights`` (where they came from) and, for registered
     weights, the ``normalization`` (mean, std) they expect.
     """
-    from cortexsnn.models import create_model, list_models, load_weights
+    from cortexsnn.models import create_model, get_model_entry, list_models, load_weights
 
     if weights and checkpoint:
         raise CortexSNNError(f"{name}: give registered weights or a checkpoint file, not both")
@@ -56,14 +59,20 @@ def build_network(name: str, *, checkpoint: str | Path | None = None, weights: s
             raise CortexSNNError(f"{name}: registered weights are for zoo models; give a checkpoint file")
         model = load_model_spec(name)
         mode = getattr(model, "feature_mode", "cnn")
+    elif name in list_models() and get_model_entry(name).family not in IMAGE_FAMILIES:
+        entry = get_model_entry(name)
+        raise CortexSNNError(f"{name} is a model of the {entry.family!r} family ({entry.input_layout} -> "
+                             f"{entry.output_layout}); this command takes image classifiers of the families "
+                             f"{', '.join(IMAGE_FAMILIES)}; build it with cortexsnn.models.create_model")
     elif name in list_models():
         model = create_model(name, num_classes=num_classes, pretrained=weights or False)
         mode = getattr(model, "feature_mode", "static")
     else:
         builder = torchvision_builder(name)
         if builder is None:
-            raise CortexSNNError(f"unknown model {name!r}: neither in the zoo ({', '.join(list_models())}), nor in "
-                                 "torchvision, nor a package.module:factory")
+            zoo = ", ".join(list_models(family=IMAGE_FAMILIES))
+            raise CortexSNNError(f"unknown model {name!r}: neither in the zoo ({zoo}), nor in torchvision, "
+                                 "nor a package.module:factory")
         if weights:
             raise CortexSNNError(f"{name}: registered weights are for zoo models; give a checkpoint file")
         model, mode = builder(weights=None, num_classes=num_classes), "cnn"

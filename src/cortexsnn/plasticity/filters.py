@@ -1,4 +1,5 @@
-"""Front-end filter banks of the STDP networks: DoG and Gabor kernels, local normalisation.
+"""Front end of the STDP networks: DoG and Gabor kernels, local normalisation, and :class:`S1C1`
+(image -> filter bank -> normalisation -> rank-order latencies).
 
 Follows SpykeTorch (Mozafari et al.) as described in ``spec/plasticity.md``: every kernel is
 made zero-mean and scaled to a maximum of 1; kernels of smaller windows are zero-padded to the
@@ -13,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cortexsnn.encoding import intensity_to_latency
+
 __all__ = [
     "dog_kernel",
     "gabor_kernel",
@@ -20,6 +23,7 @@ __all__ = [
     "mnist_dog_bank",
     "gabor_bank",
     "local_normalization",
+    "S1C1",
 ]
 
 
@@ -136,3 +140,53 @@ def local_normalization(x: torch.Tensor, radius: int = 8, eps: float = 1e-12) ->
     kernel = torch.full((1, 1, size, size), 1.0 / size**2, dtype=x.dtype, device=x.device)
     means = F.conv2d(x.reshape(b * c, 1, h, w), kernel, padding=radius) + eps
     return (x.reshape(b * c, 1, h, w) / means).reshape(b, c, h, w)
+
+
+class S1C1:
+    """Preprocessing of the seed: image x 255, filter bank, local normalisation, latency coding.
+
+    The STDP networks' own front end (their S1 and C1 stages), not a generic encoder: its coding
+    step is :func:`cortexsnn.encoding.intensity_to_latency`.
+
+    ``__call__`` maps images ``[B, 1, H, W]`` in ``[0, 1]`` to latencies ``[B, K, H, W]`` (uint8).
+
+    Args:
+        bank: the filter bank (default: the six DoG kernels of the spec, threshold 50).
+        time_steps: ``T`` (15 in the spec).
+        norm_radius: radius of the local normalisation (8: a 17 x 17 window); ``None`` to skip it.
+        image_size: expected ``(H, W)``; other sizes are refused with a clear message.
+    """
+
+    def __init__(
+        self,
+        bank: FilterBank | None = None,
+        time_steps: int = 15,
+        norm_radius: int | None = 8,
+        image_size: tuple[int, int] | None = (28, 28),
+    ) -> None:
+        self.bank = bank if bank is not None else mnist_dog_bank()
+        self.time_steps = time_steps
+        self.norm_radius = norm_radius
+        self.image_size = image_size
+
+    @property
+    def out_channels(self) -> int:
+        return self.bank.out_channels
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        if images.dim() != 4 or images.shape[1] != 1:
+            raise ValueError(
+                f"expected grey images [B, 1, H, W] (or [B, H, W]), got shape {tuple(images.shape)}: "
+                f"the filter bank has one input channel"
+            )
+        if self.image_size is not None and tuple(images.shape[-2:]) != tuple(self.image_size):
+            raise ValueError(
+                f"expected images of size {self.image_size[0]}x{self.image_size[1]}, got "
+                f"{images.shape[-2]}x{images.shape[-1]}; resize them or build the model for this size"
+            )
+        responses = self.bank(images * 255.0)
+        if self.norm_radius is not None:
+            responses = local_normalization(responses, self.norm_radius)
+        return intensity_to_latency(responses, self.time_steps)

@@ -1,4 +1,4 @@
-"""Batched spike operations on first-spike latencies (see :mod:`cortexsnn.plasticity.coding`).
+"""Batched spike operations on first-spike latencies (see :mod:`cortexsnn.encoding`).
 
 Every function works on a batch of images at once. Latencies are integer tensors
 ``[B, C, H, W]`` with ``T`` meaning "never"; potentials are time-major ``[T, B, F, H, W]``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cortexsnn.plasticity.coding import LATENCY_DTYPE
+from cortexsnn.encoding import LATENCY_DTYPE
 
 __all__ = [
     "pad_latencies",

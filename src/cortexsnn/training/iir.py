@@ -195,7 +195,9 @@ def _check_choices(cfg: DictConfig) -> None:
 # models
 # ---------------------------------------------------------------------------------------------
 def build_model(cfg: DictConfig) -> nn.Module:
-    """The model a config names."""
+    """The model a config names, from the registry (``create_model``, family ``"iir"``)."""
+    from cortexsnn.models import create_model
+
     m, steps = cfg.model, cfg.train.length
     common = dict(
         steps=steps, synapse_type=m.synapse_type, tau_m=m.tau_m, tau_s=m.tau_s,
@@ -203,21 +205,15 @@ def build_model(cfg: DictConfig) -> nn.Module:
         threshold=m.threshold, surrogate_sigma=m.surrogate_sigma,
     )
     if m.name == "iir_mlp":
-        from cortexsnn.models.iir_mlp import IIRMLP
-
-        return IIRMLP(dropout=m.dropout, input_encoding=m.input_encoding, max_rate=m.max_rate, **common)
+        return create_model("iir_mlp", dropout=m.dropout, input_encoding=m.input_encoding, max_rate=m.max_rate, **common)
     if m.name == "iir_conv":
-        from cortexsnn.models.iir_conv import IIRConvNet
-
-        return IIRConvNet(
-            channels=tuple(m.channels), pool_after=tuple(m.pool_after), kernel_size=m.kernel_size, hidden=m.hidden,
+        return create_model(
+            "iir_conv", channels=tuple(m.channels), pool_after=tuple(m.pool_after), kernel_size=m.kernel_size, hidden=m.hidden,
             dropout=m.dropout, input_encoding=m.input_encoding, max_rate=m.max_rate, **common,
         )
-    from cortexsnn.models.iir_memory import IIRMemoryNet
-
     size = cfg.memory.size
     common.pop("steps")
-    return IIRMemoryNet(sizes=(size, *cfg.memory.hidden, size), dropout=m.dropout, **common)
+    return create_model("iir_memory", sizes=(size, *cfg.memory.hidden, size), dropout=m.dropout, **common)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cortexsnn.plasticity.coding import S1C1
+from cortexsnn.encoding import first_spike_latencies
+from cortexsnn.plasticity.filters import S1C1
 from cortexsnn.plasticity.layers import SpikeConv
 from cortexsnn.plasticity.spike_ops import (
     decision_winners,
@@ -222,6 +223,22 @@ class STDPNetwork(nn.Module):
         decisions = self.head_decisions(pots, features)
         scores = sum(p.amax(dim=(2, 3)).view(p.shape[0], self.n_classes, -1).amax(dim=2) for p in pots)
         return self.combine([d[2] for d in decisions]), scores
+
+    @torch.no_grad()
+    def forward_time_major(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Time-major call: coded spike trains ``[T, B, C, H, W]`` -> :meth:`predict`'s
+        ``(decisions [B], scores [B, n_classes])``.
+
+        ``spikes`` is the network's input after its front end (``C = in_channels``, ``T =
+        time_steps``), as one-spike-per-neuron trains or SpykeTorch's cumulative waves; only the
+        first spike of each neuron counts (:func:`cortexsnn.encoding.first_spike_latencies`). The
+        native form is ``predict(encode(images))``; ``forward_time_major(latencies_to_waves(
+        encode(images), T))`` gives the same decisions and scores.
+        """
+        if spikes.dim() != 5 or spikes.shape[0] != self.time_steps or spikes.shape[2] != self.in_channels:
+            raise ValueError(f"{self.name} expects coded spike trains [T={self.time_steps}, B, C={self.in_channels}, "
+                             f"H, W], got {tuple(spikes.shape)}; code images with encode() (S1C1) first")
+        return self.predict(first_spike_latencies(spikes))
 
     @torch.no_grad()
     def activations(self, latencies: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,4 +1,6 @@
-"""The spec's architectures and hyperparameters (``spec/plasticity.md``).
+"""The spec's architectures and hyperparameters (``spec/plasticity.md``): the STDP / R-STDP
+networks of Mozafari et al. (2018, 2019) and their 2024 variants, registered in
+:mod:`cortexsnn.models` (family ``"plastic"``; ``create_model("mozafari2018")``).
 
 Paddings: the spec gives them for ``mozafari2018`` (2, 1, 2); the 2024 models follow the same
 rule ("same" convolutions, padding = kernel // 2), the only one under which their layer sizes
@@ -6,10 +8,10 @@ work out on 28 x 28 inputs (e.g. deep2024: 28 -> 28 -> 14 -> 14 -> 7 -> 7 -> 2 -
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import cast
 
-from cortexsnn.plasticity.coding import S1C1
-from cortexsnn.plasticity.filters import gabor_bank
+from cortexsnn.models.registry import UnknownModelError, create_model, register_model
+from cortexsnn.plasticity.filters import S1C1, gabor_bank
 from cortexsnn.plasticity.layers import SpikeConv
 from cortexsnn.plasticity.models.network import Stage, STDPNetwork
 from cortexsnn.plasticity.stdp import RSTDPRule, STDPRule
@@ -100,23 +102,31 @@ def mozafari2018_shallow() -> STDPNetwork:
     return STDPNetwork("mozafari2018-shallow", {"s2": head}, [("pool", 2)], ["s2"], stages, coder=coder)
 
 
-_BUILDERS: dict[str, Callable[[], STDPNetwork]] = {
-    "mozafari2018": mozafari2018,
-    "deep2024": deep2024,
-    "deepr2024": deepr2024,
-    "deepr2024-greedy": deepr2024_greedy,
-    "inception2024": inception2024,
-    "majority2024": majority2024,
-    "mozafari2018-shallow": mozafari2018_shallow,
-}
-MODEL_NAMES = tuple(_BUILDERS)
+_PLASTIC: dict[str, str] = dict(family="plastic", input_layout="[B, 1, 28, 28] images (encode -> latencies [B, C, H, W])",
+                output_layout="decisions [B], scores [B, 10] (predict)")
+for _name, _builder in (
+    ("mozafari2018", mozafari2018),
+    ("deep2024", deep2024),
+    ("deepr2024", deepr2024),
+    ("deepr2024-greedy", deepr2024_greedy),
+    ("inception2024", inception2024),
+    ("majority2024", majority2024),
+    ("mozafari2018-shallow", mozafari2018_shallow),
+):
+    register_model(_builder, name=_name, **_PLASTIC)
+del _name, _builder
+
+#: the STDP networks, in the order of the spec
+MODEL_NAMES = ("mozafari2018", "deep2024", "deepr2024", "deepr2024-greedy", "inception2024", "majority2024",
+               "mozafari2018-shallow")
 
 
 def build_model(name: str) -> STDPNetwork:
-    """A fresh network by name (weights drawn from the current torch RNG)."""
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown STDP model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    return _BUILDERS[name]()
+    """A fresh STDP network by name (weights drawn from the current torch RNG): ``create_model(name)``
+    for a model of the ``"plastic"`` family."""
+    if name not in MODEL_NAMES:
+        raise UnknownModelError(f"unknown STDP model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return cast(STDPNetwork, create_model(name))
 
 
 def scale_rstdp_rates(model: STDPNetwork, factor: float) -> None:
