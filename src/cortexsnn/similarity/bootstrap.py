@@ -83,7 +83,7 @@ def bootstrap_rdm_samples(
         targets: ``A`` targets, each one RDM ``[n, n]`` or a set ``[S, n, n]`` (e.g. subjects), whose
             statistic is the mean over its ``S`` comparisons.
         method: ``"spearman"`` (Pearson r of ranks) or ``"pearson"``.
-        ties: ranking of ``"spearman"``: ``"average"`` (scipy, rsatoolbox) or ``"ordinal"`` (the seeds).
+        ties: ranking of ``"spearman"``: ``"average"`` (scipy, rsatoolbox) or ``"ordinal"`` (Huang et al.'s code).
 
     Returns:
         ``[n_boot, L, A]`` float64. A replicate in which a resampled RDM is constant gives NaN.

@@ -1,6 +1,6 @@
 """SVCCA as in Huang et al. (AAAI 2023), standard CCA and projection-weighted CCA (PWCCA).
 
-The seed's SVCCA: reduce the model features (and, for allen_natural_scenes, the neural data) to 40
+Huang et al.'s SVCCA: reduce the model features (and, for allen_natural_scenes, the neural data) to 40
 dimensions with an *uncentred* truncated SVD (scikit-learn ``TruncatedSVD(40, random_state=2022)``),
 then the CCA of Raghu et al.'s reference code (NeurIPS 2017; google/svcca's ``cca_core``) on
 ``dims x samples`` arrays: covariance blocks (the ``np.cov`` estimate), ``Sxx`` scaled by
@@ -12,7 +12,7 @@ Fast route: the top singular vectors of a wide ``[stimuli x features]`` matrix c
 eigen-decomposition of its ``stimuli x stimuli`` Gram matrix (accumulated in float64 over feature
 chunks), which gives the exact truncated SVD without ever forming ``features x 40`` factors.
 scikit-learn's default TruncatedSVD solver is *randomized* (5 power iterations): its 40-dim subspace
-is an approximation of the exact one. ``svd_solver="sklearn"`` reproduces the seed bit for bit by
+is an approximation of the exact one. ``svd_solver="sklearn"`` reproduces Huang et al.'s code bit for bit by
 calling scikit-learn itself; ``"gram"`` (default) is exact and fast.
 
 PWCCA (Morcos, Raghu & Bengio, NeurIPS 2018) defaults to the numbers of the authors' reference
@@ -52,7 +52,7 @@ def truncated_svd(
     Equals ``TruncatedSVD(n_components).fit_transform(x)`` of scikit-learn up to the sign of each
     column (``svd_solver="gram"``: exact, via ``eigh`` of ``x x^T``; compare with scikit-learn's
     ``algorithm="arpack"``) or exactly (``svd_solver="sklearn"``: scikit-learn's randomized solver
-    with ``random_state``, the seed's choice). Columns are in decreasing singular value order.
+    with ``random_state``, Huang et al.'s choice). Columns are in decreasing singular value order.
     """
     xm = as_matrix(x, "x")
     n, p = xm.shape
@@ -113,7 +113,7 @@ def _cca_pair(a: Any, b: Any, what: str, names: tuple[str, str] = ("a", "b")) ->
 
 
 def seed_cca(a: Any, b: Any) -> torch.Tensor:
-    """Canonical correlations by the seed's (Raghu et al.'s reference) algorithm.
+    """Canonical correlations by Huang et al.'s (Raghu et al.'s reference) algorithm.
 
     Args:
         a: ``[samples, dx]`` (e.g. 40 TSVD scores per stimulus); b: ``[samples, dy]``.
@@ -141,15 +141,15 @@ def svcca(
     random_state: int = 2022,
     device: str | torch.device | None = None,
 ) -> float:
-    """SVCCA score of Huang et al. (AAAI 2023): TSVD to ``n_components`` dims, the seed's CCA, mean correlation.
+    """SVCCA score of Huang et al. (AAAI 2023): TSVD to ``n_components`` dims, Huang et al.'s CCA, mean correlation.
 
     Args:
         x: model features ``[stimuli, features]``; reduced when it has more than ``n_components``
             features.
-        y: neural responses ``[stimuli, neurons]``; reduced the same way when ``reduce_y`` (the seed
+        y: neural responses ``[stimuli, neurons]``; reduced the same way when ``reduce_y`` (Huang et al.'s code
             does so for allen_natural_scenes only; macaque data are used as they are).
         svd_solver: ``"gram"`` (exact truncated SVD through the stimuli x stimuli Gram matrix) or
-            ``"sklearn"`` (scikit-learn's randomized TruncatedSVD with ``random_state``: the seed's
+            ``"sklearn"`` (scikit-learn's randomized TruncatedSVD with ``random_state``: Huang et al.'s code's
             exact numbers).
 
     Raises:

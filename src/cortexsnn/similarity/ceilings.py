@@ -2,7 +2,7 @@
 
 * :func:`split_half_neuron_ceiling` - SNN-Neural-Similarity-Movie's ceiling: split an area's neurons into two random
   halves, (TS)RSA between the halves, mean and standard error over splits. No Spearman-Brown
-  correction (as the seed), so it is the reliability of *half* the neurons.
+  correction (as Huang et al.'s code), so it is the reliability of *half* the neurons.
 * :func:`split_half_trial_ceiling` - the other common choice: split the *trials* in halves, RSA
   between the half-averaged responses, Spearman-Brown corrected to the full number of trials.
 * :func:`rdm_set_ceiling` - leave-one-subject-out lower and upper bounds for a set of RDMs
@@ -42,7 +42,7 @@ def split_half_neuron_ceiling(
 
     Each split permutes the neurons (``numpy.random.default_rng(random_state)``), takes the first
     ``N // 2`` as one half and the rest as the other, drops the first frame (``drop_first``, as
-    TSRSA does) and compares the two halves' RDMs. The seed used seed 2023 as well, but its exact
+    TSRSA does) and compares the two halves' RDMs. Huang et al.'s code used seed 2023 as well, but its exact
     random draws are not reproducible here; the estimator is the same. The std is the population
     std (``ddof=0``), as ``numpy.std``.
     """

@@ -1,7 +1,7 @@
 """RDM comparison (Spearman, Pearson, Kendall tau-a, cosine), RSA and time-series RSA.
 
 RDMs are compared on their strict upper triangles (the stimulus pairs). Ranks average ties by
-default, as ``scipy.stats.rankdata`` and rsatoolbox do; ``ties="ordinal"`` reproduces the seeds'
+default, as ``scipy.stats.rankdata`` and rsatoolbox do; ``ties="ordinal"`` reproduces Huang et al.'s
 ``argsort(argsort(v))`` ranking, which breaks ties by position (stable order here).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def rank(v: Any, ties: Ties = "average") -> torch.Tensor:
     Args:
         v: values (numpy or torch, 1-D).
         ties: ``"average"`` gives tied values the mean of their positions (``scipy.stats.rankdata``);
-            ``"ordinal"`` gives distinct ranks in order of appearance (the seeds' double argsort).
+            ``"ordinal"`` gives distinct ranks in order of appearance (Huang et al.'s double argsort).
     """
     x = upper_triangle(v) if not isinstance(v, torch.Tensor) or v.dim() != 1 else v
     if x.dim() != 1:
@@ -124,7 +124,7 @@ def spearman(a: Any, b: Any, ties: Ties = "average") -> float:
     """Spearman correlation of two RDMs' upper triangles: Pearson r of their ranks.
 
     ``ties="average"`` equals ``scipy.stats.spearmanr`` and rsatoolbox's ``'spearman'``;
-    ``ties="ordinal"`` reproduces the seeds (no tie averaging).
+    ``ties="ordinal"`` reproduces Huang et al.'s code (no tie averaging).
     """
     va, vb = _check_pair(a, b)
     if ties == "average" and va.device.type == "cpu" and va.numel() >= 1 << 20 and torch.get_num_threads() > 1:
@@ -250,7 +250,7 @@ def rsa(
     """Representational similarity analysis between a model and a neural representation.
 
     Builds one RDM per matrix (default 1 - Pearson r between stimulus rows) and compares their
-    upper triangles (default Spearman with averaged ties; ``ties="ordinal"`` is the seeds' ranking).
+    upper triangles (default Spearman with averaged ties; ``ties="ordinal"`` is Huang et al.'s ranking).
 
     Args:
         x: model features ``[stimuli, features]``.
@@ -285,7 +285,7 @@ def tsrsa(
     """Time-series RSA (Huang et al., NeurIPS 2024): RSA with movie frames as the stimuli.
 
     ``x`` is ``[frames, features]`` (model output per frame, chronological) and ``y`` is
-    ``[frames, neurons]``. As in the seed, the first frame is dropped from both (``drop_first``),
+    ``[frames, neurons]``. As in Huang et al.'s code, the first frame is dropped from both (``drop_first``),
     so Movie1's 900 frames give an 899 x 899 RDM; then :func:`rsa` on the remaining frames.
     """
     xm, ym = metric_inputs(x, y, family="rsa", what="TSRSA",

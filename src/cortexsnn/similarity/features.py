@@ -8,7 +8,7 @@ yields ``(layer, features [N, F] float32 CPU)`` in the model's declared layer or
   state is reset before every batch of stimuli, and batch norm runs in evaluation mode, so a
   stimulus' features do not depend on which other stimuli share its batch. With ``zscore`` the
   whole ``[N, F]`` matrix is z-scored once with one global mean and standard deviation (population
-  std, ``(X - mean) / (std + 1e-10)``), as the seed.
+  std, ``(X - mean) / (std + 1e-10)``), as Huang et al.'s code.
 * ``"movie"`` (a recurrent SNN trained on video, Huang et al., NeurIPS 2024): ``stimuli`` is ``[frames, 3, H, W]``,
   fed in consecutive chunks of ``chunk_frames`` as ``[T=chunk, B=1, 3, H, W]``; the state is reset
   *once*, before the first chunk, and carried across chunks (the model is switched to
@@ -340,7 +340,7 @@ def extract_features(
         mode: ``"static"``, ``"movie"``, ``"cnn"`` or ``"steps"`` (see the module docstring; ``"steps"``
             yields ``[N, T, F]``).
         time_steps: T, the repeats of each image in static mode (4 for the ImageNet models, 16 for
-            the UCF101 models, as the seeds).
+            the UCF101 models, as Huang et al.).
         chunk_frames: frames per forward call in movie mode (16 as Huang et al., NeurIPS 2024).
         batch_size: stimuli per forward call in static / cnn mode.
         zscore: static / cnn mode: z-score each layer's matrix with one global mean and std (eps

@@ -81,8 +81,8 @@ def tsvd_regression(
     """TSVD-Regression score of Huang et al. (AAAI 2023).
 
     Model features -> ``n_components`` dims by an uncentred truncated SVD fitted on all stimuli (as
-    the seed; skipped when there are no more features than that); leave-one-out cross-validation
-    over stimuli (the seed's shuffled K-fold with one stimulus per fold gives the same folds);
+    Huang et al.'s code; skipped when there are no more features than that); leave-one-out cross-validation
+    over stimuli (Huang et al.'s shuffled K-fold with one stimulus per fold gives the same folds);
     ``Ridge(alpha)`` on all neurons jointly; Pearson r between each neuron's out-of-fold predictions
     and its responses; the mean over neurons (or the per-neuron tensor with ``per_neuron=True``).
 
@@ -157,7 +157,7 @@ def pca_ridge_r2(
 
     Args:
         cv: number of folds (shuffled ``KFold`` with ``random_state``), or ``"in_sample"`` for the
-            seed's procedure (PCA and ridge fitted and evaluated on all stimuli; inflated).
+            procedure of Huang et al. (NeurIPS 2024) (PCA and ridge fitted and evaluated on all stimuli; inflated).
 
     Raises:
         DegenerateInputError: fewer than ``MIN_STIMULI_REGRESSION`` (4) stimuli.

@@ -1,6 +1,6 @@
 """Score tables and their files: :class:`ScoreTable` (one model, one metric, one neural data set;
 ``[layers, areas]`` scores with intervals, ceilings, silent layers, config, versions, seeds), its
-JSON / CSV / the seeds' ``.npy`` layout, and the metric names.
+JSON / CSV / Huang et al.'s ``.npy`` layout, and the metric names.
 
 A model's score (:attr:`ScoreTable.model_score`) is, as in both of Huang et al.'s papers, the max over
 layers per area (chosen in sample) then the mean over areas; silent layers are never part of that max,
@@ -27,7 +27,7 @@ __all__ = ["ScoreTable", "METRICS", "SEED_METRIC_NAMES", "canonical_metric", "be
 
 #: Metrics of :func:`~cortexsnn.similarity.scoring.score_features` (canonical names).
 METRICS = ("rsa", "tsrsa", "svcca", "regression", "pca-ridge", "cka")
-#: The seeds' spelling of each metric (``--metric`` and the seeds' output folders).
+#: Huang et al.'s spelling of each metric (``--metric`` and Huang et al.'s output folders).
 SEED_METRIC_NAMES = {"rsa": "RSA", "tsrsa": "TSRSA", "svcca": "SVCCA", "regression": "TSVD-Regression",
                      "pca-ridge": "Regression", "cka": "CKA"}
 _ALIASES = {"tsvd-regression": "regression", "tsvd_regression": "regression", "tsvd-reg": "regression",
@@ -44,7 +44,7 @@ def canonical_metric(name: str) -> str:
     key = _ALIASES.get(key, key)
     if key not in METRICS:
         raise ValueError(f"unknown metric {name!r}; choose one of {list(METRICS)} "
-                         f"(or the seeds' names {sorted(SEED_METRIC_NAMES.values())})")
+                         f"(or Huang et al.'s names {sorted(SEED_METRIC_NAMES.values())})")
     return key
 
 
@@ -174,7 +174,7 @@ class ScoreTable:
 
     @property
     def model_score(self) -> float:
-        """Max over layers per area (chosen in sample, as the seeds), then the mean over areas.
+        """Max over layers per area (chosen in sample, as Huang et al.), then the mean over areas.
 
         NaN if an area has no scored layer, or if some areas have a noise ceiling and others do not
         (their raw scores do not share a scale: compare each area on its own, or use
@@ -266,7 +266,7 @@ class ScoreTable:
 
     def write(self, output_dir: str | Path, *, save_npy: bool = False) -> list[Path]:
         """Write ``results.json`` and ``scores.csv`` into ``output_dir`` (each atomically: a
-        temporary name, then a rename), and with ``save_npy`` the seeds' ``.npy`` file under
+        temporary name, then a rename), and with ``save_npy`` Huang et al.'s ``.npy`` file under
         :meth:`seed_npy_path`. Returns the paths written."""
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -277,7 +277,7 @@ class ScoreTable:
         return written
 
     def write_seed_npy(self, root: str | Path) -> Path:
-        """:meth:`seed_array` saved (atomically) at ``root /`` :meth:`seed_npy_path`, the seeds' layout."""
+        """:meth:`seed_array` saved (atomically) at ``root /`` :meth:`seed_npy_path`, Huang et al.'s layout."""
         path = Path(root) / self.seed_npy_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as handle:
@@ -285,7 +285,7 @@ class ScoreTable:
         return path
 
     def seed_array(self) -> np.ndarray:
-        """The seeds' array: ``(layers, areas)``, ``(trials, layers, areas)`` for repeats, and for a
+        """Huang et al.'s array: ``(layers, areas)``, ``(trials, layers, areas)`` for repeats, and for a
         ``best_layer`` run ``(areas,)`` or ``(trials, areas)`` (each area's best layer)."""
         if self.config.get("best_layer"):
             best = self.config["best_layer"]

@@ -37,10 +37,10 @@ _ABLATION_SEED = 2023
 # ----------------------------------------------------------------------------- options and targets
 @dataclass
 class MetricOptions:
-    """Choices of the metrics (defaults: the seeds' procedures with the project's corrections).
+    """Choices of the metrics (defaults: Huang et al.'s procedures with the project's corrections).
 
     Attributes:
-        compare, ties, rdm_metric: RSA / TSRSA (``ties="ordinal"`` = the seeds' ranking).
+        compare, ties, rdm_metric: RSA / TSRSA (``ties="ordinal"`` = Huang et al.'s ranking).
         precision: Gram accumulation of the RDMs / CKA (``"float32"`` is ~2x faster on a CPU).
         n_components, svd_solver, svd_random_state: SVCCA / TSVD-regression (``"sklearn"`` = seed).
         reduce_neural: SVCCA: reduce the neural side too (``None``: only for allen_natural_scenes, as Huang et al., AAAI 2023).
@@ -308,7 +308,7 @@ def score_features(
         features: ``(layer, [stimuli, F])`` pairs in layer order (e.g. from
             :func:`~cortexsnn.similarity.features.extract_features`); consumed one at a time.
         neural: targets (see the module docstring); rows in the same stimulus order as the features.
-        metric: one of :data:`METRICS` (or a seed's name: ``"TSRSA"``, ``"SVCCA"``, ...).
+        metric: one of :data:`METRICS` (or Huang et al.'s name: ``"TSRSA"``, ``"SVCCA"``, ...).
         ceiling: RDM metrics only: ``"neurons"`` (split-half over neurons, Huang et al. (NeurIPS 2024); first frame
             dropped for TSRSA), ``"trials"`` (split-half over trials, Spearman-Brown), ``"auto"``
             (trials for RSA when the data have them, else neurons; leave-one-out for RDM sets), ``"none"``.
