@@ -253,7 +253,12 @@ def _check_flags(args: argparse.Namespace, movie: bool) -> None:
         if getattr(args, flag) < 1:
             raise _error(f"--{flag.replace('_', '-')} must be >= 1")
     if args.bootstrap < 0:
-        raise _error("--bootstrap must be >= 0")
+        raise _error(f"--bootstrap must be >= 0 (0: no intervals; 1000 is usual), got {args.bootstrap}")
+    if args.time_steps is not None and args.time_steps < 1:
+        raise _error(f"--time-steps must be >= 1 (T, the steps each image is shown), got {args.time_steps}; "
+                     "leave it out for the default (4 imagenet, 16 ucf101)")
+    if not (math.isfinite(args.max_memory_gb) and args.max_memory_gb > 0):
+        raise _error(f"--max-memory-gb must be a positive number of GiB (e.g. 2), got {args.max_memory_gb}")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -278,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
     mode = args.mode if args.mode != "auto" else ("cnn" if cnn else "movie" if (movie and args.train_dataset == "ucf101")
                                                  else "static")
     cfg = args.pretrained_cfg
-    time_steps = args.time_steps or (cfg.time_steps if cfg is not None and cfg.time_steps else None) or (
+    time_steps = args.time_steps if args.time_steps is not None else (cfg.time_steps if cfg is not None and cfg.time_steps else None) or (
         16 if args.train_dataset == "ucf101" else 4)
     try:
         layers = args.layers.split(",") if args.layers else default_layers(model, mode)
@@ -292,7 +297,10 @@ def _run(args: argparse.Namespace) -> int:
     out_root = Path(args.output_dir).expanduser()
     if args.best_layer is not None:
         source = Path(args.best_layer).expanduser() if args.best_layer else out_root
-        best = R.best_layers_from_results(source)
+        try:
+            best = R.best_layers_from_results(source)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise _error(f"--best-layer {source}: {exc}") from exc
         missing = sorted({v for v in best.values() if v not in layers})
         if missing:
             raise _error(f"best layers {missing} from {source} are not layers of {args.model}")

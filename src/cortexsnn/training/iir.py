@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from cortexsnn.config import ConfigError, load_config, to_container
+from cortexsnn.errors import CortexSNNError
 from cortexsnn.training.logging import RunLogger
 from cortexsnn.training.signals import StopFlag as _StopFlag
 from cortexsnn.utils.checkpoint import (
@@ -415,7 +416,7 @@ def _progress(iterable, enabled: bool, desc: str):
 # ---------------------------------------------------------------------------------------------
 # training
 # ---------------------------------------------------------------------------------------------
-class TrainingInterrupted(RuntimeError):
+class TrainingInterrupted(CortexSNNError, RuntimeError):
     """Training stopped by SIGINT/SIGTERM after writing a checkpoint to resume from."""
 
 
