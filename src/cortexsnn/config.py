@@ -39,7 +39,7 @@ def valid_keys(schema: type, prefix: str = "") -> list[str]:
 
 def _explain(exc: OmegaConfBaseException, schema: type, source: str) -> ConfigError:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-    message = str(exc).splitlines()[0]
+    message = (str(exc).splitlines() or [''])[0]
     hint = ", ".join(valid_keys(schema))
     if "not in struct" in message or "Key '" in message and "not" in message:
         return ConfigError(f"{source}: unknown config key {key!r}. Valid keys: {hint}")

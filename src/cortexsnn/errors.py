@@ -7,7 +7,7 @@ that caught those keeps working.
 """
 from __future__ import annotations
 
-__all__ = ["CortexSNNError", "PathError", "InvalidArgumentError"]
+__all__ = ["CortexSNNError", "PathError", "InvalidArgumentError", "InvalidTypeError"]
 
 
 class CortexSNNError(Exception):
@@ -20,3 +20,7 @@ class PathError(CortexSNNError, FileNotFoundError):
 
 class InvalidArgumentError(CortexSNNError, ValueError):
     """An argument or setting outside its range (``T = 0``, a negative memory budget, ``n_boot = 0``, ...)."""
+
+
+class InvalidTypeError(CortexSNNError, TypeError):
+    """An argument of the wrong type or dtype (integer images where normalised floats are expected, ...)."""

@@ -273,6 +273,13 @@ def _run(args: argparse.Namespace) -> int:
     movie = args.neural_dataset in _MOVIES or args.movie
     _check_flags(args, movie)
     metric = R.canonical_metric(args.metric or ("tsrsa" if movie else "rsa"))
+    best, out_root = None, Path(args.output_dir).expanduser()
+    if args.best_layer is not None:  # read first: a wrong file ends the run before any model is built
+        source = Path(args.best_layer).expanduser() if args.best_layer else out_root
+        try:
+            best = R.best_layers_from_results(source)
+        except (ValueError, TypeError, AttributeError, KeyError, FileNotFoundError) as exc:
+            raise _error(f"--best-layer {source}: {exc}") from exc
     args.pretrained_cfg = _weights_cfg(args)
     neural, in_data, info = _load_neural(args)
     stimuli = _load_stimuli(args, in_data, info["n"], movie)
@@ -293,14 +300,7 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [n for n in layers if n not in known]
     if unknown:
         raise _error(f"{args.model} has no layers {unknown}; its scoring layers: {default_layers(model, mode)}")
-    best = None
-    out_root = Path(args.output_dir).expanduser()
-    if args.best_layer is not None:
-        source = Path(args.best_layer).expanduser() if args.best_layer else out_root
-        try:
-            best = R.best_layers_from_results(source)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            raise _error(f"--best-layer {source}: {exc}") from exc
+    if best is not None:
         missing = sorted({v for v in best.values() if v not in layers})
         if missing:
             raise _error(f"best layers {missing} from {source} are not layers of {args.model}")

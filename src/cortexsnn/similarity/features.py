@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cortexsnn.errors import InvalidArgumentError
+from cortexsnn.errors import InvalidArgumentError, InvalidTypeError
 from cortexsnn.similarity.adapters import (
     AdapterError,
     ModelAdapter,
@@ -213,14 +213,14 @@ def _evaluation(model: nn.Module, stateful: bool | None, adapter: ModelAdapter) 
 
 def _check_stimuli(stimuli: Tensor, mode: str) -> None:
     if not isinstance(stimuli, Tensor):
-        raise TypeError(f"stimuli must be a torch tensor [N, C, H, W], got {type(stimuli).__name__}")
+        raise InvalidTypeError(f"stimuli must be a torch tensor [N, C, H, W], got {type(stimuli).__name__}")
     if stimuli.dim() != 4:
         what = "[frames, C, H, W]" if mode == "movie" else "[N, C, H, W]"
-        raise ValueError(f"stimuli must be {what}, got shape {tuple(stimuli.shape)}")
+        raise InvalidArgumentError(f"stimuli must be {what}, got shape {tuple(stimuli.shape)}")
     if stimuli.shape[0] < 1:
-        raise ValueError("no stimuli given")
+        raise InvalidArgumentError("no stimuli given")
     if not stimuli.is_floating_point():
-        raise TypeError(f"stimuli must be floating point (normalised images), got {stimuli.dtype}; "
+        raise InvalidTypeError(f"stimuli must be floating point (normalised images), got {stimuli.dtype}; "
                         "see cortexsnn.data.stimuli")
 
 

@@ -41,6 +41,7 @@ from cortexsnn.training.signals import StopFlag as _StopFlag
 from cortexsnn.utils.checkpoint import (
     CheckpointError,
     capture_rng_state,
+    describe_exception,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
@@ -635,6 +636,9 @@ def config_from_checkpoint(record: dict[str, Any]) -> DictConfig:
     """The config stored in a checkpoint, re-checked against the schema."""
     base = OmegaConf.structured(IIRConfig)
     OmegaConf.set_struct(base, True)
+    if not isinstance(record.get("config"), dict):
+        raise CheckpointError("the checkpoint stores no config (a 'config' mapping); pass a checkpoint written by "
+                              "`cortexsnn iir train`")
     try:
         merged = OmegaConf.merge(base, OmegaConf.create(record["config"]))
     except Exception as exc:
@@ -659,6 +663,7 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, split: st
     try:
         model.load_state_dict(record["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit its model: {str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(f"checkpoint {path} does not fit its model ({describe_exception(exc)}); pass a "
+                              "checkpoint written by `cortexsnn iir train` with this version") from exc
     splits = build_splits(cfg)
     return evaluate(model, splits[split], _objective(cfg), cfg.train.eval_batch_size, progress, split)
