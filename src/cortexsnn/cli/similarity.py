@@ -279,7 +279,8 @@ def _run(args: argparse.Namespace) -> int:
         try:
             best = R.best_layers_from_results(source)
         except (ValueError, TypeError, AttributeError, KeyError, FileNotFoundError) as exc:
-            raise _error(f"--best-layer {source}: {exc}") from exc
+            text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise _error(f"--best-layer: {text}" if str(source) in text else f"--best-layer {source}: {text}") from exc
     args.pretrained_cfg = _weights_cfg(args)
     neural, in_data, info = _load_neural(args)
     stimuli = _load_stimuli(args, in_data, info["n"], movie)

@@ -231,7 +231,7 @@ class ScoreTable:
             raise ResultsFileError(f"not a ScoreTable record (format {fmt!r})")
         missing = [k for k in ("model", "metric", "neural_dataset", "layers", "areas", "scores") if k not in d]
         if missing:
-            raise ResultsFileError(f"a ScoreTable record needs {missing}")
+            raise ResultsFileError(f"a ScoreTable record needs {missing}; give the results.json of a scoring run")
         return cls(
             model=d["model"], metric=d["metric"], neural_dataset=d["neural_dataset"], layers=list(d["layers"]),
             areas=list(d["areas"]), scores=_from_list(d["scores"]), ci_low=_from_list(d.get("ci_low")),
