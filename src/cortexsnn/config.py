@@ -61,7 +61,8 @@ def load_config(
         try:
             loaded = OmegaConf.load(file)
         except Exception as exc:
-            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"config file {file} is not valid YAML ({' '.join(str(exc).split())}); fix the "
+                              "file (key: value lines)") from exc
         if not isinstance(loaded, DictConfig):
             raise ConfigError(f"config file {file} must hold a mapping of keys, not {type(loaded).__name__}")
         try:

@@ -211,7 +211,7 @@ CLI_CASES = [
     ("train-config-missing", lambda t: ["train", "--config", t / "absent.yaml"], "does not exist"),
     # --- training data: paths, images, labels
     ("train-root-missing", lambda t: [*_TRAIN(t), f"data.root={t / 'absent'}"], "does not exist"),
-    ("train-root-is-file", lambda t: [*_TRAIN(t), f"data.root={_bytes(t / 'f', b'x')}"], "expected the ImageNet layout"),
+    ("train-root-is-file", lambda t: [*_TRAIN(t), f"data.root={_bytes(t / 'f', b'x')}"], "is a file, not a folder"),
     ("train-split-is-file", lambda t: [*_TRAIN(t), f"data.root={_split_file(t)}"], "is a file, not a folder"),
     ("train-no-images", lambda t: [*_TRAIN(t), f"data.root={_image_tree(t / 'd', empty=True)}"], "holds no usable images"),
     ("train-broken-image", lambda t: [*_TRAIN(t), f"data.root={_image_tree(t / 'd', broken=True)}"], "0.png cannot be read"),

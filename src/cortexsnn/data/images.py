@@ -144,6 +144,10 @@ def build_image_data(dataset: str, root: str, image_size: int = 224, val_resize:
         if not root:
             raise ImageDataError("data.root must name a folder with train/ and val/ sub-folders")
         base = Path(root).expanduser()
+        if base.exists() and not base.is_dir():
+            from cortexsnn.errors import PathError
+
+            raise PathError(f"data.root {base} is a file, not a folder; give the folder holding train/ and val/")
         train_tf, val_tf = _folder_transforms(image_size, val_resize, auto_augment, random_erase)
         if not augment:
             train_tf = val_tf
