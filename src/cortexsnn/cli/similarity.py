@@ -393,7 +393,11 @@ def _summary(table: Any, written: list[Path]) -> None:
     best, scores = table.best_layer, table.best_score
     for area in table.areas:
         ceiling = (table.ceiling or {}).get(area)
-        extra = f" (ceiling {ceiling['mean']:.4f})" if ceiling else ""
+        extra = ""
+        if ceiling and "lower" in ceiling:  # leave-one-subject-out: bounds, not an estimate
+            extra = f" (ceiling [{ceiling['lower']:.4f}, {ceiling['upper']:.4f}])"
+        elif ceiling and "mean" in ceiling:
+            extra = f" (ceiling {ceiling['mean']:.4f})"
         value = scores[area]
         shown = f"{value:.4f} at {best[area]}" if math.isfinite(value) else "no usable layer"
         print(f"  {area}: {shown}{extra}")
