@@ -170,6 +170,14 @@ CLI_CASES = [
     ("rec-1d-hdf5", lambda t: _sim(t, _h5(t / "rec.h5", np.arange(6.0))), "shape (6,)"),
     ("rec-empty-hdf5", lambda t: _sim(t, _bytes(t / "rec.h5", b"")), "cannot be read as an HDF5 file"),
     ("rec-garbage-hdf5", lambda t: _sim(t, _bytes(t / "rec.h5", b"x" * 64)), "cannot be read as an HDF5 file"),
+    # --- similarity: stimulus files
+    ("stimuli-0-byte-pt", lambda t: _sim(t, _good, "--stimulus-dir", _bytes(t / "s.pt", b"")),
+     "stimulus tensor"),
+    ("stimuli-wrong-shape-pt", lambda t: _sim(t, _good, "--stimulus-dir", _torch_save(t / "s.pt", torch.zeros(6, 8))),
+     "expected [N, 3, H, W]"),
+    ("stimuli-count-mismatch", lambda t: _sim(t, _good, "--stimulus-dir", _torch_save(t / "s.pt", torch.zeros(5, 3, 4, 4))),
+     "5 stimuli, 6 expected"),
+    ("stimuli-dir-missing", lambda t: _sim(t, _good, "--stimulus-dir", t / "absent"), "does not exist"),
     # --- checkpoints (iir test reads them first)
     ("ckpt-0-byte", lambda t: ["iir", "test", "--checkpoint", _bytes(t / "c.pt", b"")], "is empty (0 bytes"),
     ("ckpt-truncated", lambda t: ["iir", "test", "--checkpoint",

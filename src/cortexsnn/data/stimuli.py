@@ -219,7 +219,14 @@ def load_stimulus_tensor(path: str | Path, *, expected: int | None = None,
     path = Path(path).expanduser()
     if not path.is_file():
         raise PathError(f"stimulus tensor {path} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        lines = str(exc).strip().splitlines()
+        raise InvalidArgumentError(
+            f"stimulus tensor {path} cannot be read ({type(exc).__name__}: {lines[0][:200] if lines else ''}); it is "
+            "empty, truncated, or holds objects other than tensors (refused, never unpickled). Save it again with "
+            "torch.save(tensor, path)") from exc
     if isinstance(obj, dict):
         tensors = [v for v in obj.values() if isinstance(v, Tensor)]
         if len(tensors) != 1:
