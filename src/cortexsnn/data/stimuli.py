@@ -223,8 +223,9 @@ def load_stimulus_tensor(path: str | Path, *, expected: int | None = None,
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files
         lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
         raise InvalidArgumentError(
-            f"stimulus tensor {path} cannot be read ({type(exc).__name__}: {lines[0][:200] if lines else ''}); it is "
+            f"stimulus tensor {path} cannot be read ({detail}); it is "
             "empty, truncated, or holds objects other than tensors (refused, never unpickled). Save it again with "
             "torch.save(tensor, path)") from exc
     if isinstance(obj, dict):
