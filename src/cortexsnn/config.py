@@ -39,7 +39,7 @@ def valid_keys(schema: type, prefix: str = "") -> list[str]:
 
 def _explain(exc: OmegaConfBaseException, schema: type, source: str) -> ConfigError:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-    message = str(exc).splitlines()[0]
+    message = (str(exc).splitlines() or [''])[0]
     hint = ", ".join(valid_keys(schema))
     if "not in struct" in message or "Key '" in message and "not" in message:
         return ConfigError(f"{source}: unknown config key {key!r}. Valid keys: {hint}")
@@ -61,7 +61,8 @@ def load_config(
         try:
             loaded = OmegaConf.load(file)
         except Exception as exc:
-            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"config file {file} is not valid YAML ({' '.join(str(exc).split())}); fix the "
+                              "file (key: value lines)") from exc
         if not isinstance(loaded, DictConfig):
             raise ConfigError(f"config file {file} must hold a mapping of keys, not {type(loaded).__name__}")
         try:

@@ -47,11 +47,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (CortexSNNError, FileNotFoundError, FileExistsError, ValueError, CheckpointError, UnknownModelError) as exc:
-        print(f"cortexsnn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"cortexsnn {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cortexsnn {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _message(exc: BaseException) -> str:
+    """The exception's message; for one re-raised by a DataLoader worker (whose message holds the
+    worker's traceback) the original message only, so that the user sees one line, not a traceback."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1]
+    name = type(exc).__name__
+    for prefix in (f"{type(exc).__module__}.{name}: ", f"{name}: "):
+        if last.startswith(prefix):
+            return last[len(prefix):]
+    return last
 
 
 if __name__ == "__main__":  # pragma: no cover

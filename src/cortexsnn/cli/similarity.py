@@ -253,7 +253,12 @@ def _check_flags(args: argparse.Namespace, movie: bool) -> None:
         if getattr(args, flag) < 1:
             raise _error(f"--{flag.replace('_', '-')} must be >= 1")
     if args.bootstrap < 0:
-        raise _error("--bootstrap must be >= 0")
+        raise _error(f"--bootstrap must be >= 0 (0: no intervals; 1000 is usual), got {args.bootstrap}")
+    if args.time_steps is not None and args.time_steps < 1:
+        raise _error(f"--time-steps must be >= 1 (T, the steps each image is shown), got {args.time_steps}; "
+                     "leave it out for the default (4 imagenet, 16 ucf101)")
+    if not (math.isfinite(args.max_memory_gb) and args.max_memory_gb > 0):
+        raise _error(f"--max-memory-gb must be a positive number of GiB (e.g. 2), got {args.max_memory_gb}")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -268,6 +273,14 @@ def _run(args: argparse.Namespace) -> int:
     movie = args.neural_dataset in _MOVIES or args.movie
     _check_flags(args, movie)
     metric = R.canonical_metric(args.metric or ("tsrsa" if movie else "rsa"))
+    best, out_root = None, Path(args.output_dir).expanduser()
+    if args.best_layer is not None:  # read first: a wrong file ends the run before any model is built
+        source = Path(args.best_layer).expanduser() if args.best_layer else out_root
+        try:
+            best = R.best_layers_from_results(source)
+        except (ValueError, TypeError, AttributeError, KeyError, FileNotFoundError) as exc:
+            text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise _error(f"--best-layer: {text}" if str(source) in text else f"--best-layer {source}: {text}") from exc
     args.pretrained_cfg = _weights_cfg(args)
     neural, in_data, info = _load_neural(args)
     stimuli = _load_stimuli(args, in_data, info["n"], movie)
@@ -278,7 +291,7 @@ def _run(args: argparse.Namespace) -> int:
     mode = args.mode if args.mode != "auto" else ("cnn" if cnn else "movie" if (movie and args.train_dataset == "ucf101")
                                                  else "static")
     cfg = args.pretrained_cfg
-    time_steps = args.time_steps or (cfg.time_steps if cfg is not None and cfg.time_steps else None) or (
+    time_steps = args.time_steps if args.time_steps is not None else (cfg.time_steps if cfg is not None and cfg.time_steps else None) or (
         16 if args.train_dataset == "ucf101" else 4)
     try:
         layers = args.layers.split(",") if args.layers else default_layers(model, mode)
@@ -288,11 +301,7 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [n for n in layers if n not in known]
     if unknown:
         raise _error(f"{args.model} has no layers {unknown}; its scoring layers: {default_layers(model, mode)}")
-    best = None
-    out_root = Path(args.output_dir).expanduser()
-    if args.best_layer is not None:
-        source = Path(args.best_layer).expanduser() if args.best_layer else out_root
-        best = R.best_layers_from_results(source)
+    if best is not None:
         missing = sorted({v for v in best.values() if v not in layers})
         if missing:
             raise _error(f"best layers {missing} from {source} are not layers of {args.model}")
@@ -384,7 +393,11 @@ def _summary(table: Any, written: list[Path]) -> None:
     best, scores = table.best_layer, table.best_score
     for area in table.areas:
         ceiling = (table.ceiling or {}).get(area)
-        extra = f" (ceiling {ceiling['mean']:.4f})" if ceiling else ""
+        extra = ""
+        if ceiling and "lower" in ceiling:  # leave-one-subject-out: bounds, not an estimate
+            extra = f" (ceiling [{ceiling['lower']:.4f}, {ceiling['upper']:.4f}])"
+        elif ceiling and "mean" in ceiling:
+            extra = f" (ceiling {ceiling['mean']:.4f})"
         value = scores[area]
         shown = f"{value:.4f} at {best[area]}" if math.isfinite(value) else "no usable layer"
         print(f"  {area}: {shown}{extra}")

@@ -206,7 +206,7 @@ def build_snn(model: nn.Module, example: Tensor, config: ConversionConfig | None
     except Exception as exc:
         cause = exc.__cause__ or exc  # ShapeProp's own message is a dump of the node; the cause says what failed
         raise ConversionError(f"{type(model).__name__} does not run on inputs of shape {tuple(example.shape[1:])} "
-                              f"({type(cause).__name__}: {str(cause).splitlines()[0][:200]}); give images of the size "
+                              f"({type(cause).__name__}: {(str(cause).splitlines() or [''])[0][:200]}); give images of the size "
                               "and channels the network was trained on") from cause
     recorded = _recorded_layers(model, outputs, folded, layers, gm.meta.get("module_calls", {}))
     neurons = _replace_activations(gm, config)

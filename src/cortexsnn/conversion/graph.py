@@ -130,7 +130,7 @@ def trace(model: nn.Module) -> tuple[fx.GraphModule, dict[str, str]]:
     except Exception as exc:  # fx raises many types on data-dependent control flow
         raise ConversionError(
             f"{type(model).__name__} cannot be traced by torch.fx ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:300]}); the converter needs a forward without data-dependent "
+            f"{(str(exc).splitlines() or [''])[0][:300]}); the converter needs a forward without data-dependent "
             "control flow: wrap such parts in a module the tracer keeps whole, or convert the submodule "
             "that holds the network's layers") from exc
     outputs = {path: node.name for path, node in tracer.module_outputs.items()}

@@ -19,11 +19,17 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ImageData", "SeededSamples", "build_image_data", "IMAGENET_MEAN", "IMAGENET_STD", "mixup_cutmix"]
+from cortexsnn.errors import CortexSNNError
+
+__all__ = ["ImageDataError", "ImageData", "SeededSamples", "build_image_data", "IMAGENET_MEAN", "IMAGENET_STD", "mixup_cutmix"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+
+
+class ImageDataError(CortexSNNError, ValueError):
+    """An image folder that cannot be used (no images, a damaged image file, mismatched class folders)."""
 
 
 @dataclass
@@ -78,7 +84,7 @@ def _auto_augment(name: str):
     policies = {p.value: p for p in v2.AutoAugmentPolicy}
     if name in policies:
         return [v2.AutoAugment(policies[name])]
-    raise ValueError(f"unknown auto_augment {name!r}; choose '', 'ta_wide', 'ra' or one of {sorted(policies)}")
+    raise ImageDataError(f"unknown auto_augment {name!r}; choose '', 'ta_wide', 'ra' or one of {sorted(policies)}")
 
 
 def _folder_transforms(image_size: int, val_resize: int, auto_augment: str, random_erase: float):
@@ -105,11 +111,29 @@ def _image_folder(root: Path, split: str, transform) -> Dataset:
 
     folder = root / split
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist; expected the ImageNet layout {root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg")
+        from cortexsnn.errors import PathError
+
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise PathError(f"image folder {folder} {what}; expected the ImageNet layout {root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg")
     try:
-        return ImageFolder(str(folder), transform=transform)
+        return ImageFolder(str(folder), transform=transform, loader=_load_image)
     except (FileNotFoundError, RuntimeError) as exc:
-        raise ValueError(f"image folder {folder} holds no usable images ({exc}); put images in one sub-folder per class") from exc
+        raise ImageDataError(f"image folder {folder} holds no usable images ({exc}); put images in one sub-folder per class") from exc
+
+
+def _load_image(path: str):
+    """torchvision's PIL loader (RGB), failing with the file's name when it is damaged or not an image."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as handle:
+            return Image.open(handle).convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        lines = str(exc).strip().splitlines()
+        raise ImageDataError(
+            f"image {path} cannot be read ({lines[0][:200] if lines else type(exc).__name__}); it is damaged or "
+            "not an image: replace it or remove it from the folder"
+        ) from exc
 
 
 def build_image_data(dataset: str, root: str, image_size: int = 224, val_resize: int = 256,
@@ -118,15 +142,20 @@ def build_image_data(dataset: str, root: str, image_size: int = 224, val_resize:
     """The training, validation (and, for MNIST, test) sets of a config's ``data`` section."""
     if dataset == "imagefolder":
         if not root:
-            raise ValueError("data.root must name a folder with train/ and val/ sub-folders")
+            raise ImageDataError("data.root must name a folder with train/ and val/ sub-folders")
         base = Path(root).expanduser()
+        if base.exists() and not base.is_dir():
+            from cortexsnn.errors import PathError
+
+            raise PathError(f"data.root {base} is a file, not a folder; give the folder holding train/ and val/")
         train_tf, val_tf = _folder_transforms(image_size, val_resize, auto_augment, random_erase)
         if not augment:
             train_tf = val_tf
         train = _image_folder(base, "train", train_tf)
         val = _image_folder(base, "val", val_tf)
         if train.classes != val.classes:
-            raise ValueError(f"train/ and val/ of {base} have different class folders")
+            raise ImageDataError(f"train/ and val/ of {base} have different class folders ({len(train.classes)} and "
+                                 f"{len(val.classes)}); give both the same class sub-folders")
         return ImageData(SeededSamples(train, seed), val, None, len(train.classes), 3,
                          {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "image_size": image_size})
     if dataset == "mnist":
@@ -142,7 +171,7 @@ def build_image_data(dataset: str, root: str, image_size: int = 224, val_resize:
         train, val = train_val_split(full_train, val_fraction, seed)
         test = load_mnist(root or None, train=False, transform=transform)
         return ImageData(SeededSamples(train, seed), val, test, 10, 1, {"mean": list(MNIST_MEAN), "std": list(MNIST_STD), "image_size": image_size})
-    raise ValueError(f"unknown dataset {dataset!r}; choose 'imagefolder', 'mnist' or 'ucf101'")
+    raise ImageDataError(f"unknown dataset {dataset!r}; choose 'imagefolder', 'mnist' or 'ucf101'")
 
 
 def mixup_cutmix(num_classes: int, mixup_alpha: float, cutmix_alpha: float):

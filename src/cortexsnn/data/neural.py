@@ -31,6 +31,8 @@ Formats:
 from __future__ import annotations
 
 import json
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
@@ -38,9 +40,11 @@ from typing import Any, Iterable, Literal, Sequence
 import numpy as np
 import torch
 
+from cortexsnn.errors import CortexSNNError
 from cortexsnn.utils.io import atomic_write
 
 __all__ = [
+    "NeuralDataError",
     "NeuralData",
     "RDMSet",
     "save_npz",
@@ -74,6 +78,10 @@ ALLEN_AREAS = ("VISp", "VISl", "VISrl", "VISal", "VISpm", "VISam")
 _MOVIES = {"one": (900, 30.0, 20), "three": (3600, 120.0, 10)}
 
 
+class NeuralDataError(CortexSNNError, ValueError):
+    """Neural responses or RDMs that cannot be used (wrong shape or dtype, NaN, an unreadable file)."""
+
+
 # ----------------------------------------------------------------------------- containers
 @dataclass(frozen=True)
 class NeuralData:
@@ -96,7 +104,7 @@ class NeuralData:
 
     def __post_init__(self) -> None:
         if not self.responses:
-            raise ValueError("NeuralData needs at least one area's responses")
+            raise NeuralDataError("NeuralData needs at least one area's responses")
         # accept torch tensors and sequences; store numpy arrays (frozen: set through object)
         object.__setattr__(self, "responses", {a: _to_numpy(r) for a, r in self.responses.items()})
         object.__setattr__(self, "stimulus_ids", _to_numpy(self.stimulus_ids))
@@ -107,34 +115,34 @@ class NeuralData:
         n = len(self.stimulus_ids)
         for area, r in self.responses.items():
             if not isinstance(area, str) or not area or "/" in area:
-                raise ValueError(f"area names must be non-empty strings without '/', got {area!r}")
+                raise NeuralDataError(f"area names must be non-empty strings without '/', got {area!r}")
             if r.ndim not in (2, 3):
-                raise ValueError(
+                raise NeuralDataError(
                     f"responses of {area!r} must be [stimuli, neurons] or [trials, stimuli, neurons], "
-                    f"got shape {r.shape}"
+                    f"got shape {r.shape}; store a single neuron's responses as [stimuli, 1]"
                 )
             rows = r.shape[-2]
             if rows != n:
-                raise ValueError(
+                raise NeuralDataError(
                     f"responses of {area!r} have {rows} stimuli but there are {n} stimulus ids; every "
                     "area must hold the same stimuli in the same order"
                 )
             if not np.issubdtype(r.dtype, np.number) or np.issubdtype(r.dtype, np.complexfloating):
-                raise ValueError(f"responses of {area!r} must be real numbers, got dtype {r.dtype}")
+                raise NeuralDataError(f"responses of {area!r} must be real numbers, got dtype {r.dtype}")
             if not np.isfinite(r).all():
                 bad = np.flatnonzero(~np.isfinite(r).reshape(-1, r.shape[-1]).all(axis=0))
-                raise ValueError(
+                raise NeuralDataError(
                     f"responses of {area!r} hold NaN or infinite values (neurons {bad[:10].tolist()}); "
                     "drop or impute them before building NeuralData"
                 )
             ids = self.neuron_ids.get(area)
             if ids is not None and len(ids) != r.shape[-1]:
-                raise ValueError(f"{area!r}: {len(ids)} neuron ids for {r.shape[-1]} neurons")
+                raise NeuralDataError(f"{area!r}: {len(ids)} neuron ids for {r.shape[-1]} neurons")
         for area in self.neuron_ids:
             if area not in self.responses:
-                raise ValueError(f"neuron ids given for unknown area {area!r}")
+                raise NeuralDataError(f"neuron ids given for unknown area {area!r}")
         if self.stimuli is not None and len(self.stimuli) != n:
-            raise ValueError(f"{len(self.stimuli)} stimulus images for {n} stimuli")
+            raise NeuralDataError(f"{len(self.stimuli)} stimulus images for {n} stimuli")
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{a}: {tuple(r.shape)}" for a, r in self.responses.items())
@@ -295,24 +303,24 @@ class RDMSet:
             object.__setattr__(self, "stimulus_ids", _to_numpy(self.stimulus_ids))
         r = self.rdms
         if r.ndim != 3 or r.shape[1] != r.shape[2]:
-            raise ValueError(f"an RDM set must be [sets, n, n], got shape {r.shape}")
+            raise NeuralDataError(f"an RDM set must be [sets, n, n], got shape {r.shape}")
         if len(self.names) != r.shape[0]:
-            raise ValueError(f"{len(self.names)} names for {r.shape[0]} RDMs")
+            raise NeuralDataError(f"{len(self.names)} names for {r.shape[0]} RDMs")
         if not np.isfinite(r).all():
-            raise ValueError("the RDMs hold NaN or infinite dissimilarities")
+            raise NeuralDataError("the RDMs hold NaN or infinite dissimilarities")
         scale = max(float(np.abs(r).max()), 1e-300)
         asym = float(np.abs(r - r.transpose(0, 2, 1)).max())
         if asym > 1e-6 * scale:
-            raise ValueError(f"RDMs must be symmetric (largest |d_ij - d_ji| = {asym:.3g})")
+            raise NeuralDataError(f"RDMs must be symmetric (largest |d_ij - d_ji| = {asym:.3g})")
         diag = float(np.abs(np.diagonal(r, axis1=1, axis2=2)).max())
         if diag > 1e-6 * scale:
-            raise ValueError(f"RDMs must have a zero diagonal (largest |d_ii| = {diag:.3g})")
+            raise NeuralDataError(f"RDMs must have a zero diagonal (largest |d_ii| = {diag:.3g})")
         if self.stimulus_ids is not None and len(self.stimulus_ids) != r.shape[1]:
-            raise ValueError(f"{len(self.stimulus_ids)} stimulus ids for {r.shape[1]} stimuli")
+            raise NeuralDataError(f"{len(self.stimulus_ids)} stimulus ids for {r.shape[1]} stimuli")
         object.__setattr__(self, "descriptors", {str(k): list(v) for k, v in self.descriptors.items()})
         for key, values in self.descriptors.items():
             if len(values) != r.shape[0]:
-                raise ValueError(f"descriptor {key!r} has {len(values)} values for {r.shape[0]} RDMs")
+                raise NeuralDataError(f"descriptor {key!r} has {len(values)} values for {r.shape[0]} RDMs")
 
     def __repr__(self) -> str:
         shown = self.names[:3] + (["..."] if len(self.names) > 3 else [])
@@ -467,31 +475,63 @@ def _json_default(value: Any) -> Any:
 def load_npz(path: str | Path, *, areas: Sequence[str] | None = None) -> NeuralData:
     """Read the generic NPZ format (see the module docstring); ``areas`` picks a subset."""
     path = _existing(path)
-    with np.load(path, allow_pickle=False) as f:
-        files = set(f.files)
-        responses = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("responses/")}
-        if "responses" in files:
-            if responses:
-                raise ValueError(f"{path} has both 'responses' and 'responses/<area>' arrays")
-            area = str(f["area"]) if "area" in files else "area"
-            responses = {area: f["responses"]}
-        if not responses:
-            raise ValueError(
-                f"{path} holds no responses: expected 'responses' or 'responses/<area>' arrays "
-                f"(found {sorted(files)})"
+    with _reading(path, "an NPZ file (numpy.savez)"):
+        with np.load(path, allow_pickle=False) as f:
+            files = set(f.files)
+            responses = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("responses/")}
+            if "responses" in files:
+                if responses:
+                    raise NeuralDataError(f"{path} has both 'responses' and 'responses/<area>' arrays")
+                area = str(f["area"]) if "area" in files else "area"
+                responses = {area: f["responses"]}
+            if not responses:
+                raise NeuralDataError(
+                    f"{path} holds no responses: expected 'responses' or 'responses/<area>' arrays "
+                    f"(found {sorted(files)})"
+                )
+            if areas is not None:
+                missing = [a for a in areas if a not in responses]
+                if missing:
+                    raise KeyError(f"{path} has no areas {missing}; it holds {list(responses)}")
+                responses = {a: responses[a] for a in areas}
+            n = _n_stimuli(responses, path)
+            stimulus_ids = f["stimulus_ids"] if "stimulus_ids" in files else np.arange(n)
+            neuron_ids = {a: f[f"neuron_ids/{a}"] for a in responses if f"neuron_ids/{a}" in files}
+            stimuli = f["stimuli"] if "stimuli" in files else None
+            meta = json.loads(str(f["meta"])) if "meta" in files else {}
+        meta.setdefault("source", str(path))
+        return NeuralData(responses, stimulus_ids, neuron_ids, meta, stimuli)
+
+
+@contextmanager
+def _reading(path: Path, what: str):
+    """Errors of reading ``path`` (damaged file, unusable arrays) as one :class:`NeuralDataError` naming it."""
+    try:
+        yield
+    except NeuralDataError as exc:
+        if str(path) in str(exc):
+            raise
+        raise NeuralDataError(f"{path}: {exc}") from exc
+    except (KeyError, ImportError, FileNotFoundError):
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+        raise NeuralDataError(
+            f"{path} cannot be read as {what} ({detail}); it is empty, truncated, not of that format, or holds "
+            "object arrays (refused: they would need unpickling). Write it again with numeric arrays."
+        ) from exc
+
+
+def _n_stimuli(responses: dict[str, Any], path: Path) -> int:
+    """The stimulus count of a file's first responses array, after checking every array is 2-D or 3-D."""
+    for area, r in responses.items():
+        if r.ndim not in (2, 3):
+            raise NeuralDataError(
+                f"{path}: responses of {area!r} have shape {tuple(r.shape)}; they must be [stimuli, neurons] or "
+                "[trials, stimuli, neurons] (store a single neuron's responses as [stimuli, 1])"
             )
-        if areas is not None:
-            missing = [a for a in areas if a not in responses]
-            if missing:
-                raise KeyError(f"{path} has no areas {missing}; it holds {list(responses)}")
-            responses = {a: responses[a] for a in areas}
-        n = next(iter(responses.values())).shape[-2]
-        stimulus_ids = f["stimulus_ids"] if "stimulus_ids" in files else np.arange(n)
-        neuron_ids = {a: f[f"neuron_ids/{a}"] for a in responses if f"neuron_ids/{a}" in files}
-        stimuli = f["stimuli"] if "stimuli" in files else None
-        meta = json.loads(str(f["meta"])) if "meta" in files else {}
-    meta.setdefault("source", str(path))
-    return NeuralData(responses, stimulus_ids, neuron_ids, meta, stimuli)
+    return next(iter(responses.values())).shape[-2]
 
 
 def save_hdf5(data: NeuralData, path: str | Path) -> Path:
@@ -515,22 +555,23 @@ def load_hdf5(path: str | Path, *, areas: Sequence[str] | None = None) -> Neural
     """Read the HDF5 layout written by :func:`save_hdf5` (``/responses/<area>`` at least)."""
     h5py = _h5py()
     path = _existing(path)
-    with h5py.File(path, "r") as f:
-        if "responses" not in f or not isinstance(f["responses"], h5py.Group) or not len(f["responses"]):
-            raise ValueError(f"{path} holds no /responses/<area> datasets (found {list(f.keys())})")
-        present = list(f["responses"].keys())
-        chosen = present if areas is None else list(areas)
-        missing = [a for a in chosen if a not in present]
-        if missing:
-            raise KeyError(f"{path} has no areas {missing}; it holds {present}")
-        responses = {a: f["responses"][a][()] for a in chosen}
-        n = next(iter(responses.values())).shape[-2]
-        stimulus_ids = _h5_read(f["stimulus_ids"]) if "stimulus_ids" in f else np.arange(n)
-        neuron_ids = {a: _h5_read(f["neuron_ids"][a]) for a in chosen if "neuron_ids" in f and a in f["neuron_ids"]}
-        stimuli = f["stimuli"][()] if "stimuli" in f else None
-        meta = json.loads(f.attrs["meta"]) if "meta" in f.attrs else {}
-    meta.setdefault("source", str(path))
-    return NeuralData(responses, stimulus_ids, neuron_ids, meta, stimuli)
+    with _reading(path, "an HDF5 file (save_hdf5's layout)"):
+        with h5py.File(path, "r") as f:
+            if "responses" not in f or not isinstance(f["responses"], h5py.Group) or not len(f["responses"]):
+                raise NeuralDataError(f"{path} holds no /responses/<area> datasets (found {list(f.keys())})")
+            present = list(f["responses"].keys())
+            chosen = present if areas is None else list(areas)
+            missing = [a for a in chosen if a not in present]
+            if missing:
+                raise KeyError(f"{path} has no areas {missing}; it holds {present}")
+            responses = {a: f["responses"][a][()] for a in chosen}
+            n = _n_stimuli(responses, path)
+            stimulus_ids = _h5_read(f["stimulus_ids"]) if "stimulus_ids" in f else np.arange(n)
+            neuron_ids = {a: _h5_read(f["neuron_ids"][a]) for a in chosen if "neuron_ids" in f and a in f["neuron_ids"]}
+            stimuli = f["stimuli"][()] if "stimuli" in f else None
+            meta = json.loads(f.attrs["meta"]) if "meta" in f.attrs else {}
+        meta.setdefault("source", str(path))
+        return NeuralData(responses, stimulus_ids, neuron_ids, meta, stimuli)
 
 
 def load_recording(path: str | Path, *, areas: Sequence[str] | None = None) -> NeuralData:
@@ -549,7 +590,7 @@ def load_recording(path: str | Path, *, areas: Sequence[str] | None = None) -> N
             data = replace(data, responses={a: data.responses[a] for a in areas},
                            neuron_ids={a: v for a, v in data.neuron_ids.items() if a in areas})
         return data
-    raise ValueError(f"unknown recording format {suffix!r} of {path}; use .npz, .h5 / .hdf5 or .nwb")
+    raise NeuralDataError(f"unknown recording format {suffix!r} of {path}; use .npz, .h5 / .hdf5 or .nwb")
 
 
 # ----------------------------------------------------------------------------- NWB

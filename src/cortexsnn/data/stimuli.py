@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cortexsnn.errors import InvalidArgumentError, InvalidTypeError, PathError
+
 __all__ = [
     "Stimuli",
     "NORMALIZATIONS",
@@ -75,16 +77,16 @@ class Stimuli:
 def _mean_std(normalization: Normalization) -> tuple[str, tuple[float, ...] | None, tuple[float, ...] | None]:
     if isinstance(normalization, str):
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalization {normalization!r}; choose one of {sorted(NORMALIZATIONS)} "
+            raise InvalidArgumentError(f"unknown normalization {normalization!r}; choose one of {sorted(NORMALIZATIONS)} "
                              "or give (mean, std)")
         ms = NORMALIZATIONS[normalization]
         return normalization, (None if ms is None else tuple(ms[0])), (None if ms is None else tuple(ms[1]))
     mean, std = normalization
     mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
     if len(mean) not in (1, 3) or len(std) != len(mean):
-        raise ValueError(f"mean and std need 1 or 3 values each, got {mean} and {std}")
+        raise InvalidArgumentError(f"mean and std need 1 or 3 values each, got {mean} and {std}")
     if min(std) <= 0:
-        raise ValueError(f"std must be positive, got {std}")
+        raise InvalidArgumentError(f"std must be positive, got {std}")
     if len(mean) == 1:
         mean, std = mean * 3, std * 3
     return "custom", mean, std
@@ -99,15 +101,15 @@ def _to_unit_nchw(images: Any) -> Tensor:
     elif t.dim() == 4 and t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):
         t = t.permute(0, 3, 1, 2)
     if t.dim() != 4 or t.shape[1] not in (1, 3):
-        raise ValueError(f"images must be [N, H, W], [N, H, W, 1|3] or [N, 1|3, H, W], got shape {tuple(t.shape)}")
+        raise InvalidArgumentError(f"images must be [N, H, W], [N, H, W, 1|3] or [N, 1|3, H, W], got shape {tuple(t.shape)}")
     if t.dtype == torch.uint8:
         t = t.to(torch.float32) / 255.0
     elif t.is_floating_point():
         t = t.to(torch.float32)
         if t.numel() and (float(t.min()) < 0.0 or float(t.max()) > 1.0):
-            raise ValueError("float images must lie in [0, 1] (give uint8 0-255 images, or scale them first)")
+            raise InvalidArgumentError("float images must lie in [0, 1] (give uint8 0-255 images, or scale them first)")
     else:
-        raise TypeError(f"images must be uint8 or floating point, got {t.dtype}")
+        raise InvalidTypeError(f"images must be uint8 or floating point, got {t.dtype}")
     if t.shape[1] == 1:
         t = t.expand(-1, 3, -1, -1)
     return t.contiguous()
@@ -119,7 +121,7 @@ def _resize(t: Tensor, size: int | None, mode: ResizeMode) -> Tensor:
     if size is None:
         return t
     if mode not in ("crop", "squash"):
-        raise ValueError(f"resize must be 'crop' or 'squash', got {mode!r}")
+        raise InvalidArgumentError(f"resize must be 'crop' or 'squash', got {mode!r}")
     h, w = t.shape[-2:]
     if mode == "squash":
         if (h, w) != (size, size):
@@ -155,7 +157,7 @@ def stimuli_from_array(images: Any, *, size: int | None = 224, normalization: No
     t = _normalise(_resize(_to_unit_nchw(images), size, resize), mean, std)
     n = t.shape[0]
     if ids is not None and len(ids) != n:
-        raise ValueError(f"{len(ids)} ids for {n} images")
+        raise InvalidArgumentError(f"{len(ids)} ids for {n} images")
     record = {"source": source, "kind": kind, "size": size if size is not None else list(t.shape[-2:]),
               "resize": resize if size is not None else "none", "preset": preset,
               "mean": list(mean) if mean else None, "std": list(std) if std else None,
@@ -179,13 +181,13 @@ def stimuli_from_folder(folder: str | Path, *, size: int | None = 224, normaliza
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise FileNotFoundError(f"stimulus folder {folder} does not exist")
+        raise PathError(f"stimulus folder {folder} does not exist")
     files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                    key=lambda p: _natural_key(p.name))
     if not files:
-        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        raise PathError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     if expected is not None and len(files) != expected:
-        raise ValueError(f"{folder} holds {len(files)} images, {expected} expected (a missing or extra file?)")
+        raise InvalidArgumentError(f"{folder} holds {len(files)} images, {expected} expected (a missing or extra file?)")
     preset, mean, std = _mean_std(normalization)
     out = []
     for p in files:
@@ -193,7 +195,7 @@ def stimuli_from_folder(folder: str | Path, *, size: int | None = 224, normaliza
             arr = np.array(im.convert("RGB"), dtype=np.uint8)
         out.append(_normalise(_resize(_to_unit_nchw(arr[None]), size, resize), mean, std)[0])
         if size is None and out[0].shape != out[-1].shape:
-            raise ValueError(f"{p.name} is {tuple(out[-1].shape[-2:])} px, {out[0].shape[-2:]} expected; give size=")
+            raise InvalidArgumentError(f"{p.name} is {tuple(out[-1].shape[-2:])} px, {out[0].shape[-2:]} expected; give size=")
     record = {"source": str(folder), "kind": kind, "size": size if size is not None else list(out[0].shape[-2:]),
               "resize": resize if size is not None else "none", "preset": preset,
               "mean": list(mean) if mean else None, "std": list(std) if std else None,
@@ -216,23 +218,31 @@ def load_stimulus_tensor(path: str | Path, *, expected: int | None = None,
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"stimulus tensor {path} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+        raise PathError(f"stimulus tensor {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+        raise InvalidArgumentError(
+            f"stimulus tensor {path} cannot be read ({detail}); it is "
+            "empty, truncated, or holds objects other than tensors (refused, never unpickled). Save it again with "
+            "torch.save(tensor, path)") from exc
     if isinstance(obj, dict):
         tensors = [v for v in obj.values() if isinstance(v, Tensor)]
         if len(tensors) != 1:
-            raise ValueError(f"{path} holds a dict with {len(tensors)} tensors; expected one [N, 3, H, W] tensor")
+            raise InvalidArgumentError(f"{path} holds a dict with {len(tensors)} tensors; expected one [N, 3, H, W] tensor")
         obj = tensors[0]
     if not isinstance(obj, Tensor):
-        raise ValueError(f"{path} holds {type(obj).__name__}, not a tensor [N, 3, H, W]")
+        raise InvalidArgumentError(f"{path} holds {type(obj).__name__}, not a tensor [N, 3, H, W]")
     if obj.dim() != 4 or obj.shape[1] != 3:
-        raise ValueError(f"{path} holds a tensor of shape {tuple(obj.shape)}; expected [N, 3, H, W] stimuli")
+        raise InvalidArgumentError(f"{path} holds a tensor of shape {tuple(obj.shape)}; expected [N, 3, H, W] stimuli")
     if not obj.is_floating_point():
-        raise ValueError(f"{path} holds a {obj.dtype} tensor; expected normalised floating-point images")
+        raise InvalidArgumentError(f"{path} holds a {obj.dtype} tensor; expected normalised floating-point images")
     if not torch.isfinite(obj).all():
-        raise ValueError(f"{path} holds NaN or infinite values")
+        raise InvalidArgumentError(f"{path} holds NaN or infinite values")
     if expected is not None and obj.shape[0] != expected:
-        raise ValueError(f"{path} holds {obj.shape[0]} stimuli, {expected} expected")
+        raise InvalidArgumentError(f"{path} holds {obj.shape[0]} stimuli, {expected} expected")
     record: dict[str, Any] = {"source": str(path), "kind": "tensor", "size": list(obj.shape[-2:]), "resize": "as stored"}
     if normalization is None:
         record.update(preset="unknown", mean=None, std=None,
@@ -259,12 +269,12 @@ def load_stimuli(path: str | Path, *, size: int | None = 224, normalization: Nor
         return stimuli_from_folder(p, size=size, normalization=normalization, resize=resize, kind=kind,
                                    expected=expected)
     if not p.exists():
-        raise FileNotFoundError(f"stimuli {p} do not exist")
+        raise PathError(f"stimuli {p} do not exist")
     if p.suffix == ".pt":
         return load_stimulus_tensor(p, expected=expected)
     if p.suffix == ".npy":
         arr = np.load(p, allow_pickle=False)
         if expected is not None and arr.shape[0] != expected:
-            raise ValueError(f"{p} holds {arr.shape[0]} images, {expected} expected")
+            raise InvalidArgumentError(f"{p} holds {arr.shape[0]} images, {expected} expected")
         return stimuli_from_array(arr, size=size, normalization=normalization, resize=resize, source=str(p), kind=kind)
-    raise ValueError(f"unknown stimulus format {p.suffix!r} of {p}; give a folder of images, a .pt tensor or a .npy array")
+    raise InvalidArgumentError(f"unknown stimulus format {p.suffix!r} of {p}; give a folder of images, a .pt tensor or a .npy array")

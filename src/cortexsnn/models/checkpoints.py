@@ -24,9 +24,11 @@ import torch
 from torch import Tensor, nn
 
 from cortexsnn.errors import CortexSNNError
+from cortexsnn.utils.checkpoint import describe_exception
 
 __all__ = [
     "CheckpointLayoutError",
+    "CheckpointMissingError",
     "read_checkpoint",
     "extract_state_dict",
     "detect_layout",
@@ -38,22 +40,30 @@ __all__ = [
 
 
 class CheckpointLayoutError(CortexSNNError, RuntimeError):
-    """Weights that do not fit the model (another architecture, unknown key layout)."""
+    """Weights that do not fit the model (another architecture, unknown key layout), or an unreadable file."""
+
+
+class CheckpointMissingError(CortexSNNError, FileNotFoundError):
+    """A weights file that does not exist."""
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ``.pth`` checkpoint without unpickling arbitrary objects."""
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"checkpoint {file} does not exist")
+        raise CheckpointMissingError(
+            f"checkpoint {file} {'is a folder, not a file' if file.is_dir() else 'does not exist'}; check the path")
+    if file.stat().st_size == 0:
+        raise CheckpointLayoutError(f"checkpoint {file} is empty (0 bytes; an interrupted copy?); use another copy "
+                                    "of the weights")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             record = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointLayoutError(
-            f"{file} cannot be read safely ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}). Only tensors, "
-            "containers and argparse.Namespace are accepted; a file that needs other classes is refused "
-            "rather than unpickled. Re-save its state dict with torch.save(model.state_dict(), ...)."
+            f"{file} cannot be read safely ({describe_exception(exc, 300)}). It is truncated or corrupt, or needs "
+            "classes other than tensors, containers and argparse.Namespace: such a file is refused rather than "
+            "unpickled. Re-save its state dict with torch.save(model.state_dict(), ...)."
         ) from exc
     if not isinstance(record, dict):
         raise CheckpointLayoutError(f"{file} holds a {type(record).__name__}, not a dict of weights")
@@ -160,7 +170,7 @@ def load_safetensors(model: nn.Module, path: str | os.PathLike, strict: bool = T
 
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"weights file {file} does not exist")
+        raise CheckpointMissingError(f"weights file {file} does not exist; check the path")
     try:
         weights = load_file(str(file))
         with safe_open(str(file), framework="pt") as handle:

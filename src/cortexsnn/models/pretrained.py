@@ -418,7 +418,7 @@ def _download(cfg: PretrainedCfg, target: Path, progress: bool) -> Path:
             raise WeightsChecksumError(
                 f"the download of {cfg.name} from {url} does not match its checksum ({known_hash}); it was not kept. "
                 f"The source may hold another version of the file or the transfer was corrupted: try again, or put "
-                f"a good copy of {cfg.file_name} in {target}. ({str(exc).splitlines()[0][:300]})") from exc
+                f"a good copy of {cfg.file_name} in {target}. ({(str(exc).splitlines() or [''])[0][:300]})") from exc
         raise
     sha = file_sha256(path)
     if cfg.sha256 is None:
@@ -464,7 +464,7 @@ def fetch_pretrained(name: str | PretrainedCfg, tag: str | None = None, *, direc
     except WeightsChecksumError:
         raise
     except Exception as exc:  # network errors come from urllib / requests / pooch, of many types
-        reason = f"the download failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        reason = f"the download failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200] if str(exc) else ''})"
         raise WeightsUnavailableError(missing_weights_message(cfg, target, reason)) from exc
 
 

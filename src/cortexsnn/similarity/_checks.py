@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cortexsnn.errors import CortexSNNError
+from cortexsnn.errors import CortexSNNError, InvalidArgumentError
 
 __all__ = [
     "SilentLayerError",
@@ -140,7 +140,7 @@ def as_matrix(x: Any, name: str, *, min_rows: int = 2) -> torch.Tensor:
     else:
         t = torch.as_tensor(np.asarray(x))
     if t.dim() < 2:
-        raise ValueError(f"{name} must be a [stimuli x features] matrix, got shape {tuple(t.shape)}")
+        raise InvalidArgumentError(f"{name} must be a [stimuli x features] matrix, got shape {tuple(t.shape)}")
     if t.dim() > 2:
         t = t.reshape(t.shape[0], -1)
     if not t.is_floating_point():
@@ -152,9 +152,9 @@ def as_matrix(x: Any, name: str, *, min_rows: int = 2) -> torch.Tensor:
             "cortexsnn.data.neural.RDMSet.from_matrices([rdm], ['name']) (a set of subjects' RDMs the same way); "
             "to compare two RDMs use compare_rdms")
     if t.shape[0] < min_rows:
-        raise ValueError(f"{name} has {t.shape[0]} stimuli (rows); at least {min_rows} are needed")
+        raise InvalidArgumentError(f"{name} has {t.shape[0]} stimuli (rows); at least {min_rows} are needed")
     if t.shape[1] < 1:
-        raise ValueError(f"{name} has no features (shape {tuple(t.shape)})")
+        raise InvalidArgumentError(f"{name} has no features (shape {tuple(t.shape)})")
     return t
 
 
@@ -162,14 +162,14 @@ def as_vector(x: Any, name: str) -> torch.Tensor:
     """``x`` as a 1-D float64 tensor (e.g. an RDM's condensed upper triangle)."""
     t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     if t.dim() != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
+        raise InvalidArgumentError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
     return t.to(torch.float64)
 
 
 def check_same_stimuli(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("X", "Y")) -> None:
     """Raise if the two matrices do not have the same number of stimuli (rows)."""
     if x.shape[0] != y.shape[0]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"stimulus counts differ: {names[0]} has {x.shape[0]} rows, {names[1]} has {y.shape[0]}; "
             "both must hold the same stimuli in the same order"
         )
@@ -181,7 +181,7 @@ def check_finite_rows(x: torch.Tensor, name: str) -> None:
     if bad:
         shown = bad[:10]
         more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} holds NaN or infinite values in rows {shown}{more}; remove or impute them first"
         )
 

@@ -45,6 +45,7 @@ from cortexsnn.data.neural import RDMSet
 from cortexsnn.errors import CortexSNNError
 
 __all__ = [
+    "BenchmarkDataCorrupt",
     "Benchmark",
     "BenchmarkDataMissing",
     "Ceiling",
@@ -63,6 +64,10 @@ CEILING_SPLITS, CEILING_SEED = 100, 0
 
 class BenchmarkDataMissing(CortexSNNError, FileNotFoundError):
     """The files of a benchmark are not in the data folder (and cannot be downloaded)."""
+
+
+class BenchmarkDataCorrupt(CortexSNNError, ValueError):
+    """A benchmark's file is present but damaged (a wrong checksum) and downloads are off."""
 
 
 @dataclass(frozen=True)
@@ -201,10 +206,13 @@ def _k92(directory: Path, download: bool) -> dict[str, Benchmark]:
     missing = [n for n in KRIEGESKORTE92_FILES if not (directory / n).is_file()]
     if missing and not download:
         raise BenchmarkDataMissing(_missing_92(directory, missing, "downloads are off"))
-    if missing:
+    if not download:  # verify here: fetch_kriegeskorte92 would download a damaged file anew
+        _verify_92(directory)
+    elif missing:
         log.info("downloading the 92-image data into %s", directory)
     try:
-        fetch_kriegeskorte92(directory)  # verifies the SHA-256 of files already there, too
+        if download:
+            fetch_kriegeskorte92(directory)  # verifies the SHA-256 of files already there, too
     except Exception as exc:  # network errors come from requests / urllib3 / pooch, of many types
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         missing = [n for n in KRIEGESKORTE92_FILES if not (directory / n).is_file()] or ["a file with the wrong checksum"]
@@ -229,6 +237,24 @@ def _k92(directory: Path, download: bool) -> dict[str, Benchmark]:
             "kriegeskorte92.human_IT", "human", "IT", "kriegeskorte92", stim, human, leave_one_subject_out(human), ref,
             "human IT fMRI, 4 subjects (each the mean of 2 sessions)", references),
     }
+
+
+def _verify_92(directory: Path) -> None:
+    """Raise :class:`BenchmarkDataCorrupt` naming each 92-image file whose SHA-256 is wrong (no network)."""
+    import hashlib
+
+    from cortexsnn.data.neural import _RSATOOLBOX_RAW, KRIEGESKORTE92_FILES
+
+    for name, (commit, sha256) in KRIEGESKORTE92_FILES.items():
+        digest = hashlib.sha256()
+        with (directory / name).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != sha256:
+            raise BenchmarkDataCorrupt(
+                f"{directory / name} is damaged (its SHA-256 is not {sha256}) and downloads are off: replace it "
+                f"with {_RSATOOLBOX_RAW.format(commit=commit, name=name)}, or turn downloads on (download=True) to "
+                "fetch it again")
 
 
 def _missing_92(target: Path, missing: list[str], reason: str) -> str:

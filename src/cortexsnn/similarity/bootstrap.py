@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from cortexsnn.errors import InvalidArgumentError
+
 from .rdm import square_rdm, upper_triangle
 
 __all__ = ["bootstrap_rdm_cis", "bootstrap_rdm_samples"]
@@ -101,7 +103,7 @@ def bootstrap_rdm_samples(
     if n < 3:
         raise ValueError("at least three stimuli are needed to compare RDMs")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+        raise InvalidArgumentError(f"n_boot must be >= 1 (bootstrap replicates; 1000 is usual), got {n_boot}")
     if method not in ("spearman", "pearson"):
         raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
     if ties not in ("average", "ordinal"):

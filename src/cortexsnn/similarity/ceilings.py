@@ -16,6 +16,8 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 
+from cortexsnn.errors import InvalidArgumentError
+
 from ._checks import as_matrix, check_min_stimuli
 from .compare import CompareMethod, Ties, compare_rdms, rank, rsa
 from .rdm import RDMMetric, square_rdm, upper_triangle
@@ -190,7 +192,9 @@ def bootstrap_ci(
         raise ValueError(f"RDMs of different sizes: {tuple(ra.shape)} vs {tuple(rb.shape)}")
     check_min_stimuli(ra.shape[0], "rsa", "a bootstrap over stimuli")
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise InvalidArgumentError(f"confidence must be in (0, 1), got {confidence}")
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise InvalidArgumentError(f"n_boot must be >= 1 (bootstrap replicates; 1000 is usual), got {n_boot!r}")
     stat = statistic or (lambda a, b: compare_rdms(a, b, method))
     n = ra.shape[0]
     estimate = stat(upper_triangle(ra), upper_triangle(rb))

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from cortexsnn.errors import InvalidArgumentError, InvalidTypeError
 from cortexsnn.similarity.adapters import (
     AdapterError,
     ModelAdapter,
@@ -212,14 +213,14 @@ def _evaluation(model: nn.Module, stateful: bool | None, adapter: ModelAdapter) 
 
 def _check_stimuli(stimuli: Tensor, mode: str) -> None:
     if not isinstance(stimuli, Tensor):
-        raise TypeError(f"stimuli must be a torch tensor [N, C, H, W], got {type(stimuli).__name__}")
+        raise InvalidTypeError(f"stimuli must be a torch tensor [N, C, H, W], got {type(stimuli).__name__}")
     if stimuli.dim() != 4:
         what = "[frames, C, H, W]" if mode == "movie" else "[N, C, H, W]"
-        raise ValueError(f"stimuli must be {what}, got shape {tuple(stimuli.shape)}")
+        raise InvalidArgumentError(f"stimuli must be {what}, got shape {tuple(stimuli.shape)}")
     if stimuli.shape[0] < 1:
-        raise ValueError("no stimuli given")
+        raise InvalidArgumentError("no stimuli given")
     if not stimuli.is_floating_point():
-        raise TypeError(f"stimuli must be floating point (normalised images), got {stimuli.dtype}; "
+        raise InvalidTypeError(f"stimuli must be floating point (normalised images), got {stimuli.dtype}; "
                         "see cortexsnn.data.stimuli")
 
 
@@ -367,10 +368,12 @@ def extract_features(
         StateResetError: the model keeps state across stimuli that its adapter cannot reset.
     """
     if mode not in ("static", "movie", "cnn", "steps"):
-        raise ValueError(f"mode must be 'static', 'movie' or 'cnn', got {mode!r}")
+        raise InvalidArgumentError(f"mode must be 'static', 'movie', 'cnn' or 'steps', got {mode!r}")
     for name, v in (("time_steps", time_steps), ("chunk_frames", chunk_frames), ("batch_size", batch_size)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InvalidArgumentError(f"{name} must be a positive integer, got {v!r}")
+    if max_bytes is not None and not (isinstance(max_bytes, (int, float)) and max_bytes > 0):
+        raise InvalidArgumentError(f"max_bytes must be a positive number of bytes (or None: no budget), got {max_bytes!r}")
     _check_stimuli(stimuli, mode)
     adapt = adapter_for(model, adapter)
     if layers is None:
@@ -378,7 +381,8 @@ def extract_features(
     else:
         names = list(layers)
     if not names:
-        raise ValueError("no layers to record")
+        raise InvalidArgumentError("no layers to record: layers is empty; pass module paths of the model (or None "
+                                   "for its scoring layers)")
     if len(set(names)) != len(names):
         raise ValueError(f"layers listed twice: {sorted({n for n in names if names.count(n) > 1})}")
     return _extract(model, stimuli, names, mode, time_steps, chunk_frames, batch_size, zscore, device,

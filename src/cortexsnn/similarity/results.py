@@ -21,9 +21,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from cortexsnn.errors import CortexSNNError, PathError
 from cortexsnn.utils.io import atomic_write, atomic_write_text
 
-__all__ = ["ScoreTable", "METRICS", "SEED_METRIC_NAMES", "canonical_metric", "best_layers_from_results", "versions"]
+__all__ = ["ResultsFileError", "ScoreTable", "METRICS", "SEED_METRIC_NAMES", "canonical_metric", "best_layers_from_results", "versions"]
 
 #: Metrics of :func:`~cortexsnn.similarity.scoring.score_features` (canonical names).
 METRICS = ("rsa", "tsrsa", "svcca", "regression", "pca-ridge", "cka")
@@ -102,6 +103,10 @@ def _json_safe(v: Any) -> Any:
     if isinstance(v, torch.device):
         return str(v)
     return v
+
+
+class ResultsFileError(CortexSNNError, ValueError):
+    """A results file that is not a score table (invalid JSON, a list, missing entries)."""
 
 
 @dataclass
@@ -223,10 +228,10 @@ class ScoreTable:
         """Inverse of :meth:`to_dict`."""
         fmt = d.get("format", _FORMAT)
         if not str(fmt).startswith("cortexsnn.similarity.ScoreTable/"):
-            raise ValueError(f"not a ScoreTable record (format {fmt!r})")
+            raise ResultsFileError(f"not a ScoreTable record (format {fmt!r})")
         missing = [k for k in ("model", "metric", "neural_dataset", "layers", "areas", "scores") if k not in d]
         if missing:
-            raise ValueError(f"a ScoreTable record needs {missing}")
+            raise ResultsFileError(f"a ScoreTable record needs {missing}; give the results.json of a scoring run")
         return cls(
             model=d["model"], metric=d["metric"], neural_dataset=d["neural_dataset"], layers=list(d["layers"]),
             areas=list(d["areas"]), scores=_from_list(d["scores"]), ci_low=_from_list(d.get("ci_low")),
@@ -243,13 +248,22 @@ class ScoreTable:
         if p.is_dir():
             p = p / "results.json"
         if not p.is_file():
-            raise FileNotFoundError(f"no results file {p}")
-        d = json.loads(p.read_text())
+            raise PathError(f"no results file {p}; give a results.json written by a scoring run (or its folder)")
+        try:
+            d = json.loads(p.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ResultsFileError(f"{p} is not valid JSON ({exc}); give a results.json written by a scoring run") from exc
         if isinstance(d, dict) and "tables" in d:
-            if len(d["tables"]) != 1:
-                raise ValueError(f"{p} holds {len(d['tables'])} score tables; read it with json and from_dict")
+            if not isinstance(d["tables"], list) or len(d["tables"]) != 1:
+                raise ResultsFileError(f"{p} does not hold exactly one score table; read it with json and from_dict")
             d = d["tables"][0]
-        return cls.from_dict(d)
+        if not isinstance(d, dict):
+            raise ResultsFileError(f"{p} holds a JSON {type(d).__name__}, not a score table (a JSON object written "
+                                   "by ScoreTable.write); give the results.json of a scoring run")
+        try:
+            return cls.from_dict(d)
+        except ResultsFileError as exc:
+            raise ResultsFileError(f"{p}: {exc}") from exc
 
     def csv_text(self) -> str:
         """``layer, area, score, ci_low, ci_high`` rows (empty cells for missing values)."""
@@ -337,7 +351,8 @@ def best_layers_from_results(path: str | Path | ScoreTable) -> dict[str, str]:
     table = path if isinstance(path, ScoreTable) else ScoreTable.read(path)
     best = table.best_layer
     if not best:
-        raise ValueError(f"the results of {table.model} hold no scored layer to take best layers from")
+        raise ResultsFileError(f"the results of {table.model} hold no scored layer to take best layers from; give "
+                               "the results of a run that scored layers")
     return best
 
 

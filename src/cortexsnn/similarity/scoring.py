@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from cortexsnn.errors import InvalidArgumentError
+
 from ._checks import SilentLayerError, as_matrix
 from .ceilings import bootstrap_ci, rdm_set_ceiling, split_half_neuron_ceiling, split_half_trial_ceiling
 from .cka import _rbf_kernel, cka_from_grams
@@ -331,6 +333,8 @@ def score_features(
         if unknown:
             raise ValueError(f"best_layer names areas {unknown} that the neural data do not hold "
                              f"({[ar.name for ar in areas]})")
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise InvalidArgumentError(f"n_boot must be >= 0 (0: no intervals; 1000 is usual), got {n_boot!r}")
     scorer = _LayerScorer(metric, areas, opt, neural_dataset, device, n_boot, bootstrap_seed)
     layers: list[str] = []
     rows, lows, highs = [], [], []

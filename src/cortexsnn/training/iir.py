@@ -35,11 +35,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from cortexsnn.config import ConfigError, load_config, to_container
+from cortexsnn.errors import CortexSNNError
 from cortexsnn.training.logging import RunLogger
 from cortexsnn.training.signals import StopFlag as _StopFlag
 from cortexsnn.utils.checkpoint import (
     CheckpointError,
     capture_rng_state,
+    describe_exception,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
@@ -411,7 +413,7 @@ def _progress(iterable, enabled: bool, desc: str):
 # ---------------------------------------------------------------------------------------------
 # training
 # ---------------------------------------------------------------------------------------------
-class TrainingInterrupted(RuntimeError):
+class TrainingInterrupted(CortexSNNError, RuntimeError):
     """Training stopped by SIGINT/SIGTERM after writing a checkpoint to resume from."""
 
 
@@ -630,6 +632,9 @@ def config_from_checkpoint(record: dict[str, Any]) -> DictConfig:
     """The config stored in a checkpoint, re-checked against the schema."""
     base = OmegaConf.structured(IIRConfig)
     OmegaConf.set_struct(base, True)
+    if not isinstance(record.get("config"), dict):
+        raise CheckpointError("the checkpoint stores no config (a 'config' mapping); pass a checkpoint written by "
+                              "`cortexsnn iir train`")
     try:
         merged = OmegaConf.merge(base, OmegaConf.create(record["config"]))
     except Exception as exc:
@@ -654,6 +659,7 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None, split: st
     try:
         model.load_state_dict(record["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit its model: {str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(f"checkpoint {path} does not fit its model ({describe_exception(exc)}); pass a "
+                              "checkpoint written by `cortexsnn iir train` with this version") from exc
     splits = build_splits(cfg)
     return evaluate(model, splits[split], _objective(cfg), cfg.train.eval_batch_size, progress, split)

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from cortexsnn.config import load_config, to_container
+from cortexsnn.config import ConfigError, load_config, to_container
 from cortexsnn.data.images import build_image_data, mixup_cutmix
 from cortexsnn.models import create_model
 from cortexsnn.training.distributed import DistInfo, cleanup_distributed, init_distributed
@@ -122,13 +122,13 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
     """A training config: defaults <- YAML <- ``key=value`` overrides, checked against :class:`TrainConfig`."""
     cfg = load_config(path, overrides, TrainConfig)
     if cfg.model.T < 1:
-        raise ValueError(f"model.T must be >= 1, got {cfg.model.T}")
+        raise ConfigError(f"model.T must be >= 1, got {cfg.model.T}")
     if cfg.optim.optimizer not in ("sgd", "adamw"):
-        raise ValueError(f"optim.optimizer must be 'sgd' or 'adamw', got {cfg.optim.optimizer!r}")
+        raise ConfigError(f"optim.optimizer must be 'sgd' or 'adamw', got {cfg.optim.optimizer!r}")
     if cfg.run.batch_size < 1 or cfg.run.epochs < 1:
-        raise ValueError("run.batch_size and run.epochs must be >= 1")
+        raise ConfigError("run.batch_size and run.epochs must be >= 1")
     if cfg.data.dataset == "ucf101" and (cfg.data.mixup_alpha > 0 or cfg.data.cutmix_alpha > 0):
-        raise ValueError("data.mixup_alpha / data.cutmix_alpha apply to images only; set them to 0 for video")
+        raise ConfigError("data.mixup_alpha / data.cutmix_alpha apply to images only; set them to 0 for video")
     return cfg
 
 
@@ -157,6 +157,11 @@ def _device(name: str, dist_info: DistInfo) -> torch.device:
 
 
 def _build_model(cfg: DictConfig, num_classes: int, in_channels: int) -> nn.Module:
+    if cfg.model.num_classes < 0 or 0 < cfg.model.num_classes < num_classes:
+        raise ConfigError(
+            f"model.num_classes={cfg.model.num_classes} but the {cfg.data.dataset} data ({cfg.data.root or 'built in'}) "
+            f"hold {num_classes} classes (labels 0..{num_classes - 1}); set model.num_classes=0 (from the data) or >= "
+            f"{num_classes}")
     kwargs: dict[str, Any] = {"num_classes": cfg.model.num_classes or num_classes, "in_channels": in_channels}
     if cfg.model.neuron:
         kwargs["neuron"] = cfg.model.neuron

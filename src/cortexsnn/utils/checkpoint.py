@@ -68,12 +68,18 @@ def load_checkpoint(
     """
     file = Path(path)
     if not file.is_file():
-        raise CheckpointError(f"checkpoint {file} does not exist; check the path")
+        what = "is a folder, not a file" if file.is_dir() else "does not exist"
+        raise CheckpointError(f"checkpoint {file} {what}; check the path")
+    if file.stat().st_size == 0:
+        raise CheckpointError(
+            f"checkpoint {file} is empty (0 bytes; an interrupted copy or a full disk?); "
+            "use another checkpoint (e.g. checkpoint_best.pt or an earlier copy)"
+        )
     try:
         record = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files
         raise CheckpointError(
-            f"checkpoint {file} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"checkpoint {file} cannot be read ({describe_exception(exc)}); "
             "it is truncated, corrupt, or holds objects other than tensors and plain containers. "
             "Use another checkpoint (e.g. checkpoint_best.pt or an earlier copy)."
         ) from exc
@@ -88,6 +94,12 @@ def load_checkpoint(
             "pass a checkpoint of the same model"
         )
     return record
+
+
+def describe_exception(exc: BaseException, limit: int = 200) -> str:
+    """``"TypeName: first line of the message"`` (the type alone for an empty message), for error messages."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__
 
 
 def capture_rng_state() -> dict[str, Any]:
