@@ -41,3 +41,17 @@ def _isolated_cache(tmp_path_factory):
     if "CORTEXSNN_CACHE" not in os.environ:
         os.environ["CORTEXSNN_CACHE"] = str(tmp_path_factory.mktemp("cortexsnn-cache"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _pooch_logs_to_this_tests_stderr(monkeypatch):
+    """pooch's logger keeps the sys.stderr of the moment pooch was first imported, which under pytest
+    may be an earlier test's captured (now closed) stream: point it at this test's stderr."""
+    import logging
+    import sys
+
+    import pooch
+
+    for handler in pooch.get_logger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            monkeypatch.setattr(handler, "stream", sys.stderr)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -23,13 +21,6 @@ def registry(monkeypatch, tmp_path):
     monkeypatch.setattr(P, "_PRETRAINED", {m: dict(tags) for m, tags in P._PRETRAINED.items()})
     monkeypatch.setattr(P, "_DEFAULT_TAG", dict(P._DEFAULT_TAG))
     monkeypatch.setenv("CORTEXSNN_DATA", str(tmp_path / "data"))
-    # pooch's logger keeps the sys.stderr of the moment pooch was first imported, which under pytest
-    # may be an earlier test's captured (now closed) stream: point it at this test's stderr
-    import pooch
-
-    for handler in pooch.get_logger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            monkeypatch.setattr(handler, "stream", sys.stderr)
 
 
 def _recording(tmp_path, n=12):
