@@ -190,8 +190,9 @@ def _run_suite(args: argparse.Namespace) -> int:
     sets = list({b.stimuli.name: b.stimuli for b in benchmarks}.values())
     print("benchmarks: " + "; ".join(f"{b.name} ({len(b.stimuli)} stimuli, {b.n_subjects} subj.)" for b in benchmarks),
           flush=True)
-    for name, reason in skipped.items():
-        print(f"left out {name}: {reason.splitlines()[0]}", flush=True)
+    for reason in dict.fromkeys(skipped.values()):  # one line per data set
+        names = ", ".join(n for n, r in skipped.items() if r == reason)
+        print(f"left out {names}: {reason.splitlines()[0]}", flush=True)
 
     def factory(name: str):
         def build():

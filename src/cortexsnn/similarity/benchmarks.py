@@ -27,9 +27,16 @@ name                            species  data
 ``allen2p.mouse_VISp``          mouse    118 natural scenes, 212 VISp cells (2-photon, Allen
                                          Brain Observatory, de Vries et al., Nat Neurosci 2020);
                                          split-half over cells, Spearman-Brown corrected
+``majaj2015.macaque_V4`` / ``_IT`` macaque  3,200 images, V4 and IT sites (Majaj, Hong et al., J
+                                         Neurosci 2015); the user brings the images
+``macaque_face.macaque_AM``     macaque  face-patch AM (Chang et al. 2021); images brought
+``allen_neuropixels.mouse_*``   mouse    Allen Neuropixels natural scenes, six areas (Huang et
+                                         al.'s files); images brought
 ==============================  =======  =====================================================
 
-Only the 92-image files can be downloaded (from rsatoolbox's repository, SHA-256 checked); the
+The last three hold one population RDM per area, with a split-half ceiling over units; their
+stimulus images go in the data set's folder as ``stimuli/`` (an image folder, in the responses'
+order) or as Huang et al.'s ``stimulus_{dataset}_224.pt``. Only the 92-image files can be downloaded (from rsatoolbox's repository, SHA-256 checked); the
 others are read from ``data_dir`` (``$CORTEXSNN_DATA`` by default) where the user put them.
 """
 from __future__ import annotations
@@ -116,6 +123,7 @@ class StimulusSet:
     images: np.ndarray | None = None
     folder: Path | None = None
     categories: list[str] | None = None
+    tensor_file: Path | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -128,9 +136,15 @@ class StimulusSet:
 
         if self.images is not None:
             built = stimuli_from_array(self.images, size=size, normalization=normalization, source=self.description)
-        else:
-            assert self.folder is not None
+        elif self.folder is not None:
             built = stimuli_from_folder(self.folder, size=size, normalization=normalization, expected=len(self.ids))
+        else:  # Huang et al.'s preprocessed tensor: used as stored (its size and normalisation are its own)
+            from cortexsnn.data.stimuli import load_stimulus_tensor
+
+            assert self.tensor_file is not None
+            log.warning("%s: stimuli read as stored in %s (normalisation and size of the file, not the model's)",
+                        self.name, self.tensor_file)
+            built = load_stimulus_tensor(self.tensor_file, expected=len(self.ids))
         return replace(built, ids=list(self.ids))
 
 
@@ -314,6 +328,78 @@ def _allen2p(directory: Path, download: bool) -> dict[str, Benchmark]:
                             f"mouse VISp, {responses.shape[1]} cells (2-photon, mean dF/F over 50 repeats)")}
 
 
+def _user_stimuli(directory: Path, dataset: str, n: int, what: str) -> StimulusSet:
+    """The stimuli of a data set whose images the user brings: ``stimuli/`` (an image folder, natural
+    name order, ``n`` images) or Huang et al.'s ``stimulus_{dataset}_224.pt`` tensor."""
+    from cortexsnn.data.stimuli import IMAGE_SUFFIXES, find_seed_stimulus_file
+
+    folder = directory / "stimuli"
+    if folder.is_dir():
+        files = [f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        if len(files) != n:
+            raise BenchmarkDataMissing(f"{folder} holds {len(files)} images; {what} has {n} stimuli")
+        return StimulusSet(dataset, [f"{dataset}_{i:04d}" for i in range(n)], f"{dataset}: {folder}", folder=folder)
+    tensor = find_seed_stimulus_file(directory, dataset)
+    if tensor is not None:
+        return StimulusSet(dataset, [f"{dataset}_{i:04d}" for i in range(n)], f"{dataset}: {tensor}", tensor_file=tensor)
+    raise BenchmarkDataMissing(
+        f"the stimulus images of {what} are missing: put the {n} images, in the responses' order (natural name "
+        f"order), in {folder}/, or Huang et al.'s stimulus_{dataset}_224.pt in {directory}")
+
+
+def _population(name: str, species: str, area: str, dataset: str, stim: StimulusSet, responses: np.ndarray,
+                reference: str, source: str) -> Benchmark:
+    from .rdm import rdm
+
+    target = RDMSet(rdm(responses, "correlation").numpy()[None], [f"{species} {area} ({responses.shape[1]} units)"],
+                    {"source": source}, np.array(stim.ids), {"subject": [f"{species} population"], "area": [area]})
+    return Benchmark(name, species, area, dataset, stim, target, split_half_cells(responses), reference,
+                     f"{species} {area}, {responses.shape[1]} units (one population RDM; split-half ceiling over units)")
+
+
+def _majaj2015(directory: Path, download: bool) -> dict[str, Benchmark]:
+    from cortexsnn.data.neural import load_macaque_synthetic
+
+    if not (directory / "IT.npy").is_file() or not (directory / "V4.npy").is_file():
+        raise BenchmarkDataMissing(f"the Majaj, Hong et al. (2015) responses are missing from {directory}: put "
+                                   "IT.npy [3200, 168] and V4.npy [3200, 88] there")
+    data = load_macaque_synthetic(directory)
+    n = data.n_stimuli
+    stim = _user_stimuli(directory, "macaque_synthetic", n, "Majaj, Hong et al. (2015)")
+    ref = "Majaj, Hong et al., J Neurosci 2015"
+    return {f"majaj2015.macaque_{a}": _population(f"majaj2015.macaque_{a}", "macaque", a, "majaj2015", stim,
+                                                  np.asarray(data[a], dtype=np.float64), ref, str(directory))
+            for a in ("V4", "IT")}
+
+
+def _allen_neuropixels(directory: Path, download: bool) -> dict[str, Benchmark]:
+    from cortexsnn.data.neural import ALLEN_AREAS, load_allen_natural_scenes
+
+    if not directory.is_dir() or not sorted(directory.glob("VISp_*.npy")):
+        raise BenchmarkDataMissing(f"the Allen Neuropixels natural-scene responses are missing from {directory}: put "
+                                   "Huang et al.'s {area}_25.npy and shr_{area}.npy files there")
+    data = load_allen_natural_scenes(directory)
+    stim = _user_stimuli(directory, "allen_natural_scenes", data.n_stimuli, "the Allen natural scenes")
+    ref = "Allen Brain Observatory Neuropixels (Siegle et al., Nature 2021)"
+    return {f"allen_neuropixels.mouse_{a}": _population(f"allen_neuropixels.mouse_{a}", "mouse", a,
+                                                        "allen_natural_scenes", stim,
+                                                        np.asarray(data[a], dtype=np.float64), ref, str(directory))
+            for a in ALLEN_AREAS if a in data.areas}
+
+
+def _macaque_face(directory: Path, download: bool) -> dict[str, Benchmark]:
+    from cortexsnn.data.neural import load_macaque_face
+
+    if not (directory / "AM.npy").is_file():
+        raise BenchmarkDataMissing(f"the macaque face-patch responses (Chang et al. 2021) are missing from {directory}: "
+                                   "put AM.npy and noise_ceiling.npy there")
+    data = load_macaque_face(directory)
+    stim = _user_stimuli(directory, "macaque_face", data.n_stimuli, "the macaque face set")
+    return {"macaque_face.macaque_AM": _population("macaque_face.macaque_AM", "macaque", "AM", "macaque_face", stim,
+                                                   np.asarray(data["AM"], dtype=np.float64),
+                                                   "Chang et al., Nat Commun 2021", str(directory))}
+
+
 #: benchmark name -> (data folder under the data directory, loader of that folder's benchmarks)
 BENCHMARKS: dict[str, tuple[str, Callable[[Path, bool], dict[str, Benchmark]]]] = {
     "kriegeskorte92.monkey_IT": ("kriegeskorte92", _k92),
@@ -321,6 +407,12 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Path, bool], dict[str, Benchmark]]]] 
     "algonauts78.human_EVC": ("algonauts78", _algonauts78),
     "algonauts78.human_IT": ("algonauts78", _algonauts78),
     "allen2p.mouse_VISp": ("allen_visp_2p_ns118", _allen2p),
+    # the data sets of Huang et al. (AAAI 2023) that users bring, with their stimulus images
+    "majaj2015.macaque_V4": ("majaj2015", _majaj2015),
+    "majaj2015.macaque_IT": ("majaj2015", _majaj2015),
+    "macaque_face.macaque_AM": ("macaque_face", _macaque_face),
+    **{f"allen_neuropixels.mouse_{a}": ("allen_natural_scenes", _allen_neuropixels)
+       for a in ("VISp", "VISl", "VISrl", "VISal", "VISpm", "VISam")},
 }
 
 
