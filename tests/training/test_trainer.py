@@ -42,7 +42,7 @@ def test_resume_continues_exactly(image_folder, tmp_path):
     straight = train(load_train_config(None, _overrides(image_folder, tmp_path / "a")))
     partial = train(load_train_config(None, _overrides(image_folder, tmp_path / "b", "run.stop_after_epochs=1")))
     assert partial["epochs"] == 1
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match="resume=True"):
         train(load_train_config(None, _overrides(image_folder, tmp_path / "b")))
     resumed = train(load_train_config(None, _overrides(image_folder, tmp_path / "b")), resume=True)
     a, b = _weights(tmp_path / "a" / "checkpoint_latest.pt"), _weights(tmp_path / "b" / "checkpoint_latest.pt")
