@@ -56,6 +56,7 @@ __all__ = [
     "RunFolderExistsError",
     "LOCK_NAME",
     "MANIFEST_NAME",
+    "check_output_folder",
     "config_hash",
     "read_manifest",
     "remove_temporary_files",
@@ -86,6 +87,30 @@ def config_hash(config: Any) -> str | None:
         return None
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """Check, without creating anything, that ``path`` can be a run folder: not a file, and it (or,
+    when it does not exist yet, its nearest existing parent) a writable folder.
+
+    Call it before the computing when the folder itself should only be created once the inputs
+    are known to be good. Raises :class:`RunFolderError` saying what is wrong; returns ``path``.
+    """
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"the output folder {folder} is a file; give the path of a folder (new or holding "
+                             "this run)")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunFolderError(f"the output folder {folder} cannot be created: {existing} is a file; choose another "
+                             "folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == folder else f"cannot be created ({existing} is not writable)"
+        raise RunFolderError(f"the output folder {folder} {what}; choose a folder you can write to or change its "
+                             "permissions")
+    return folder
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -153,8 +178,9 @@ class RunFolder:
         path: the run folder (created with its parents when missing).
         command: what runs, e.g. ``"iir train"``; a resumed run must have the same command.
         config: the run's config as plain data; its hash goes into the manifest.
-        outputs: names (relative to ``path``; files or folders) that this command writes. Any of them
-            present marks the folder as holding a run; ``overwrite`` deletes them.
+        outputs: names (relative to ``path``; files or folders; glob patterns such as ``depth_*.png``
+            allowed) that this command writes. Any of them present marks the folder as holding a run;
+            ``overwrite`` deletes them.
         resume: continue the run in the folder (allowed only for the same command).
         overwrite: replace the run in the folder: delete its outputs first.
         interrupts: exception types that mean "interrupted" (resumable) rather than "failed";
@@ -241,8 +267,9 @@ class RunFolder:
         try:
             remove_temporary_files(self.path)
             for name in self.outputs:
-                if (self.path / name).exists() and name not in self._files:
-                    self._files.append(name)
+                found = (sorted(str(p.relative_to(self.path)) for p in self.path.glob(name))
+                         if any(c in name for c in "*?[") else [name] if (self.path / name).exists() else [])
+                self._files += [n for n in found if n not in self._files]
             extra = {"ended": _now()}
             if error:
                 extra["error"] = error
@@ -269,9 +296,7 @@ class RunFolder:
         return str(p)
 
     def _check_path(self) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise RunFolderError(f"the output folder {self.path} is a file; give the path of a folder "
-                                 "(new or holding this run)")
+        check_output_folder(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -364,7 +389,12 @@ class RunFolder:
         self._fd = None
 
     def _present_outputs(self, previous: Mapping[str, Any] | None) -> list[str]:
-        names = list(self.outputs)
+        names: list[str] = []
+        for name in self.outputs:
+            if any(c in name for c in "*?["):
+                names += sorted(str(p.relative_to(self.path)) for p in self.path.glob(name))
+            else:
+                names.append(name)
         if previous:
             names += [n for n in previous.get("files", []) if isinstance(n, str)]
         seen: list[str] = []
