@@ -409,6 +409,10 @@ class RunFolder:
     def _check_previous_run(self) -> None:
         previous = read_manifest(self.path)
         present = self._present_outputs(previous)
+        if not present and not self.resume:
+            # nothing of a run here (or only the manifest of one that wrote nothing, e.g. failed at once)
+            self._manifest = {}
+            return
         if previous is None and not present:
             self._manifest = {}
             return
