@@ -118,10 +118,10 @@ def check_resume_config(stored: Mapping[str, Any], cfg: DictConfig | Mapping[str
     """
     flat_stored = flatten(stored)
     flat_new = flatten(to_container(cfg) if isinstance(cfg, DictConfig) else cfg)
-    changed = [k for k in sorted(set(flat_new) | set(flat_stored))
-               if k not in mutable and flat_stored.get(k) != flat_new.get(k)]
+    # keys the stored config lacks are newer than the run (their defaults keep its behaviour)
+    changed = [k for k in flat_new if k in flat_stored and k not in mutable and flat_stored[k] != flat_new[k]]
     if changed:
-        details = ", ".join(f"{k}: {flat_stored.get(k)!r} -> {flat_new.get(k)!r}" for k in changed)
+        details = ", ".join(f"{k}: {flat_stored[k]!r} -> {flat_new[k]!r}" for k in changed)
         raise ConfigError(
             f"cannot resume with a different config ({details}); only {list(mutable)} may change. Resume with the "
             "run's own config (it is stored in the checkpoint) or start the changed run in a new output folder."
