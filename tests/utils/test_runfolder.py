@@ -164,6 +164,13 @@ def test_a_folder_with_another_run_is_refused_unless_resume_or_overwrite(tmp_pat
         assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "tensorboard").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"  # not an output of the run: kept
     assert len(read_manifest(tmp_path)["runs"]) == 1
+    outside = tmp_path.parent / f"{tmp_path.name}_outside.txt"
+    outside.write_text("not in the folder")
+    with RunFolder(tmp_path, "iir train", resume=True) as folder:
+        folder.record(tmp_path, tmp_path / "..", outside)  # never deleted by an overwrite
+    with RunFolder(tmp_path, "iir train", overwrite=True):
+        pass
+    assert (tmp_path / "notes.txt").exists() and outside.exists()
 
 
 def test_files_of_a_run_without_manifest_count_and_flags_are_named(tmp_path):

@@ -402,7 +402,7 @@ class RunFolder:
             if name in seen or name in (LOCK_NAME, MANIFEST_NAME):
                 continue
             p = self.path / name
-            if p.exists() and (p.resolve() == self.path.resolve() or self.path.resolve() in p.resolve().parents):
+            if p.exists() and self.path.resolve() in p.resolve().parents:  # inside the folder, never the folder
                 seen.append(name)
         return seen
 
