@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from cortexsnn.utils.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+
+if TYPE_CHECKING:
+    from cortexsnn.utils.runfolder import RunFolder
 
 __all__ = [
     "IIRConfig",
@@ -503,7 +506,7 @@ def train(
 
 
 def _train(cfg: DictConfig, out: Path, resume: bool, stop_after_batches: int | None, log: Callable[[str], None],
-           folder) -> dict[str, Any]:
+           folder: "RunFolder") -> dict[str, Any]:
     threads = cfg.train.threads or os.cpu_count() or 1
     torch.set_num_threads(int(threads))
     latest, best_path = out / "checkpoint_latest.pt", out / "checkpoint_best.pt"

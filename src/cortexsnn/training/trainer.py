@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import TYPE_CHECKING, Any, List, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from cortexsnn.utils.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+
+if TYPE_CHECKING:
+    from cortexsnn.utils.runfolder import RunFolder
 
 __all__ = ["TrainConfig", "load_train_config", "train", "evaluate", "accuracy_topk", "WeightEMA"]
 
@@ -376,7 +379,7 @@ def train(cfg: DictConfig, resume: bool = False, step_callback=None, overwrite: 
         cleanup_distributed(dist_info)
 
 
-def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback, folder) -> dict[str, Any]:
+def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback, folder: "RunFolder") -> dict[str, Any]:
     _seed(cfg.run.seed, cfg.run.deterministic)
     device = _device(cfg.run.device, dist_info)
     out = Path(cfg.run.out_dir)
