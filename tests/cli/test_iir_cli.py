@@ -132,3 +132,36 @@ def test_an_output_path_that_is_a_file(tmp_path, capsys):
     (tmp_path / "out").write_text("a file")
     assert main(["iir", "train", "--config", f"{CONFIGS}/snn_mlp_1.yaml", "--out", str(tmp_path / "out"), *TINY]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_two_processes_on_one_folder(tmp_path):
+    """The reported case: two `iir train --out same` at once. The second is refused at once, naming the
+    first, and writes nothing; the first, stopped by Ctrl-C, leaves a folder that says 'interrupted'."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "same"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    cmd = [sys.executable, "-m", "cortexsnn.cli.main", "iir", "train", "--config", f"{CONFIGS}/snn_mlp_1.yaml",
+           "--out", str(out), *TINY]
+    first = subprocess.Popen([*cmd, "train.epochs=500"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "metrics.csv").exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)  # the first run is training
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert first.poll() is None, "the first run ended too early for this test"
+        first.send_signal(signal.SIGINT)
+        _, first_err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 2 and "in use by another run" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert first.returncode == 130, first_err[-2000:]
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "interrupted" and len(manifest["runs"]) == 1 and manifest["pid"] == first.pid
+    assert not (out / "run.lock").exists() and not list(out.glob(".*.tmp"))
