@@ -112,6 +112,7 @@ def test_a_folder_holding_results_is_refused_unless_overwrite(tmp_path, capsys):
     assert _run(*args) == 2
     err = capsys.readouterr().err
     assert "--overwrite" in err and "results.json" in err and (out / "results.json").read_text() == "{}"
+    assert "--resume" not in err and "resume=" not in err  # similarity has nothing to resume
     assert _run(*args, "--overwrite") == 0
     assert ScoreTable.read(out).layers == ["sn1"] and not (out / ".scores.csv.x1.tmp").exists()
     manifest = json.loads((out / "run.json").read_text())

@@ -123,7 +123,7 @@ def _iir_demo(args: argparse.Namespace) -> int:
     overrides = [*DEMO_OVERRIDES, f"train.progress={'false' if args.no_progress else 'true'}"]
     cfg = load_iir_config(find_shipped_config("snn_mlp_1.yaml"), overrides)
     out = args.output_dir or tempfile.mkdtemp(prefix="cortexsnn-demo-")
-    results = train(cfg, out, overwrite=args.overwrite, argument_names={"overwrite": "--overwrite"})
+    results = train(cfg, out, overwrite=args.overwrite, argument_names={"resume": None, "overwrite": "--overwrite"})
     summary = {k: v for k, v in results.items() if k != "history"}
     print(json.dumps(summary, indent=2))
     print(f"IIR-SNN MLP (dual-exp), 1 epoch on the embedded MNIST subset: test accuracy {100 * results['test_accuracy']:.2f}%")
@@ -225,7 +225,7 @@ def _run_suite_in(args: argparse.Namespace, stack: Any) -> int:
     folder = stack.enter_context(RunFolder(
         out, getattr(args, "command", None) or "demo", {k: v for k, v in vars(args).items() if k not in ("func", "overwrite")},
         outputs=SUITE_OUTPUTS, overwrite=args.overwrite, enabled=int(os.environ.get("RANK", "0")) == 0,
-        argument_names={"overwrite": "--overwrite"}))
+        argument_names={"resume": None, "overwrite": "--overwrite"}))
     result = score_suite([factory(m) for m in models], benchmarks, options, skipped=skipped, progress=progress)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun the models were shared between ranks; rank 0 writes the results

@@ -340,7 +340,7 @@ def _run_in(args: argparse.Namespace, stack: Any) -> int:
     x = stimuli.tensor
     folder = stack.enter_context(RunFolder(
         run_dir, "similarity", {k: v for k, v in vars(args).items() if k not in ("func", "overwrite")},
-        outputs=RUN_OUTPUTS, overwrite=args.overwrite, argument_names={"overwrite": "--overwrite"}))
+        outputs=RUN_OUTPUTS, overwrite=args.overwrite, argument_names={"resume": None, "overwrite": "--overwrite"}))
     try:
         if args.shuffle:
             table = A.shuffle_ablation(model, x, neural, window=args.window, trials=args.trial_for_ablation,

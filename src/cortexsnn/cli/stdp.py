@@ -331,7 +331,7 @@ def _evaluate(args) -> int:
     config = {k: v for k, v in vars(args).items() if k not in ("func", "option_defaults", "resume", "overwrite")}
     with RunFolder(out, "stdp evaluate", config, outputs=EVALUATE_OUTPUTS + (f"metrics_{args.split}.json",
                                                                              f"confusion_{args.split}.png"),
-                   overwrite=args.overwrite, argument_names=RUN_FLAGS) as folder:
+                   overwrite=args.overwrite, argument_names={"resume": None, "overwrite": "--overwrite"}) as folder:
         logger = RunLogger(out, tensorboard=not args.no_tensorboard)
         metrics = _report(model, args, out, logger, args.split)
         logger.close()

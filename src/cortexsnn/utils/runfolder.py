@@ -187,7 +187,9 @@ class RunFolder:
             ``KeyboardInterrupt`` always does.
         enabled: ``False`` makes every method a no-op (e.g. the non-zero ranks of a distributed run).
         argument_names: how the messages name the ``resume`` and ``overwrite`` arguments (a command
-            line passes its flags, e.g. ``{"resume": "--resume", "overwrite": "--overwrite"}``).
+            line passes its flags, e.g. ``{"resume": "--resume", "overwrite": "--overwrite"}``;
+            ``"resume": None`` for a command that cannot resume, whose messages then offer only
+            ``overwrite``).
 
     Raises (on entering):
         RunFolderError: ``path`` is a file, or the folder cannot be created or written.
@@ -199,7 +201,7 @@ class RunFolder:
     def __init__(self, path: str | os.PathLike, command: str, config: Any = None, *,
                  outputs: Sequence[str] = (), resume: bool = False, overwrite: bool = False,
                  interrupts: tuple[type[BaseException], ...] = (), enabled: bool = True,
-                 argument_names: Mapping[str, str] | None = None) -> None:
+                 argument_names: Mapping[str, str | None] | None = None) -> None:
         if resume and overwrite:
             raise ValueError("resume and overwrite exclude each other: resume continues the run, overwrite replaces it")
         self.path = Path(path).expanduser()
@@ -210,7 +212,8 @@ class RunFolder:
         self.overwrite = overwrite
         self.interrupts = (KeyboardInterrupt, *interrupts)
         self.enabled = enabled
-        names = {"resume": "resume=True", "overwrite": "overwrite=True", **(argument_names or {})}
+        names: dict[str, str | None] = {"resume": "resume=True", "overwrite": "overwrite=True",
+                                        **(argument_names or {})}
         self._resume_arg, self._overwrite_arg = names["resume"], names["overwrite"]
         self._fd: int | None = None
         self._files: list[str] = []
@@ -431,8 +434,10 @@ class RunFolder:
             return
         if not self.overwrite:
             raise RunFolderExistsError(
-                f"{self.path} already holds {what}; pass {self._resume_arg} to continue it, {self._overwrite_arg} to "
-                "replace it (its outputs are deleted first), or choose another folder. Nothing was changed.")
+                f"{self.path} already holds {what}; pass "
+                + (f"{self._resume_arg} to continue it, " if self._resume_arg else "")
+                + f"{self._overwrite_arg} to replace it (its outputs are deleted first), or choose another folder. "
+                "Nothing was changed.")
         for name in present:
             p = self.path / name
             if p.is_dir() and not p.is_symlink():
