@@ -216,6 +216,7 @@ class RunFolder:
                                         **(argument_names or {})}
         self._resume_arg, self._overwrite_arg = names["resume"], names["overwrite"]
         self._fd: int | None = None
+        self._owner: dict[str, Any] = {}
         self._files: list[str] = []
         self._manifest: dict[str, Any] = {}
         self._final_status: str | None = None
