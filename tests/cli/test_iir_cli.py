@@ -134,6 +134,7 @@ def test_an_output_path_that_is_a_file(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two interpreters: ~12 s alone, much more on a busy machine (the fast twin: test_runfolder.py)
 def test_two_processes_on_one_folder(tmp_path):
     """The reported case: two `iir train --out same` at once. The second is refused at once, naming the
     first, and writes nothing; the first, stopped by Ctrl-C, leaves a folder that says 'interrupted'."""
