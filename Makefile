@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 # The demo reads the 92-image data from ../shared/data when present (else the user cache, downloading).
+# It regenerates runs/demo: --overwrite replaces the results of an earlier `make demo` there.
 demo: $(STAMP)
-	CORTEXSNN_DATA="$${CORTEXSNN_DATA:-$$(cd ../shared/data 2>/dev/null && pwd)}" $(VENV)/bin/cortexsnn demo
+	CORTEXSNN_DATA="$${CORTEXSNN_DATA:-$$(cd ../shared/data 2>/dev/null && pwd)}" $(VENV)/bin/cortexsnn demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -45,3 +45,13 @@ def test_wrong_type_and_bad_files(tmp_path):
         load_config(bad, [], Schema)
     with pytest.raises(ConfigError, match="key=value"):
         load_config(None, ["epochs"], Schema)
+
+
+def test_check_resume_config_lists_changed_keys_and_allows_the_mutable_ones():
+    from cortexsnn.config import ConfigError, check_resume_config
+
+    stored = {"model": {"T": 4}, "optim": {"lr": 0.1}, "run": {"epochs": 3}}
+    check_resume_config(stored, {"model": {"T": 4}, "optim": {"lr": 0.1}, "run": {"epochs": 9}}, ["run.epochs"])
+    check_resume_config(stored, {**stored, "data": {"new_key": 1}}, [])  # a key newer than the run
+    with pytest.raises(ConfigError, match=r"model.T: 4 -> 1, optim.lr: 0.1 -> 0.5.*\['run.epochs'\]"):
+        check_resume_config(stored, {"model": {"T": 1}, "optim": {"lr": 0.5}, "run": {"epochs": 3}}, ["run.epochs"])

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cortexsnn.errors import CortexSNNError
 
-__all__ = ["ConfigError", "load_config", "to_container", "valid_keys"]
+__all__ = ["ConfigError", "load_config", "to_container", "valid_keys", "check_resume_config", "flatten"]
 
 
 class ConfigError(CortexSNNError, ValueError):
@@ -47,13 +47,22 @@ def _explain(exc: OmegaConfBaseException, schema: type, source: str) -> ConfigEr
 
 
 def load_config(
-    path: str | Path | None, overrides: Sequence[str] = (), schema: type | None = None
+    path: str | Path | Mapping[str, Any] | None, overrides: Sequence[str] = (), schema: type | None = None
 ) -> DictConfig:
-    """Load a config: schema defaults <- YAML file ``path`` <- ``overrides`` (``key=value``)."""
+    """Load a config: schema defaults <- YAML file ``path`` <- ``overrides`` (``key=value``).
+
+    ``path`` may also be a mapping, e.g. the config stored in a checkpoint (a resumed run).
+    """
     if schema is None:
         raise ValueError("load_config needs a dataclass schema")
     base = OmegaConf.structured(schema)
     OmegaConf.set_struct(base, True)
+    if isinstance(path, Mapping):
+        try:
+            base = OmegaConf.merge(base, OmegaConf.create(dict(path)))
+        except OmegaConfBaseException as exc:
+            raise _explain(exc, schema, "the stored config") from None
+        path = None
     if path is not None:
         file = Path(path)
         if not file.is_file():
@@ -87,3 +96,34 @@ def load_config(
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """A plain ``dict`` copy of a config (safe to store in checkpoints and JSON)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume_config(stored: Mapping[str, Any], cfg: DictConfig | Mapping[str, Any],
+                        mutable: Sequence[str]) -> None:
+    """Refuse to resume a run with a config that differs from its stored one in a key not in ``mutable``.
+
+    ``mutable`` lists the keys a resumed run may change (the run length, logging); every other
+    change (model, data, optimiser, batch size, seeds) would silently give another run than the
+    one resumed. Raises :class:`ConfigError` listing each changed key with its stored and new value.
+    """
+    flat_stored = flatten(stored)
+    flat_new = flatten(to_container(cfg) if isinstance(cfg, DictConfig) else cfg)
+    # keys the stored config lacks are newer than the run (their defaults keep its behaviour)
+    changed = [k for k in flat_new if k in flat_stored and k not in mutable and flat_stored[k] != flat_new[k]]
+    if changed:
+        details = ", ".join(f"{k}: {flat_stored[k]!r} -> {flat_new[k]!r}" for k in changed)
+        raise ConfigError(
+            f"cannot resume with a different config ({details}); only {list(mutable)} may change. Resume with the "
+            "run's own config (it is stored in the checkpoint) or start the changed run in a new output folder."
+        )

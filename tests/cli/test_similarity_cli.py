@@ -101,6 +101,25 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_folder_holding_results_is_refused_unless_overwrite(tmp_path, capsys):
+    rec, _ = _recording(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")  # another run's results
+    (out / ".scores.csv.x1.tmp").write_text("half")  # a write cut short
+    args = ["--model", "sew_resnet18", "--neural-dataset", "recording", "--neural-dataset-dir", rec, "--layers", "sn1",
+            "--time-steps", "1", "--ceiling-splits", "2", "--output-dir", out]
+    assert _run(*args) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "results.json" in err and (out / "results.json").read_text() == "{}"
+    assert "--resume" not in err and "resume=" not in err  # similarity has nothing to resume
+    assert _run(*args, "--overwrite") == 0
+    assert ScoreTable.read(out).layers == ["sn1"] and not (out / ".scores.csv.x1.tmp").exists()
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "complete" and {"results.json", "scores.csv"} <= set(manifest["files"])
+    assert not (out / "run.lock").exists()
+
+
 def test_movie_run_and_shuffle_ablation_with_best_layer(tmp_path):
     rec, _ = _recording(tmp_path, n=20)
     out = tmp_path / "movie"

@@ -213,7 +213,18 @@ def test_cli_train_evaluate_resume_and_errors(tmp_path, capsys):
     metrics = json.loads((out / "metrics_test.json").read_text())
     assert metrics["n_samples"] == 12 and 0 <= metrics["accuracy"] <= 1 and len(metrics["history"]) == 4
     assert (out / "confusion_test.png").stat().st_size > 0 and len(list((out / "activation_maps").glob("*.png"))) == 6
+    before = {name: (out / name).read_bytes() for name in ("metrics_test.json", "confusion_test.png", "metrics.csv")}
     assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--activation-maps", "0", *common]) == 0
+    # evaluate writes to a folder of its own, never over the training run's outputs
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert json.loads((out / "eval_test" / "metrics_test.json").read_text())["n_samples"] == 12
+    assert json.loads((out / "eval_test" / "run.json").read_text())["status"] == "complete"
+    capsys.readouterr()
+    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--out", str(out), *common]) == 2
+    assert "training run's folder" in capsys.readouterr().err
+    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint.pt"), *common]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "--resume" not in err and "resume=" not in err
     # resume a finished run: nothing left to train, same weights
     assert main(["stdp", "train", "--model", "mozafari2018", "--epochs", "1", "1", "2", "--mode", "batched",
                  "--batch-size", "10", "--val-fraction", "0.25", "--activation-maps", "0", "--out", str(out), "--resume", *common]) == 0

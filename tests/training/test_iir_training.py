@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 from pathlib import Path
 
@@ -147,3 +148,50 @@ def test_sigterm_writes_a_checkpoint_and_stops(tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGTERM) is previous  # handler restored
     record = load_checkpoint(tmp_path / "checkpoint_latest.pt", kind="iir_mlp")
     assert (record["epoch"], record["batch"]) == (0, 2)
+
+
+def _all_rows(path):
+    with (path / "metrics.csv").open() as handle:
+        return [(r["step"], r["split"], r.get("loss"), r.get("accuracy")) for r in csv.DictReader(handle)]
+
+
+def test_resume_after_a_kill_logs_no_row_twice(tmp_path):
+    """kill -9 after rows were logged but before the next checkpoint: the resumed run drops those rows
+    and its metrics.csv equals an uninterrupted run's, row for row."""
+    from cortexsnn.utils.runfolder import read_manifest
+
+    cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY)
+    train(cfg, tmp_path / "straight", log=_quiet)
+    cut = tmp_path / "cut"
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, cut, stop_after_batches=2, log=_quiet)
+    assert read_manifest(cut)["status"] == "interrupted"
+    early = (cut / "checkpoint_latest.pt").read_bytes()
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, cut, resume=True, stop_after_batches=2, log=_quiet)  # two more train_batch rows
+    (cut / "checkpoint_latest.pt").write_bytes(early)  # as if killed before writing the later checkpoint
+    train(cfg, cut, resume=True, log=_quiet)
+    assert _all_rows(cut) == _all_rows(tmp_path / "straight")
+    manifest = read_manifest(cut)
+    assert manifest["status"] == "complete" and len(manifest["runs"]) == 3
+    assert {"checkpoint_latest.pt", "metrics.csv", "results.json"} <= set(manifest["files"])
+
+
+def test_an_output_path_that_is_a_file_is_refused_before_computing(tmp_path, monkeypatch):
+    from cortexsnn.training import iir
+    from cortexsnn.utils.runfolder import RunFolderError
+
+    monkeypatch.setattr(iir, "build_splits", lambda cfg: pytest.fail("computed before checking the folder"))
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(RunFolderError, match="is a file"):
+        train(load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY), tmp_path / "out", log=_quiet)
+
+
+def test_a_folder_in_use_is_refused_before_computing(tmp_path, monkeypatch):
+    from cortexsnn.training import iir
+    from cortexsnn.utils.runfolder import RunFolder, RunFolderLockedError
+
+    monkeypatch.setattr(iir, "build_splits", lambda cfg: pytest.fail("computed in a folder in use"))
+    with RunFolder(tmp_path, "iir train"):
+        with pytest.raises(RunFolderLockedError, match=f"pid {os.getpid()}"):
+            train(load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY), tmp_path, log=_quiet)

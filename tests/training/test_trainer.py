@@ -42,7 +42,7 @@ def test_resume_continues_exactly(image_folder, tmp_path):
     straight = train(load_train_config(None, _overrides(image_folder, tmp_path / "a")))
     partial = train(load_train_config(None, _overrides(image_folder, tmp_path / "b", "run.stop_after_epochs=1")))
     assert partial["epochs"] == 1
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match="resume=True"):
         train(load_train_config(None, _overrides(image_folder, tmp_path / "b")))
     resumed = train(load_train_config(None, _overrides(image_folder, tmp_path / "b")), resume=True)
     a, b = _weights(tmp_path / "a" / "checkpoint_latest.pt"), _weights(tmp_path / "b" / "checkpoint_latest.pt")
@@ -208,3 +208,39 @@ def test_a_rank_without_a_batch_makes_every_rank_skip_the_step():
     for proc, (_, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-2000:]
     assert [out.strip() for out, _ in outputs] == ["[True, False, False, False]"] * 2
+
+
+def test_resume_restores_the_stored_config_refuses_changes_and_logs_no_row_twice(image_folder, tmp_path, capsys):
+    from cortexsnn.utils.runfolder import read_manifest
+
+    out = tmp_path / "r"
+    train(load_train_config(None, _overrides(image_folder, out, "run.stop_after_epochs=1")))
+    assert read_manifest(out)["status"] == "interrupted"
+    lines = (out / "metrics.csv").read_text().splitlines()
+    # killed after logging epoch 2 but before its checkpoint: a row beyond the checkpoint
+    (out / "metrics.csv").write_text("\n".join([*lines, "2" + lines[-1][1:]]) + "\n")
+    code = cli_main(["train", "--resume", f"run.out_dir={out}", "optim.lr=0.5", "run.batch_size=4", "model.T=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    for change in ("optim.lr: 0.05 -> 0.5", "run.batch_size: 8 -> 4", "model.T: 2 -> 1"):
+        assert change in err
+    assert "run.epochs" in err  # what may change
+    assert cli_main(["train", "--resume", f"run.out_dir={out}", "run.stop_after_epochs=0"]) == 0
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert [r["epoch"] for r in load_checkpoint(out / "checkpoint_latest.pt")["history"]] == [1, 2, 3]
+    assert read_manifest(out)["status"] == "complete"
+
+
+def test_an_unusable_output_folder_is_refused_before_computing(image_folder, tmp_path, capsys, monkeypatch):
+    from cortexsnn.training import trainer
+
+    monkeypatch.setattr(trainer, "_build_data", lambda cfg: pytest.fail("computed before checking the folder"))
+    (tmp_path / "file").write_text("x")
+    assert cli_main(["train", *_overrides(image_folder, tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint_best.pt").write_bytes(b"another run's")
+    assert cli_main(["train", *_overrides(image_folder, tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--overwrite" in err and "checkpoint_best.pt" in err

@@ -8,7 +8,9 @@ IT on the 92 images of Kriegeskorte et al. 2008, downloaded when missing; human 
 :func:`cortexsnn.similarity.suite.score_suite`: held-out layer selection, ceilings as bounds or
 estimates, paired comparisons between models, firing rates. It writes ``results.json``, the tidy
 ``scores.csv`` (a row per model, benchmark, layer), ``summary.csv``, ``comparisons.csv``,
-``rdms.npz`` and ``report.html``.
+``rdms.npz`` and ``report.html``. The output folder is a :class:`~cortexsnn.utils.runfolder.RunFolder`
+(locked while the run lasts, ``run.json`` saying how it ended); a folder holding another run is
+refused unless ``--overwrite``.
 
 Default models: the ImageNet-trained EfficientNet-Lite0 (ANN), its spiking conversion (a trained
 SNN, calibrated for each stimulus set on the run's other images), and the untrained
@@ -38,6 +40,8 @@ DEMO_OVERRIDES = ["train.epochs=1", "train.lr=1e-3", "data.data_dir=null", "data
 #: Models scored by default: the ImageNet-trained EfficientNet-Lite0 (ANN), its spiking conversion (a
 #: trained SNN), and two untrained spiking networks of the zoo as controls.
 DEMO_MODELS = ("efficientnet_lite0", "efficientnet_lite0_snn", "sew_resnet18", "lorafb_snet18")
+#: What the suite writes into its folder (a folder holding any of them holds a run; --overwrite deletes them)
+SUITE_OUTPUTS = ("results.json", "scores.csv", "summary.csv", "comparisons.csv", "rdms.npz", "report.html", "*.png")
 #: Weights used without --checkpoint / --weights: registered weights shipped in an installed package.
 DEFAULT_WEIGHTS = {"efficientnet_lite0": "imagenet"}
 
@@ -67,6 +71,9 @@ def _suite_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--output-dir", "--out", dest="output_dir", default=None,
                         help="output folder (default: runs/demo; with --iir a new temporary folder)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results already in the output folder (they are deleted first); without it "
+                             "a folder holding another run is refused")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the data sets' folders (default: $CORTEXSNN_DATA, else "
                              "~/.cache/cortexsnn/data); the 92-image files are downloaded there when missing")
@@ -116,7 +123,7 @@ def _iir_demo(args: argparse.Namespace) -> int:
     overrides = [*DEMO_OVERRIDES, f"train.progress={'false' if args.no_progress else 'true'}"]
     cfg = load_iir_config(find_shipped_config("snn_mlp_1.yaml"), overrides)
     out = args.output_dir or tempfile.mkdtemp(prefix="cortexsnn-demo-")
-    results = train(cfg, out)
+    results = train(cfg, out, overwrite=args.overwrite, argument_names={"resume": None, "overwrite": "--overwrite"})
     summary = {k: v for k, v in results.items() if k != "history"}
     print(json.dumps(summary, indent=2))
     print(f"IIR-SNN MLP (dual-exp), 1 epoch on the embedded MNIST subset: test accuracy {100 * results['test_accuracy']:.2f}%")
@@ -164,6 +171,14 @@ def _check(args: argparse.Namespace) -> list[str]:
 
 
 def _run_suite(args: argparse.Namespace) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the run folder (a RunFolder) once the benchmarks are here
+        return _run_suite_in(args, stack)
+
+
+def _run_suite_in(args: argparse.Namespace, stack: Any) -> int:
+    from cortexsnn.utils.runfolder import RunFolder, check_output_folder
     from cortexsnn.similarity.benchmarks import load_benchmarks
     from cortexsnn.similarity.networks import SNN_SUFFIX, scoring_model
     from cortexsnn.similarity.report import write_suite_report
@@ -180,6 +195,7 @@ def _run_suite(args: argparse.Namespace) -> int:
     out = Path(args.output_dir or "runs/demo").expanduser()
     if out.exists() and not out.is_dir():
         raise _error(f"--output-dir {out} is a file; give a folder")
+    check_output_folder(out)  # before any computing; the folder is made once the benchmarks are here
     names = None if args.benchmarks is None else [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     benchmarks, skipped = load_benchmarks(names, args.data_dir, download=not args.no_download,
                                           skip_missing=names is None)
@@ -207,6 +223,10 @@ def _run_suite(args: argparse.Namespace) -> int:
         return build
 
     progress = None if args.quiet else (lambda msg: print(f"  {msg}", flush=True))
+    folder = stack.enter_context(RunFolder(
+        out, getattr(args, "command", None) or "demo", {k: v for k, v in vars(args).items() if k not in ("func", "overwrite")},
+        outputs=SUITE_OUTPUTS, overwrite=args.overwrite, enabled=int(os.environ.get("RANK", "0")) == 0,
+        argument_names={"resume": None, "overwrite": "--overwrite"}))
     result = score_suite([factory(m) for m in models], benchmarks, options, skipped=skipped, progress=progress)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun the models were shared between ranks; rank 0 writes the results
@@ -219,6 +239,7 @@ def _run_suite(args: argparse.Namespace) -> int:
     _print_summary(result)
     for p in [*written, report]:
         print(f"wrote {p}")
+    folder.record(*written, report)
     print(f"done in {elapsed:.0f} s")
     return 0
 

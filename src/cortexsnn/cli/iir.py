@@ -2,12 +2,15 @@
 
 ::
 
-    cortexsnn iir train --config configs/iir/snn_mlp_1.yaml [key=value ...] [--data-dir DIR] [--out DIR] [--resume]
+    cortexsnn iir train --config configs/iir/snn_mlp_1.yaml [key=value ...] [--data-dir DIR] [--out DIR] [--resume | --overwrite]
+    cortexsnn iir train --out DIR --resume [key=value ...]   # the config stored in DIR's checkpoint
     cortexsnn iir test --checkpoint runs/iir/checkpoint_best.pt [--data-dir DIR]
     cortexsnn iir memory [--config configs/iir/associative_memory.yaml] [key=value ...] [--out DIR] [--resume]
 
 ``train`` dispatches on the config's ``task`` (``mnist`` or ``associative_memory``); ``memory`` is
-``train`` with the associative-memory config as default.
+``train`` with the associative-memory config as default. ``--resume`` without ``--config`` continues
+with the config stored in the run's checkpoint (overrides may change only the run length and
+logging); an output folder holding another run is refused unless ``--resume`` or ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from pathlib import Path
 from cortexsnn.cli.main import CliError
 
 DEFAULT_MEMORY_CONFIG = "associative_memory.yaml"
+#: how the run-folder messages name the resume / overwrite arguments on the command line
+RUN_FLAGS = {"resume": "--resume", "overwrite": "--overwrite"}
 
 
 def find_shipped_config(name: str) -> Path:
@@ -53,13 +58,16 @@ def register(subparsers) -> None:
 
 def _add_train_arguments(parser: argparse.ArgumentParser, config_required: bool) -> None:
     parser.add_argument(
-        "--config", required=config_required,
-        help="YAML config (see configs/iir/)" + ("" if config_required else "; default: configs/iir/associative_memory.yaml"),
+        "--config", default=None,
+        help="YAML config (see configs/iir/)" + ("; required unless --resume (then: the run's stored config)"
+                                                 if config_required else "; default: configs/iir/associative_memory.yaml"),
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=3")
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files (default: config data.data_dir; none = embedded subset)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint_latest.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run in --out (its checkpoints, logs and results are deleted first)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -67,21 +75,31 @@ def _train(args: argparse.Namespace) -> int:
     from cortexsnn.training.iir import TrainingInterrupted, load_iir_config, train
     from cortexsnn.utils.checkpoint import CheckpointError
 
-    config = args.config or find_shipped_config(args.default_config)
+    if args.resume and args.overwrite:
+        raise CliError("--resume continues the run in --out, --overwrite replaces it: give one of them")
     overrides = list(args.overrides)
     if args.data_dir is not None:
         if not Path(args.data_dir).is_dir():
             raise CliError(f"--data-dir {args.data_dir} is not a directory; pass the folder holding the MNIST IDX files")
         overrides.append(f"data.data_dir={args.data_dir}")
+    if args.config is None and args.default_config is None and not args.resume:
+        raise CliError("give --config (see configs/iir/), or --resume --out DIR to continue a run")
+    if args.config is None and args.resume and args.default_config is None and not args.out:
+        raise CliError("--resume without --config needs --out: the folder of the run to continue")
     try:
-        cfg = load_iir_config(config, overrides)
-    except ConfigError as exc:
+        if args.config is None and args.resume and args.out:
+            config = Path(args.out)
+            cfg = _stored_config(config / "checkpoint_latest.pt", overrides)
+        else:
+            config = args.config or find_shipped_config(args.default_config)
+            cfg = load_iir_config(config, overrides)
+    except (ConfigError, CheckpointError) as exc:
         raise CliError(str(exc)) from None
     if args.iir_command == "memory" and cfg.task != "associative_memory":
         raise CliError(f"`cortexsnn iir memory` needs an associative_memory config, {config} is for task {cfg.task!r}")
     out = Path(args.out) if args.out else Path("runs") / Path(config).stem
     try:
-        results = train(cfg, out, resume=args.resume)
+        results = train(cfg, out, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
     except (ConfigError, CheckpointError) as exc:
         raise CliError(str(exc)) from None
     except TrainingInterrupted as exc:
@@ -90,6 +108,20 @@ def _train(args: argparse.Namespace) -> int:
     summary = {k: v for k, v in results.items() if k != "history"}
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _stored_config(checkpoint: Path, overrides: list[str]):
+    """The config stored in a run's checkpoint with ``overrides`` on top (a resume without --config)."""
+    from cortexsnn.config import load_config
+    from cortexsnn.training.iir import IIRConfig, _check_choices
+    from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+
+    if not checkpoint.is_file():
+        raise CheckpointError(f"cannot resume: {checkpoint} does not exist; start without --resume")
+    record = load_checkpoint(checkpoint)
+    cfg = load_config(record.get("config") or {}, overrides, IIRConfig)
+    _check_choices(cfg)
+    return cfg
 
 
 def _test(args: argparse.Namespace) -> int:

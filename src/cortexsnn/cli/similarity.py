@@ -12,6 +12,8 @@ the HTML report when :mod:`cortexsnn.similarity.report` is available.
 Everything is checked before anything is written: a missing file, stimuli whose count differs
 from the neural data's, a ``.pt`` tensor of the wrong shape, an unknown model or layer end the run
 with exit code 2 and one message; results are written only at the end, each file atomically.
+The run's folder is a :class:`~cortexsnn.utils.runfolder.RunFolder` (locked while the run lasts,
+``run.json`` saying how it ended); a folder holding another run is refused unless ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -101,6 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: the results.json in --output-dir)")
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", required=True, help="folder for results.json, scores.csv and the report")
+    o.add_argument("--overwrite", action="store_true",
+                   help="replace the results already in the run's folder (they are deleted first); without it a "
+                        "folder holding another run is refused")
     o.add_argument("--save-npy", action="store_true", help="also write the seeds' .npy layout under --output-dir")
     o.add_argument("--seed", type=int, default=0, help="torch seed of untrained weights and the bootstrap's seed (0, as "
                                                      "every command)")
@@ -112,6 +117,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ----------------------------------------------------------------------------- inputs
+#: what a run writes into its folder (a folder holding any of them holds a run; --overwrite deletes them)
+RUN_OUTPUTS = ("results.json", "scores.csv", "report.html", "depth_*.png", "heatmap_*.png", "rdms.png")
+
+
 def _error(message: str) -> Exception:
     from cortexsnn.cli.main import CliError
 
@@ -263,7 +272,16 @@ def _check_flags(args: argparse.Namespace, movie: bool) -> None:
 
 # ----------------------------------------------------------------------------- the run
 def _run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the run folder (a RunFolder) once the inputs are good
+        return _run_in(args, stack)
+
+
+def _run_in(args: argparse.Namespace, stack: Any) -> int:
     import torch
+
+    from cortexsnn.utils.runfolder import RunFolder, check_output_folder
 
     from cortexsnn.similarity import ablations as A
     from cortexsnn.similarity import results as R
@@ -272,6 +290,8 @@ def _run(args: argparse.Namespace) -> int:
 
     movie = args.neural_dataset in _MOVIES or args.movie
     _check_flags(args, movie)
+    run_dir = Path(args.output_dir).expanduser() / _ablation_dir(args)
+    check_output_folder(run_dir)  # before any computing; the folder is made once the inputs are good
     metric = R.canonical_metric(args.metric or ("tsrsa" if movie else "rsa"))
     best, out_root = None, Path(args.output_dir).expanduser()
     if args.best_layer is not None:  # read first: a wrong file ends the run before any model is built
@@ -327,6 +347,9 @@ def _run(args: argparse.Namespace) -> int:
                   time_steps=time_steps, chunk_frames=args.chunk_frames, batch_size=args.batch_size, device=device,
                   best_layer=best, front_len=args.front_len)
     x = stimuli.tensor
+    folder = stack.enter_context(RunFolder(
+        run_dir, "similarity", {k: v for k, v in vars(args).items() if k not in ("func", "overwrite")},
+        outputs=RUN_OUTPUTS, overwrite=args.overwrite, argument_names={"resume": None, "overwrite": "--overwrite"}))
     try:
         if args.shuffle:
             table = A.shuffle_ablation(model, x, neural, window=args.window, trials=args.trial_for_ablation,
@@ -356,13 +379,13 @@ def _run(args: argparse.Namespace) -> int:
                                   max_bytes=max_bytes, progress=progress, **common)
     except KeyError as exc:
         raise _error(str(exc.args[0]) if exc.args else str(exc)) from exc
-    run_dir = out_root / _ablation_dir(args)
     written = table.write(run_dir)
     if args.save_npy:
         written.append(table.write_seed_npy(out_root))
     _summary(table, written)
     if not args.no_report:
         _report(table, run_dir)
+    folder.record(*(p for p in written if run_dir in p.parents))
     return 0
 
 

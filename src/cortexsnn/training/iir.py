@@ -27,17 +27,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from cortexsnn.config import ConfigError, load_config, to_container
+from cortexsnn.config import ConfigError, check_resume_config, load_config, to_container
 from cortexsnn.errors import CortexSNNError
 from cortexsnn.training.logging import RunLogger
 from cortexsnn.training.signals import StopFlag as _StopFlag
+from cortexsnn.utils.io import atomic_write_text
 from cortexsnn.utils.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -46,6 +47,9 @@ from cortexsnn.utils.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+
+if TYPE_CHECKING:
+    from cortexsnn.utils.runfolder import RunFolder
 
 __all__ = [
     "IIRConfig",
@@ -448,7 +452,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _payload(cfg, model, optimizer, scheduler, epoch, batch, running, best, history) -> dict[str, Any]:
+def _payload(cfg, model, optimizer, scheduler, epoch, batch, running, best, history, log_rows) -> dict[str, Any]:
     return {
         "kind": cfg.model.name,
         "model": model.state_dict(),
@@ -461,7 +465,12 @@ def _payload(cfg, model, optimizer, scheduler, epoch, batch, running, best, hist
         "history": list(history),
         "config": to_container(cfg),
         "rng": capture_rng_state(),
+        "log_rows": int(log_rows),  # rows of metrics.csv up to this checkpoint (a resume cuts the file there)
     }
+
+
+#: what ``train`` writes into its folder (a folder holding any of them holds a run)
+RUN_OUTPUTS = ("checkpoint_latest.pt", "checkpoint_best.pt", "metrics.csv", "results.json", "tensorboard")
 
 
 def train(
@@ -470,26 +479,37 @@ def train(
     resume: bool = False,
     stop_after_batches: int | None = None,
     log: Callable[[str], None] = print,
+    overwrite: bool = False,
+    argument_names: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
     """Train per ``cfg``, writing checkpoints, ``metrics.csv``, TensorBoard and ``results.json`` to ``out_dir``.
 
-    ``resume=True`` continues from ``out_dir/checkpoint_latest.pt`` (its stored model, optimiser,
-    position and random states; ``cfg`` may only change ``train.epochs`` and logging options).
-    ``stop_after_batches`` simulates an interruption after that many training batches (tests).
-    Returns the results (best validation score, test metrics of the best model, timings).
+    ``out_dir`` is a :class:`~cortexsnn.utils.runfolder.RunFolder` (locked while the run lasts,
+    ``run.json`` saying how it ended), checked before anything is computed. ``resume=True``
+    continues from ``out_dir/checkpoint_latest.pt`` (its stored model, optimiser, position and
+    random states; ``cfg`` may only change ``train.epochs`` and logging options); rows that
+    ``metrics.csv`` got after that checkpoint (a run killed with ``kill -9``) are dropped first.
+    ``overwrite=True`` deletes the outputs of a run already in ``out_dir`` and starts anew; without
+    either, a folder holding a run is refused. ``stop_after_batches`` simulates an interruption
+    after that many training batches (tests). ``argument_names`` names ``resume`` / ``overwrite``
+    in messages (a command line passes its flags). Returns the results (best validation score,
+    test metrics of the best model, timings).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from cortexsnn.utils.runfolder import RunFolder
+
+    folder = RunFolder(out_dir, "iir train", to_container(cfg), outputs=RUN_OUTPUTS, resume=resume,
+                       overwrite=overwrite, interrupts=(TrainingInterrupted,), argument_names=argument_names)
+    with folder:
+        return _train(cfg, Path(out_dir), resume, stop_after_batches, log, folder)
+
+
+def _train(cfg: DictConfig, out: Path, resume: bool, stop_after_batches: int | None, log: Callable[[str], None],
+           folder: "RunFolder") -> dict[str, Any]:
     threads = cfg.train.threads or os.cpu_count() or 1
     torch.set_num_threads(int(threads))
     latest, best_path = out / "checkpoint_latest.pt", out / "checkpoint_best.pt"
 
     state = None
-    if not resume and latest.is_file():
-        raise ConfigError(
-            f"{out} already holds a run ({latest.name}); pass --resume to continue it, or choose another output "
-            "directory (nothing was changed)"
-        )
     if resume:
         if not latest.is_file():
             raise CheckpointError(f"cannot resume: {latest} does not exist; start without --resume")
@@ -521,7 +541,10 @@ def train(
     better = (lambda a, b: b is None or a > b) if objective.higher_is_better else (lambda a, b: b is None or a < b)
     steps_per_epoch = math.ceil(len(splits["train"]) / cfg.train.batch_size)
     batches_done = 0
-    with RunLogger(out, tensorboard=True) as logger, _StopFlag() as stop:
+    keep_rows = None if state is None else state.get("log_rows")
+    if state is not None and keep_rows is None:
+        log(f"note: {latest.name} predates row counts; metrics.csv may repeat rows logged after it")
+    with RunLogger(out, tensorboard=True, keep_rows=keep_rows) as logger, _StopFlag() as stop:
         for epoch in range(start_epoch, cfg.train.epochs):
             model.train()
             batches = _Batches(splits["train"], cfg.train.batch_size, True, cfg.train.seed, epoch, start_batch)
@@ -548,7 +571,7 @@ def train(
                 interrupted = stop.signal is not None or (stop_after_batches is not None and batches_done >= stop_after_batches)
                 if interrupted and position < len(batches.batches):
                     running["seconds"] = time.perf_counter() - epoch_start
-                    save_checkpoint(latest, _payload(cfg, model, optimizer, scheduler, epoch, position, running, best, history))
+                    save_checkpoint(latest, _payload(cfg, model, optimizer, scheduler, epoch, position, running, best, history, logger.rows))
                     raise TrainingInterrupted(
                         f"training stopped at epoch {epoch + 1}, batch {position}; checkpoint written to {latest}. "
                         "Continue with --resume."
@@ -567,7 +590,7 @@ def train(
             improved = better(score, best["score"])
             if improved:
                 best = {"score": score, "epoch": epoch + 1}
-            payload = _payload(cfg, model, optimizer, scheduler, epoch + 1, 0, running, best, history)
+            payload = _payload(cfg, model, optimizer, scheduler, epoch + 1, 0, running, best, history, logger.rows)
             save_checkpoint(latest, payload)
             if improved:
                 save_checkpoint(best_path, payload)
@@ -582,7 +605,8 @@ def train(
                 )
         results = _final_test(cfg, out, best_path, latest, splits, objective, logger)
     results["history"] = history
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    folder.record(*(out / n for n in RUN_OUTPUTS if (out / n).exists()))
     return results
 
 
@@ -603,29 +627,12 @@ def _final_test(cfg, out, best_path, latest, splits, objective, logger) -> dict[
     }
 
 
-_RESUME_MUTABLE = ("train.epochs", "train.progress", "train.log_every", "train.threads", "train.eval_batch_size")
+#: keys a resumed run may change (run length, logging); `cortexsnn train` has the same rule
+RESUME_MUTABLE = ("train.epochs", "train.progress", "train.log_every", "train.threads", "train.eval_batch_size")
 
 
 def _check_resume_config(stored: dict[str, Any], cfg: DictConfig) -> None:
-    flat_stored = _flatten(stored)
-    flat_new = _flatten(to_container(cfg))
-    changed = [k for k in flat_new if k not in _RESUME_MUTABLE and flat_stored.get(k) != flat_new[k]]
-    if changed:
-        details = ", ".join(f"{k}: {flat_stored.get(k)!r} -> {flat_new[k]!r}" for k in changed)
-        raise ConfigError(
-            f"cannot resume with a different config ({details}); only {list(_RESUME_MUTABLE)} may change. "
-            "Resume with the run's own config (it is stored in the checkpoint) or start a new output directory."
-        )
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    check_resume_config(stored, cfg, RESUME_MUTABLE)
 
 
 def config_from_checkpoint(record: dict[str, Any]) -> DictConfig:

@@ -19,22 +19,37 @@ class RunLogger:
     """Append scalars to ``<log_dir>/metrics.csv`` and to TensorBoard.
 
     Use as a context manager or call :meth:`close`. When resuming a run, an existing CSV is
-    kept and appended to.
+    kept and appended to; ``keep_rows`` (the :attr:`rows` count a checkpoint recorded) first cuts
+    it to the rows written up to that checkpoint, so that a resumed run logs no row twice.
     """
 
-    def __init__(self, log_dir: str | os.PathLike, tensorboard: bool = True, enabled: bool = True) -> None:
+    def __init__(self, log_dir: str | os.PathLike, tensorboard: bool = True, enabled: bool = True,
+                 keep_rows: int | None = None) -> None:
         self.log_dir = Path(log_dir)
         self.enabled = enabled
         self.csv_path = self.log_dir / "metrics.csv"
         self._columns: list[str] | None = None
         self._writer = None
+        #: data rows in ``metrics.csv`` (store it in a checkpoint; pass it back as ``keep_rows`` on resume)
+        self.rows = 0
         if not enabled:
             return
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.csv_path.is_file() and self.csv_path.stat().st_size > 0:
             with self.csv_path.open(newline="") as handle:
-                header = next(csv.reader(handle), None)
+                reader = csv.reader(handle)
+                header = next(reader, None)
+                rows = list(reader)
             self._columns = header or None
+            if keep_rows is not None and len(rows) > keep_rows and header:
+                from cortexsnn.utils.io import atomic_write
+
+                with atomic_write(self.csv_path, "w") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(header)
+                    writer.writerows(rows[:keep_rows])
+                rows = rows[:keep_rows]
+            self.rows = len(rows)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -67,6 +82,7 @@ class RunLogger:
             self._widen(new)
         with self.csv_path.open("a", newline="") as handle:
             csv.DictWriter(handle, fieldnames=self._columns).writerow(row)
+        self.rows += 1
 
     def _widen(self, new_columns: list[str]) -> None:
         with self.csv_path.open(newline="") as handle:

@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import TYPE_CHECKING, Any, List, Sequence
 
 import numpy as np
 import torch
@@ -31,14 +31,23 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from cortexsnn.config import ConfigError, load_config, to_container
+from cortexsnn.config import ConfigError, check_resume_config, load_config, to_container
 from cortexsnn.data.images import build_image_data, mixup_cutmix
 from cortexsnn.models import create_model
 from cortexsnn.training.distributed import DistInfo, cleanup_distributed, init_distributed
 from cortexsnn.training.logging import RunLogger
 from cortexsnn.training.signals import StopFlag
 from cortexsnn.training.schedules import build_scheduler
-from cortexsnn.utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from cortexsnn.utils.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+if TYPE_CHECKING:
+    from cortexsnn.utils.runfolder import RunFolder
 
 __all__ = ["TrainConfig", "load_train_config", "train", "evaluate", "accuracy_topk", "WeightEMA"]
 
@@ -340,26 +349,53 @@ def _load_pretrained(model: nn.Module, path: str) -> None:
                          f"unexpected {result['unexpected'][:8]}; use a checkpoint of the same architecture")
 
 
-def train(cfg: DictConfig, resume: bool = False, step_callback=None) -> dict[str, Any]:
+#: what ``train`` writes into ``run.out_dir`` (a folder holding any of them holds a run)
+RUN_OUTPUTS = ("checkpoint_latest.pt", "checkpoint_best.pt", "metrics.csv", "tensorboard")
+#: keys a resumed run may change: its length and housekeeping that does not touch the results
+#: (``cortexsnn iir train`` has the same rule, with its own keys)
+RESUME_MUTABLE = ("run.epochs", "run.stop_after_epochs", "run.progress", "run.out_dir", "data.workers")
+
+
+def train(cfg: DictConfig, resume: bool = False, step_callback=None, overwrite: bool = False,
+          argument_names: dict[str, str] | None = None) -> dict[str, Any]:
     """Run (or resume) the training described by ``cfg``; returns the final metrics.
+
+    ``run.out_dir`` is a :class:`~cortexsnn.utils.runfolder.RunFolder` (locked while the run
+    lasts, ``run.json`` saying how it ended), checked before anything is computed. ``resume=True``
+    continues the run there; ``cfg`` must equal the config stored in its checkpoint except for
+    :data:`RESUME_MUTABLE` (else :class:`~cortexsnn.config.ConfigError` lists the changed keys),
+    and rows that ``metrics.csv`` got after that checkpoint are dropped first. ``overwrite=True``
+    deletes the outputs of a run already there and starts anew; without either, a folder holding
+    a run is refused. ``argument_names`` names ``resume`` / ``overwrite`` in messages (a command
+    line passes its flags).
 
     ``step_callback(epoch, batch, loss)`` (optional) is called after every optimiser step with the
     0-based epoch and batch numbers and the batch loss (a float), e.g. to record loss curves.
     """
+    from cortexsnn.utils.runfolder import RunFolder
+
     dist_info = init_distributed(cfg.run.device)
     try:
-        return _train(cfg, resume, dist_info, step_callback)
+        folder = RunFolder(cfg.run.out_dir, "train", to_container(cfg), outputs=RUN_OUTPUTS, resume=resume,
+                           overwrite=overwrite, enabled=dist_info.is_main, argument_names=argument_names)
+        with folder:
+            return _train(cfg, resume, dist_info, step_callback, folder)
     finally:
         cleanup_distributed(dist_info)
 
 
-def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=None) -> dict[str, Any]:
+def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback, folder: "RunFolder") -> dict[str, Any]:
     _seed(cfg.run.seed, cfg.run.deterministic)
     device = _device(cfg.run.device, dist_info)
     out = Path(cfg.run.out_dir)
     latest, best_path = out / "checkpoint_latest.pt", out / "checkpoint_best.pt"
-    if not resume and latest.exists():
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another run.out_dir")
+    record = None
+    if resume:
+        if not latest.is_file():
+            raise CheckpointError(f"cannot resume: {latest} does not exist; start without resume")
+        record = load_checkpoint(latest, kind=CHECKPOINT_KIND)
+        if record.get("config") is not None:
+            check_resume_config(record["config"], cfg, RESUME_MUTABLE)
     data = _build_data(cfg)
     video = cfg.data.dataset == "ucf101"
     model = _build_model(cfg, data.num_classes, data.in_channels).to(device)
@@ -385,8 +421,7 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=Non
     batch_mix = None if video else mixup_cutmix(cfg.model.num_classes or data.num_classes, cfg.data.mixup_alpha,
                                                 cfg.data.cutmix_alpha)
     start_epoch, best_top1, history, partial = 0, -1.0, [], None
-    if resume:
-        record = load_checkpoint(latest, kind=CHECKPOINT_KIND)
+    if record is not None:
         model.load_state_dict(record["model"])
         optimizer.load_state_dict(record["optimizer"])
         scheduler.load_state_dict(record["scheduler"])
@@ -399,7 +434,8 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=Non
             start_epoch = partial["epoch"]
         restore_rng_state(record["rng"])
     main = dist_info.is_main
-    logger = RunLogger(out, enabled=main)
+    keep_rows = None if record is None else record.get("log_rows")
+    logger = RunLogger(out, enabled=main, keep_rows=keep_rows)
     if main and video and data.train.skipped:
         print(f"{len(data.train.skipped)} training videos skipped (unreadable or too short), "
               f"{len(data.val.skipped)} test videos", flush=True)
@@ -462,7 +498,8 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=Non
             done["seconds"] += time.time() - started
             if stop.requested:
                 if main:
-                    _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch - 1, best_top1, history, done)
+                    _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch - 1, best_top1, history, done,
+                          logger.rows)
                 print(f"stopped by signal {stop.signal} after batch {done['batches']} of {steps_per_epoch} of epoch "
                       f"{epoch + 1}; {latest} holds that position (continue with --resume)", flush=True)
                 raise KeyboardInterrupt(f"stopped after batch {done['batches']} of epoch {epoch + 1}; "
@@ -487,8 +524,9 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=Non
                       f"top-5 {val['top5']:.2f}% ({row['seconds']:.0f} s{skipped})", flush=True)
                 if val["top1"] > best_top1:
                     best_top1 = val["top1"]
-                    _save(best_path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history)
-                _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history)
+                    _save(best_path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history,
+                          log_rows=logger.rows)
+                _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history, log_rows=logger.rows)
         metrics = {"best_val_top1": best_top1, "epochs": len(history)}
         if test_loader is not None and main and best_path.exists() and len(history) == cfg.run.epochs:
             record = load_checkpoint(best_path, kind=CHECKPOINT_KIND)
@@ -497,14 +535,20 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback=Non
             metrics.update({f"test_{k}": v for k, v in test.items() if k != "skipped"})
             logger.log(len(history), "test", **{k: v for k, v in metrics.items() if k.startswith("test_")})
             print(f"test top-1 {metrics['test_top1']:.2f}% (best validation epoch)", flush=True)
+    if len(history) < cfg.run.epochs:
+        folder.mark_interrupted()  # run.stop_after_epochs: to be resumed
+    folder.record(*(out / n for n in RUN_OUTPUTS if (out / n).exists()))
     return metrics
 
 
-def _save(path: Path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history, partial=None) -> None:
-    """Write a checkpoint; ``epoch`` is the last completed epoch, ``partial`` the position inside the next one."""
+def _save(path: Path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history, partial=None,
+          log_rows: int = 0) -> None:
+    """Write a checkpoint; ``epoch`` is the last completed epoch, ``partial`` the position inside the next one,
+    ``log_rows`` the rows of ``metrics.csv`` so far (a resume cuts the file there)."""
     save_checkpoint(path, {
         "kind": CHECKPOINT_KIND, "model_name": cfg.model.name, "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
         "ema": None if ema is None else ema.state_dict(), "epoch": epoch, "best_top1": best_top1,
         "history": history, "config": to_container(cfg), "rng": capture_rng_state(), "partial": partial,
+        "log_rows": int(log_rows),
     })
