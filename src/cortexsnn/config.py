@@ -57,7 +57,7 @@ def resolve_config(path: str | Path) -> Path:
             for option in (candidate, candidate.with_name(candidate.name + ".yaml")):
                 if option.is_file():
                     return option
-    raise ConfigError(f"config file {path} does not exist, and no shipped config has that name; "
+    raise ConfigError(f"config file {path} not found: it does not exist, and no shipped config has that name; "
                       f"the shipped ones: {', '.join(shipped_configs())} (`cortexsnn configs` lists them)")
 
 
