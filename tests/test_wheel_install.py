@@ -35,6 +35,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from collections import defaultdict
@@ -55,6 +56,13 @@ def _shared_data() -> Path:
 
 
 # ----------------------------------------------------------------------------- building the environment
+def _site_distributions() -> list[metadata.Distribution]:
+    """The distributions installed in this environment's site-packages (not what an import put on
+    ``sys.path``, such as setuptools' vendored packages)."""
+    folders = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+    return list(metadata.distributions(path=folders))
+
+
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -75,7 +83,7 @@ def _requirements(requires: list[str] | None, extras: frozenset[str] = frozenset
 def _closure(roots: list[tuple[str, frozenset[str]]]) -> dict[str, metadata.Distribution]:
     """The installed distributions ``roots`` need, transitively, extras of requirements included
     (``cuda-toolkit[cublas,...]``), as pip would install them."""
-    installed = {_normalise(d.metadata["Name"]): d for d in metadata.distributions()}
+    installed = {_normalise(d.metadata["Name"]): d for d in _site_distributions()}
     found: dict[str, metadata.Distribution] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
     todo = list(roots)
@@ -95,7 +103,7 @@ def _link_distributions(dists: dict[str, metadata.Distribution], target: Path) -
     """Symlink the files of ``dists`` into the site-packages folder ``target``; returns the links made."""
     owners: dict[tuple[str, ...], set[str]] = defaultdict(set)
     roots: dict[str, Path] = {}
-    for dist in metadata.distributions():
+    for dist in _site_distributions():
         name = _normalise(dist.metadata["Name"])
         for file in dist.files or []:
             parts = PurePosixPath(str(file)).parts
@@ -204,6 +212,9 @@ class UserInstall:
                     if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
         self.env.update(PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
                         CORTEXSNN_CACHE=str(root / "cache"), MPLBACKEND="Agg",
+                        # the IIR kernels' C++ extension is built once here (first IIR command), not in
+                        # (and not against) the extension cache the other tests share
+                        TORCH_EXTENSIONS_DIR=str(root / "torch_extensions"),
                         CORTEXSNN_DATA=str(self.data) if self.data else str(root / "no-data"))
 
     @staticmethod
