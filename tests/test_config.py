@@ -55,3 +55,35 @@ def test_check_resume_config_lists_changed_keys_and_allows_the_mutable_ones():
     check_resume_config(stored, {**stored, "data": {"new_key": 1}}, [])  # a key newer than the run
     with pytest.raises(ConfigError, match=r"model.T: 4 -> 1, optim.lr: 0.1 -> 0.5.*\['run.epochs'\]"):
         check_resume_config(stored, {"model": {"T": 1}, "optim": {"lr": 0.5}, "run": {"epochs": 3}}, ["run.epochs"])
+
+
+def test_shipped_configs_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    from cortexsnn.config import resolve_config, shipped_config_dir, shipped_configs
+
+    monkeypatch.chdir(tmp_path)
+    names = shipped_configs()
+    assert {"iir/snn_mlp_1.yaml", "iir/associative_memory.yaml", "stdp/mozafari2018.yaml",
+            "train/sew_resnet8_mnist.yaml"} <= set(names)
+    assert shipped_configs("stdp") == [n for n in names if n.startswith("stdp/")]
+    shipped = shipped_config_dir() / "iir" / "snn_mlp_1.yaml"
+    for spelling in ("configs/iir/snn_mlp_1.yaml", "iir/snn_mlp_1.yaml", "iir/snn_mlp_1"):
+        assert resolve_config(spelling) == shipped
+    # a file at the given path wins over the shipped one
+    (tmp_path / "configs" / "iir").mkdir(parents=True)
+    (tmp_path / "configs" / "iir" / "snn_mlp_1.yaml").write_text("task: mnist\n")
+    assert resolve_config("configs/iir/snn_mlp_1.yaml").resolve() == tmp_path / "configs" / "iir" / "snn_mlp_1.yaml"
+    with pytest.raises(ConfigError, match="no shipped config has that name.*iir/snn_mlp_1.yaml"):
+        resolve_config("iir/nope.yaml")
+
+
+def test_configs_command_lists_and_shows(tmp_path, monkeypatch, capsys):
+    from cortexsnn.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["configs", "iir"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "configs/iir/snn_mlp_1.yaml" in listed and all(n.startswith("configs/iir/") for n in listed)
+    assert main(["configs", "--show", "configs/iir/snn_mlp_1.yaml"]) == 0
+    assert "task: mnist" in capsys.readouterr().out
+    assert main(["configs", "nope"]) == 2
+    assert "iir, stdp, train" in capsys.readouterr().err

@@ -4,6 +4,12 @@ A schema is a (nested) dataclass; :func:`load_config` merges, in order, the sche
 a YAML file and ``key=value`` overrides (OmegaConf dot-list syntax, e.g. ``train.epochs=3``).
 An unknown key, a value of the wrong type or a missing file raises :class:`ConfigError` naming
 the key and what is accepted.
+
+The shipped configs are package data (``src/cortexsnn/configs/`` in a checkout, ``cortexsnn/configs/``
+inside an installed package). A config path that is not a file is looked up among them, so
+``configs/iir/snn_mlp_1.yaml``, ``iir/snn_mlp_1.yaml`` and ``iir/snn_mlp_1`` name the same shipped
+file from any working directory; a file at the given path always wins. :func:`shipped_configs`
+lists them (``cortexsnn configs`` on the command line).
 """
 from __future__ import annotations
 
@@ -16,11 +22,43 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cortexsnn.errors import CortexSNNError
 
-__all__ = ["ConfigError", "load_config", "to_container", "valid_keys", "check_resume_config", "flatten"]
+__all__ = ["ConfigError", "load_config", "resolve_config", "shipped_config_dir", "shipped_configs", "to_container",
+           "valid_keys", "check_resume_config", "flatten"]
 
 
 class ConfigError(CortexSNNError, ValueError):
     """A configuration file or override is wrong (unknown key, wrong type, unreadable file)."""
+
+
+def shipped_config_dir() -> Path:
+    """The folder of the shipped configs (``cortexsnn/configs`` inside the package)."""
+    return Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs(group: str | None = None) -> list[str]:
+    """Names of the shipped configs, ``"iir/snn_mlp_1.yaml"`` style, sorted (one ``group`` such as
+    ``"iir"``, ``"stdp"`` or ``"train"``, or all)."""
+    root = shipped_config_dir()
+    base = root / group if group else root
+    return sorted(p.relative_to(root).as_posix() for p in base.rglob("*.yaml"))
+
+
+def resolve_config(path: str | Path) -> Path:
+    """The config file ``path`` names: the file itself when it exists, else the shipped config of that
+    name (a leading ``configs/`` and the ``.yaml`` suffix may be left out). Raises :class:`ConfigError`
+    listing the shipped configs when neither exists."""
+    file = Path(path).expanduser()
+    if file.is_file():
+        return file
+    if not file.is_absolute():
+        parts = file.parts[1:] if file.parts[:1] == ("configs",) else file.parts
+        if parts:
+            candidate = shipped_config_dir().joinpath(*parts)
+            for option in (candidate, candidate.with_name(candidate.name + ".yaml")):
+                if option.is_file():
+                    return option
+    raise ConfigError(f"config file {path} not found: it does not exist, and no shipped config has that name; "
+                      f"the shipped ones: {', '.join(shipped_configs())} (`cortexsnn configs` lists them)")
 
 
 def valid_keys(schema: type, prefix: str = "") -> list[str]:
@@ -64,9 +102,7 @@ def load_config(
             raise _explain(exc, schema, "the stored config") from None
         path = None
     if path is not None:
-        file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"config file {file} does not exist; check the path (configs/ holds the shipped ones)")
+        file = resolve_config(path)
         try:
             loaded = OmegaConf.load(file)
         except Exception as exc:

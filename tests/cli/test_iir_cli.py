@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 
-from pathlib import Path
-
 import pytest
 
 from cortexsnn.cli.main import main
+from cortexsnn.config import shipped_config_dir
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "iir"
+CONFIGS = shipped_config_dir() / "iir"
 TINY = [
     "train.epochs=1", "train.length=4", "train.batch_size=32", "data.train_limit=96", "data.val_size=32",
     "data.test_limit=32", "train.progress=false", "train.threads=1",

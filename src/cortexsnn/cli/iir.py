@@ -26,13 +26,14 @@ RUN_FLAGS = {"resume": "--resume", "overwrite": "--overwrite"}
 
 
 def find_shipped_config(name: str) -> Path:
-    """``configs/iir/<name>`` of the repository (looked up from the working directory, then the package)."""
-    here = Path(__file__).resolve()
-    for base in (Path.cwd(), *here.parents):
-        candidate = base / "configs" / "iir" / name
-        if candidate.is_file():
-            return candidate
-    raise CliError(f"configs/iir/{name} not found; run from the repository root or pass --config")
+    """The shipped config ``iir/<name>`` (package data: ``cortexsnn/configs/iir/``), found from any
+    working directory, in a checkout and in an installed wheel alike."""
+    from cortexsnn.config import ConfigError, resolve_config
+
+    try:
+        return resolve_config(Path("iir") / name)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 def register(subparsers) -> None:
@@ -59,8 +60,9 @@ def register(subparsers) -> None:
 def _add_train_arguments(parser: argparse.ArgumentParser, config_required: bool) -> None:
     parser.add_argument(
         "--config", default=None,
-        help="YAML config (see configs/iir/)" + ("; required unless --resume (then: the run's stored config)"
-                                                 if config_required else "; default: configs/iir/associative_memory.yaml"),
+        help="YAML config file, or the name of a shipped one such as configs/iir/snn_mlp_1.yaml (`cortexsnn configs` "
+             "lists them)" + ("; required unless --resume (then: the run's stored config)"
+                             if config_required else "; default: configs/iir/associative_memory.yaml"),
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=3")
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files (default: config data.data_dir; none = embedded subset)")

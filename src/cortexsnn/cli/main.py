@@ -14,7 +14,7 @@ from typing import Sequence
 from cortexsnn.errors import CortexSNNError
 
 # (subcommand module, in the order shown by --help)
-SUBCOMMAND_MODULES: list[str] = ["train", "iir", "stdp", "similarity", "convert", "demo", "models"]  # demo also registers benchmark
+SUBCOMMAND_MODULES: list[str] = ["train", "iir", "stdp", "similarity", "convert", "demo", "models", "configs"]  # demo also registers benchmark
 
 
 class CliError(CortexSNNError):

@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     train = commands.add_parser("train", help="layer-wise training, then evaluation on the test set")
     train.add_argument("--config", default=None,
                        help="YAML file of option values (keys: the long option names, e.g. model, epochs, "
-                            "stdp_samples); options given on the command line win (see configs/stdp/)")
+                            "stdp_samples), or the name of a shipped one such as configs/stdp/mozafari2018.yaml "
+                            "(`cortexsnn configs stdp` lists them); options given on the command line win")
     train.add_argument("--model", default=None, choices=MODEL_NAMES, help="required unless the config names it")
     train.add_argument("--epochs", type=int, nargs="+", default=None,
                        help="epochs per trainable stage, in order (mozafari2018: c1 c2 c3, e.g. 2 4 10)")
@@ -146,9 +147,12 @@ def _apply_config(args) -> None:
     if args.config:
         import yaml
 
-        path = Path(args.config)
-        if not path.is_file():
-            raise CliError(f"--config {path} not found; pass a YAML file such as configs/stdp/mozafari2018.yaml")
+        from cortexsnn.config import ConfigError, resolve_config
+
+        try:
+            path = resolve_config(args.config)
+        except ConfigError as exc:
+            raise CliError(f"--config: {exc}") from None
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

@@ -12,11 +12,12 @@ RUN_FLAGS = {"resume": "--resume", "overwrite": "--overwrite"}
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a deep SNN (SEW-ResNet, LoRaFB-SNet, ...) on images or UCF101 video clips",
-        description="Train a zoo model from a YAML config (configs/train/); any key can be overridden as "
+        description="Train a zoo model from a YAML config (a file, or a shipped one such as configs/train/sew_resnet8_mnist.yaml; "
+                    "`cortexsnn configs train` lists them); any key can be overridden as "
                     "section.key=value, e.g. run.epochs=3 data.root=/data/imagenet. Multi-GPU / multi-node: "
                     "torchrun --nproc_per_node N -m cortexsnn.cli.main train ...",
     )
-    parser.add_argument("--config", help="YAML config file (with --resume: optional, the run's stored config is used)")
+    parser.add_argument("--config", help="YAML config file, or the name of a shipped one (configs/train/...); with --resume optional (the run's stored config is used)")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true",
                         help="continue the run in run.out_dir (also after Ctrl-C / SIGTERM in the middle of an epoch) "

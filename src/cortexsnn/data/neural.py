@@ -1029,11 +1029,15 @@ def fetch_kriegeskorte92(directory: str | Path | None = None, *, progress: bool 
     import pooch
 
     from cortexsnn.data.paths import data_dir
+    from cortexsnn.utils.io import make_readable
 
     target = Path(directory).expanduser() if directory is not None else data_dir() / "kriegeskorte92"
     for name, (commit, sha256) in KRIEGESKORTE92_FILES.items():
-        pooch.retrieve(_RSATOOLBOX_RAW.format(commit=commit, name=name), known_hash=f"sha256:{sha256}",
-                       fname=name, path=target, progressbar=progress)
+        fresh = not (target / name).is_file()
+        path = pooch.retrieve(_RSATOOLBOX_RAW.format(commit=commit, name=name), known_hash=f"sha256:{sha256}",
+                              fname=name, path=target, progressbar=progress)
+        if fresh:
+            make_readable(path)  # pooch moves its 0600 temporary file into place
     return target
 
 

@@ -401,6 +401,8 @@ def _download(cfg: PretrainedCfg, target: Path, progress: bool) -> Path:
     """Fetch ``cfg``'s file into ``target`` with pooch (verified before it is moved into place)."""
     import pooch
 
+    from cortexsnn.utils.io import make_readable
+
     if cfg.source == "figshare":
         url, md5 = _figshare_file(int(cfg.figshare_article), cfg.file_name)  # type: ignore[arg-type]
         known_hash = f"md5:{md5}"
@@ -413,6 +415,7 @@ def _download(cfg: PretrainedCfg, target: Path, progress: bool) -> Path:
     try:
         path = Path(pooch.retrieve(url, known_hash=known_hash, fname=cfg.file_name, path=target,
                                    downloader=downloader, progressbar=progress))
+        make_readable(path)  # pooch moves its 0600 temporary file into place
     except ValueError as exc:
         if "does not match the known hash" in str(exc):
             raise WeightsChecksumError(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cortexsnn.errors import CortexSNNError
+from cortexsnn.utils.io import make_readable
 
 __all__ = ["KernelBuildError", "compile_c_library", "load_c_library"]
 
@@ -36,6 +37,7 @@ def compile_c_library(source: Path, target: Path, flags: Sequence[str], libs: Se
         result = subprocess.run([compiler, *flags, "-o", tmp, str(source), *libs], capture_output=True, text=True)
         if result.returncode != 0:
             raise KernelBuildError(f"{compiler} failed: {result.stderr.strip()[:2000]}")
+        make_readable(tmp, executable=True)  # mkstemp made it 0600; a shared cache needs it readable
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "make_readable", "readable_mode"]
 
 
 @contextlib.contextmanager
@@ -25,7 +25,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
-            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
+            os.fchmod(handle.fileno(), readable_mode())
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except BaseException:
@@ -42,6 +42,19 @@ def _read_umask() -> int:
 
 # read once, at import: os.umask can only be read by setting it, which is not thread-safe
 _UMASK = _read_umask()
+
+
+def readable_mode(executable: bool = False) -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` less the umask (``0o644`` under umask 022);
+    ``executable``: what a compiler gives its output, ``0o777`` less the umask (``0o755``)."""
+    return (0o777 if executable else 0o666) & ~_UMASK
+
+
+def make_readable(path: str | os.PathLike, executable: bool = False) -> Path:
+    """Give a file this process wrote through a temporary file (``mkstemp``, ``NamedTemporaryFile``:
+    mode 0600, e.g. a ``pooch`` download) the mode a plain ``open()`` would have: :func:`readable_mode`."""
+    os.chmod(path, readable_mode(executable))
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
