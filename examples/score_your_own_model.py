@@ -4,7 +4,10 @@ Every chosen layer of a network is compared by RSA (correlation-distance RDMs, S
 of their upper triangles) with the monkey IT RDM (674 neurons) and the four human subjects' IT RDMs
 (fMRI, each subject's two sessions averaged), with the human-IT leave-one-subject-out noise ceiling,
 through the library API: :func:`cortexsnn.data.neural.load_kriegeskorte92`,
-:func:`cortexsnn.data.stimuli.stimuli_from_array` and :func:`cortexsnn.similarity.experiments.score_model`.
+:func:`cortexsnn.similarity.load_benchmarks` (the targets and stimuli of the main job) and
+:func:`cortexsnn.similarity.score_model` (every layer, any metric). For held-out layer choice, ceilings
+and comparisons between models, score with :func:`cortexsnn.similarity.score_suite` (what
+``cortexsnn benchmark --models mypkg.nets:build`` runs).
 
 The network here is a small CNN defined below (random weights, a stand-in for yours), or, with
 ``--model resnet18``, torchvision's ResNet-18 (``--weights FILE``: its state dict, else untrained).
@@ -12,10 +15,11 @@ Replace :func:`build_network` and ``LAYERS`` with your own model and the module 
 zoo model (``cortexsnn.models.create_model``) declares its layers itself (``mode="static"``).
 A few seconds on 2 CPU cores at the default 64-pixel images.
 
-The data (four MATLAB files, 40 MB) are read from ``--data-dir``, else ``$CORTEXSNN_DATA/kriegeskorte92``,
-else ``~/.cache/cortexsnn/data/kriegeskorte92``, and downloaded there with SHA-256 checks when missing.
+The data (four MATLAB files, 40 MB) are read from ``--data-dir``/kriegeskorte92, else
+``$CORTEXSNN_DATA/kriegeskorte92``, else ``~/.cache/cortexsnn/data/kriegeskorte92``, and downloaded there
+with SHA-256 checks when missing.
 
-    python examples/score_your_own_model.py --data-dir ../shared/data/kriegeskorte92
+    python examples/score_your_own_model.py --data-dir ../shared/data
     python examples/score_your_own_model.py --model resnet18 --image-size 224 --out runs/my_scores
 """
 from __future__ import annotations
@@ -23,14 +27,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
 import torch
 from torch import nn
 
-from cortexsnn.data.neural import KRIEGESKORTE92_FILES, RDMSet, fetch_kriegeskorte92, load_kriegeskorte92
 from cortexsnn.data.paths import data_dir
-from cortexsnn.data.stimuli import stimuli_from_array
-from cortexsnn.similarity.experiments import score_model
+from cortexsnn.errors import CortexSNNError
+from cortexsnn.similarity import load_benchmarks, score_model
 
 #: The module paths of the small CNN that are scored (your model: its own names, see model.named_modules()).
 LAYERS = ["block1", "block2", "block3", "pool"]
@@ -49,34 +51,30 @@ def build_network() -> nn.Module:
     return net
 
 
-def it_targets(directory) -> tuple[torch.Tensor, dict[str, RDMSet]]:
-    """``(images uint8 [92, H, W, 3], {"monkey IT": 1 RDM, "human IT": 4 subjects' RDMs})``."""
-    k = load_kriegeskorte92(directory)
-    monkey = k.fig1.select(["mIT_674neurons"])
-    subjects = list(dict.fromkeys(n.split("|")[1].strip() for n in k.brain.names))
-    human = RDMSet.from_matrices(
-        [np.mean([k.brain[i] for i, n in enumerate(k.brain.names) if n.split("|")[1].strip() == s], axis=0)
-         for s in subjects], subjects)
-    return k.images, {"monkey IT": monkey, "human IT": human}
+def it_targets(root) -> tuple[torch.Tensor, dict]:
+    """``(stimuli [92, 3, H, W] builder, {"monkey IT": 1 RDM, "human IT": 4 subjects' RDMs})`` from the
+    92-image benchmarks (the human subjects' two sessions averaged, read from descriptors)."""
+    benchmarks, _ = load_benchmarks(["kriegeskorte92"], root)
+    by_name = {b.name: b for b in benchmarks}
+    return benchmarks[0].stimuli, {"monkey IT": by_name["kriegeskorte92.monkey_IT"].target,
+                                   "human IT": by_name["kriegeskorte92.human_IT"].target}
 
 
 def main(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None, help="folder of the 92-image files (see above)")
+    parser.add_argument("--data-dir", default=None, help="folder holding kriegeskorte92/ (see above)")
     parser.add_argument("--model", choices=("small_cnn", "resnet18"), default="small_cnn")
     parser.add_argument("--weights", default=None, help="--model resnet18: a state dict file (default: untrained)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--out", default=None, help="write results.json and scores.csv here")
     args = parser.parse_args(argv)
 
-    directory = args.data_dir or data_dir() / "kriegeskorte92"
+    root = args.data_dir or data_dir()
     try:
-        directory = fetch_kriegeskorte92(directory)  # verifies the files there; downloads missing ones
-    except Exception as exc:  # offline: name the files and where they go
-        sys.exit(f"the 92-image data are not in {directory} and could not be downloaded ({type(exc).__name__}); "
-                 f"put {', '.join(KRIEGESKORTE92_FILES)} there or pass --data-dir")
-    images, targets = it_targets(directory)
-    stimuli = stimuli_from_array(images, size=args.image_size, normalization="imagenet")
+        stimulus_set, targets = it_targets(root)  # verifies the files there; downloads missing ones
+    except CortexSNNError as exc:  # offline: the message names the files and where they go
+        sys.exit(str(exc))
+    stimuli = stimulus_set.stimuli(args.image_size, "imagenet")
 
     torch.manual_seed(0)
     if args.model == "resnet18":

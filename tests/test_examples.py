@@ -73,7 +73,7 @@ def test_score_your_own_model(tmp_path, monkeypatch, shared_data):
         pytest.skip(f"the 92-image data are absent from {source} (set CORTEXSNN_DATA); the example would download them")
     monkeypatch.chdir(tmp_path)
     table = _load("score_your_own_model.py").main(
-        ["--data-dir", str(source), "--image-size", "32", "--out", str(tmp_path / "scores")])
+        ["--data-dir", str(shared_data), "--image-size", "32", "--out", str(tmp_path / "scores")])
     assert table.areas == ["monkey IT", "human IT"] and len(table.layers) == 4
     assert (tmp_path / "scores" / "results.json").is_file()
     assert table.ceiling and "human IT" in table.ceiling

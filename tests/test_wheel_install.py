@@ -352,14 +352,14 @@ def test_stdp_train_and_evaluate(user):
 
 def test_demo_scores_a_checkpoint(user):
     """``cortexsnn demo --checkpoint sew_resnet18=sew18.pth --output-dir runs/demo``, on one model at
-    32 pixels, two layers, no bootstrap."""
+    32 pixels, two layers, the 92-image benchmarks, 100 bootstrap resamples."""
     data = user.needs_data("kriegeskorte92")
     user.run("python", "-c", "import torch; from cortexsnn.models import create_model; torch.manual_seed(0); "
                              "torch.save(create_model('sew_resnet18', num_classes=1000).state_dict(), 'sew18.pth')",
              label="(write sew18.pth)")
     user.run("demo", "--checkpoint", "sew_resnet18=sew18.pth", "--output-dir", "runs/demo", "--models", "sew_resnet18",
-             "--data-dir", str(data), "--no-download", "--image-size", "32", "--max-layers", "2", "--bootstrap", "0",
-             "--quiet")
+             "--data-dir", str(data.parent), "--benchmarks", "kriegeskorte92", "--no-download", "--image-size", "32",
+             "--max-layers", "2", "--bootstrap", "100", "--splits", "2", "--quiet")
     assert (user.home / "runs" / "demo" / "report.html").is_file()
     record = json.loads((user.home / "runs" / "demo" / "results.json").read_text())
     assert "sew_resnet18" in json.dumps(record)
@@ -370,9 +370,10 @@ def test_demo_main_job_and_convert(user):
     conversion) and ``cortexsnn convert --model efficientnet_lite0 --weights imagenet --evaluate-dir``,
     shrunk: 32-pixel images, T = 8, two layers."""
     data = user.needs_data("kriegeskorte92")
-    user.run("demo", "--models", "efficientnet_lite0,efficientnet_lite0_snn", "--data-dir", str(data), "--no-download",
-             "--image-size", "32", "--conversion-steps", "8", "--max-layers", "2", "--bootstrap", "0", "--quiet",
-             "--output-dir", "runs/demo_main", label="cortexsnn demo (main job, shrunk)")
+    user.run("demo", "--models", "efficientnet_lite0,efficientnet_lite0_snn", "--data-dir", str(data.parent),
+             "--benchmarks", "kriegeskorte92", "--no-download", "--image-size", "32", "--conversion-steps", "8",
+             "--max-layers", "2", "--bootstrap", "100", "--splits", "2", "--quiet", "--output-dir", "runs/demo_main",
+             label="cortexsnn demo (main job, shrunk)")
     assert (user.home / "runs" / "demo_main" / "report.html").is_file()
     make = ("import sys, numpy as np; from PIL import Image; from pathlib import Path; rng = np.random.default_rng(0)\n"
             "for folder, n in (('my_images', 4), ('calibration', 8)):\n"

@@ -2,6 +2,8 @@
 builders, and the time-major adapters of the IIR and STDP networks (docs/models.md, "Time convention")."""
 from __future__ import annotations
 
+from cortexsnn.config import shipped_config_dir
+
 import hashlib
 from pathlib import Path
 
@@ -44,7 +46,7 @@ PINNED = {
     "stdp:mozafari2018-shallow": "7e5f393f9a6b1914",
     "train:sew_resnet8_mnist.yaml": "d342aadaedc7042c",
 }
-IIR_CONFIGS = sorted(p.name for p in (ROOT / "configs" / "iir").glob("*.yaml"))
+IIR_CONFIGS = sorted(p.name for p in (shipped_config_dir() / "iir").glob("*.yaml"))
 
 
 def _digest(model: torch.nn.Module) -> str:
@@ -110,7 +112,7 @@ def test_iir_configs_build_the_pinned_initial_weights(config):
     from cortexsnn.training.iir import build_model as iir_build, load_iir_config
 
     assert len(IIR_CONFIGS) == 5
-    cfg = load_iir_config(ROOT / "configs" / "iir" / config)
+    cfg = load_iir_config(shipped_config_dir() / "iir" / config)
     torch.manual_seed(0)
     model = iir_build(cfg)
     assert _digest(model) == PINNED[f"iir:{config}"]
@@ -144,7 +146,7 @@ def test_stdp_networks_build_the_pinned_initial_weights(name):
 def test_deep_training_config_builds_the_pinned_initial_weights():
     from cortexsnn.training.trainer import _build_model, load_train_config
 
-    cfg = load_train_config(ROOT / "configs" / "train" / "sew_resnet8_mnist.yaml")
+    cfg = load_train_config(shipped_config_dir() / "train" / "sew_resnet8_mnist.yaml")
     torch.manual_seed(0)
     assert _digest(_build_model(cfg, 10, 1)) == PINNED["train:sew_resnet8_mnist.yaml"]
 
