@@ -591,9 +591,11 @@ def _train(cfg: DictConfig, out: Path, resume: bool, stop_after_batches: int | N
             if improved:
                 best = {"score": score, "epoch": epoch + 1}
             payload = _payload(cfg, model, optimizer, scheduler, epoch + 1, 0, running, best, history, logger.rows)
-            save_checkpoint(latest, payload)
+            # the best checkpoint first: a kill between the two writes must never leave a latest
+            # checkpoint that names a best epoch whose file is not on disk (found by tests/faults)
             if improved:
                 save_checkpoint(best_path, payload)
+            save_checkpoint(latest, payload)
             log(
                 f"epoch {epoch + 1}/{cfg.train.epochs}: train loss {train_metrics['loss']:.4f}, "
                 f"val {objective.score_name} {score:.4f}{' (best)' if improved else ''}, {train_seconds:.0f} s"
