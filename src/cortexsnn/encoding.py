@@ -2,7 +2,7 @@
 
 Spike trains and current sequences are time-major ``[T, ...]``:
 
-* :func:`repeat` (direct coding): the input itself at every step, as the deep SNNs of the seeds do.
+* :func:`repeat` (direct coding): the input itself at every step, as the deep SNNs of Huang et al. do.
 * :func:`bernoulli_rate` (a.k.a. Poisson rate coding): a spike with probability
   ``x * max_rate`` at every step, independently; inputs outside ``[0, 1]`` are refused.
 * :func:`latency`: one spike per input, earlier for stronger inputs (linear in intensity); inputs
@@ -123,10 +123,10 @@ def intensity_to_latency(intensities: Tensor, time_steps: int) -> Tensor:
 
     For each image the non-zero intensities (over all channels and positions) are sorted in
     descending order and cut into ``T`` bins of ``n_nonzero // T`` values: bin ``t`` spikes at
-    step ``t``. Zeros never spike, and (as in the seed) the last ``n_nonzero % T`` non-zero values
+    step ``t``. Zeros never spike, and (as in Mozafari et al.'s code) the last ``n_nonzero % T`` non-zero values
     fall beyond the last bin and never spike either. Ties are broken by position (stable sort;
-    the seed's unstable sort leaves them unspecified). With fewer than ``T`` non-zero values the
-    seed fails; here each non-zero value then gets its own step.
+    its unstable sort leaves them unspecified). With fewer than ``T`` non-zero values the
+    reference code fails; here each non-zero value then gets its own step.
 
     Unlike :func:`latency` (linear in intensity, a spike train) the step depends on the rank
     within the image and the result is latencies, not spikes.

@@ -1,12 +1,12 @@
-"""``cortexsnn similarity``: score a network's layers against neural data (the seeds' ``similarity.py``).
+"""``cortexsnn similarity``: score a network's layers against neural data (Huang et al.'s ``similarity.py``).
 
-Takes the seeds' flags (``--model --train-dataset --checkpoint-path --neural-dataset
+Takes Huang et al.'s flags (``--model --train-dataset --checkpoint-path --neural-dataset
 --neural-dataset-dir --metric --stimulus-dir --output-dir`` and the movie ablations
 ``--trial-for-clip/--clip-len``, ``--shuffle --window``, ``--replace --replace-type --window``,
 ``--trial-for-ablation``, ``--front-len``, ``--best-layer``) and writes self-describing results:
 ``results.json`` (:meth:`cortexsnn.similarity.results.ScoreTable.to_dict`) and ``scores.csv``
 in ``--output-dir`` (an ablation in a sub-folder named after it, e.g.
-``stimulus_shuffle/best_layer/window_300``), the seeds' ``.npy`` layout with ``--save-npy``, and
+``stimulus_shuffle/best_layer/window_300``), Huang et al.'s ``.npy`` layout with ``--save-npy``, and
 the HTML report when :mod:`cortexsnn.similarity.report` is available.
 
 Everything is checked before anything is written: a missing file, stimuli whose count differs
@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = ["register", "NEURAL_DATASET_CHOICES"]
 
-#: ``--neural-dataset`` values: the seeds' names, plus the public sets and a generic recording file.
+#: ``--neural-dataset`` values: Huang et al.'s names, plus the public sets and a generic recording file.
 NEURAL_DATASET_CHOICES = (
     "allen_natural_scenes", "allen_natural_movie_one", "allen_natural_movie_three", "macaque_face",
     "macaque_synthetic", "allen_visp_2p_ns118", "kriegeskorte92", "algonauts78", "recording",
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "similarity", help="score a network's layers against neural data (RSA, TSRSA, SVCCA, regression, CKA)",
         description="Score every scored layer of a model against every area of a neural dataset and write "
-                    "results.json, scores.csv (and the HTML report). Flags follow the seeds' similarity.py.",
+                    "results.json, scores.csv (and the HTML report). Flags follow Huang et al.'s similarity.py.",
     )
     g = p.add_argument_group("model")
     g.add_argument("--model", required=True, help="zoo model (cortexsnn.models.list_models()) or a torchvision CNN "
@@ -64,10 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="budget for the feature matrices held at once; larger layers are spilled to disk (2)")
     d = p.add_argument_group("data")
     d.add_argument("--neural-dataset", required=True, choices=NEURAL_DATASET_CHOICES,
-                   help="the seeds' datasets, public validation sets, or 'recording' (an NPZ / HDF5 / NWB file)")
+                   help="Huang et al.'s datasets, public validation sets, or 'recording' (an NPZ / HDF5 / NWB file)")
     d.add_argument("--neural-dataset-dir", required=True, help="folder of the dataset (or the recording file)")
     d.add_argument("--stimulus-dir", default=None,
-                   help="folder with stimulus_{dataset}_{size}.pt (the seeds), an image / frame folder, or a .pt / "
+                   help="folder with stimulus_{dataset}_{size}.pt (Huang et al.'s code), an image / frame folder, or a .pt / "
                         ".npy file (default: the stimuli stored with the neural data)")
     d.add_argument("--image-size", type=int, default=224, help="stimulus side in pixels (224)")
     d.add_argument("--stimulus-normalization", choices=["auto", "imagenet", "video", "none"], default="auto",
@@ -76,10 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m = p.add_argument_group("metric")
     m.add_argument("--metric", default=None, help="RSA, TSRSA, SVCCA, TSVD-Regression (regression), Regression "
                                                   "(pca-ridge), CKA (default: TSRSA for movies, RSA otherwise)")
-    m.add_argument("--seed-ties", action="store_true", help="rank without averaging ties (the seeds' argsort ranks)")
+    m.add_argument("--seed-ties", action="store_true", help="rank without averaging ties (Huang et al.'s argsort ranks)")
     m.add_argument("--svd-solver", choices=["gram", "sklearn"], default="gram",
-                   help="SVCCA / TSVD-Regression: exact (gram) or scikit-learn's randomized TruncatedSVD (the seed)")
-    m.add_argument("--in-sample-r2", action="store_true", help="pca-ridge: the seed's in-sample R^2 (inflated)")
+                   help="SVCCA / TSVD-Regression: exact (gram) or scikit-learn's randomized TruncatedSVD (Huang et al.'s code)")
+    m.add_argument("--in-sample-r2", action="store_true", help="pca-ridge: Huang et al.'s in-sample R^2 (inflated)")
     m.add_argument("--cka", choices=["linear", "rbf", "linear-debiased", "rbf-debiased"], default="linear")
     m.add_argument("--ceiling", choices=["auto", "neurons", "trials", "none"], default="auto",
                    help="noise ceiling for RSA / TSRSA (auto: trials if available, else neurons split-half)")
@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--overwrite", action="store_true",
                    help="replace the results already in the run's folder (they are deleted first); without it a "
                         "folder holding another run is refused")
-    o.add_argument("--save-npy", action="store_true", help="also write the seeds' .npy layout under --output-dir")
+    o.add_argument("--save-npy", action="store_true", help="also write Huang et al.'s .npy layout under --output-dir")
     o.add_argument("--seed", type=int, default=0, help="torch seed of untrained weights and the bootstrap's seed (0, as "
                                                      "every command)")
     o.add_argument("--ablation-seed", type=int, default=2023,
@@ -205,7 +205,7 @@ def _load_stimuli(args: argparse.Namespace, in_data: Any, n: int, movie: bool) -
                 return St.load_stimulus_tensor(seed_file, expected=n)
             if not any(p.suffix.lower() in St.IMAGE_SUFFIXES for p in path.iterdir()):
                 raise FileNotFoundError(
-                    f"{path} holds neither stimulus_{args.neural_dataset}_{size}.pt (the seeds' tensor) nor image files")
+                    f"{path} holds neither stimulus_{args.neural_dataset}_{size}.pt (Huang et al.'s tensor) nor image files")
         return St.load_stimuli(path, size=size, normalization=norm, kind=kind, expected=n)
     if in_data is None:
         raise FileNotFoundError(f"the neural dataset {args.neural_dataset!r} stores no stimuli: give --stimulus-dir "

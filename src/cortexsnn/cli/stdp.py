@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     train.add_argument("--epochs", type=int, nargs="+", default=None,
                        help="epochs per trainable stage, in order (mozafari2018: c1 c2 c3, e.g. 2 4 10)")
     train.add_argument("--mode", choices=("sequential", "batched"), default="sequential",
-                       help="sequential: the seed's per-image updates; batched: one summed update per batch (faster)")
+                       help="sequential: Mozafari et al.'s per-image updates; batched: one summed update per batch (faster)")
     train.add_argument("--rstdp-mode", choices=("sequential", "batched"), default=None,
                        help="update mode of the R-STDP stages (default: --mode)")
     train.add_argument("--batch-size", type=int, default=1000, help="R-STDP batch (adaptive rates change after each)")

@@ -2,11 +2,11 @@
 
 A pattern is a binary image of a letter or a simple shape, rendered at ``inputs x steps``
 (300 x 300), read as ``spikes[t, n] = image[n, t]`` (rows = input neurons, columns = time steps) and
-sparsified to every 5th step and every 3rd row, as in the seed. Letters are drawn with the
+sparsified to every 5th step and every 3rd row, as in Fang et al.'s code. Letters are drawn with the
 DejaVu Sans Bold font that ships with matplotlib (Pillow's own scalable default font when
-matplotlib is absent); shapes with Pillow's drawing functions. Nothing is read from the seed.
+matplotlib is absent); shapes with Pillow's drawing functions. Nothing is read from Fang et al.'s code.
 
-Augmentation of a training sample (the seed's): with probability ``augment_p`` (0.4) the pattern is
+Augmentation of a training sample (Fang et al.'s): with probability ``augment_p`` (0.4) the pattern is
 (a) with probability ``jitter_p`` (0.7) jittered, every spike moved by ``round(N(0, jitter_sigma))``
 steps (clipped to the sequence), then (b) with probability ``erase_p`` (0.5) partly erased: either a
 ``erase_size x erase_size`` block of inputs x steps or a band of ``erase_size`` consecutive input rows

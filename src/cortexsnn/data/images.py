@@ -1,7 +1,7 @@
 """Image classification data for the deep SNNs: ImageNet-layout folders and MNIST.
 
 * ``imagefolder``: ``root/train/<class>/*.jpg`` and ``root/val/<class>/*.jpg`` read with
-  torchvision's :class:`~torchvision.datasets.ImageFolder`; the seeds' augmentations through
+  torchvision's :class:`~torchvision.datasets.ImageFolder`; Huang et al.'s augmentations through
   ``torchvision.transforms.v2`` (random resized crop, flip, TrivialAugmentWide / RandAugment /
   AutoAugment, random erasing; resize + centre crop for validation).
 * ``mnist``: the IDX files (or the embedded subset) with a held-out validation split of the

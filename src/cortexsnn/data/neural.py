@@ -20,9 +20,9 @@ Formats:
   Without Borders files (spike times or a continuous signal, cut by a stimulus-presentation
   table); :func:`load_recording` picks by suffix.
 * :func:`load_rdm_npz` - a stack ``[subjects, n, n]`` in an ``.npz`` (Net2Brain's layout).
-* The seeds' preprocessed layouts (users bring the files; filters exactly as the seeds):
+* Huang et al.'s preprocessed layouts (users bring the files; filters exactly as Huang et al.):
   :func:`load_allen_natural_scenes`, :func:`load_allen_natural_movie`, :func:`load_macaque_face`,
-  :func:`load_macaque_synthetic`; :func:`load_neural_dataset` picks one by the seeds' dataset name.
+  :func:`load_macaque_synthetic`; :func:`load_neural_dataset` picks one by Huang et al.'s dataset name.
 * Public sets gathered for validation: :func:`load_kriegeskorte92` (RDMs of the 92-image set),
   :func:`load_algonauts78` (15 subjects' fMRI RDMs of EVC / IT), :func:`load_allen_2p_ns118`
   (mouse VISp 2-photon, 118 natural scenes), and the Majaj et al. 2015 V4 / IT responses through
@@ -71,10 +71,10 @@ __all__ = [
     "Kriegeskorte92",
 ]
 
-#: The six mouse visual areas of the Allen Brain Observatory sets, in the seeds' order.
+#: The six mouse visual areas of the Allen Brain Observatory sets, in Huang et al.'s order.
 ALLEN_AREAS = ("VISp", "VISl", "VISrl", "VISal", "VISpm", "VISam")
 
-#: Allen natural movies: name -> (frames, duration in s, trials summed in the seeds' files).
+#: Allen natural movies: name -> (frames, duration in s, trials summed in Huang et al.'s files).
 _MOVIES = {"one": (900, 30.0, 20), "three": (3600, 120.0, 10)}
 
 
@@ -253,7 +253,7 @@ def split_half_reliability(
     per neuron); with ``spearman_brown`` each r becomes ``2 r / (1 + r)`` (the reliability of all the
     trials); the result is the mean over splits. A neuron whose half-average is constant over the
     stimuli in some split gets ``NaN`` (undefined; it fails any threshold). This is a standard
-    estimator; the seeds shipped their ``shr`` values precomputed without saying how.
+    estimator; Huang et al. shipped their ``shr`` values precomputed without saying how.
     """
     t = np.asarray(trials.detach().cpu() if isinstance(trials, torch.Tensor) else trials, dtype=np.float64)
     if t.ndim != 3:
@@ -813,7 +813,7 @@ def _existing(path: str | Path) -> Path:
 
 
 def _find_file(directory: Path, name: str) -> Path:
-    """``directory / name``, matched case-insensitively (the seeds mix ``visp`` and ``VISp``)."""
+    """``directory / name``, matched case-insensitively (Huang et al.'s files mix ``visp`` and ``VISp``)."""
     exact = directory / name
     if exact.exists():
         return exact
@@ -828,7 +828,7 @@ def _load_npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-# ----------------------------------------------------------------------------- the seeds' layouts
+# ----------------------------------------------------------------------------- Huang et al.'s layouts
 def load_allen_natural_scenes(
     directory: str | Path,
     *,
@@ -838,12 +838,12 @@ def load_allen_natural_scenes(
     n_trials: int = 50,
     divisor: float = 25.0,
 ) -> NeuralData:
-    """Allen Neuropixels natural scenes in the seeds' layout: ``{area}_{time_bins}.npy``.
+    """Allen Neuropixels natural scenes in Huang et al.'s layout: ``{area}_{time_bins}.npy``.
 
     Each file is ``[118, time_bins, neurons]`` spike counts summed over ``n_trials`` trials, with
-    split-half reliabilities in ``shr_{area}.npy``. As the seeds: keep neurons with reliability
+    split-half reliabilities in ``shr_{area}.npy``. As Huang et al.'s code: keep neurons with reliability
     ``>= reliability_threshold``, divide by the trials, sum over time bins, divide by ``divisor``
-    (25 in both seeds, whatever ``time_bins``; a global scale that no metric depends on).
+    (25 in both of Huang et al.'s papers, whatever ``time_bins``; a global scale that no metric depends on).
     """
     directory = _existing(directory)
     responses, neuron_ids = {}, {}
@@ -873,7 +873,7 @@ def load_allen_natural_movie(
     areas: Sequence[str] = ALLEN_AREAS,
     min_rate_hz: float = 0.5,
 ) -> NeuralData:
-    """Allen natural movie one (900 frames, 30 s, 20 trials) or three (3600, 120 s, 10) as the seed.
+    """Allen natural movie one (900 frames, 30 s, 20 trials) or three (3600, 120 s, 10) as Huang et al.
 
     Files ``{area}_1.npy``: ``[frames, 1, neurons]`` spike counts per 33 ms frame, summed over the
     trials. Keep neurons firing ``>= min_rate_hz`` (total spikes / duration / trials); the response is
@@ -917,7 +917,7 @@ def load_macaque_face(directory: str | Path, *, ceiling_threshold: float = 0.1) 
 
 
 def load_macaque_synthetic(directory: str | Path, *, areas: Sequence[str] = ("V4", "IT")) -> NeuralData:
-    """Majaj, Hong et al. 2015 (the seeds' ``macaque_synthetic``): ``V4.npy`` ``[3200, 88]`` and
+    """Majaj, Hong et al. 2015 (Huang et al.'s ``macaque_synthetic``): ``V4.npy`` ``[3200, 88]`` and
     ``IT.npy`` ``[3200, 168]``, already normalised; used as they are (no filtering)."""
     directory = _existing(directory)
     responses = {a: _load_npy(_find_file(directory, f"{a}.npy")) for a in areas}
@@ -928,7 +928,7 @@ def load_macaque_synthetic(directory: str | Path, *, areas: Sequence[str] = ("V4
 
 
 def pool_allen_units(raw: Sequence[Sequence[Any]], areas: Sequence[str] = ALLEN_AREAS) -> dict[str, np.ndarray]:
-    """Pool the units of all mice per area from the raw nested layout behind the seeds' files.
+    """Pool the units of all mice per area from the raw nested layout behind Huang et al.'s files.
 
     Args:
         raw: a list over mice of a list over ``areas`` (``None`` where a mouse lacks the area) of a
@@ -960,7 +960,7 @@ def pool_allen_units(raw: Sequence[Sequence[Any]], areas: Sequence[str] = ALLEN_
     return pooled
 
 
-#: The seeds' neural dataset names -> reader.
+#: Huang et al.'s neural dataset names -> reader.
 NEURAL_DATASETS = {
     "allen_natural_scenes": load_allen_natural_scenes,
     "allen_natural_movie_one": lambda d, **kw: load_allen_natural_movie(d, "one", **kw),
@@ -971,7 +971,7 @@ NEURAL_DATASETS = {
 
 
 def load_neural_dataset(name: str, directory: str | Path, **options: Any) -> NeuralData:
-    """One of the seeds' neural datasets by name (``--neural-dataset``), from its directory."""
+    """One of Huang et al.'s neural datasets by name (``--neural-dataset``), from its directory."""
     if name not in NEURAL_DATASETS:
         raise ValueError(f"unknown neural dataset {name!r}; known: {sorted(NEURAL_DATASETS)}")
     return NEURAL_DATASETS[name](directory, **options)

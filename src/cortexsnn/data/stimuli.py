@@ -1,6 +1,6 @@
 """Stimulus tensors for feature extraction, built with an explicit, recorded normalisation.
 
-The seeds ship preprocessed tensors ``stimulus_{dataset}_224.pt`` (``[N, 3, 224, 224]``) without
+Huang et al. ship preprocessed tensors ``stimulus_{dataset}_224.pt`` (``[N, 3, 224, 224]``) without
 saying how they were normalised. Here a stimulus set is built from its images and carries the
 recipe with it:
 
@@ -8,7 +8,7 @@ recipe with it:
   natural name order: ``frame_2`` before ``frame_10``);
 * :func:`stimuli_from_array` - images already in memory (``[N, H, W]`` grey or ``[N, H, W, 3]`` /
   ``[N, 3, H, W]``, uint8 0-255 or float 0-1), e.g. the 92-image set or the Allen scenes;
-* :func:`load_stimulus_tensor` - a seeds' ``.pt`` tensor (read with ``weights_only=True``; its
+* :func:`load_stimulus_tensor` - Huang et al.'s ``.pt`` tensor (read with ``weights_only=True``; its
   normalisation is recorded as unknown unless you state it);
 * :func:`load_stimuli` - any of these by path.
 
@@ -205,10 +205,10 @@ def stimuli_from_folder(folder: str | Path, *, size: int | None = 224, normaliza
 
 def load_stimulus_tensor(path: str | Path, *, expected: int | None = None,
                          normalization: Normalization | None = None) -> Stimuli:
-    """A seeds' stimulus tensor (``stimulus_{dataset}_224.pt``): ``[N, 3, H, W]`` floating point.
+    """Huang et al.'s stimulus tensor (``stimulus_{dataset}_224.pt``): ``[N, 3, H, W]`` floating point.
 
     Read with ``torch.load(weights_only=True)`` (no code in the file is run). A dict holding one
-    tensor (e.g. under ``"stimulus"``) is accepted. The seeds did not record the normalisation: it
+    tensor (e.g. under ``"stimulus"``) is accepted. Huang et al.'s code did not record the normalisation: it
     is stored as ``"unknown"`` unless ``normalization`` states what the tensor holds (nothing is
     applied to it either way).
 
@@ -255,7 +255,7 @@ def load_stimulus_tensor(path: str | Path, *, expected: int | None = None,
 
 
 def find_seed_stimulus_file(directory: str | Path, dataset: str, size: int = 224) -> Path | None:
-    """``{directory}/stimulus_{dataset}_{size}.pt`` if it exists (the seeds' naming), else ``None``."""
+    """``{directory}/stimulus_{dataset}_{size}.pt`` if it exists (Huang et al.'s naming), else ``None``."""
     p = Path(directory).expanduser() / f"stimulus_{dataset}_{size}.pt"
     return p if p.is_file() else None
 

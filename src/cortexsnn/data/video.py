@@ -18,13 +18,13 @@ Clip sampling (Huang et al., NeurIPS 2024, ``--frames F --f-steps S``):
   sample (torchvision's ``UCF101(frames_per_clip=F, step_between_clips=S)``, the published run);
 * ``continuous``: one sample per video, ``F`` consecutive frames from a random start;
 * ``discontinuous``: one sample per video, ``F`` distinct frames drawn without replacement, in the
-  order drawn (the temporal order is destroyed as well, as in the seed).
+  order drawn (the temporal order is destroyed as well, as in Huang et al.'s code).
 
 The random choices (start frame, frames drawn, random crop) of sample ``i`` are a function of
 ``(seed, epoch, i)`` only, so they do not depend on the number of loader workers, and a run
 resumed in the middle of an epoch sees the same clips. Transforms are ``torchvision.transforms.v2``
 applied to the whole clip as one :class:`~torchvision.tv_tensors.Video`, so every frame gets the
-same crop. The seed's transforms: ``[0, 1]`` floats, Resize (256, 340), RandomCrop 256 (CenterCrop
+same crop. Huang et al.'s transforms: ``[0, 1]`` floats, Resize (256, 340), RandomCrop 256 (CenterCrop
 for evaluation), Resize 224, Normalize(0.5, 0.5), no flip.
 
 A video that cannot be read is skipped with a warning and counted, never fatal: at indexing time
@@ -326,7 +326,7 @@ class VideoClips(Dataset):
 
 def clip_transforms(train: bool, image_size: int = 224, resize: Sequence[int] = (256, 340), crop: int = 256,
                     mean: Sequence[float] = UCF101_MEAN, std: Sequence[float] = UCF101_STD):
-    """The seed's clip transforms: to ``[0, 1]``, Resize ``resize``, RandomCrop ``crop`` (CenterCrop
+    """Huang et al.'s clip transforms: to ``[0, 1]``, Resize ``resize``, RandomCrop ``crop`` (CenterCrop
     when not ``train``), Resize ``image_size``, Normalize; one set of random parameters per clip."""
     from torchvision.transforms import v2
 
@@ -358,7 +358,7 @@ def build_ucf101(root: str, annotation_root: str = "", fold: int = 1, frames: in
                  sampling: str = "all", image_size: int = 224, resize: Sequence[int] = (256, 340), crop: int = 256,
                  seed: int = 0, augment: bool = True, index_cache: bool = True):
     """UCF101 (fold ``fold``) as :class:`~cortexsnn.data.images.ImageData` of :class:`VideoClips`:
-    ``train`` from ``trainlist0N.txt``, ``val`` from ``testlist0N.txt`` (as the seed evaluates), no ``test``.
+    ``train`` from ``trainlist0N.txt``, ``val`` from ``testlist0N.txt`` (as Huang et al. evaluate), no ``test``.
 
     ``annotation_root`` defaults to ``root`` itself, else ``root/ucfTrainTestlist``.
     """

@@ -8,7 +8,7 @@ step ``t`` receives area ``k-1``'s output of step ``t-1`` (zeros, without ``conv
 linear layer at every step. ``s_cornet`` replaces every ReLU with a LIF neuron (tau 2).
 
 Because of the delay, each area can run over the whole sequence before the next one starts, so
-every area is one module call on ``[T, B, C, H, W]`` (hooks see the whole sequence). The seed's
+every area is one module call on ``[T, B, C, H, W]`` (hooks see the whole sequence). Huang et al.'s
 readout is ``decoder.{avgpool, flatten, linear}``.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ class CORblockRT(MemoryModule):
         self.conv1 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.norm1 = nn.GroupNorm(32, cout)
         self.nonlin1 = make_neuron(neuron, **neuron_kwargs)
-        self.output = nn.Identity()  # the seed's hook point, kept for its layer names
+        self.output = nn.Identity()  # Huang et al.'s hook point, kept for its layer names
         self.stride, self.cout, self.delayed = stride, cout, delayed
         self.register_memory("state", None)
         self.register_memory("last_input", None)
@@ -82,7 +82,7 @@ class CORnetRT(SpikingModel):
     """CORnet-RT over ``[T, B, C, H, W]`` (one frame per step), output ``[T, B, num_classes]``.
 
     ``neuron="relu"`` is CORnet-RT, ``"lif"`` the spiking CORnet (tau 2). State-dict keys follow
-    the seed (``V1.conv_input``, ``V1.norm_input``, ``V1.conv1``, ``V1.norm1``, ...,
+    Huang et al.'s code (``V1.conv_input``, ``V1.norm_input``, ``V1.conv1``, ``V1.norm1``, ...,
     ``decoder.linear``). Every ``forward`` starts from the initial state unless ``stateful`` is
     set (movies in chunks: reset once before the first chunk).
     """

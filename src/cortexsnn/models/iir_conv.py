@@ -1,8 +1,8 @@
-"""Convolutional IIR-SNNs of Fang et al. (IJCAI 2020); default 32c3-32c3-64c3-pool-64c3-pool-FC512-10 (the seed's).
+"""Convolutional IIR-SNNs of Fang et al. (IJCAI 2020); default 32c3-32c3-64c3-pool-64c3-pool-FC512-10 (Fang et al.'s).
 
 ``channels``, ``kernel_size``, ``pool_after`` (indices of the conv layers followed by a 2x2 pool)
 and ``hidden`` choose other widths: ``configs/iir/snn_conv_small.yaml`` trains
-16c5-pool-32c5-pool-FC256-10, about a tenth of the seed network's compute per sample.
+16c5-pool-32c5-pool-FC256-10, about a tenth of Fang et al.'s network's compute per sample.
 
 Every layer is a PSP filter on its input (one trainable filter per input channel for the
 convolutions, per input neuron for the fully connected layers), a convolution or linear map and a

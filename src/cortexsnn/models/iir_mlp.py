@@ -13,7 +13,7 @@ output spikes ``[T, B, 10]`` (time-major, as the deep SNNs of the zoo).
 
 Parameters: weights and biases 648,010 plus the PSP coefficients of each layer's inputs
 (3 x 1,784 = 5,352 for dual-exp, 1,784 for first-order): 653,362 for the dual-exp MLP, the count
-the seed reports.
+Fang et al.'s code reports.
 """
 from __future__ import annotations
 

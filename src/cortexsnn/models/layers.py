@@ -389,7 +389,7 @@ NEURONS = {"if": IFNode, "lif": LIFNode, "plif": PLIFNode}
 
 
 def make_neuron(kind: str = "if", **kwargs) -> nn.Module:
-    """A neuron layer of ``kind`` (``"if"``, ``"lif"``, ``"plif"``) with the seeds' defaults:
+    """A neuron layer of ``kind`` (``"if"``, ``"lif"``, ``"plif"``) with Huang et al.'s defaults:
     threshold 1, hard reset to 0, ATan surrogate (alpha 2), ``detach_reset=True``."""
     kind = kind.lower()
     if kind == "relu":

@@ -11,7 +11,7 @@ at ``t - 1`` back to the same stage's input at ``t`` (``O[-1] = 0``):
 
 Neurons are LIF with tau 2 (``decay_input``, hard reset, ATan, ``detach_reset``).
 ``lorafb_cnet18`` has the same wiring with ReLU instead of every neuron (the no-spike ablation).
-State-dict keys follow the seed: ``recurrent_layerK.sub_module.*``, ``recurrent_layerK.pwconv``,
+State-dict keys follow Huang et al.'s code: ``recurrent_layerK.sub_module.*``, ``recurrent_layerK.pwconv``,
 ``recurrent_layerK.bn``, and for K > 1 ``recurrent_layerK.dwconv`` / ``recurrent_layerK.bn1``.
 """
 from __future__ import annotations
@@ -68,7 +68,7 @@ class RecurrentStage(MemoryModule):
     def _feedback(self, previous: Tensor, size: tuple[int, int]) -> Tensor:
         if self.stride == 1:
             return previous
-        # output_size crops the x2 upsampling to odd input sizes (the seed supports even sizes only)
+        # output_size crops the x2 upsampling to odd input sizes (Huang et al.'s code supports even sizes only)
         up = self.dwconv(previous, output_size=list(size))
         return self.sn1(self.bn1(up.unsqueeze(0)))[0]
 
@@ -114,7 +114,7 @@ class LoRaFBSNet(SpikingModel):
     ``[T, B, num_classes]``. Every ``forward`` starts from the initial state unless ``stateful``
     is set; for a movie fed in chunks set ``model.stateful = True`` and call
     :func:`cortexsnn.neurons.reset` once before the first chunk. In training, batch norm takes
-    its statistics per time step, as the seed's single-step network does.
+    its statistics per time step, as Huang et al.'s single-step network does.
     """
 
     def __init__(self, depth: int = 18, cnf: str | None = "ADD", neuron: str = "lif", neuron_kwargs: dict | None = None,

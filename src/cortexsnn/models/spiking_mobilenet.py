@@ -6,7 +6,7 @@ Stem: 3x3 stride-2 convolution to 32 channels -> BN -> neuron. Then the MobileNe
 included), and the SEW residual ``g(out, x)`` only where the block keeps its width and stride 1.
 Last: 1x1 convolution to 1280 channels -> BN -> neuron, global average pool, linear.
 
-Multi-step on ``[T, B, C, H, W]``; state-dict keys follow the seed (``conv1``, ``bn1``,
+Multi-step on ``[T, B, C, H, W]``; state-dict keys follow Huang et al.'s code (``conv1``, ``bn1``,
 ``layers.{stage}.{block}.layers.{k}``, ``layers.7`` / ``layers.8`` for the last convolution and
 its batch norm, ``fc``), so its checkpoints load one to one. The parameter count equals
 torchvision's ``mobilenet_v2``.
@@ -114,5 +114,5 @@ def spiking_mobilenet(**kwargs) -> SpikingMobileNet:
 
 @register_model
 def spikingmobilenet(**kwargs) -> SpikingMobileNet:
-    """The seed's name of :func:`spiking_mobilenet`."""
+    """Huang et al.'s name of :func:`spiking_mobilenet`."""
     return SpikingMobileNet(**kwargs)

@@ -33,7 +33,7 @@ class DualExpPSP(MemoryModule):
             convolutional inputs, ``(channels, 1, 1)`` for one filter per channel.
         tau_m, tau_s: initial time constants (``a1, a2, b`` from :func:`dual_exp_coefficients`).
         trainable: whether ``a1, a2, b`` are learnt.
-        margin: stability guard (``None`` turns it off, as in the seed).
+        margin: stability guard (``None`` turns it off, as in Fang et al.'s code).
         method: ``"auto"``, ``"toeplitz"``, ``"scan"`` or ``"loop"`` (multi-step evaluation).
     """
 

@@ -1,7 +1,7 @@
 """Encoded datasets for the STDP networks: images -> latencies once, cached compactly.
 
 Latencies with ``T <= 15`` fit in 4 bits: the cache stores two per byte (2.35 KB per MNIST image
-of 6 x 28 x 28 maps, against 70 KB for the seed's uint8 cumulative waves).
+of 6 x 28 x 28 maps, against 70 KB for Mozafari et al.'s uint8 cumulative waves).
 """
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class FilterBank:
     """A bank of 2-D kernels applied to one-channel images: ``[B, 1, H, W] -> [B, K, H, W]``.
 
     Kernels are centred in the largest window; ``padding`` defaults to half of it (same size
-    output, as the seed's padding 6 for 13x13). Responses ``< threshold`` become 0.
+    output, as Mozafari et al.'s padding 6 for 13x13). Responses ``< threshold`` become 0.
 
     Args:
         kernels: 2-D kernels of odd sizes.
@@ -143,7 +143,7 @@ def local_normalization(x: torch.Tensor, radius: int = 8, eps: float = 1e-12) ->
 
 
 class S1C1:
-    """Preprocessing of the seed: image x 255, filter bank, local normalisation, latency coding.
+    """Preprocessing of Mozafari et al.'s code: image x 255, filter bank, local normalisation, latency coding.
 
     The STDP networks' own front end (their S1 and C1 stages), not a generic encoder: its coding
     step is :func:`cortexsnn.encoding.intensity_to_latency`.

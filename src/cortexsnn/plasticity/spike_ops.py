@@ -314,7 +314,7 @@ def k_winners(
             square = ((rows - row.view(b, 1, 1)).abs() <= radius) & ((cols - col.view(b, 1, 1)).abs() <= radius)
             total.view(b, f, h, w).masked_fill_(square.unsqueeze(1), 0)
     if k > 0:
-        # after the first empty round the seed stops: later rounds can only find zeros too
+        # after the first empty round Mozafari et al.'s code stops: later rounds can only find zeros too
         valid = valid.cumprod(dim=1).bool()
     return winners, valid
 

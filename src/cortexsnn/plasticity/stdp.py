@@ -5,11 +5,11 @@ weight ``w[f, :, i, j]`` sees the input latency ``l_in = latency[:, r + i, c + j
 winner's latency ``l_out``: pre-before-post (or simultaneous) when ``l_in <= l_out``, which gives
 rate ``a+``, otherwise (including inputs that never spiked) ``a-``. The update is
 ``dw = a (w - lb)(ub - w)`` with the multiplicative stabiliser, ``dw = a`` without; after every
-update call the whole weight tensor is clamped to ``[lb, ub]`` (as the seed does).
+update call the whole weight tensor is clamped to ``[lb, ub]`` (as Mozafari et al. does).
 
 Two modes (see :class:`cortexsnn.plasticity.training`):
 
-* **sequential** — :func:`apply_stdp_image`: the seed's semantics, weights change after each image.
+* **sequential** — :func:`apply_stdp_image`: Mozafari et al.'s semantics, weights change after each image.
 * **batched** — :func:`apply_stdp_batch`: the updates of all winners of all images are computed
   from the weights at the start of the batch, summed, applied together, then clamped.
 """
@@ -71,7 +71,7 @@ class RSTDPRule:
 def stdp_rates_for_samples(rule: STDPRule, sample_numbers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(a+, a-)`` in force for the given 1-based sample counts of a layer.
 
-    The seed increments its counter before each sample and doubles ``a+`` when it reaches
+    Mozafari et al.'s code increments its counter before each sample and doubles ``a+`` when it reaches
     ``double_every``, so samples ``1 .. double_every - 1`` use the initial rates and sample
     ``n`` uses ``min(a+ 2^(n // double_every), max)`` (``a- = minus_ratio a+`` once doubled).
     """
@@ -145,7 +145,7 @@ def apply_stdp_image(
     upper: float,
     clamp_all: bool = True,
 ) -> None:
-    """One image's update in place (the seed's per-image semantics).
+    """One image's update in place (Mozafari et al.'s per-image semantics).
 
     The winners of one image are distinct features, so their updates do not overlap. With
     ``clamp_all=False`` only the updated features are clamped, which is equivalent once the

@@ -2,14 +2,14 @@
 
 Update modes (``mode=``):
 
-* ``"sequential"`` — the seed's semantics: the images of a batch are processed one after the
+* ``"sequential"`` — Mozafari et al.'s semantics: the images of a batch are processed one after the
   other and the weights change after each image, before the next one is seen. Layers before the
   trained one are frozen, so their outputs are still computed for the whole batch at once; only
   the trained layer(s) run image by image (each image vectorised).
 * ``"batched"`` — winners and updates of a whole batch are computed from the weights at the
   start of the batch, summed (several images may update the same feature) and applied together,
   then clamped. Much faster; the learning dynamics differ (one update per batch instead of one
-  per image), so rates tuned for the seed may need smaller batches (``chunk``) to behave alike.
+  per image), so rates tuned for Mozafari et al.'s code may need smaller batches (``chunk``) to behave alike.
 
 The STDP rate schedule (``a+`` doubling every 500 samples) follows each image's own sample
 number in both modes; the R-STDP adaptive rates change after every batch of ``batch_size``.
@@ -59,7 +59,7 @@ def _check_mode(mode: str) -> None:
 @dataclass
 class AdaptiveRates:
     """Scale factors of the R-STDP rates: reward x miss fraction, punishment x hit fraction of
-    the previous batch (1 before the first batch, as in the seed)."""
+    the previous batch (1 before the first batch, as in Mozafari et al.'s code)."""
 
     reward: float = 1.0
     punish: float = 1.0
@@ -72,7 +72,7 @@ class AdaptiveRates:
 @dataclass
 class _InBounds:
     """Layers whose whole weight tensor is known to lie within the bounds (clamping only the
-    updated features is then equivalent to the seed's clamp of everything)."""
+    updated features is then equivalent to Mozafari et al.'s clamp of everything)."""
 
     names: set = field(default_factory=set)
 
@@ -261,7 +261,7 @@ def _apply_rstdp(model, stage, record, heads, decision, labels, adaptive, mode_b
                                rule.stabilizer, rule.lower, rule.upper)
             apply_stdp_batch(layer.weight, delta, rule.lower, rule.upper)
         elif bool(use.any()):
-            # the seed updates only when the network decided (reward or punishment)
+            # Mozafari et al.'s code updates only when the network decided (reward or punishment)
             apply_stdp_image(layer.weight, padded, winners, winner_lat, use, a_plus[0], a_minus[0],
                              rule.stabilizer, rule.lower, rule.upper, clamp_all=name not in in_bounds)
             in_bounds.add(name)
@@ -273,7 +273,7 @@ def train_rstdp_batch(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, la
     """One batch of R-STDP for ``stage``; ``inputs`` from :func:`stage_inputs`.
 
     In sequential mode a stage of last-step decision heads only (``mozafari2018``'s C3, the
-    heads of ``majority2024``...) runs :func:`_rstdp_heads_sequential`: the seed's per-image
+    heads of ``majority2024``...) runs :func:`_rstdp_heads_sequential`: Mozafari et al.'s per-image
     semantics, with the potentials of ``sequential_chunk`` images computed at once.
 
     Returns counts ``hits``, ``misses``, ``silent`` (of the network's decisions during training)
@@ -377,7 +377,7 @@ def _rstdp_heads_sequential_c(model: STDPNetwork, stage: Stage, inputs: torch.Te
 
 def _rstdp_heads_sequential(model: STDPNetwork, stage: Stage, inputs: torch.Tensor, labels: torch.Tensor,
                             adaptive: AdaptiveRates, chunk: int = 32) -> torch.Tensor:
-    """Per-image R-STDP of last-step decision heads (the seed's semantics), returns the decisions.
+    """Per-image R-STDP of last-step decision heads (Mozafari et al.'s semantics), returns the decisions.
 
     A head's input is a fired map, so its last-step potentials are ``W @ patches``: for a chunk of
     images they are computed with one matrix product from the weights at the chunk's start. An
@@ -429,7 +429,7 @@ def _rstdp_heads_sequential(model: STDPNetwork, stage: Stage, inputs: torch.Tens
                 feature, position, valid = winners[h]
                 reward, active = _rewards(model, h, head_view, decision, label)
                 if not (valid and bool(active[0])):
-                    continue  # the seed learns only from a decision
+                    continue  # Mozafari et al.'s code learns only from a decision
                 rule = model.layers[h].rstdp
                 a_plus, a_minus = _reward_rates(rule, reward, adaptive)
                 fired_in = patches[h][i][:, position] > 0
@@ -439,7 +439,7 @@ def _rstdp_heads_sequential(model: STDPNetwork, stage: Stage, inputs: torch.Tens
                     rate = rate * ((w[feature] - rule.lower) * (rule.upper - w[feature]))
                 row = (w[feature] + rate).clamp_(rule.lower, rule.upper)
                 if h not in in_bounds:
-                    w.clamp_(rule.lower, rule.upper)  # the seed clamps the whole tensor after an update
+                    w.clamp_(rule.lower, rule.upper)  # Mozafari et al.'s code clamps the whole tensor after an update
                     in_bounds.add(h)
                     changed[h][:] = True
                 w[feature] = row

@@ -149,7 +149,7 @@ def svcca(
         y: neural responses ``[stimuli, neurons]``; reduced the same way when ``reduce_y`` (Huang et al.'s code
             does so for allen_natural_scenes only; macaque data are used as they are).
         svd_solver: ``"gram"`` (exact truncated SVD through the stimuli x stimuli Gram matrix) or
-            ``"sklearn"`` (scikit-learn's randomized TruncatedSVD with ``random_state``: Huang et al.'s code's
+            ``"sklearn"`` (scikit-learn's randomized TruncatedSVD with ``random_state``: Huang et al.'s
             exact numbers).
 
     Raises:

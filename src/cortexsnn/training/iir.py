@@ -88,7 +88,7 @@ class IIRModelConfig:
     max_rate: float = 1.0
     threshold: float = 1.0
     surrogate_sigma: float = 0.4
-    # iir_conv only (defaults: the seed's 32c3-32c3-64c3-pool-64c3-pool-FC512-10)
+    # iir_conv only (defaults: Fang et al.'s 32c3-32c3-64c3-pool-64c3-pool-FC512-10)
     channels: List[int] = field(default_factory=lambda: [32, 32, 64, 64])
     pool_after: List[int] = field(default_factory=lambda: [2, 3])
     kernel_size: int = 3

@@ -1,4 +1,4 @@
-"""Learning-rate schedules of the seeds: ``cosa`` (linear warm-up, then cosine), ``step``, ``exp``.
+"""Learning-rate schedules of Huang et al.'s code: ``cosa`` (linear warm-up, then cosine), ``step``, ``exp``.
 
 Schedules are stepped once per epoch, or once per iteration when ``per_iteration`` is set (the
 lengths are then counted in iterations).

@@ -1,6 +1,6 @@
 """Surrogate-gradient training of the deep SNNs (``cortexsnn train``), single- or multi-process.
 
-The recipe of the seeds: an image repeated over ``T`` steps (``[T, B, C, H, W]``), cross-entropy on
+The recipe of Huang et al.'s code: an image repeated over ``T`` steps (``[T, B, C, H, W]``), cross-entropy on
 the time-averaged logits (with label smoothing, MixUp / CutMix), SGD or AdamW with the ``cosa`` /
 ``step`` / ``exp`` schedules, optional AMP and EMA of the weights, top-1 / top-5 accuracy on a
 validation set. Video (``data.dataset=ucf101``): clips of ``data.frames`` frames, one frame per
@@ -263,7 +263,7 @@ class WeightEMA:
     It averages the parameters and the persistent buffers (batch-norm statistics; integer buffers
     are copied), never the neurons' membrane state, which is not part of a state dict and changes
     shape with the batch. The first update copies the model. ``state_dict()`` has the layout of
-    ``torch.optim.swa_utils.AveragedModel`` (``n_averaged``, ``module.<key>``), as the seeds'
+    ``torch.optim.swa_utils.AveragedModel`` (``n_averaged``, ``module.<key>``), as Huang et al.'
     ``model_ema`` entries. Creating it resets ``model``'s neuron state.
     """
 

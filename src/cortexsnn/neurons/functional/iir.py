@@ -26,7 +26,7 @@ Two equivalent evaluations are offered (``method``):
 23 ms forward and backward for ``[25, 64, 500]``) and ``toeplitz`` on GPUs for ``T <= 64``. ``"loop"`` is the plain autograd recurrence, the
 reference the two are tested against (``torch.autograd.gradcheck`` in float64).
 
-Stability guard: the seed leaves the coefficients unconstrained, so training may push a filter's
+Stability guard: Fang et al.'s code leaves the coefficients unconstrained, so training may push a filter's
 poles out of the unit circle and its output grows geometrically. Here the recurrence uses
 ``(a1, a2)`` projected into the stable triangle ``|a2| <= 1 - margin``,
 ``|a1| <= 1 - a2 - margin`` (both poles of ``z^2 - a1 z - a2`` inside the unit circle) and
@@ -38,10 +38,10 @@ stable too.
 
 Neuron (reset-trace neuron): ``v[t] = m v[t-1] + I[t] - r[t-1]``, spike ``s[t] = H(v[t] - theta)``,
 reset trace ``r[t] = d r[t-1] + s[t]`` with ``d = e^(-1/tm)`` and ``m = d`` when the membrane
-filter is on, ``m = 0`` when off (the seed's setting). The gradient flows through the reset
-trace (it is not detached); the spike's derivative is a surrogate (the seed's Gaussian pdf,
+filter is on, ``m = 0`` when off (Fang et al.'s setting). The gradient flows through the reset
+trace (it is not detached); the spike's derivative is a surrogate (Fang et al.'s Gaussian pdf,
 sigma 0.4). The neuron is a fused autograd function too (compiled on the CPU for the Gaussian surrogate).
-The seed spikes on ``v > theta`` strictly, cortexsnn's surrogates on
+Fang et al.'s code spikes on ``v > theta`` strictly, cortexsnn's surrogates on
 ``v >= theta``; the two differ only when ``v`` equals the threshold exactly (a set of measure
 zero for real-valued weights).
 """
@@ -288,7 +288,7 @@ def dual_exp_filter(
     """Dual-exponential PSP of the spike (or current) sequence ``x [T, B, *features]``.
 
     ``a1``, ``a2``, ``b``: one coefficient per neuron/channel (see the module docstring);
-    ``margin``: stability guard (``None`` disables it, as in the seed). Returns ``[T, B, *features]``.
+    ``margin``: stability guard (``None`` disables it, as in Fang et al.'s code). Returns ``[T, B, *features]``.
     """
     channels, rest = _split_features(x, a1, "dual_exp_filter")
     for name, coeff in (("a2", a2), ("b", b)):

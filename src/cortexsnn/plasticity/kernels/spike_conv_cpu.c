@@ -898,7 +898,7 @@ DEFINE_DELTA(float, f32)
 DEFINE_DELTA(double, f64)
 
 /*
- * Sequential STDP of a convolutional layer over images [0, B): the seed's per-image semantics
+ * Sequential STDP of a convolutional layer over images [0, B): Mozafari et al.'s per-image semantics
  * in one call. For each image in order: the winners with the weights as they are
  * (conv_winners_image: the thresholded convolution, pointwise inhibition and k-WTA), then the
  * update of each valid winner's kernel in place (update_kernel), with the same float operations,
@@ -966,7 +966,7 @@ DEFINE_SEQUENTIAL(float, f32)
 DEFINE_SEQUENTIAL(double, f64)
 
 /*
- * Sequential R-STDP of a last-step decision head (the seed's per-image semantics), images in order.
+ * Sequential R-STDP of a last-step decision head (Mozafari et al.'s per-image semantics), images in order.
  * Its input: padded latencies lat[B][C][H][W] (T = never). Only whether an input fired (lat < T)
  * matters at the last step, so the last-step potential is P[f][y][x] = sum of w[f][c][i][j] over
  * the fired inputs lat[c][y+i][x+j] < T, added in (c, i, j) order. Per image:

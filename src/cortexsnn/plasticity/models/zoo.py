@@ -44,7 +44,7 @@ def mozafari2018() -> STDPNetwork:
 def _deep_layers(c3_rstdp: bool) -> dict[str, SpikeConv]:
     c3 = SpikeConv(150, 250, 3, padding=1, threshold=50, k_winners=15, inhibition_radius=1, stdp=STDPRule())
     if c3_rstdp:
-        # the seed (train.py) first trains C3 by unsupervised STDP like the other layers (its third
+        # Mozafari et al.'s code (train.py) first trains C3 by unsupervised STDP like the other layers (its third
         # ``--epochs`` value), then switches C3 to R-STDP with these smaller rates (``reset_learning_rates(3)``)
         c3 = SpikeConv(150, 250, 3, padding=1, threshold=50, k_winners=15, inhibition_radius=0, stdp=STDPRule(),
                        rstdp=RSTDPRule(0.001, -0.00075, -0.001, 0.000125, stabilizer=False, lower=0.0, upper=1.0))
@@ -61,7 +61,7 @@ def deep2024() -> STDPNetwork:
 
 def deepr2024() -> STDPNetwork:
     """C1, C2, C3 trained by STDP (as in deep2024), then C3 and C4 together by R-STDP, one reward
-    signal for both (the seed's ``--epochs 2 4 4 10``: four stages)."""
+    signal for both (Mozafari et al.'s ``--epochs 2 4 4 10``: four stages)."""
     stages = [Stage(n, "stdp", [n]) for n in ("c1", "c2", "c3")] + [Stage("c3+c4", "rstdp", ["c3", "c4"])]
     return STDPNetwork("deepr2024", _deep_layers(True), _DEEP_OPS, ["c4"], stages)
 
