@@ -156,6 +156,9 @@ def build_image_data(dataset: str, root: str, image_size: int = 224, val_resize:
         if train.classes != val.classes:
             raise ImageDataError(f"train/ and val/ of {base} have different class folders ({len(train.classes)} and "
                                  f"{len(val.classes)}); give both the same class sub-folders")
+        if len(train.classes) < 2:
+            raise ImageDataError(f"{base / 'train'} holds one class folder ({train.classes[0]!r}): every prediction "
+                                 "would be right and the accuracy meaningless; give at least two class sub-folders")
         return ImageData(SeededSamples(train, seed), val, None, len(train.classes), 3,
                          {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "image_size": image_size})
     if dataset == "mnist":
