@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import io
+import sys
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +23,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _networks import one_thread, randomise_batch_norm  # noqa: E402,F401  (one_thread: autouse fixture)
 
 from cortexsnn.conversion import ConversionConfig, ConversionError, GatedMaxPool, convert, rate_readout
 from cortexsnn.neurons import reset
@@ -30,33 +35,9 @@ torchvision = pytest.importorskip("torchvision")
 STEPS = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # one thread: on a shared machine, OpenMP threads that wait on each other cost more than they gain
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- networks ----------------------------------------------------------------------------------
-
-def _randomise_batch_norm(model: nn.Module, shape: tuple[int, ...], seed: int) -> nn.Module:
-    """Running statistics measured on 16 random images (training mode, cumulative average), then
-    random affine parameters; returns the model in evaluation mode."""
-    gen = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(16, *shape, generator=gen))
-        for bn in bns:
-            bn.weight.copy_(torch.rand(bn.num_features, generator=gen) * 0.5 + 0.75)
-            bn.bias.copy_(torch.randn(bn.num_features, generator=gen) * 0.2)
-    return model.eval()
-
 
 class SharedReLU6(nn.Module):
     """One ``ReLU6`` module called at two places (EfficientNet-Lite style)."""
@@ -148,7 +129,7 @@ class Converted:
 def _converted(name: str) -> Converted:
     case = CASES[name]
     torch.manual_seed(0)
-    ann = _randomise_batch_norm(case.build(), case.shape, seed=1)
+    ann = randomise_batch_norm(case.build(), case.shape, seed=1)
     gen = torch.Generator().manual_seed(2)
     calibration = torch.randn(16, *case.shape, generator=gen)
     images = torch.randn(8, *case.shape, generator=gen)
@@ -336,7 +317,7 @@ def test_pooled_networks_converge_once_the_gate_is_exact(name):
 
 def _small_snn(config: ConversionConfig | None = None, seed: int = 0):
     torch.manual_seed(seed)
-    ann = _randomise_batch_norm(ClampAndFunctionalReLU(), (3, 16, 16), seed=seed + 1)
+    ann = randomise_batch_norm(ClampAndFunctionalReLU(), (3, 16, 16), seed=seed + 1)
     gen = torch.Generator().manual_seed(seed + 2)
     return ann, convert(ann, torch.randn(16, 3, 16, 16, generator=gen), config), torch.randn(4, 3, 16, 16, generator=gen)
 
@@ -377,7 +358,7 @@ def test_state_dict_round_trip():
 
 def test_original_model_is_left_alone():
     torch.manual_seed(0)
-    ann = _randomise_batch_norm(torchvision.models.resnet18(num_classes=10), (3, 32, 32), seed=1)
+    ann = randomise_batch_norm(torchvision.models.resnet18(num_classes=10), (3, 32, 32), seed=1)
     ann.train()
     before = {k: v.clone() for k, v in ann.state_dict().items()}
     snn = convert(ann, torch.randn(16, 3, 32, 32))
@@ -506,7 +487,7 @@ def _analog_error(model: nn.Module) -> float:
 
 def test_batch_norm_folding_keeps_shared_convolution_intact():
     torch.manual_seed(0)
-    model = _randomise_batch_norm(SharedConv(), (3, 8, 8), seed=1)
+    model = randomise_batch_norm(SharedConv(), (3, 8, 8), seed=1)
     assert _analog_error(model) < 1e-5
 
 

@@ -8,11 +8,16 @@ that folding is exercised with non-trivial values and activity reaches the last 
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _networks import one_thread, randomise_batch_norm  # noqa: E402,F401  (one_thread: autouse fixture)
 
 from cortexsnn.conversion import (
     ConversionConfig,
@@ -35,31 +40,13 @@ SIZE = 32
 SNN_STEPS = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _lorafb(seed: int = 0, steps: int = STEPS, size: int = SIZE) -> nn.Module:
     """``lorafb_cnet18`` (10 classes) with measured running statistics and random affine batch norm."""
     torch.manual_seed(seed)
     model = create_model("lorafb_cnet18", num_classes=10)
-    gen = torch.Generator().manual_seed(seed + 1)
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    model.train()
-    with torch.no_grad():
-        x = torch.randn(16, 3, size, size, generator=gen)
-        model(x.unsqueeze(0).expand(steps, *x.shape))
-        for bn in bns:
-            bn.weight.copy_(torch.rand(bn.num_features, generator=gen) * 0.5 + 0.75)
-            bn.bias.copy_(torch.randn(bn.num_features, generator=gen) * 0.2)
-    return model.eval()
+    return randomise_batch_norm(model, (3, size, size), seed + 1, run=lambda m, x: m(_repeated(x, steps)))
 
 
 def _repeated(x: Tensor, steps: int) -> Tensor:

@@ -116,12 +116,19 @@ def _model(name: str, features: list[torch.Tensor]) -> ScoringModel:
                         info={"trained": True, "weights": "fixed features"})
 
 
-@pytest.fixture(scope="module")
-def suite_result() -> tuple[SuiteResult, list[Benchmark]]:
+def _synthetic_layers() -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """``(signal, good, bad)``: the "good" model's middle layer carries the signal the targets are
+    made of; every other layer is noise."""
     g = torch.Generator().manual_seed(0)
     signal = torch.randn(N, 20, generator=g)
     good = [torch.randn(N, 30, generator=g), signal @ torch.randn(20, 60, generator=g), torch.randn(N, 25, generator=g)]
     bad = [torch.randn(N, 30, generator=g) for _ in range(3)]
+    return signal, good, bad
+
+
+@pytest.fixture(scope="module")
+def suite_result() -> tuple[SuiteResult, list[Benchmark]]:
+    signal, good, bad = _synthetic_layers()
     silent = [torch.zeros(N, 10), torch.ones(N, 10)]
     benchmarks = [_benchmark(signal.numpy(), 6, 1), _benchmark(signal.numpy(), 1, 2)]
     models = [_model("good", good), lambda: _model("bad", bad), _model("silent", silent)]
@@ -156,19 +163,11 @@ def test_per_layer_scores_and_intervals_equal_the_direct_computation(suite_resul
     direct = [compare_rdms(good_rdm, s) for s in b.target.rdms]
     assert rows[1]["per_subject"] == pytest.approx(direct, abs=0) and rows[1]["score"] == pytest.approx(np.mean(direct))
     # the interval is the batched bootstrap's, with the run's seed, on the stack of every scored layer
-    stack = np.stack([layer_rdm(f.clone())[0] for f in _features_of(result, b, "good")] +
-                     [layer_rdm(f.clone())[0] for f in _features_of(result, b, "bad")])
+    _, good, bad = _synthetic_layers()
+    stack = np.stack([layer_rdm(f.clone())[0] for f in good + bad])
     lo, hi = bootstrap_rdm_cis(stack, [b.target.rdms], n_boot=300, random_state=0)
     assert rows[1]["ci_low"] == lo[1, 0] and rows[1]["ci_high"] == hi[1, 0]
     assert rows[1]["ci_low"] <= rows[1]["score"] <= rows[1]["ci_high"]
-
-
-def _features_of(result, b, model):
-    g = torch.Generator().manual_seed(0)
-    signal = torch.randn(N, 20, generator=g)
-    good = [torch.randn(N, 30, generator=g), signal @ torch.randn(20, 60, generator=g), torch.randn(N, 25, generator=g)]
-    bad = [torch.randn(N, 30, generator=g) for _ in range(3)]
-    return good if model == "good" else bad
 
 
 def test_normalised_scores_use_the_stated_denominator_and_raw_scores_stay_raw(suite_result):
@@ -290,12 +289,17 @@ class _TimeLookup(nn.Module):
         return out
 
 
-def test_time_course_of_a_spiking_model_per_step_and_cumulative():
+def _late_snn(time_steps: int) -> tuple[ScoringModel, Benchmark]:
     g = torch.Generator().manual_seed(3)
     signal = torch.randn(N, 20, generator=g)
     b = _benchmark(signal.numpy(), 4, 5)
-    snn = ScoringModel("late", _Late(signal @ torch.randn(20, 50, generator=g)), "static", time_steps=4,
+    snn = ScoringModel("late", _Late(signal @ torch.randn(20, 50, generator=g)), "static", time_steps=time_steps,
                        normalization="none", image_size=None, info={"trained": True})  # type: ignore[arg-type]
+    return snn, b
+
+
+def test_time_course_of_a_spiking_model_per_step_and_cumulative():
+    snn, b = _late_snn(4)
     result = score_suite([snn], [b], SuiteOptions(n_boot=100, n_splits=2, time_course=True))
     course = result.scores[b.name]["time_course"]["late"]
     average = result.scores[b.name]["layers"][0]["score"]
@@ -310,11 +314,7 @@ def test_time_course_of_a_spiking_model_per_step_and_cumulative():
 def test_the_report_draws_the_time_course(tmp_path):
     from cortexsnn.similarity.report import write_suite_report
 
-    g = torch.Generator().manual_seed(3)
-    signal = torch.randn(N, 20, generator=g)
-    b = _benchmark(signal.numpy(), 4, 5)
-    snn = ScoringModel("late", _Late(signal @ torch.randn(20, 50, generator=g)), "static", time_steps=3,
-                       normalization="none", image_size=None, info={"trained": True})  # type: ignore[arg-type]
+    snn, b = _late_snn(3)
     result = score_suite([snn], [b], SuiteOptions(n_boot=100, n_splits=1, time_course=True))
     page = write_suite_report(result, tmp_path).read_text()
     assert "Over time" in page and (tmp_path / "suite_time.png").is_file()

@@ -198,19 +198,13 @@ def split_half_cells(responses: np.ndarray, n_splits: int = CEILING_SPLITS, seed
     """Split-half ceiling of a population RDM: the RDMs of two random halves of the cells compared
     (Spearman of correlation-distance RDMs), the mean over splits Spearman-Brown corrected to the
     whole population; ``spread`` is the standard deviation of the uncorrected values over splits."""
-    from .ceilings import spearman_brown
-    from .compare import rsa
+    from .ceilings import spearman_brown, split_half_neuron_ceiling
 
-    rng = np.random.default_rng(seed)
+    mean, sem = split_half_neuron_ceiling(responses, n_splits=n_splits, random_state=seed, drop_first=False)
     n = responses.shape[1]
-    values = []
-    for _ in range(n_splits):
-        perm = rng.permutation(n)
-        values.append(rsa(responses[:, perm[: n // 2]], responses[:, perm[n // 2:]]))
-    v = np.asarray(values)
     return Ceiling("split-half", f"split-half over cells ({n_splits} random halves of {n}, seed {seed}), mean "
-                   f"r = {v.mean():.4f}, Spearman-Brown corrected to all cells", estimate=float(spearman_brown(v.mean())),
-                   spread=float(v.std()))
+                   f"r = {mean:.4f}, Spearman-Brown corrected to all cells", estimate=float(spearman_brown(mean)),
+                   spread=sem * float(np.sqrt(n_splits)))
 
 
 # ----------------------------------------------------------------------------- loaders

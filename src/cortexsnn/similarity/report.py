@@ -517,6 +517,27 @@ def _model_label(result: Any, model: str) -> str:
     return model + ("" if result.models[model].get("trained") else " (untrained)")
 
 
+def _panels(n: int, panel_height: float, margin: float = 0.9):
+    """A figure of ``n`` panels, three a row; returns ``(figure, the n axes)`` (spare cells hidden)."""
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig = _figure(4.2 * cols, panel_height * rows + margin)
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = [grid[k // cols][k % cols] for k in range(rows * cols)]
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _ceiling_span(ax, c: Mapping[str, Any] | None, label: str):
+    """The benchmark's noise ceiling as a grey band: its bounds, or the split-half estimate +- SD."""
+    if not c:
+        return None
+    lo, hi = (c["lower"], c["upper"]) if c["kind"] == "leave-one-subject-out" else \
+        (c["estimate"] - c["spread"], c["estimate"] + c["spread"])
+    return ax.axhspan(lo, hi, color="#cccccc", alpha=0.6, zorder=0, label=label)
+
+
 def suite_score_figure(result: Any):
     """One panel per benchmark: each model's held-out score (mean over splits, error bar: SD over
     splits), the per-subject scores at its selected layer (dots), the noise ceiling (band) and the
@@ -524,20 +545,13 @@ def suite_score_figure(result: Any):
     benchmarks = list(result.benchmarks)
     models = list(result.models)
     colours = _colours(models)
-    cols = min(3, len(benchmarks))
-    rows = math.ceil(len(benchmarks) / cols)
-    fig = _figure(4.2 * cols, 3.4 * rows + 0.9)
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes = _panels(len(benchmarks), 3.4)
     handles = {}
-    for k, bname in enumerate(benchmarks):
-        ax = axes[k // cols][k % cols]
+    for ax, bname in zip(axes, benchmarks):
         b = result.benchmarks[bname]
-        c = b["ceiling"]
-        if c:
-            lo, hi = (c["lower"], c["upper"]) if c["kind"] == "leave-one-subject-out" else \
-                (c["estimate"] - c["spread"], c["estimate"] + c["spread"])
-            handles["ceiling"] = ax.axhspan(lo, hi, color="#cccccc", alpha=0.6, zorder=0,
-                                            label="noise ceiling (bounds, or estimate +- SD)")
+        span = _ceiling_span(ax, b["ceiling"], "noise ceiling (bounds, or estimate +- SD)")
+        if span is not None:
+            handles["ceiling"] = span
         for x, model in enumerate(models):
             s = result.summary(model, bname)
             if s["status"] != "scored":
@@ -558,8 +572,6 @@ def suite_score_figure(result: Any):
         ax.set_xticklabels([m for m in models], rotation=30, ha="right", fontsize=7)
         ax.set_title(f"{b['species']} {b['area']} ({b['dataset']}, {b['n_subjects']} subj.)", fontsize=9)
         ax.set_ylabel("RSA, held-out layer (Spearman)", fontsize=8)
-    for k in range(len(benchmarks), rows * cols):
-        axes[k // cols][k % cols].set_visible(False)
     fig.legend(list(handles.values()), [h.get_label() for h in handles.values()], loc="outside lower center",
                ncol=min(4, len(handles)), fontsize=8)
     return fig
@@ -572,19 +584,13 @@ def suite_depth_figure(result: Any):
     benchmarks = list(result.benchmarks)
     models = list(result.models)
     colours = _colours(models)
-    cols = min(3, len(benchmarks))
-    rows = math.ceil(len(benchmarks) / cols)
-    fig = _figure(4.2 * cols, 3.2 * rows + 0.9)
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes = _panels(len(benchmarks), 3.2)
     handles = {}
-    for k, bname in enumerate(benchmarks):
-        ax = axes[k // cols][k % cols]
+    for ax, bname in zip(axes, benchmarks):
         b = result.benchmarks[bname]
-        c = b["ceiling"]
-        if c:
-            lo, hi = (c["lower"], c["upper"]) if c["kind"] == "leave-one-subject-out" else \
-                (c["estimate"] - c["spread"], c["estimate"] + c["spread"])
-            handles["ceiling"] = ax.axhspan(lo, hi, color="#cccccc", alpha=0.6, zorder=0, label="noise ceiling")
+        span = _ceiling_span(ax, b["ceiling"], "noise ceiling")
+        if span is not None:
+            handles["ceiling"] = span
         for model in models:
             rows_m = [r for r in result.scores[bname]["layers"] if r["model"] == model]
             if not rows_m:
@@ -605,8 +611,6 @@ def suite_depth_figure(result: Any):
         ax.set_xlabel("relative depth (first to last scored layer)", fontsize=8)
         ax.set_ylabel("RSA (Spearman)", fontsize=8)
         ax.set_title(f"{b['species']} {b['area']} ({b['dataset']})", fontsize=9)
-    for k in range(len(benchmarks), rows * cols):
-        axes[k // cols][k % cols].set_visible(False)
     fig.legend(list(handles.values()), [h.get_label() for h in handles.values()], loc="outside lower center",
                ncol=min(4, len(handles)), fontsize=8)
     return fig
@@ -640,12 +644,8 @@ def suite_time_figure(result: Any):
     of steps 1..t (solid), one panel per benchmark that has a time course."""
     courses = {b: s["time_course"] for b, s in result.scores.items() if s.get("time_course")}
     colours = _colours(list(result.models))
-    cols = min(3, len(courses))
-    rows = math.ceil(len(courses) / cols)
-    fig = _figure(4.2 * cols, 3.0 * rows + 0.6)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for k, (bname, per_model) in enumerate(courses.items()):
-        ax = axes[k // cols][k % cols]
+    fig, axes = _panels(len(courses), 3.0, margin=0.6)
+    for ax, (bname, per_model) in zip(axes, courses.items()):
         for model, c in per_model.items():
             t = np.arange(1, len(c["per_step"]) + 1)
             to_float = lambda v: [math.nan if x is None else x for x in v]  # noqa: E731
@@ -656,8 +656,6 @@ def suite_time_figure(result: Any):
         ax.set_xlabel("time step", fontsize=8)
         ax.set_ylabel("RSA", fontsize=8)
         ax.legend(fontsize=6)
-    for k in range(len(courses), rows * cols):
-        axes[k // cols][k % cols].set_visible(False)
     return fig
 
 

@@ -56,6 +56,7 @@ from cortexsnn.errors import CortexSNNError
 from ._checks import SilentLayerError
 from .benchmarks import Benchmark
 from .compare import compare_rdms
+from .results import _json_safe, versions
 
 __all__ = ["ScoringModel", "SuiteOptions", "SuiteResult", "score_suite", "SILENT_RULE"]
 
@@ -226,7 +227,7 @@ def _time_course(model: ScoringModel, benchmarks: list[Benchmark], selected: dic
         for t in range(x.shape[1]):
             running += x[:, t]
             for values, feats in ((per_step, x[:, t].clone()), (cumulative, running / (t + 1))):
-                r, _ = layer_rdm(feats.clone(), options.precision)
+                r, _ = layer_rdm(feats, options.precision)  # a fresh tensor each: layer_rdm z-scores it in place
                 values.append(math.nan if r is None else float(np.mean([compare_rdms(r, s) for s in b.target.rdms])))
         out[b.name] = {"layer": layer, "per_step": per_step, "cumulative": cumulative}
     return out
@@ -526,22 +527,6 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _json_safe(v.tolist())
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
 # ----------------------------------------------------------------------------- the pipeline
 def _score_one(item: ScoringModel | Callable[[], ScoringModel], stimulus_sets: dict[str, Benchmark],
                benchmarks: Sequence[Benchmark], options: SuiteOptions,
@@ -588,8 +573,6 @@ def score_suite(
     ``r + world_size``, ...; their layer RDMs are gathered, and every rank returns the same result
     (write it from rank 0).
     """
-    from .results import versions
-
     options = options or SuiteOptions()
     if not benchmarks:
         raise CortexSNNError("no benchmark to score on")
