@@ -18,7 +18,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-from cortexsnn.models.layers import SeqAdaptiveAvgPool2d, SpikingModel, make_neuron
+from cortexsnn.models.layers import SeqAdaptiveAvgPool2d, SpikingModel, init_weights_, make_neuron
 from cortexsnn.neurons import MemoryModule
 from cortexsnn.models.registry import register_model
 
@@ -100,9 +100,7 @@ class CORnetRT(SpikingModel):
             ("avgpool", SeqAdaptiveAvgPool2d((1, 1))), ("flatten", nn.Flatten(2)), ("linear", nn.Linear(512, num_classes)),
         ]))
         self.scoring_layers = ["V1", "V2", "V4", "IT", "decoder.avgpool"]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_weights_(self, norms=())
 
     def forward(self, x: Tensor) -> Tensor:
         self.prepare(x)

@@ -45,6 +45,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cortexsnn.models.layers import init_weights_
 from cortexsnn.models.registry import register_model
 
 __all__ = ["EfficientNetLite", "MBConvBlock", "SamePad2d", "pad_same", "LITE0_BLOCKS", "BN_EPS", "BN_MOMENTUM"]
@@ -229,16 +230,7 @@ class EfficientNetLite(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        init_weights_(self, linear_uniform=True)
 
     def features(self, x: Tensor) -> Tensor:
         """The head's activation ``[B, head_channels, H / 32, W / 32]``."""

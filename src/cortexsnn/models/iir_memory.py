@@ -10,10 +10,8 @@ Registered as ``create_model("iir_memory", ...)`` (family ``"iir"``); time-major
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from cortexsnn.models.iir_mlp import check_finite, make_psp, spike_dropout

@@ -8,6 +8,7 @@ subclasses of the torch layers, so their state-dict keys are the familiar ones (
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -274,6 +275,32 @@ def fire_and_pool(neuron: nn.Module, pool: nn.Module, x: Tensor) -> Tensor:
     )
     neuron.v = v_last
     return out
+
+
+def init_weights_(
+    model: nn.Module,
+    convs: tuple[type[nn.Module], ...] = (nn.Conv2d,),
+    norms: tuple[type[nn.Module], ...] = (nn.BatchNorm2d,),
+    linear_uniform: bool = False,
+    trainable_only: bool = False,
+) -> None:
+    """The zoo's weight initialisation, in module order (so that one seed gives the same weights).
+
+    Convolutions of the types ``convs``: Kaiming normal (fan-out, ReLU gain), as torchvision's ResNet;
+    norms of the types ``norms``: weight 1, bias 0; with ``linear_uniform``, linear weights
+    uniform in +-1/sqrt(out_features) and biases 0 (EfficientNet-Lite's classifier). ``trainable_only`` leaves
+    frozen convolutions alone.
+    """
+    for m in model.modules():
+        if isinstance(m, convs) and (m.weight.requires_grad or not trainable_only):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, norms):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif linear_uniform and isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.out_features)
+            nn.init.uniform_(m.weight, -bound, bound)
+            nn.init.zeros_(m.bias)
 
 
 def mark_spike_inputs(model: nn.Module, exclude: Sequence[str] = ("conv1",)) -> None:

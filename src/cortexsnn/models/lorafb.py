@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cortexsnn.models.layers import (
+    init_weights_,
     SeqAdaptiveAvgPool2d,
     SeqBatchNorm2d,
     SeqConv2d,
@@ -146,9 +147,7 @@ class LoRaFBSNet(SpikingModel):
         self.scoring_layers = ["sn1", "maxpool"] + [
             f"{name}.sub_module.{i}" for name, count in zip(self.stage_names, layers) for i in range(count)
         ] + ["avgpool"]
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.weight.requires_grad:
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_weights_(self, convs=(nn.Conv2d, nn.ConvTranspose2d), norms=(), trainable_only=True)
 
     def forward_features(self, x: Tensor) -> Tensor:
         self.prepare(x)

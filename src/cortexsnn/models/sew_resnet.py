@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from cortexsnn.models.layers import (
+    init_weights_,
     SeqAdaptiveAvgPool2d,
     SeqBatchNorm2d,
     SeqConv2d,
@@ -194,12 +195,7 @@ class SEWResNet(SpikingModel):
         return nn.Sequential(*stage)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_weights_(self, norms=(nn.BatchNorm2d, nn.GroupNorm))
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, Bottleneck):

@@ -18,6 +18,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from cortexsnn.models.layers import (
+    init_weights_,
     SeqAdaptiveAvgPool2d,
     SeqBatchNorm2d,
     SeqConv2d,
@@ -90,12 +91,7 @@ class SpikingMobileNet(SpikingModel):
         self.scoring_layers = ["sn1"] + [
             f"layers.{s}.{b}" for s in range(n_stages) for b in range(len(self.layers[s]))
         ] + [f"layers.{n_stages + 2}", "avgpool"]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights_(self)
         if neuron != "relu":  # every convolution after the stem sees spike counts
             mark_spike_inputs(self, exclude=("conv1",))
 
