@@ -19,7 +19,6 @@ from cortexsnn.models.checkpoints import (
     read_checkpoint,
     save_safetensors,
 )
-from cortexsnn.neurons import reset
 
 
 def _spikingjelly_sew_resnet18(cnf="ADD"):

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torchvision
 
-from cortexsnn.models import UnknownModelError, create_model, list_models
+from cortexsnn.models import UnknownModelError, create_model
 from cortexsnn.models.sew_resnet import connect
 from cortexsnn.neurons import reset
 

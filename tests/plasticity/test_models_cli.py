@@ -3,7 +3,6 @@ the ``cortexsnn stdp`` command and its messages for bad input."""
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import stdp_reference as ref  # noqa: E402
 
 from cortexsnn.plasticity import spike_ops
 from cortexsnn.encoding import intensity_to_latency, latencies_to_waves, waves_to_latencies
-from cortexsnn.plasticity.filters import S1C1
 from cortexsnn.plasticity.data import pack_nibbles, unpack_nibbles
 from cortexsnn.plasticity.evaluate import classification_metrics, save_activation_maps
 from cortexsnn.plasticity.filters import dog_kernel, gabor_kernel, mnist_dog_bank

@@ -10,7 +10,6 @@ import stat
 from pathlib import Path
 
 import pytest
-import torch
 
 from cortexsnn.cli.main import main
 from cortexsnn.utils.io import readable_mode
