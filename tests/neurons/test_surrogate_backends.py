@@ -388,3 +388,17 @@ def test_reference_loop_matches_a_hand_derived_value():
     (grad,) = torch.autograd.grad(s.sum(), x)
     assert s.item() == 1.0
     assert grad.item() == pytest.approx(1 / (1 + (math.pi * 0.2) ** 2), rel=1e-12)
+
+
+def test_state_on_another_device():
+    """A 0-dim CPU state goes with an input on any device (here "meta", the only other device of a
+    CPU-only machine); a full state, or a 0-dim one elsewhere, on another device is refused."""
+    from cortexsnn.errors import InvalidArgumentError
+
+    x = torch.randn(4, 2, 6, device="meta")
+    spikes, v_last = lif_multistep(x, torch.tensor(0.2), backend="torch")
+    assert spikes.device.type == "meta" and spikes.shape == x.shape and v_last.shape == (2, 6)
+    with pytest.raises(InvalidArgumentError, match="v_init is on cpu but the input is on meta"):
+        lif_multistep(x, torch.zeros(2, 6))
+    with pytest.raises(InvalidArgumentError, match="v_init is on meta but the input is on cpu"):
+        if_multistep(torch.randn(4, 2, 6), torch.zeros((), device="meta"))

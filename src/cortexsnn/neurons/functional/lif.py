@@ -384,11 +384,11 @@ def _run_sequence(
 
 
 def _on_device_of(value: Tensor, x_seq: Tensor, name: str) -> Tensor:
-    """``value`` on ``x_seq``'s device: a one-element state is moved (as PyTorch moves a 0-dim tensor);
-    a full state on another device is an error (a kernel would read foreign memory)."""
+    """``value`` on ``x_seq``'s device: a 0-dim CPU state is moved (PyTorch mixes those with any device);
+    any other state on another device is an error (a kernel would read foreign memory)."""
     if value.device == x_seq.device:
         return value
-    if value.dim() == 0:
+    if value.dim() == 0 and value.device.type == "cpu":
         return value.to(x_seq.device)
     raise InvalidArgumentError(
         f"{name} is on {value.device} but the input is on {x_seq.device}; move them to one device "

@@ -130,7 +130,8 @@ def compiled_surrogate(surrogate: Surrogate, backend: str) -> int:
     kind = kernel_kind(surrogate)
     if kind is None:
         raise UnsupportedSurrogateError(
-            f"the {backend!r} neuron backend cannot run the surrogate {surrogate!r}: the compiled kernels implement "
+            f"the {backend!r} neuron backend cannot run the surrogate {type(surrogate).__name__}: the compiled kernels "
+            "implement "
             "only the built-in surrogates (ATan, Sigmoid, FastSigmoid, Gaussian, Triangle) and this one has its own "
             "derivative. Use backend='torch' (or 'auto', which picks it), which calls its derivative()."
         )
