@@ -402,3 +402,18 @@ def test_state_on_another_device():
         lif_multistep(x, torch.zeros(2, 6))
     with pytest.raises(InvalidArgumentError, match="v_init is on meta but the input is on cpu"):
         if_multistep(torch.randn(4, 2, 6), torch.zeros((), device="meta"))
+
+
+def test_a_module_with_a_compiled_backend_refuses_a_user_surrogate_when_built():
+    from cortexsnn.neurons import IFNode, LIFNode, PLIFNode
+
+    for cls in (IFNode, LIFNode, PLIFNode):
+        for backend in ("cpu", "triton"):
+            with pytest.raises(UnsupportedSurrogateError, match=f"the '{backend}' neuron backend"):
+                cls(surrogate=Laplace(), backend=backend)
+        node = cls(surrogate=Laplace())  # auto: runs, on torch, with the user's derivative
+        x = (torch.randn(4, 2, 10, dtype=D) + 0.6).requires_grad_()
+        node.to(D)
+        spikes = node(x)
+        (grad,) = torch.autograd.grad(spikes.sum(), x)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0

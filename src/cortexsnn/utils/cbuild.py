@@ -133,8 +133,11 @@ def compile_c_library(source: Path, target: Path, flags: Sequence[str], libs: Se
             with os.fdopen(fd, "w") as handle:
                 handle.write(f'const char cortexsnn_build_key[] = "{_KEY_PREFIX}{key}";\n')
             extra = [stub]
-        result = subprocess.run([compiler, *flags, "-o", tmp, str(source), *extra, *libs], capture_output=True,
-                                text=True)
+        try:
+            result = subprocess.run([compiler, *flags, "-o", tmp, str(source), *extra, *libs], capture_output=True,
+                                    text=True)
+        except OSError as exc:  # the compiler vanished or cannot be executed
+            raise KernelBuildError(f"{compiler} could not be run: {exc}") from exc
         if result.returncode != 0:
             raise KernelBuildError(f"{compiler} failed: {result.stderr.strip()[:2000]}")
         make_readable(tmp, executable=True)  # mkstemp made it 0600; a shared cache needs it readable
