@@ -279,8 +279,10 @@ def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset,
 def _check_status(status: int, kind: int, mode: int) -> None:
     """A compiled kernel refused its surrogate kind or charge mode (and computed nothing)."""
     if status != 0:
-        raise KernelBuildError(f"the CPU neuron kernel refused surrogate kind {kind} / mode {mode} (status {status}); "
-                           "the kernel library does not match this version of cortexsnn: clear the kernel cache")
+        raise KernelBuildError(
+            f"the CPU neuron kernel refused surrogate kind {kind} / mode {mode} (status {status}); the kernel library "
+            "does not match this version of cortexsnn: clear the kernel cache ($CORTEXSNN_CACHE/kernels)"
+        )
 
 
 class _NeuronSequence(torch.autograd.Function):
