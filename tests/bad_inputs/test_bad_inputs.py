@@ -91,6 +91,35 @@ def _yaml(path: Path, text: str) -> Path:
     return path
 
 
+def _backward_through_lif(surrogate, **kwargs) -> None:
+    """A multi-step LIF layer's forward and backward pass with ``surrogate``."""
+    from cortexsnn.neurons.functional import lif_multistep
+
+    x = (torch.randn(4, 2, 6) + 0.8).requires_grad_()
+    spikes, _ = lif_multistep(x, surrogate=surrogate, **kwargs)
+    spikes.sum().backward()
+
+
+def _user_surrogates():
+    """Two user-defined surrogates: one whose derivative sums over its input (a wrong shape), one
+    correct (a Laplace density) that the compiled kernels do not implement."""
+    from dataclasses import dataclass
+
+    from cortexsnn.neurons.surrogate import Surrogate
+
+    @dataclass(frozen=True)
+    class Summed(Surrogate):
+        def derivative(self, x):
+            return (1.0 / (1.0 + x.square())).sum()
+
+    @dataclass(frozen=True)
+    class Laplace(Surrogate):
+        def derivative(self, x):
+            return 0.5 * self.alpha * torch.exp(-self.alpha * x.abs())
+
+    return Summed(), Laplace()
+
+
 def _k92(root: Path) -> Path:
     """A data folder whose 92-image files are all present but damaged."""
     from cortexsnn.data.neural import KRIEGESKORTE92_FILES
@@ -288,6 +317,8 @@ def _api_cases():
     from cortexsnn.similarity.results import ResultsFileError, ScoreTable
     from cortexsnn.similarity.scoring import score_features
     from cortexsnn.similarity.suite import SuiteOptions
+    from cortexsnn.neurons.functional import lif_multistep, plif_multistep
+    from cortexsnn.neurons.surrogate import SurrogateError, UnsupportedSurrogateError
     from cortexsnn.training.iir import IIRConfig
     from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
 
@@ -298,6 +329,7 @@ def _api_cases():
     np.fill_diagonal(sym_rdm, 0)
     responses = np.random.rand(8, 5)
     model_rdm = rdm(responses).numpy()
+    summed, laplace = _user_surrogates()
     return [
         ("extract-T-0", lambda t: extract_features(net, x, layers=["1"], time_steps=0), InvalidArgumentError,
          "time_steps must be a positive integer"),
@@ -353,6 +385,14 @@ def _api_cases():
          BenchmarkDataCorrupt, "is damaged"),
         ("config-unknown-key", lambda t: load_config(None, ["train.nope=1"], IIRConfig), ConfigError,
          "unknown config key"),
+        ("surrogate-wrong-shape", lambda t: _backward_through_lif(summed), SurrogateError,
+         "Summed.derivative returned shape () for an input of shape (2, 6)"),
+        ("surrogate-user-defined-on-cpu-kernel", lambda t: _backward_through_lif(laplace, backend="cpu"),
+         UnsupportedSurrogateError, "use backend='torch'"),
+        ("neuron-state-on-other-device", lambda t: lif_multistep(torch.randn(4, 2, 6), torch.zeros(2, 6, device="meta")),
+         InvalidArgumentError, "v_init is on meta but the input is on cpu"),
+        ("plif-weight-on-other-device", lambda t: plif_multistep(torch.randn(4, 2, 6), torch.zeros((), device="meta")),
+         InvalidArgumentError, "the PLIF parameter w is on meta but the input is on cpu"),
     ]
 
 
@@ -400,3 +440,50 @@ def test_dataloader_worker_error_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Original" not in err, err
     assert len(err.strip().splitlines()) == 1 and "0.png cannot be read" in err, err
+
+
+# ----------------------------------------------------------------------------- kernels: correct fallbacks
+def test_half_precision_on_the_cpu_runs_the_torch_path():
+    """Half-precision input to a CPU neuron, even with backend='cpu' (the C kernel is float32/float64
+    only): the torch path in that precision, equal to the plain step loop in the same precision."""
+    from cortexsnn.neurons.functional import lif_multistep, lif_step
+
+    for dtype in (torch.float16, torch.bfloat16):
+        x = ((torch.randn(5, 3, 40) + 0.6).to(dtype)).requires_grad_()
+        for backend in ("cpu", "auto"):
+            spikes, v_last = lif_multistep(x, backend=backend)
+            (grad,) = torch.autograd.grad(spikes.sum(), x)
+            v, reference = torch.zeros((), dtype=dtype), []
+            for t in range(x.shape[0]):
+                s, v = lif_step(x[t], v)
+                reference.append(s)
+            reference = torch.stack(reference)
+            (grad_ref,) = torch.autograd.grad(reference.sum(), x)
+            assert spikes.dtype == dtype and torch.equal(spikes, reference) and torch.equal(v_last, v)
+            torch.testing.assert_close(grad, grad_ref, rtol=2e-2, atol=2e-2)
+
+
+def test_a_kernel_binary_from_another_machine_is_rebuilt(tmp_path, monkeypatch):
+    """A kernel cache shared by machines with different CPUs (one home directory on a cluster): a
+    binary built for another CPU, found under this machine's name, is rebuilt, never loaded."""
+    import ctypes
+
+    import cortexsnn.utils.cbuild as cbuild
+
+    monkeypatch.setenv("CORTEXSNN_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "probe.c"
+    source.write_text("int probe(int x) { return x + 41; }\n")
+    flags = ["-O1", "-march=native", "-shared", "-fPIC"]
+    monkeypatch.setattr(cbuild, "_machine_features", lambda compiler, f: "node-a: avx512f")
+    foreign_key = cbuild.build_key(source, flags)
+    cbuild.compile_c_library(source, tmp_path / "foreign.so", flags, key=foreign_key)
+    monkeypatch.setattr(cbuild, "_machine_features", lambda compiler, f: "node-b: avx2")
+    key = cbuild.build_key(source, flags)
+    target = tmp_path / "cache" / "kernels" / f"probe_{key[:16]}.so"
+    target.parent.mkdir(parents=True)
+    target.write_bytes((tmp_path / "foreign.so").read_bytes())
+    opened, real_cdll = [], ctypes.CDLL
+    monkeypatch.setattr(ctypes, "CDLL", lambda path, *a, **k: opened.append(cbuild._marked_for(target, key))
+                        or real_cdll(path, *a, **k))
+    assert cbuild.load_c_library(source, flags, "probe").probe(1) == 42
+    assert opened == [True]  # the foreign binary was replaced before anything was opened

@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from cortexsnn.neurons import IFNode, LIFNode, MemoryModule, PLIFNode, reset
 from cortexsnn.neurons.functional.pooled import neuron_maxpool_static
 from cortexsnn.neurons.kernels import resolve_backend
+from cortexsnn.neurons.surrogate import kernel_kind
 from cortexsnn.neurons.surrogate import ATan
 
 __all__ = [
@@ -249,6 +250,8 @@ def _fusable(neuron: nn.Module, pool: nn.Module, x: Tensor) -> bool:
         return False
     kernel = _pair(pool.kernel_size)
     if kernel[0] * kernel[1] > 255 or _has_hooks(neuron, pool):
+        return False
+    if kernel_kind(neuron.surrogate) is None:  # a user-defined derivative: the unfused modules, on torch
         return False
     return resolve_backend(neuron.backend, "cpu") == "cpu"
 

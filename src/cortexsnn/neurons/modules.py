@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from cortexsnn.neurons import functional as F
 from cortexsnn.neurons.base import MemoryModule
-from cortexsnn.neurons.kernels import BACKENDS
+from cortexsnn.neurons.kernels import BACKENDS, compiled_surrogate
 from cortexsnn.neurons.surrogate import ATan, Surrogate, get_surrogate
 
 __all__ = ["BaseNode", "IFNode", "LIFNode", "PLIFNode"]
@@ -33,7 +33,9 @@ class BaseNode(MemoryModule):
         detach_reset: no gradient through the spike in the reset path.
         step_mode: ``"m"`` (``[T, B, ...]`` in, fused over time) or ``"s"`` (``[B, ...]``).
         backend: force a multi-step backend (``"auto"``, ``"cpu"``, ``"triton"``, ``"torch"``); default: the
-            ``CORTEXSNN_NEURON_BACKEND`` environment variable, else ``"auto"``.
+            ``CORTEXSNN_NEURON_BACKEND`` environment variable, else ``"auto"``. A user-defined surrogate
+            runs on ``"torch"`` only (``"auto"`` picks it; ``"cpu"`` / ``"triton"`` raise
+            :class:`~cortexsnn.neurons.surrogate.UnsupportedSurrogateError`; see :mod:`cortexsnn.neurons.kernels`).
     """
 
     def __init__(
@@ -55,6 +57,8 @@ class BaseNode(MemoryModule):
         self.v_threshold = float(v_threshold)
         self.v_reset = None if v_reset is None else float(v_reset)
         self.surrogate = get_surrogate(surrogate)
+        if backend in ("cpu", "triton"):  # a user-defined derivative: refused now, not at the first forward
+            compiled_surrogate(self.surrogate, backend)
         self.detach_reset = bool(detach_reset)
         self.backend = backend
         self.register_memory("v", 0.0 if v_reset is None else float(v_reset))

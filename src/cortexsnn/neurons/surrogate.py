@@ -8,6 +8,13 @@ Each surrogate is a small immutable object: calling it on a tensor applies the s
 with that surrogate's gradient; :meth:`Surrogate.derivative` gives the gradient itself, so that
 fused kernels and tests can use exactly the same formula. ``kind_id`` identifies the formula
 inside the compiled kernels.
+
+The compiled neuron kernels (CPU and Triton) implement the derivatives of the five built-in classes
+only; :func:`kernel_kind` says whether a surrogate is one of them (a subclass that overrides
+``derivative``, or a new class, is not, whatever its ``kind_id``). Every other surrogate runs on the
+``torch`` backend, which calls its own ``derivative`` (see :mod:`cortexsnn.neurons.kernels`).
+A ``derivative`` must return a tensor of its argument's shape (:func:`surrogate_derivative`
+checks it).
 """
 from __future__ import annotations
 
@@ -16,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from cortexsnn.errors import CortexSNNError
 
 __all__ = [
     "Surrogate",
@@ -26,7 +35,19 @@ __all__ = [
     "Triangle",
     "heaviside",
     "get_surrogate",
+    "kernel_kind",
+    "surrogate_derivative",
+    "SurrogateError",
+    "UnsupportedSurrogateError",
 ]
+
+
+class SurrogateError(CortexSNNError, ValueError):
+    """A surrogate's ``derivative`` returned something other than a tensor of its argument's shape."""
+
+
+class UnsupportedSurrogateError(CortexSNNError, ValueError):
+    """A compiled neuron backend was asked for with a surrogate whose derivative it does not implement."""
 
 
 def heaviside(x: Tensor) -> Tensor:
@@ -44,7 +65,7 @@ class _SpikeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad_output * ctx.surrogate.derivative(x), None
+        return grad_output * surrogate_derivative(ctx.surrogate, x), None
 
 
 @dataclass(frozen=True)
@@ -52,7 +73,9 @@ class Surrogate:
     """Base class: Heaviside forward, ``derivative(x)`` backward."""
 
     alpha: float = 1.0
-    kind_id = -1  # identifies the formula in compiled kernels
+    # identifies the formula in the compiled kernels (-1: none); only honoured for the built-in
+    # classes and subclasses that keep their derivative (kernel_kind)
+    kind_id = -1
 
     def __post_init__(self) -> None:
         if not (self.alpha > 0 and math.isfinite(self.alpha)):
@@ -135,6 +158,35 @@ class Triangle(Surrogate):
 
     def derivative(self, x: Tensor) -> Tensor:
         return self.alpha * torch.clamp(1 - self.alpha * x.abs(), min=0)
+
+
+# the formulas the compiled kernels implement, by kind_id (lif_cpu.c, lif_triton.py)
+_KERNEL_FORMULAS: dict[int, type[Surrogate]] = {cls.kind_id: cls for cls in (ATan, Sigmoid, FastSigmoid, Gaussian, Triangle)}
+
+
+def kernel_kind(surrogate: Surrogate) -> int | None:
+    """The id of ``surrogate``'s formula in the compiled neuron kernels, or ``None`` when they do not
+    implement it: a user-defined surrogate, or a subclass of a built-in one that overrides
+    ``derivative`` (its ``kind_id`` is not trusted: the kernels would compute another gradient)."""
+    kind = getattr(type(surrogate), "kind_id", -1)
+    owner = _KERNEL_FORMULAS.get(kind) if isinstance(kind, int) else None
+    if owner is None or not isinstance(surrogate, owner) or type(surrogate).derivative is not owner.derivative:
+        return None
+    return kind
+
+
+def surrogate_derivative(surrogate: Surrogate, x: Tensor) -> Tensor:
+    """``surrogate.derivative(x)``, checked to be a tensor of ``x``'s shape: a derivative that returns
+    another shape would otherwise be broadcast into a wrong gradient, or fail deep inside autograd."""
+    sg = surrogate.derivative(x)
+    if not isinstance(sg, Tensor) or sg.shape != x.shape:
+        got = f"shape {tuple(sg.shape)}" if isinstance(sg, Tensor) else type(sg).__name__
+        raise SurrogateError(
+            f"{type(surrogate).__name__}.derivative returned {got} for an input of shape {tuple(x.shape)}; "
+            "it must return the elementwise derivative, a tensor of its input's shape (e.g. torch.ones_like(x) * c "
+            "for a constant)"
+        )
+    return sg
 
 
 _BY_NAME = {

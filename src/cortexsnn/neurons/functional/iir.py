@@ -54,7 +54,7 @@ import torch
 from torch import Tensor
 
 from cortexsnn.neurons.functional._iir_cpu import kernels
-from cortexsnn.neurons.surrogate import Gaussian, Surrogate
+from cortexsnn.neurons.surrogate import Gaussian, Surrogate, kernel_kind, surrogate_derivative
 
 __all__ = [
     "dual_exp_coefficients",
@@ -354,7 +354,9 @@ class _ResetTraceNeuron(torch.autograd.Function):
         ctx, current: Tensor, v0: Tensor, r0: Tensor, threshold: float, reset_decay: float,
         membrane_decay: float, surrogate: Surrogate,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        kernel = _kernel_for(current) if isinstance(surrogate, Gaussian) else None
+        # the compiled kernel computes Gaussian's derivative only: any other surrogate (a subclass of
+        # Gaussian with its own derivative included) runs the loop below, which calls its derivative
+        kernel = _kernel_for(current) if kernel_kind(surrogate) == Gaussian.kind_id else None
         ctx.kernel = kernel
         ctx.params = (threshold, reset_decay, membrane_decay, surrogate)
         ctx.v0_shape, ctx.r0_shape = v0.shape, r0.shape
@@ -393,13 +395,13 @@ class _ResetTraceNeuron(torch.autograd.Function):
             gr_last = zeros if grad_r_last is None else grad_r_last.reshape(-1).contiguous()
             grad_current, cv, cr = ctx.kernel.neuron_backward(
                 grad_spikes.reshape(steps, -1).contiguous(), potentials, gv_last, gr_last,
-                threshold, reset_decay, membrane_decay, surrogate.sigma,
+                threshold, reset_decay, membrane_decay, surrogate.alpha,
             )
             cv, cr = cv.view(ctx.state_shape), cr.view(ctx.state_shape)
             grad_v0 = _reduce_to(cv, ctx.v0_shape) if ctx.needs_input_grad[1] else None
             grad_r0 = _reduce_to(cr, ctx.r0_shape) if ctx.needs_input_grad[2] else None
             return grad_current.view(grad_spikes.shape), grad_v0, grad_r0, None, None, None, None
-        sg = surrogate.derivative(potentials - threshold)
+        sg = surrogate_derivative(surrogate, potentials - threshold)
         grad_current = torch.empty_like(potentials)
         zero = torch.zeros_like(potentials[0])
         cv = zero if grad_v_last is None else grad_v_last.expand_as(zero)  # dL/dv[t] from the future

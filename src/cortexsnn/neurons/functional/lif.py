@@ -28,8 +28,9 @@ import os
 import torch
 from torch import Tensor
 
-from cortexsnn.neurons.kernels import cpu_kernel, resolve_backend, triton_kernel
-from cortexsnn.neurons.surrogate import ATan, Surrogate
+from cortexsnn.errors import InvalidArgumentError
+from cortexsnn.neurons.kernels import KernelBuildError, compiled_surrogate, cpu_kernel, resolve_backend, triton_kernel
+from cortexsnn.neurons.surrogate import ATan, Surrogate, surrogate_derivative
 
 __all__ = [
     "if_step",
@@ -168,7 +169,7 @@ def _backward_torch(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_rese
     for t in range(h_seq.shape[0] - 1, -1, -1):
         h = h_seq[t]
         s = (h >= v_th).to(h.dtype)
-        sg = surrogate.derivative(h - v_th)
+        sg = surrogate_derivative(surrogate, h - v_th)
         dvdh = (1.0 - s) + keep * (v_reset - h) * sg if hard else 1.0 - keep * v_th * sg
         gh = grad_s[t] * sg + gv * dvdh
         grad_x[t] = gh * cx
@@ -219,6 +220,8 @@ def _forward_cpu(x, v, mode, d, div, v_th, v_reset, hard, save_h):
         _ptr(x), _ptr(spikes), _ptr(h_seq), _ptr(v), int(v.numel() == 1), _ptr(v_last), steps, n, mode, int(div),
         d, v_th, v_reset, int(hard), _threads(steps, n),
     )
+    if not_finite < 0:
+        _check_status(not_finite, 0, mode)
     if not_finite:
         _raise_not_finite()
     return spikes, h_seq, v_last
@@ -262,12 +265,24 @@ def _backward_cpu(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset,
         chunk = _recompute_chunk(steps, x.element_size())
         workspace = x.new_empty(threads * steps * chunk)
     grad_s, gs_tstride, gs_bcast = _grad_layout(grad_s)
-    grad_d = getattr(lib, f"lif_backward_{suffix}")(
+    kind = compiled_surrogate(surrogate, "cpu")
+    grad_d = ctypes.c_double(0.0)
+    status = getattr(lib, f"lif_backward_{suffix}")(
         _ptr(grad_s), gs_tstride, gs_bcast, _ptr(h_seq), _ptr(x), _ptr(v_init), int(v_init.numel() == 1),
         _ptr(workspace), chunk, _ptr(grad_x), _ptr(grad_v_in), _ptr(grad_v_init), steps, n, mode, int(div), d,
-        v_th, v_reset, int(hard), int(detach), surrogate.kind_id, surrogate.alpha, int(want_d), threads,
+        v_th, v_reset, int(hard), int(detach), kind, surrogate.alpha, int(want_d), threads, ctypes.byref(grad_d),
     )
-    return grad_x, grad_v_init, grad_d
+    _check_status(status, kind, mode)
+    return grad_x, grad_v_init, grad_d.value
+
+
+def _check_status(status: int, kind: int, mode: int) -> None:
+    """A compiled kernel refused its surrogate kind or charge mode (and computed nothing)."""
+    if status != 0:
+        raise KernelBuildError(
+            f"the CPU neuron kernel refused surrogate kind {kind} / mode {mode} (status {status}); the kernel library "
+            "does not match this version of cortexsnn: clear the kernel cache ($CORTEXSNN_CACHE/kernels)"
+        )
 
 
 class _NeuronSequence(torch.autograd.Function):
@@ -343,12 +358,12 @@ def _run_sequence(
         raise TypeError(f"neuron input must be a floating-point tensor, got {x_seq.dtype}")
     if not isinstance(surrogate, Surrogate):
         raise TypeError(f"surrogate must be a cortexsnn Surrogate, got {type(surrogate).__name__}")
-    chosen = resolve_backend(backend, x_seq.device.type)
+    chosen = resolve_backend(backend, x_seq.device.type, surrogate)
     if chosen == "cpu" and x_seq.dtype not in (torch.float32, torch.float64):
         chosen = "torch"  # half precision on the CPU: the tensor path
     if not isinstance(v_init, Tensor):
         v_init = torch.tensor(float(v_init), dtype=x_seq.dtype, device=x_seq.device)
-    v_init = v_init.to(dtype=x_seq.dtype)
+    v_init = _on_device_of(v_init, x_seq, "v_init").to(dtype=x_seq.dtype)
     if not isinstance(decay, Tensor):
         decay = torch.tensor(float(decay), dtype=torch.float64)
     track = torch.is_grad_enabled() and (x_seq.requires_grad or v_init.requires_grad or decay.requires_grad)
@@ -368,6 +383,19 @@ def _run_sequence(
     if chosen == "torch" and x_seq.device.type == "cpu" and not bool(torch.isfinite(v_last).all()):
         _raise_not_finite()  # the CPU kernel counts these itself; on GPUs a check would synchronise
     return spikes, v_last
+
+
+def _on_device_of(value: Tensor, x_seq: Tensor, name: str) -> Tensor:
+    """``value`` on ``x_seq``'s device: a 0-dim CPU state is moved (PyTorch mixes those with any device);
+    any other state on another device is an error (a kernel would read foreign memory)."""
+    if value.device == x_seq.device:
+        return value
+    if value.dim() == 0 and value.device.type == "cpu":
+        return value.to(x_seq.device)
+    raise InvalidArgumentError(
+        f"{name} is on {value.device} but the input is on {x_seq.device}; move them to one device "
+        "(e.g. neuron.to(device), or reset the neurons with cortexsnn.neurons.reset(net) after moving the input)"
+    )
 
 
 def _memory_order(x: Tensor) -> list[int] | None:
@@ -440,6 +468,9 @@ def plif_multistep(
 ) -> tuple[Tensor, Tensor]:
     """Parametric LIF over a sequence (``1 / tau = sigmoid(w)``, gradient to ``w``)."""
     mode = _MODE_LIF_DECAY_INPUT if decay_input else _MODE_LIF
+    if isinstance(w, Tensor) and isinstance(x_seq, Tensor) and w.device != x_seq.device:
+        raise InvalidArgumentError(f"the PLIF parameter w is on {w.device} but the input is on {x_seq.device}; "
+                                   "move the neuron to the input's device (neuron.to(device))")
     return _run_sequence(
         x_seq, v_init, mode, torch.sigmoid(w), False, v_threshold, v_reset, surrogate, detach_reset, backend
     )

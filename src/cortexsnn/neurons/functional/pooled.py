@@ -19,8 +19,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cortexsnn.neurons.functional.lif import _MODE_IF, _MODE_LIF, _MODE_LIF_DECAY_INPUT, _ptr, _raise_not_finite, _threads
-from cortexsnn.neurons.kernels import cpu_kernel
+from cortexsnn.neurons.functional.lif import (
+    _MODE_IF, _MODE_LIF, _MODE_LIF_DECAY_INPUT, _check_status, _ptr, _raise_not_finite, _threads,
+)
+from cortexsnn.neurons.kernels import compiled_surrogate, cpu_kernel
 from cortexsnn.neurons.surrogate import Surrogate
 
 __all__ = ["neuron_maxpool_static", "pool_geometry"]
@@ -51,6 +53,8 @@ class _NeuronMaxPoolStatic(torch.autograd.Function):
             _ptr(x), _ptr(out), _ptr(arg), _ptr(v_last), _ptr(workspace), v_init, *geometry, mode, int(div), d, v_th,
             v_reset, int(hard), threads,
         )
+        if not_finite < 0:
+            _check_status(not_finite, 0, mode)
         if not_finite:
             _raise_not_finite()
         ctx.save_for_backward(x, arg)
@@ -70,10 +74,12 @@ class _NeuronMaxPoolStatic(torch.autograd.Function):
         grad_x = torch.empty_like(x)
         threads = _threads(steps, x.numel())
         workspace = x.new_empty(threads * (steps + 3) * h * w)
-        getattr(lib, f"lif_pool_backward_{suffix}")(
+        kind = compiled_surrogate(surrogate, "cpu")
+        status = getattr(lib, f"lif_pool_backward_{suffix}")(
             _ptr(grad_out), _ptr(arg), _ptr(x), _ptr(grad_x), _ptr(workspace), v_init, *ctx.geometry, mode,
-            int(div), d, v_th, v_reset, int(hard), int(detach), surrogate.kind_id, surrogate.alpha, threads,
+            int(div), d, v_th, v_reset, int(hard), int(detach), kind, surrogate.alpha, threads,
         )
+        _check_status(status, kind, mode)
         return grad_x, None, None
 
 
@@ -98,8 +104,11 @@ def neuron_maxpool_static(
     Equal to ``max_pool2d(lif_multistep(x.expand(steps, ...)))`` (per step), forward and
     backward; ``v_last`` (the final membrane potential) carries no gradient. ``v_init`` is one
     value for every neuron (default: ``v_reset``, or 0 for a soft reset). Needs the compiled CPU
-    kernel and a contiguous float32/float64 CPU tensor; the window may hold at most 255 positions.
+    kernel and a contiguous float32/float64 CPU tensor; the window may hold at most 255 positions,
+    and a surrogate the kernel implements (a built-in one: ``UnsupportedSurrogateError`` otherwise;
+    :func:`cortexsnn.models.layers.fire_and_pool` then takes the unfused modules).
     """
+    compiled_surrogate(surrogate, "cpu")  # refused before the forward pass, not in the backward
     if cpu_kernel() is None:
         raise RuntimeError("neuron_maxpool_static needs the compiled CPU neuron kernel (a C compiler)")
     if x.dim() != 4 or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):

@@ -26,6 +26,9 @@
  *   2 FastSigm.  1 / (1 + alpha |u|)^2
  *   3 Gaussian   exp(-u^2 / (2 alpha^2)) / (sqrt(2 pi) alpha)
  *   4 Triangle   alpha max(0, 1 - alpha |u|)
+ * Any other kind (or charge mode) is refused by the entry points before any work (a status of -1):
+ * never a silent stand-in formula. The Python side only passes the kinds of the built-in surrogates
+ * (cortexsnn.neurons.surrogate.kernel_kind); a user-defined one runs on the torch backend.
  */
 #include <math.h>
 #include <pthread.h>
@@ -34,6 +37,8 @@
 #include <stdint.h>
 
 #define CHUNK 512
+#define KNOWN_KIND(kind) ((kind) >= 0 && (kind) <= 4)
+#define KNOWN_MODE(mode) ((mode) >= 0 && (mode) <= 2)
 
 /* surrogate derivatives at u = H - v_th, one expression per kind (kept out of the inner loop's
    control flow so that every loop is specialised and vectorised) */
@@ -64,7 +69,8 @@
     case 1: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_SIGMOID) break;                                   \
     case 2: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_FAST) break;                                      \
     case 3: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_GAUSS) break;                                     \
-    default: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                                      \
+    case 4: BACKWARD_ROW(T_, EXP, FABS, SQRT, SG_TRI) break;                                       \
+    default: break; /* unreachable: the entry points refuse unknown kinds (KNOWN_KIND) */           \
     }
 
 /* one time step of the forward recurrence for the neurons [lo, lo + len), H = CHARGE */
@@ -85,7 +91,8 @@
     case 1: FORWARD_ROW(T_, vc[i] + (xt[i] - (vc[i] - vr)) * d) break;                             \
     case 2: FORWARD_ROW(T_, vc[i] + (xt[i] - (vc[i] - vr)) / d) break;                             \
     case 3: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) * d + xt[i]) break;                               \
-    default: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) / d + xt[i]) break;                              \
+    case 4: FORWARD_ROW(T_, vc[i] - (vc[i] - vr) / d + xt[i]) break;                               \
+    default: break; /* unreachable: the entry points refuse unknown modes (KNOWN_MODE) */           \
     }
 
 #define MAX_THREADS 64
@@ -163,6 +170,7 @@ static void forward_chunk_##SUF(void *p, int64_t c, int tid) {                  
 int64_t lif_forward_##SUF(const T_ *x, T_ *spikes, T_ *h_out, const T_ *v_in, int v_bcast,         \
                           T_ *v_out, int64_t steps, int64_t n, int mode, int div, T_ d, T_ v_th,   \
                           T_ v_reset, int hard, int threads) {                                     \
+    if (!KNOWN_MODE(mode)) return -1;                                                              \
     forward_args_##SUF a = {x, v_in, v_bcast, spikes, h_out, v_out, steps, n,                      \
                             mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0), hard, d, v_th, v_reset, {0}}; \
     const int used = run_chunks(forward_chunk_##SUF, &a, (n + CHUNK - 1) / CHUNK, threads);        \
@@ -237,13 +245,15 @@ static void backward_chunk_##SUF(void *p, int64_t c, int tid) {                 
    recompute it from x and v_init ([n], or one value if v_bcast) in chunks of `chunk` neurons,      \
    `workspace` holding                                                                             \
    steps * chunk values per thread. x and v_init are also needed when want_grad_d (PLIF, never      \
-   with div). Returns dL/dd (summed per thread in double, then over threads in order). */          \
-double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcast,                  \
+   with div). Writes dL/dd to *grad_d_out (summed per thread in double, then over threads in order). \
+   Returns 0, or -1 (nothing computed) for an unknown surrogate kind or charge mode. */             \
+int lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcast,                  \
                           const T_ *h, const T_ *x, const T_ *v_init, int v_bcast, T_ *workspace,  \
                           int64_t chunk, T_ *grad_x, const T_ *grad_v_in, T_ *grad_v_out,          \
                           int64_t steps, int64_t n,                                                \
                           int mode, int div, T_ d, T_ v_th, T_ v_reset, int hard, int detach_reset, \
-                          int kind, T_ alpha, int want_grad_d, int threads) {                      \
+                          int kind, T_ alpha, int want_grad_d, int threads, double *grad_d_out) {  \
+    if (!KNOWN_KIND(kind) || !KNOWN_MODE(mode)) return -1;                                         \
     const T_ rate = div ? (T_)1 / d : d;                /* the leak factor 1 / tau */              \
     if (h != NULL || chunk < 1 || chunk > CHUNK) chunk = CHUNK;                                    \
     backward_args_##SUF a = {                                                                      \
@@ -256,7 +266,8 @@ double lif_backward_##SUF(const T_ *grad_spikes, int64_t gs_tstride, int gs_bcas
     const int used = run_chunks(backward_chunk_##SUF, &a, (n + chunk - 1) / chunk, threads);      \
     double grad_d = 0.0;                                                                           \
     for (int t = 0; t < used; ++t) grad_d += a.grad_d[t];                                          \
-    return grad_d;                                                                                 \
+    *grad_d_out = grad_d;                                                                          \
+    return 0;                                                                                      \
 }
 
 DEFINE_KERNELS(float, f32, expf, fabsf, sqrtf)
@@ -366,6 +377,7 @@ int64_t lif_pool_forward_##SUF(const T_ *x, T_ *out, uint8_t *arg, T_ *v_out, T_
                                int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,          \
                                int64_t pw, int64_t oh, int64_t ow, int mode, int div, T_ d,         \
                                T_ v_th, T_ v_reset, int hard, int threads) {                        \
+    if (!KNOWN_MODE(mode)) return -1;                                                              \
     pool_args_##SUF a = {x, out, arg, v_out, workspace, v_init, steps, planes, h, w, kh, kw, sh, sw, \
                          ph, pw, oh, ow, mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0), hard, d,    \
                          v_th, v_reset, NULL, NULL, 0, mode, 0, 0, 0, 0, {0}};                      \
@@ -376,13 +388,15 @@ int64_t lif_pool_forward_##SUF(const T_ *x, T_ *out, uint8_t *arg, T_ *v_out, T_
 }                                                                                                  \
                                                                                                    \
 /* grad_out [steps, planes, oh, ow] (contiguous), arg from the forward pass; grad_x [planes, h, w] \
-   = dL/dX summed over the steps; workspace: threads * (steps + 3) * h * w values. */              \
-void lif_pool_backward_##SUF(const T_ *grad_out, const uint8_t *arg, const T_ *x, T_ *grad_x,       \
+   = dL/dX summed over the steps; workspace: threads * (steps + 3) * h * w values. Returns 0, or -1 \
+   (nothing computed) for an unknown surrogate kind or charge mode. */                             \
+int lif_pool_backward_##SUF(const T_ *grad_out, const uint8_t *arg, const T_ *x, T_ *grad_x,       \
                              T_ *workspace, T_ v_init, int64_t steps, int64_t planes, int64_t h,    \
                              int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, \
                              int64_t pw, int64_t oh, int64_t ow, int mode, int div, T_ d, T_ v_th,  \
                              T_ v_reset, int hard, int detach_reset, int kind, T_ alpha,            \
                              int threads) {                                                        \
+    if (!KNOWN_KIND(kind) || !KNOWN_MODE(mode)) return -1;                                         \
     const T_ rate = div ? (T_)1 / d : d;                                                           \
     pool_args_##SUF a = {x, NULL, (uint8_t *)arg, NULL, workspace, v_init, steps, planes, h, w, kh, \
                          kw, sh, sw, ph, pw, oh, ow, mode == 0 ? 0 : 2 * mode - 1 + (div ? 1 : 0),  \
@@ -390,6 +404,7 @@ void lif_pool_backward_##SUF(const T_ *grad_out, const uint8_t *arg, const T_ *x
                          mode == 0 ? (T_)1 : (T_)1 - rate, mode == 1 ? rate : (T_)1,                \
                          detach_reset ? (T_)0 : (T_)1, {0}};                                        \
     run_chunks(pool_backward_plane_##SUF, &a, planes, threads);                                    \
+    return 0;                                                                                      \
 }
 
 DEFINE_POOL_KERNELS(float, f32, expf, fabsf, sqrtf)

@@ -19,6 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
+from cortexsnn.neurons.kernels import compiled_surrogate
+
 __all__ = ["forward", "backward", "interpreted"]
 
 _BLOCK = 256
@@ -43,8 +45,10 @@ def _surrogate(u, alpha, KIND: tl.constexpr):
         return 1.0 / (z * z)
     elif KIND == 3:  # Gaussian pdf, sigma = alpha
         return tl.exp(-u * u / (2.0 * alpha * alpha)) / (2.5066282746310002 * alpha)
-    else:  # triangle
+    elif KIND == 4:  # triangle
         return tl.maximum(1.0 - alpha * tl.abs(u), 0.0) * alpha
+    else:  # no stand-in formula: an unknown kind does not compile (backward() refuses it first)
+        tl.static_assert(False, "unknown surrogate kind")
 
 
 @triton.jit
@@ -192,13 +196,14 @@ def backward(grad_s, grad_v, h_seq, x, v_init, mode, d, div, v_th, v_reset, hard
         if not grad_s[0].is_contiguous():
             grad_s = grad_s.contiguous()
         gs_bcast, gs_tstride = False, grad_s.stride(0)
+    kind = compiled_surrogate(surrogate, "triton")  # a user-defined derivative: refused, never substituted
     blocks = _grid(n)[0]
     partial = torch.zeros(max(blocks, 1), dtype=torch.float64, device=h_seq.device)
     if n:
         _backward_kernel[(blocks,)](
             grad_s, gs_tstride, h_seq, x if want_d else h_seq, v_init if want_d else gv,
             grad_x, gv, partial, _params(h_seq, d, v_th, v_reset, surrogate.alpha), steps, n,
-            MODE=mode, DIV=div, HARD=hard, DETACH=detach, KIND=surrogate.kind_id, GS_BCAST=gs_bcast, WANT_D=want_d,
+            MODE=mode, DIV=div, HARD=hard, DETACH=detach, KIND=kind, GS_BCAST=gs_bcast, WANT_D=want_d,
             COMPUTE=_compute_dtype(h_seq.dtype), BLOCK=_BLOCK,
         )
     return grad_x, gv, float(partial.sum()) if want_d else 0.0
