@@ -140,9 +140,9 @@ def test_no_compiler_falls_back_to_torch_with_one_warning(tmp_path, monkeypatch)
     monkeypatch.setenv("CORTEXSNN_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.delenv("CORTEXSNN_NEURON_BACKEND", raising=False)
-    for module, names in ((kernels, ("_library", "_failed")), (rate_if, ("_kernel", "_kernel_failed"))):
-        for name in names:
-            monkeypatch.setattr(module, name, None)
+    for kernel in (kernels.cpu_kernel, rate_if._cpu_kernel):  # forget the libraries loaded so far
+        monkeypatch.setattr(kernel, "_library", None)
+        monkeypatch.setattr(kernel, "_failure", None)
     x = (torch.randn(5, 4, 30, dtype=torch.float64) + 0.5).requires_grad_()
     theta = torch.ones(4, 30)
     with warnings.catch_warnings(record=True) as caught:
@@ -164,3 +164,26 @@ def test_no_compiler_falls_back_to_torch_with_one_warning(tmp_path, monkeypatch)
     with pytest.raises(KernelBuildError, match="could not be built"):
         lif_multistep(x, backend="cpu")
     assert not list((tmp_path / "empty-cache").glob("**/*.so"))
+
+
+def test_ckernel_builds_once_and_warns_once(tmp_path, monkeypatch):
+    """`CKernel`: one build and one `declare` however often it is called; without a compiler,
+    `None` every time, one warning naming what is lost and the fallback, and the reason kept."""
+    from cortexsnn.utils.cbuild import CKernel
+
+    monkeypatch.setenv("CORTEXSNN_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "probe.c"
+    source.write_text("int probe(void) { return 7; }\n")
+    declared = []
+    kernel = CKernel(source, FLAGS, "probe", declared.append, "the probe kernel", "probing by hand")
+    assert kernel() is kernel() and len(declared) == 1 and kernel.failure is None
+    assert kernel().probe() == 7
+
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    missing = CKernel(source, FLAGS, "probe2", declared.append, "the probe kernel", "probing by hand")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert missing() is None and missing() is None
+    assert len(caught) == 1 and "the probe kernel is unavailable" in str(caught[0].message)
+    assert "probing by hand" in str(caught[0].message) and "no-such-compiler" in missing.failure
+    assert len(declared) == 1

@@ -10,45 +10,31 @@ of them are exact while partial sums stay below ``2**24``), or anything else.
 from __future__ import annotations
 
 import ctypes
-import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cortexsnn.utils.cbuild import KernelBuildError, load_c_library
+from cortexsnn.utils.cbuild import CKernel, KernelBuildError
 
 _SOURCE = Path(__file__).with_name("bitgram_cpu.c")
 _FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c11"]
-_lock = threading.Lock()
-_library: ctypes.CDLL | None = None
-_failed: str | None = None
 
 
-def kernel() -> ctypes.CDLL | None:
-    """The compiled kernel, building it on first use; ``None`` (with one warning) if that fails."""
-    global _library, _failed
-    if _library is not None or _failed is not None:
-        return _library
-    with _lock:
-        if _library is None and _failed is None:
-            try:
-                lib = load_c_library(_SOURCE, _FLAGS, "bitgram_cpu")
-                p, i64 = ctypes.c_void_p, ctypes.c_int64
-                lib.bit_gram.argtypes = [p, i64, i64, i64, i64, p]
-                lib.bit_gram.restype = None
-                for name in ("scan_pack_f32", "scan_pack_f64"):
-                    fn = getattr(lib, name)
-                    fn.argtypes = [p, i64, i64, i64, i64, p, i64, p, p]
-                    fn.restype = ctypes.c_int
-                _library = lib
-            except KernelBuildError as exc:
-                _failed = str(exc)
-                warnings.warn(f"cortexsnn: the spike Gram kernel is unavailable ({exc}); spike features "
-                              "take the (slower) BLAS path", RuntimeWarning, stacklevel=3)
-    return _library
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.bit_gram.argtypes = [p, i64, i64, i64, i64, p]
+    lib.bit_gram.restype = None
+    for name in ("scan_pack_f32", "scan_pack_f64"):
+        fn = getattr(lib, name)
+        fn.argtypes = [p, i64, i64, i64, i64, p, i64, p, p]
+        fn.restype = ctypes.c_int
+
+
+#: The compiled kernel (built on first use); calling it gives ``None`` (with one warning) if that fails.
+kernel = CKernel(_SOURCE, _FLAGS, "bitgram_cpu", _declare, "the spike Gram kernel",
+                 "spike features take the (slower) BLAS path")
 
 
 @dataclass
@@ -117,7 +103,7 @@ def bit_gram(bits: np.ndarray, threads: int | None = None) -> np.ndarray:
     """The exact ``[n, n]`` int64 Gram matrix of the packed 0/1 rows ``bits [n, words]``."""
     lib = kernel()
     if lib is None:
-        raise KernelBuildError(f"the spike Gram kernel is unavailable: {_failed}")
+        raise KernelBuildError(f"the spike Gram kernel is unavailable: {kernel.failure}")
     n, words = bits.shape
     bits = np.ascontiguousarray(bits, dtype=np.uint64)
     g = np.zeros((n, n), dtype=np.int64)

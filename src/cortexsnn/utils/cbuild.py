@@ -27,13 +27,15 @@ import shutil
 import subprocess
 import sysconfig
 import tempfile
+import threading
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cortexsnn.errors import CortexSNNError
 from cortexsnn.utils.io import make_readable
 
-__all__ = ["KernelBuildError", "compile_c_library", "load_c_library", "build_key"]
+__all__ = ["KernelBuildError", "CKernel", "compile_c_library", "load_c_library", "build_key"]
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +183,49 @@ def load_c_library(source: Path, flags: Sequence[str], name: str, libs: Sequence
         return ctypes.CDLL(str(target))
     except OSError as exc:
         raise KernelBuildError(f"could not load {target}, even after rebuilding it: {exc}") from exc
+
+
+class CKernel:
+    """A C kernel library built and loaded on first use, once per process and thread-safely.
+
+    Calling it returns the loaded library, or ``None`` where it cannot be built or loaded: then
+    one ``RuntimeWarning`` says what is unavailable, why, and what the callers do instead
+    (``fallback``), and :attr:`failure` keeps the reason for messages of callers that needed it.
+
+    Args:
+        source: the C file.
+        flags: compiler flags (part of the cache key).
+        name: the library's name in the cache.
+        declare: sets the ``argtypes`` / ``restype`` of the library's functions.
+        what: what the library is, for the warning (e.g. ``"the fused CPU neuron kernel"``).
+        fallback: what happens without it (e.g. ``"using the torch backend"``).
+        libs: libraries to link (``("-lm",)``).
+    """
+
+    def __init__(self, source: Path, flags: Sequence[str], name: str, declare: Callable[[object], None],
+                 what: str, fallback: str, libs: Sequence[str] = ()) -> None:
+        self.source, self.flags, self.name, self.libs = Path(source), list(flags), name, tuple(libs)
+        self.declare, self.what, self.fallback = declare, what, fallback
+        self._lock = threading.Lock()
+        self._library = None
+        self._failure: str | None = None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the library could not be built or loaded (``None`` if it was, or was not tried yet)."""
+        return self._failure
+
+    def __call__(self):
+        if self._library is not None or self._failure is not None:
+            return self._library
+        with self._lock:
+            if self._library is None and self._failure is None:
+                try:
+                    library = load_c_library(self.source, self.flags, self.name, libs=self.libs)
+                    self.declare(library)
+                    self._library = library
+                except (OSError, KernelBuildError) as exc:
+                    self._failure = str(exc)
+                    warnings.warn(f"cortexsnn: {self.what} is unavailable ({exc}); {self.fallback}",
+                                  RuntimeWarning, stacklevel=3)
+        return self._library

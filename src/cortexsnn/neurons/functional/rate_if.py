@@ -26,43 +26,28 @@ State: the potential ``v`` and (signed neurons) the spike count ``count`` so far
 from __future__ import annotations
 
 import ctypes
-import threading
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from cortexsnn.utils.cbuild import CKernel
 
 __all__ = ["rate_if_multistep"]
 
 _SOURCE = Path(__file__).resolve().parent.parent / "kernels" / "rate_if_cpu.c"
 # no FMA contraction: the kernel rounds every potential exactly as the PyTorch loop does
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
-_lock = threading.Lock()
-_kernel: ctypes.CDLL | None = None
-_kernel_failed: str | None = None
 
 
-def _cpu_kernel() -> ctypes.CDLL | None:
-    """The compiled kernel, built on first use; ``None`` (with one warning) where it cannot be built."""
-    global _kernel, _kernel_failed
-    with _lock:
-        if _kernel is None and _kernel_failed is None:
-            from cortexsnn.utils.cbuild import KernelBuildError, load_c_library
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    lib.rate_if_forward_f32.argtypes = [p, p, p, p, p, p, p, i64, i64, i32, i32, i32]
+    lib.rate_if_forward_f32.restype = None
 
-            try:
-                lib = load_c_library(_SOURCE, _FLAGS, "rate_if_cpu")
-                fn = lib.rate_if_forward_f32
-                p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-                fn.argtypes = [p, p, p, p, p, p, p, i64, i64, i32, i32, i32]
-                fn.restype = None
-                _kernel = lib
-            except KernelBuildError as exc:
-                import warnings
 
-                _kernel_failed = str(exc)
-                warnings.warn(f"the rate-IF CPU kernel could not be built ({exc}); using the PyTorch loop",
-                              RuntimeWarning, stacklevel=3)
-        return _kernel
+#: The compiled kernel (built on first use); calling it gives ``None`` (with one warning) where it cannot be built.
+_cpu_kernel = CKernel(_SOURCE, _FLAGS, "rate_if_cpu", _declare, "the rate-IF CPU kernel", "using the PyTorch loop")
 
 
 def _same_layout(*tensors: Tensor) -> bool:

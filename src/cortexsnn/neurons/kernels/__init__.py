@@ -41,12 +41,10 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import threading
-import warnings
 from pathlib import Path
 
 from cortexsnn.neurons.surrogate import Surrogate, UnsupportedSurrogateError, kernel_kind
-from cortexsnn.utils.cbuild import KernelBuildError, load_c_library
+from cortexsnn.utils.cbuild import CKernel, KernelBuildError
 
 __all__ = [
     "cpu_kernel", "triton_kernel", "resolve_backend", "compiled_surrogate", "BACKENDS", "KernelBuildError",
@@ -60,9 +58,6 @@ _SOURCE = Path(__file__).with_name("lif_cpu.c")
 # -ffp-contract=off: no fused multiply-adds, so that every potential is rounded exactly as the
 # same expression in PyTorch rounds it (bit-identical spikes and potentials)
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp-simd", "-pthread", "-shared", "-fPIC", "-std=c11"]
-_lock = threading.Lock()
-_library: ctypes.CDLL | None = None
-_failed: str | None = None
 _triton_module = None
 _triton_failed: str | None = None
 _noted_surrogates: set[type] = set()  # user-defined surrogate classes already reported as running on torch
@@ -88,27 +83,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         pool_backward.restype = ctypes.c_int
 
 
-def cpu_kernel() -> ctypes.CDLL | None:
-    """The compiled CPU kernel library, building it on first use; ``None`` if that fails."""
-    global _library, _failed
-    if _library is not None or _failed is not None:
-        return _library
-    with _lock:
-        if _library is not None or _failed is not None:
-            return _library
-        try:
-            lib = load_c_library(_SOURCE, _FLAGS, "lif_cpu", libs=("-lm",))
-            _declare(lib)
-            _library = lib
-        except (OSError, KernelBuildError) as exc:
-            _failed = str(exc)
-            warnings.warn(
-                f"cortexsnn: the fused CPU neuron kernel is unavailable ({exc}); using the slower "
-                "torch backend. Install a C compiler (e.g. gcc) to enable it.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    return _library
+#: The compiled CPU kernel library (built on first use); calling it gives ``None`` if that fails.
+cpu_kernel = CKernel(_SOURCE, _FLAGS, "lif_cpu", _declare, "the fused CPU neuron kernel",
+                     "using the slower torch backend. Install a C compiler (e.g. gcc) to enable it.", libs=("-lm",))
 
 
 def triton_kernel():
@@ -180,5 +157,5 @@ def resolve_backend(backend: str | None, device_type: str, surrogate: Surrogate 
     if cpu_kernel() is not None:
         return "cpu"
     if choice == "cpu":
-        raise KernelBuildError(f"the CPU kernel was asked for but could not be built: {_failed}")
+        raise KernelBuildError(f"the CPU kernel was asked for but could not be built: {cpu_kernel.failure}")
     return "torch"

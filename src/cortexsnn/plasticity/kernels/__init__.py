@@ -7,20 +7,15 @@ callers fall back to dense PyTorch convolutions (same results, slower).
 from __future__ import annotations
 
 import ctypes
-import threading
-import warnings
 from pathlib import Path
 
-from cortexsnn.utils.cbuild import KernelBuildError, load_c_library
+from cortexsnn.utils.cbuild import CKernel
 
 __all__ = ["spike_conv_kernel"]
 
 _SOURCE = Path(__file__).with_name("spike_conv_cpu.c")
 # -ffp-contract=off: no fused multiply-adds, so that the STDP update rounds exactly as PyTorch does
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
-_lock = threading.Lock()
-_library: ctypes.CDLL | None = None
-_failed: str | None = None
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -52,24 +47,6 @@ def _declare(lib: ctypes.CDLL) -> None:
         head.restype = ctypes.c_int64
 
 
-def spike_conv_kernel() -> ctypes.CDLL | None:
-    """The compiled library, or ``None`` (with a warning, once) when it cannot be built."""
-    global _library, _failed
-    if _library is not None or _failed is not None:
-        return _library
-    with _lock:
-        if _library is not None or _failed is not None:
-            return _library
-        try:
-            lib = load_c_library(_SOURCE, _FLAGS, "spike_conv_cpu")
-            _declare(lib)
-            _library = lib
-        except (OSError, KernelBuildError) as exc:
-            _failed = str(exc)
-            warnings.warn(
-                f"cortexsnn: the event-driven spike convolution kernel is unavailable ({exc}); "
-                "using dense PyTorch convolutions (slower). Install gcc with OpenMP to enable it.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    return _library
+#: The compiled library (built on first use); calling it gives ``None`` (with one warning) when it cannot be built.
+spike_conv_kernel = CKernel(_SOURCE, _FLAGS, "spike_conv_cpu", _declare, "the event-driven spike convolution kernel",
+                            "using dense PyTorch convolutions (slower). Install gcc with OpenMP to enable it.")
