@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import cortexsnn.neurons.kernels as kernels
+import cortexsnn.utils.cbuild as cbuild
 from cortexsnn.neurons.functional import (
     if_multistep,
     if_step,
@@ -222,13 +223,13 @@ def test_backend_selection(monkeypatch):
 
 def test_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
     monkeypatch.setenv("CORTEXSNN_CACHE", str(tmp_path))
-    monkeypatch.setattr(kernels, "_library", None)
-    monkeypatch.setattr(kernels, "_failed", None)
+    monkeypatch.setattr(kernels.cpu_kernel, "_library", None)
+    monkeypatch.setattr(kernels.cpu_kernel, "_failure", None)
 
     def broken(*args, **kwargs):
         raise KernelBuildError("no compiler here")
 
-    monkeypatch.setattr(kernels, "load_c_library", broken)
+    monkeypatch.setattr(cbuild, "load_c_library", broken)
     with pytest.warns(RuntimeWarning, match="no compiler here"):
         assert resolve_backend(None, "cpu") == "torch"
     with warnings.catch_warnings():
