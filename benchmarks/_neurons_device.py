@@ -372,6 +372,8 @@ def _run_worker(script: str, impl: str, workload: str, device: str, tiny: bool, 
 
 def compare_with_ours(ours: dict, theirs: dict, dtype: str, compare_grad: bool) -> tuple[bool, str, dict]:
     """``(comparable, note, figures)`` for one library's check tensors against cortexsnn's."""
+    if theirs["spikes"].shape != ours["spikes"].shape:
+        return False, f"spikes of shape {tuple(theirs['spikes'].shape)}, ours {tuple(ours['spikes'].shape)}", {}
     differ = ours["spikes"] != theirs["spikes"]
     mismatched = int(differ.sum())
     fraction = mismatched / differ.numel()
