@@ -310,18 +310,22 @@ def device_metric(workload: str, precision: str, device: str):
 
 
 def device_main(args) -> None:
-    """``--device cuda``: the metrics on the GPU against the same metrics on the CPU."""
+    """``--device cuda``: the metrics on the GPU against the same metrics on the CPU (any torch
+    device runs the same code: the tests use the CPU for it)."""
     import torch
 
     import cortexsnn
 
-    if not torch.cuda.is_available():
-        print(f"similarity.py: --device {args.device} asked for, but CUDA is not available here "
-              f"(torch {torch.__version__}); run it on a machine with an NVIDIA GPU", file=sys.stderr)
-        raise SystemExit(2)
     _limit_threads(args.threads)
-    gpu = torch.cuda.get_device_name(torch.device(args.device))
-    print(f"cortexsnn {cortexsnn.__version__}, torch {torch.__version__}, CUDA {torch.version.cuda}, {gpu}, "
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if on_gpu else f"{device.type} (as the device)"
+
+    def synchronize():
+        if on_gpu:
+            torch.cuda.synchronize(device)
+
+    print(f"cortexsnn {cortexsnn.__version__}, torch {torch.__version__}, CUDA {torch.version.cuda}, {name}, "
           f"{os.cpu_count()} CPUs, CPU threads {args.threads}, "
           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", flush=True)
     sizes_by_data = QUICK if args.quick else FULL
@@ -330,20 +334,20 @@ def device_main(args) -> None:
         kind = WORKLOAD_DATA[workload]
         x, y = workload_data(kind, sizes_by_data[kind])
         print(f"\n== {workload}: X {x.shape} vs Y {y.shape} (float32)", flush=True)
-        xg, yg = torch.from_numpy(x).to(args.device), torch.from_numpy(y).to(args.device)
+        xg, yg = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         fns = {}
-        for name in DEVICE_IMPLS:
-            if name == "cuda-f32" and workload in ("regression", "svcca"):
+        for impl in DEVICE_IMPLS:
+            if impl == "cuda-f32" and workload in ("regression", "svcca"):
                 continue  # float64 only
-            metric = device_metric(workload, "float32" if name == "cuda-f32" else "float64",
-                                   "cpu" if name == "cpu" else args.device)
-            fns[name] = (lambda m: (lambda a, b: m(xg, yg)))(metric) if name == "cuda-resident" else metric
+            metric = device_metric(workload, "float32" if impl == "cuda-f32" else "float64",
+                                   "cpu" if impl == "cpu" else args.device)
+            fns[impl] = (lambda m: (lambda a, b: m(xg, yg)))(metric) if impl == "cuda-resident" else metric
 
         def synchronised(fn):
             def call(a, b):
-                torch.cuda.synchronize()
+                synchronize()
                 value = fn(a, b)
-                torch.cuda.synchronize()
+                synchronize()
                 return value
             return call
 
@@ -355,39 +359,39 @@ def device_main(args) -> None:
         else:
             ref, ref_name = reference_value(workload, x, y), "float64 reference"
         peaks = {}
-        for name, fn in fns.items():
-            if name == "cpu":
+        for impl, fn in fns.items():
+            if impl == "cpu" or not on_gpu:
                 continue
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
+            synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
             fn(x, y)
-            torch.cuda.synchronize()
-            peaks[name] = (torch.cuda.max_memory_allocated() - before) / 2**20
+            synchronize()
+            peaks[impl] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
         print(f"  {'impl':14s} {'median s':>10s} {'value':>16s} {'|value - ref|':>14s} {'GPU peak MiB':>13s} {'CPU / this':>11s}")
-        for name in fns:
-            err = abs(values[name] - ref)
-            peak = peaks.get(name)
-            print(f"  {name:14s} {med[name]:10.4f} {values[name]:16.10f} {err:14.2e} "
-                  f"{'-' if peak is None else f'{peak:.1f}':>13s} {med['cpu'] / med[name]:10.2f}x")
+        for impl in fns:
+            err = abs(values[impl] - ref)
+            peak = peaks.get(impl)
+            print(f"  {impl:14s} {med[impl]:10.4f} {values[impl]:16.10f} {err:14.2e} "
+                  f"{'-' if peak is None else f'{peak:.1f}':>13s} {med['cpu'] / med[impl]:10.2f}x")
         print(f"  reference: {ref_name} {ref:.10f}")
-        for name in fns:
-            if name == "cpu":
+        for impl in fns:
+            if impl == "cpu":
                 continue
-            err = abs(values[name] - ref)
+            err = abs(values[impl] - ref)
             if err > 1e-6:
-                print(f"  !! {name} differs from the {ref_name} by {err:.2e} > 1e-6")
+                print(f"  !! {impl} differs from the {ref_name} by {err:.2e} > 1e-6")
             results.append({
                 "benchmark": "similarity",
-                "workload": f"{workload} {x.shape[0]}x{x.shape[1]} vs {y.shape[0]}x{y.shape[1]} ({name})",
-                "ours_s": med[name],
+                "workload": f"{workload} {x.shape[0]}x{x.shape[1]} vs {y.shape[0]}x{y.shape[1]} ({impl})",
+                "ours_s": med[impl],
                 "reference": "cpu",
                 "reference_s": med["cpu"],
-                "speedup": med["cpu"] / med[name],
-                "ours_peak_mib": peaks.get(name),
+                "speedup": med["cpu"] / med[impl],
+                "ours_peak_mib": peaks.get(impl),
                 "reference_peak_mib": None,
                 "ours_abs_err_vs_reference": err,
-                "device": gpu,
+                "device": name,
                 "cpu_threads": args.threads,
             })
     print()
@@ -433,6 +437,12 @@ def main() -> None:
         child_peak(args.child[0], args.child[1], tuple(int(v) for v in args.sizes.split(",")))
         return
     if args.device != "cpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"similarity.py: --device {args.device} asked for, but CUDA is not available here "
+                  f"(torch {torch.__version__}); run it on a machine with an NVIDIA GPU", file=sys.stderr)
+            raise SystemExit(2)
         if args.workloads == ap.get_default("workloads"):
             args.workloads = "rsa,cka,regression,tsrsa"
         device_main(args)
