@@ -28,7 +28,8 @@
 # similarity timing) and the other libraries' rows say "failed: No module named ...".
 # A rerun of some parts only: GPU_CHECKS_PARTS="neurons-a train_step" (names as in summary.txt).
 # GPU_CHECKS_BUDGET (seconds, default 420) bounds the whole script: a part starts with what is
-# left, and none starts with less than 20 s.
+# left, and none starts with less than 20 s. PY (default python3) is the interpreter,
+# GPU_CHECKS_WHEELS (default .cache/gpu-wheels) the wheel folder.
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
 
@@ -38,7 +39,7 @@ PY=${PY:-python3}
 BUDGET=${GPU_CHECKS_BUDGET:-420}
 PARTS=${GPU_CHECKS_PARTS:-"env pytest neurons-a neurons-b train_step similarity neurons-b-fp16"}
 START=$(date +%s)
-WHEELS=.cache/gpu-wheels
+WHEELS=${GPU_CHECKS_WHEELS:-.cache/gpu-wheels}
 SITE=/tmp/cortexsnn-gpu-site
 export PYTHONUNBUFFERED=1
 export CORTEXSNN_CACHE=/tmp/cortexsnn-cache
@@ -112,6 +113,7 @@ has_option() { "$PY" "$1" --help 2>/dev/null | grep -q -- "$2"; }
 : >"$OUT/summary.txt"
 : >"$OUT/results.jsonl"
 TMPD=$(mktemp -d)
+trap 'rm -rf "$TMPD"' EXIT
 echo "run_gpu_checks.sh: parts [$PARTS], budget ${BUDGET} s, started $(date -u +%H:%M:%S) UTC" | tee -a "$OUT/summary.txt"
 install_wheels >"$TMPD/install.txt" 2>&1  # not in a pipeline: it exports CORTEXSNN_BENCH_SJ_LEGACY
 tee -a "$OUT/env.txt" <"$TMPD/install.txt"

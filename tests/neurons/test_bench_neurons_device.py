@@ -111,3 +111,23 @@ def test_cpu_path_output_is_unchanged():
     (line,) = _json_lines(result.stdout)
     assert set(line) == STANDARD_KEYS and line["workload"] == "neuron-lif-16x16x512"
     assert line["reference"] in ("snntorch", "spikingjelly", "spikingjelly_simple", "norse")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks how the script degrades where CUDA is absent")
+def test_gpu_script_degrades_part_by_part(tmp_path):
+    """run_gpu_checks.sh without a GPU: each part reports its own exit status, the files come back."""
+    out, wheels = tmp_path / "out", tmp_path / "no-wheels"
+    wheels.mkdir()
+    env = dict(os.environ, OUT=str(out), PY=sys.executable, GPU_CHECKS_WHEELS=str(wheels),
+               GPU_CHECKS_PARTS="env neurons-a train_step", GPU_CHECKS_BUDGET="200")
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu" / "run_gpu_checks.sh")], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = (out / "summary.txt").read_text()
+    assert "neurons-a: exit 2," in summary  # the one-line refusal, not a crash of the script
+    assert "train_step:" in summary
+    assert "CUDA is not available" in (out / "neurons.txt").read_text()
+    assert "torch" in (out / "env.txt").read_text() and "no wheels in" in (out / "env.txt").read_text()
+    assert (out / "results.jsonl").read_text() == ""
+    assert len(list(out.iterdir())) <= 8  # what the device tool brings back
