@@ -23,6 +23,16 @@ The backward pass starts from one fixed random gradient of the spikes, the same 
 library (no loss reduction inside the timed step).
 
     python benchmarks/neurons.py [--quick] [--rounds N] [--no-memory] [--only WORKLOAD ...]
+
+GPU workloads (``--device cuda``; ``benchmarks/_neurons_device.py`` says how they are run, checked
+and measured): each implementation in its own process, against SpikingJelly 2.0 (Triton, its compiled
+CUDA extension, torch), SpikingJelly 0.0.0.0.14's CuPy backend, Norse + torch.compile and snnTorch:
+  sj2-lif-32x64x65536-fp16          LIF alone on [32, 64, 65536], float16 (SpikingJelly 2.0's benchmark)
+  on-linear-lif-500x16x16384        Linear(16384, 16384) + LIF, T 500, batch 16 (Open Neuromorphic)
+  on-linear-lif-500x16x16384-fp16   the same in float16
+
+    python benchmarks/neurons.py --device cuda [--only WORKLOAD ...] [--impls IMPL ...] [--rounds N]
+    python benchmarks/neurons.py --only on-linear-lif-500x16x16384 --tiny   # the same code on the CPU, tiny
 """
 from __future__ import annotations
 
@@ -37,6 +47,14 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import PeakGrowth, print_json_lines, print_table, summary_line, time_interleaved_samples  # noqa: E402
+from _neurons_device import (  # noqa: E402
+    DEFAULT_DEVICE_IMPLS,
+    DEVICE_IMPLS,
+    DEVICE_WORKLOADS,
+    device_worker,
+    print_summaries,
+    run_device_benchmarks,
+)
 
 WORKLOADS = {
     "neuron-lif-64x16x4096": (64, 16, 4096, False),
@@ -211,13 +229,55 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few rounds, small workload only (smoke test)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), help="run only these workloads")
+    parser.add_argument("--only", nargs="+", choices=list(WORKLOADS) + list(DEVICE_WORKLOADS),
+                        help="run only these workloads")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default: the CPU workloads) or cuda (the GPU workloads: " + ", ".join(DEVICE_WORKLOADS)
+                        + "); a GPU workload named with --only on the CPU runs the same code there")
+    parser.add_argument("--impls", nargs="+", choices=list(DEVICE_IMPLS), default=None,
+                        help="implementations for the GPU workloads (default: " + " ".join(DEFAULT_DEVICE_IMPLS) + ")")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the GPU workloads at a size that runs in seconds (tests the code path on any device)")
+    parser.add_argument("--worker-timeout", type=float, default=240.0,
+                        help="seconds allowed to one implementation of a GPU workload (its own process)")
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
+    parser.add_argument("--device-worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
+    parser.add_argument("--check-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
-    workloads = ["neuron-lif-16x16x512"] if args.quick else (args.only or list(WORKLOADS))
+    if args.device_worker:
+        device_worker(*args.device_worker, args.device, args.tiny, args.rounds or 3, args.check_file)
+        return
+    if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            parser.exit(2, f"neurons.py: --device {args.device} asked for, but CUDA is not available here (torch "
+                           f"{torch.__version__}, CUDA build {torch.version.cuda}); run it on a machine with an NVIDIA "
+                           "GPU, or use --device cpu\n")
+        on_cpu_only = [w for w in args.only or [] if w in WORKLOADS]
+        if on_cpu_only:
+            parser.exit(2, f"neurons.py: {', '.join(on_cpu_only)} run on --device cpu only; on CUDA choose from "
+                           f"{', '.join(DEVICE_WORKLOADS)}\n")
+    elif args.device != "cpu":
+        parser.exit(2, f"neurons.py: --device must be cpu or cuda[:N], got {args.device!r}\n")
+    device_workloads = [w for w in args.only or [] if w in DEVICE_WORKLOADS]
+    if args.device.startswith("cuda") and not args.only:
+        device_workloads = list(DEVICE_WORKLOADS)
+    if device_workloads:
+        summaries = run_device_benchmarks(os.path.abspath(__file__), device_workloads,
+                                          args.impls or DEFAULT_DEVICE_IMPLS, args.device, args.tiny, args.rounds,
+                                          args.worker_timeout)
+        print_summaries(summaries)
+    if args.device.startswith("cuda") or (args.only and not any(w in WORKLOADS for w in args.only)):
+        return
+    cpu_main(args)
+
+
+def cpu_main(args: argparse.Namespace) -> None:
+    """The CPU workloads, timed interleaved in this process (see the module docstring)."""
+    cpu_only = [w for w in args.only or [] if w in WORKLOADS]
+    workloads = ["neuron-lif-16x16x512"] if args.quick else (cpu_only or list(WORKLOADS))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     summaries = []
     for workload in workloads:

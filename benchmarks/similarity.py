@@ -33,6 +33,17 @@ implementation runs once more in a fresh subprocess that builds the same data, r
 peak-RSS counter (``/proc/self/clear_refs``), runs, and reports ``VmHWM - VmRSS(before)`` in MiB.
 
 Usage: ``python benchmarks/similarity.py [--quick] [--reps 3] [--workloads rsa,cka,svcca,tsrsa-spikes,tsrsa]``
+
+GPU (``--device cuda``): the metrics take ``device=`` and compute in torch there, so the same
+functions are timed on the GPU against themselves on the CPU (``--threads`` CPU threads), in this
+process, interleaved, ``torch.cuda.synchronize()``-bounded (each returns a Python float, which waits
+for the GPU anyway): ``cpu`` (float64), ``cuda`` (numpy in, the host-to-device copy timed),
+``cuda-f32`` (``precision="float32"``), ``cuda-resident`` (inputs already torch tensors on the GPU, as a
+GPU model's features are). Workloads ``rsa``, ``cka``, ``regression`` (TSVD-Regression, Huang et al.,
+AAAI 2023, on the ``rsa`` matrices) and ``tsrsa``. Values: within 1e-6 of the float64 reference
+(``regression``: of the CPU value). Peak: ``torch.cuda.max_memory_allocated`` over one call (MiB).
+
+    python benchmarks/similarity.py --device cuda [--quick] [--reps 3] [--workloads rsa,cka,regression,tsrsa]
 """
 from __future__ import annotations
 
@@ -51,7 +62,8 @@ import numpy as np
 
 FULL = {"static": (118, 200_000, 2_000), "movie": (3_600, 100_000, 1_800), "movie-spikes": (3_600, 100_000, 1_800)}
 QUICK = {"static": (118, 20_000, 2_000), "movie": (600, 10_000, 300), "movie-spikes": (600, 10_000, 300)}
-WORKLOAD_DATA = {"rsa": "static", "cka": "static", "svcca": "static", "tsrsa": "movie", "tsrsa-spikes": "movie-spikes"}
+WORKLOAD_DATA = {"rsa": "static", "cka": "static", "svcca": "static", "tsrsa": "movie", "tsrsa-spikes": "movie-spikes",
+                 "regression": "static"}
 IMPLS = {
     "rsa": ["ours", "ours-f32", "plain", "rsatoolbox"],
     "cka": ["ours", "ours-f32", "plain"],
@@ -272,6 +284,121 @@ def measure_peak(workload: str, name: str, sizes, limit: float | None = None) ->
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# ----------------------------------------------------------------------------- GPU
+DEVICE_IMPLS = ["cpu", "cuda", "cuda-f32", "cuda-resident"]
+
+
+def device_metric(workload: str, precision: str, device: str):
+    """``fn(x, y) -> float``: cortexsnn's metric for ``workload`` computed on ``device``."""
+    import cortexsnn.similarity as S
+
+    if workload == "rsa":
+        return lambda x, y: S.rsa(x, y, precision=precision, device=device)
+    if workload.startswith("tsrsa"):
+        return lambda x, y: S.tsrsa(x, y, precision=precision, device=device)
+    if workload == "cka":
+        return lambda x, y: S.linear_cka(x, y, precision=precision, device=device)
+    if workload == "regression":
+        if precision != "float64":
+            raise ValueError("tsvd_regression computes in float64 only")
+        return lambda x, y: S.tsvd_regression(x, y, device=device)
+    if workload == "svcca":
+        if precision != "float64":
+            raise ValueError("svcca computes in float64 only")
+        return lambda x, y: S.svcca(x, y, device=device)
+    raise ValueError(workload)
+
+
+def device_main(args) -> None:
+    """``--device cuda``: the metrics on the GPU against the same metrics on the CPU (any torch
+    device runs the same code: the tests use the CPU for it)."""
+    import torch
+
+    import cortexsnn
+
+    _limit_threads(args.threads)
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if on_gpu else f"{device.type} (as the device)"
+
+    def synchronize():
+        if on_gpu:
+            torch.cuda.synchronize(device)
+
+    print(f"cortexsnn {cortexsnn.__version__}, torch {torch.__version__}, CUDA {torch.version.cuda}, {name}, "
+          f"{os.cpu_count()} CPUs, CPU threads {args.threads}, "
+          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", flush=True)
+    sizes_by_data = QUICK if args.quick else FULL
+    results = []
+    for workload in args.workloads.split(","):
+        kind = WORKLOAD_DATA[workload]
+        x, y = workload_data(kind, sizes_by_data[kind])
+        print(f"\n== {workload}: X {x.shape} vs Y {y.shape} (float32)", flush=True)
+        xg, yg = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        fns = {}
+        for impl in DEVICE_IMPLS:
+            if impl == "cuda-f32" and workload in ("regression", "svcca"):
+                continue  # float64 only
+            metric = device_metric(workload, "float32" if impl == "cuda-f32" else "float64",
+                                   "cpu" if impl == "cpu" else args.device)
+            fns[impl] = (lambda m: (lambda a, b: m(xg, yg)))(metric) if impl == "cuda-resident" else metric
+
+        def synchronised(fn):
+            def call(a, b):
+                synchronize()
+                value = fn(a, b)
+                synchronize()
+                return value
+            return call
+
+        big = kind.startswith("movie")
+        med, values = timed_interleaved({k: synchronised(f) for k, f in fns.items()}, x, y,
+                                        reps=1 if big else args.reps, warmup=not big)
+        if workload == "regression":
+            ref, ref_name = values["cpu"], "ours on the CPU"
+        else:
+            ref, ref_name = reference_value(workload, x, y), "float64 reference"
+        peaks = {}
+        for impl, fn in fns.items():
+            if impl == "cpu" or not on_gpu:
+                continue
+            synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            fn(x, y)
+            synchronize()
+            peaks[impl] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+        print(f"  {'impl':14s} {'median s':>10s} {'value':>16s} {'|value - ref|':>14s} {'GPU peak MiB':>13s} {'CPU / this':>11s}")
+        for impl in fns:
+            err = abs(values[impl] - ref)
+            peak = peaks.get(impl)
+            print(f"  {impl:14s} {med[impl]:10.4f} {values[impl]:16.10f} {err:14.2e} "
+                  f"{'-' if peak is None else f'{peak:.1f}':>13s} {med['cpu'] / med[impl]:10.2f}x")
+        print(f"  reference: {ref_name} {ref:.10f}")
+        for impl in fns:
+            if impl == "cpu":
+                continue
+            err = abs(values[impl] - ref)
+            if err > 1e-6:
+                print(f"  !! {impl} differs from the {ref_name} by {err:.2e} > 1e-6")
+            results.append({
+                "benchmark": "similarity",
+                "workload": f"{workload} {x.shape[0]}x{x.shape[1]} vs {y.shape[0]}x{y.shape[1]} ({impl})",
+                "ours_s": med[impl],
+                "reference": "cpu",
+                "reference_s": med["cpu"],
+                "speedup": med["cpu"] / med[impl],
+                "ours_peak_mib": peaks.get(impl),
+                "reference_peak_mib": None,
+                "ours_abs_err_vs_reference": err,
+                "device": name,
+                "cpu_threads": args.threads,
+            })
+    print()
+    for r in results:
+        print(json.dumps(r))
+
+
 # ----------------------------------------------------------------------------- main
 def timed_interleaved(fns: dict, x, y, reps: int, warmup: bool) -> tuple[dict, dict]:
     times = {k: [] for k in fns}
@@ -301,10 +428,24 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma-separated implementations to leave out, e.g. rsatoolbox")
     ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", help=argparse.SUPPRESS)
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (default: ours against rsatoolbox and the plain procedures) or cuda (ours on the GPU "
+                         "against ours on the CPU; workloads rsa,cka,regression,tsrsa by default)")
     args = ap.parse_args()
     os.environ["BENCH_THREADS"] = str(args.threads)
     if args.child:
         child_peak(args.child[0], args.child[1], tuple(int(v) for v in args.sizes.split(",")))
+        return
+    if args.device != "cpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"similarity.py: --device {args.device} asked for, but CUDA is not available here "
+                  f"(torch {torch.__version__}); run it on a machine with an NVIDIA GPU", file=sys.stderr)
+            raise SystemExit(2)
+        if args.workloads == ap.get_default("workloads"):
+            args.workloads = "rsa,cka,regression,tsrsa"
+        device_main(args)
         return
 
     import torch
