@@ -80,9 +80,18 @@ def test_guide_block_runs(line, code, data, tmp_path, monkeypatch):
         assert all(os.path.getsize(p) > 0 for p in written)
 
 
-def test_every_document_the_guide_links_exists():
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a document's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_document_and_section_the_guide_links_exists():
     text = GUIDE.read_text(encoding="utf-8")
-    for target in sorted(set(re.findall(r"\]\(([a-z0-9_-]+\.md)(?:#[^)]*)?\)", text))):
-        assert (GUIDE.parent / target).is_file(), f"docs/guide.md links {target}, which does not exist"
+    for target, anchor in sorted(set(re.findall(r"\]\(([a-z0-9_-]+\.md)?(?:#([^)]*))?\)", text))):
+        path = GUIDE.parent / target if target else GUIDE
+        assert path.is_file(), f"docs/guide.md links {target}, which does not exist"
+        if anchor:
+            assert anchor in _anchors(path.read_text(encoding="utf-8")), f"docs/guide.md links {target}#{anchor}: no such heading"
     assert Path(REPO / "README.md").read_text(encoding="utf-8").find("docs/guide.md") >= 0, \
         "README.md must link the user guide"
