@@ -44,18 +44,35 @@ PARAMS = [pytest.param(*block, id=f"guide.md:{block[0]}", marks=[pytest.mark.dat
           for block in BLOCKS]
 
 
-def test_the_guide_has_runnable_blocks_and_every_python_block_is_marked_or_a_file():
+_FILE = re.compile(r"^<!-- test: file -->\s*\n```python\n# (?P<name>\w+)\.py[^\n]*\n(?P<code>.*?)^```", re.M | re.S)
+
+
+def test_every_python_block_of_the_guide_is_marked():
     assert len(BLOCKS) >= 6
     text = GUIDE.read_text(encoding="utf-8")
-    fences = [m.start() for m in re.finditer(r"^```python\n", text, re.M)]
-    marked = {m.start() + len(m.group(0).split("\n")[0]) + 1 for m in _MARKER.finditer(text)}
-    for start in fences:
-        if start in marked:
-            continue
-        first_line = text[start:].split("\n")[1]
-        # the only unmarked Python block is a file to save (a factory module), named in its first line
-        assert first_line.startswith("# ") and ".py" in first_line, (
-            f"docs/guide.md line {text.count(chr(10), 0, start) + 1}: a Python block neither marked to run nor a file")
+    fences = len(re.findall(r"^```python\n", text, re.M))
+    assert fences == len(BLOCKS) + len(_FILE.findall(text)), \
+        "every ```python block of docs/guide.md must be marked <!-- test: run --> or <!-- test: file -->"
+
+
+def test_guide_factory_files_build_their_networks(tmp_path, monkeypatch):
+    """A block marked as a file (a factory module for ``--models module:factory``) is saved under its
+    name, and every factory in it builds a network that declares its feed mode and scored layers."""
+    from torch import nn
+
+    from cortexsnn.models.external import load_model_spec
+
+    files = _FILE.findall(GUIDE.read_text(encoding="utf-8"))
+    assert files
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name, code in files:
+        (tmp_path / f"{name}.py").write_text(code, encoding="utf-8")
+        for factory in re.findall(r"^def (\w+)\(", code, re.M):
+            net = load_model_spec(f"{name}:{factory}")
+            assert isinstance(net, nn.Module)
+            assert net.feature_mode in ("static", "cnn") and net.scoring_layers
+            modules = dict(net.named_modules())
+            assert all(layer in modules for layer in net.scoring_layers)
 
 
 def test_the_marker_parser_finds_marked_blocks_only():
