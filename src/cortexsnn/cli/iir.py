@@ -67,12 +67,14 @@ def _add_train_arguments(parser: argparse.ArgumentParser, config_required: bool)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=3")
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files (default: config data.data_dir; none = embedded subset)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/<config name>)")
+    parser.add_argument("--seed", type=int, default=None, help="train.seed= (the shipped configs set their own)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint_latest.pt")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out (its checkpoints, logs and results are deleted first)")
 
 
 def _train(args: argparse.Namespace) -> int:
+    from cortexsnn.cli.grammar import dotlist_value
     from cortexsnn.config import ConfigError
     from cortexsnn.training.iir import TrainingInterrupted, load_iir_config, train
     from cortexsnn.utils.checkpoint import CheckpointError
@@ -83,7 +85,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         if not Path(args.data_dir).is_dir():
             raise CliError(f"--data-dir {args.data_dir} is not a directory; pass the folder holding the MNIST IDX files")
-        overrides.append(f"data.data_dir={args.data_dir}")
+        overrides.insert(0, f"data.data_dir={dotlist_value(args.data_dir)}")
+    if args.seed is not None:
+        overrides.insert(0, f"train.seed={args.seed}")
     if args.config is None and args.default_config is None and not args.resume:
         raise CliError("give --config (see configs/iir/), or --resume --out DIR to continue a run")
     if args.config is None and args.resume and args.default_config is None and not args.out:
@@ -119,7 +123,8 @@ def _stored_config(checkpoint: Path, overrides: list[str]):
     from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
 
     if not checkpoint.is_file():
-        raise CheckpointError(f"cannot resume: {checkpoint} does not exist; start without --resume")
+        raise CheckpointError(f"cannot resume: {checkpoint} does not exist (no `iir train` run in {checkpoint.parent}); "
+                              "start without --resume, or give --out the folder of the run to continue")
     record = load_checkpoint(checkpoint)
     cfg = load_config(record.get("config") or {}, overrides, IIRConfig)
     _check_choices(cfg)
