@@ -105,6 +105,8 @@ def _train(args: argparse.Namespace) -> int:
         raise CliError(f"`cortexsnn iir memory` needs an associative_memory config, {config} is for task {cfg.task!r}")
     out = Path(args.out) if args.out else Path("runs") / Path(config).stem
     try:
+        if args.resume:  # before the run folder is touched: a run to resume, with the same config
+            _check_resume(out / "checkpoint_latest.pt", cfg)
         results = train(cfg, out, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
     except (ConfigError, CheckpointError) as exc:
         raise CliError(str(exc)) from None
@@ -129,6 +131,18 @@ def _stored_config(checkpoint: Path, overrides: list[str]):
     cfg = load_config(record.get("config") or {}, overrides, IIRConfig)
     _check_choices(cfg)
     return cfg
+
+
+def _check_resume(checkpoint: Path, cfg) -> None:
+    """Refuse to resume a run that is not there, or with a config that changes it."""
+    from cortexsnn.config import check_resume_config
+    from cortexsnn.training.iir import RESUME_MUTABLE
+    from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+
+    if not checkpoint.is_file():
+        raise CheckpointError(f"cannot resume: {checkpoint} does not exist (no `iir train` run in {checkpoint.parent}); "
+                              "start without --resume, or give --out the folder of the run to continue")
+    check_resume_config(load_checkpoint(checkpoint).get("config") or {}, cfg, RESUME_MUTABLE)
 
 
 def _test(args: argparse.Namespace) -> int:

@@ -47,6 +47,8 @@ def _run(args: argparse.Namespace) -> int:
         cfg = _stored_config(overrides)
     else:
         cfg = load_train_config(args.config, overrides)
+    if args.resume:  # before the run folder is touched: a run to resume, with the same config
+        _check_resume(cfg)
     metrics = train(cfg, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return 0
@@ -56,14 +58,35 @@ def _stored_config(overrides: list[str]):
     """The config stored in the checkpoint of the run to resume, with ``overrides`` on top."""
     from pathlib import Path
 
-    from cortexsnn.training.trainer import CHECKPOINT_KIND, load_train_config
-    from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+    from cortexsnn.training.trainer import load_train_config
 
     out = Path(load_train_config(None, overrides).run.out_dir)
+    stored = _stored(out)
+    stored.setdefault("run", {})["out_dir"] = str(out)  # where the run is now (the folder may have moved)
+    return load_train_config(stored, overrides)
+
+
+def _stored(out) -> dict:
+    """The config stored in the latest checkpoint of the run in ``out``."""
+    from cortexsnn.training.trainer import CHECKPOINT_KIND
+    from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+
     latest = out / "checkpoint_latest.pt"
     if not latest.is_file():
         raise CheckpointError(f"cannot resume: {latest} does not exist (no `cortexsnn train` run in {out}); start "
                               "without --resume, or give the run's folder (--out DIR or run.out_dir=DIR)")
-    stored = load_checkpoint(latest, kind=CHECKPOINT_KIND).get("config") or {}
-    stored.setdefault("run", {})["out_dir"] = str(out)  # where the run is now (the folder may have moved)
-    return load_train_config(stored, overrides)
+    return load_checkpoint(latest, kind=CHECKPOINT_KIND).get("config") or {}
+
+
+def _check_resume(cfg) -> None:
+    """Refuse, before anything is written, to resume a run that is not there or with a config that
+    changes it (the model, data, optimiser, seeds: only the run length and logging may change)."""
+    from pathlib import Path
+
+    from cortexsnn.config import check_resume_config
+    from cortexsnn.training.trainer import RESUME_MUTABLE
+
+    out = Path(cfg.run.out_dir)
+    stored = _stored(out)
+    stored.setdefault("run", {})["out_dir"] = str(out)
+    check_resume_config(stored, cfg, RESUME_MUTABLE)
