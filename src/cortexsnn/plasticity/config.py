@@ -36,7 +36,7 @@ UPDATE_MODES = ("sequential", "batched")
 AUGMENTATIONS = ("rotate", "flip")
 #: keys a resumed run may change (run length and reporting); every other change gives another run
 RESUME_MUTABLE = ("epochs", "train.time_budget", "run.out_dir", "run.threads", "run.progress", "run.tensorboard",
-                  "run.activation_maps", "data.test_limit", "data.data_dir")
+                  "run.activation_maps", "data.test_limit")
 
 
 @dataclass
