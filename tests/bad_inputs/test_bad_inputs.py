@@ -285,6 +285,8 @@ CLI_CASES = [
     ("stdp-evaluate-unknown-key", lambda t: ["stdp", "evaluate", "--checkpoint", t / "c.pt", "splitt=val"],
      "valid keys: checkpoint"),
     ("stdp-evaluate-no-checkpoint", lambda t: ["stdp", "evaluate"], "--checkpoint (or checkpoint=...)"),
+    ("iir-test-unknown-key", lambda t: ["iir", "test", "--checkpoint", t / "c.pt", "splitt=val"],
+     "valid keys: checkpoint, data_dir, split"),
     ("sim-unknown-key", lambda t: _sim(t, _good, "batchsize=8"), "valid keys: model, train_dataset"),
     ("sim-wrong-type", lambda t: _sim(t, _good, "batch_size=many"), "could not be converted to integer"),
     ("sim-unknown-choice-key", lambda t: _sim(t, _good, "ceiling=always"), "choose one of"),

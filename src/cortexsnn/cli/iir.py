@@ -4,7 +4,7 @@
 
     cortexsnn iir train --config configs/iir/snn_mlp_1.yaml [key=value ...] [--data-dir DIR] [--out DIR] [--resume | --overwrite]
     cortexsnn iir train --out DIR --resume [key=value ...]   # the config stored in DIR's checkpoint
-    cortexsnn iir test --checkpoint runs/iir/checkpoint_best.pt [--data-dir DIR]
+    cortexsnn iir test --checkpoint runs/iir/checkpoint_best.pt [--data-dir DIR] [key=value ...]
     cortexsnn iir memory [--config configs/iir/associative_memory.yaml] [key=value ...] [--out DIR] [--resume]
 
 ``train`` dispatches on the config's ``task`` (``mnist`` or ``associative_memory``); ``memory`` is
@@ -53,6 +53,9 @@ def register(subparsers) -> None:
     test.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files (default: the one used in training)")
     test.add_argument("--split", choices=("test", "val"), default="test")
     test.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from cortexsnn.cli.grammar import add_option_grammar
+
+    add_option_grammar(test, "iir test")
     test.set_defaults(func=_test)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
@@ -146,10 +149,12 @@ def _check_resume(checkpoint: Path, cfg) -> None:
 
 
 def _test(args: argparse.Namespace) -> int:
+    from cortexsnn.cli.grammar import resolve_options
     from cortexsnn.config import ConfigError
     from cortexsnn.training.iir import evaluate_checkpoint
     from cortexsnn.utils.checkpoint import CheckpointError
 
+    resolve_options(args)  # --config and key=value overrides (checkpoint=..., split=val)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise CliError(f"--data-dir {args.data_dir} is not a directory; pass the folder holding the MNIST IDX files")
     try:
