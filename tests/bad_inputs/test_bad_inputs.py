@@ -281,7 +281,7 @@ CLI_CASES = [
     ("stdp-no-config", lambda t: ["stdp", "train"], "give --config"),
     ("stdp-flat-file-of-old-options", lambda t: ["stdp", "train", "--config", _yaml(t / "c.yaml", "model: deep2024\n"
                                                                                             "mode: batched\n")],
-     "unknown config key 'mode'"),
+     "mode is now train.mode"),
     ("stdp-evaluate-unknown-key", lambda t: ["stdp", "evaluate", "--checkpoint", t / "c.pt", "splitt=val"],
      "valid keys: checkpoint"),
     ("stdp-evaluate-no-checkpoint", lambda t: ["stdp", "evaluate"], "--checkpoint (or checkpoint=...)"),

@@ -70,6 +70,8 @@ def test_bad_values_are_named():
         load_stdp_config("stdp/deep2024", ["data.val_fraction=1.5"])
     with pytest.raises(ConfigError, match="missing: epochs"):
         load_stdp_config(None, ["model=deep2024"])
+    with pytest.raises(ConfigError, match="nested: batch_size is now train.batch_size, seed is now train.seed"):
+        load_stdp_config("stdp/deep2024", ["batch_size=10", "seed=1"])
 
 
 def test_a_flat_stored_config_of_the_earlier_command_is_read():

@@ -121,9 +121,33 @@ def load_stdp_config(path: str | Path | Mapping[str, Any] | None, overrides: Seq
     """A ``stdp train`` config: defaults <- YAML file (or a stored mapping) <- ``key=value`` overrides,
     checked against :class:`STDPConfig` and the models' names. Raises
     :class:`~cortexsnn.config.ConfigError` saying which key is wrong and what it accepts."""
+    _refuse_flat_keys(path, overrides)
     cfg = load_config(path, overrides, STDPConfig)
     _check(cfg)
     return cfg
+
+
+def _refuse_flat_keys(path: str | Path | Mapping[str, Any] | None, overrides: Sequence[str]) -> None:
+    """Name the nested key of each option of the earlier flat format (``mode: batched`` is now
+    ``train: {mode: batched}``) instead of only calling it unknown."""
+    import yaml
+
+    from cortexsnn.config import resolve_config
+
+    sources = [("command-line override", [o.split("=", 1)[0].strip() for o in overrides])]
+    if path is not None and not isinstance(path, Mapping):
+        try:
+            loaded = yaml.safe_load(resolve_config(path).read_text())
+        except (ConfigError, yaml.YAMLError, OSError):
+            loaded = None  # load_config reports these
+        if isinstance(loaded, dict):
+            sources.insert(0, (str(path), [str(k) for k in loaded]))
+    for source, keys in sources:
+        moved = {k: _FLAT_KEYS[k] for k in keys if k in _FLAT_KEYS and _FLAT_KEYS[k] != k}
+        if moved:
+            raise ConfigError(f"{source}: the stdp config is nested: "
+                              + ", ".join(f"{k} is now {v}" for k, v in moved.items())
+                              + " (cortexsnn configs --show stdp/mozafari2018 shows the layout)")
 
 
 def _check(cfg: DictConfig) -> None:
