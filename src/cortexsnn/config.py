@@ -81,6 +81,8 @@ def _explain(exc: OmegaConfBaseException, schema: type, source: str) -> ConfigEr
     hint = ", ".join(valid_keys(schema))
     if "not in struct" in message or "Key '" in message and "not" in message:
         return ConfigError(f"{source}: unknown config key {key!r}. Valid keys: {hint}")
+    if "is not a ListConfig" in message:
+        return ConfigError(f"{source}: bad value for config key {key!r}: expected a list, e.g. {key}=[1,2]")
     return ConfigError(f"{source}: bad value for config key {key!r}: {message}")
 
 

@@ -152,6 +152,32 @@ _TRAIN = lambda t: ["train", f"run.out_dir={t / 'run'}", "run.device=cpu", "run.
                     "model.T=1", "run.epochs=1", "run.batch_size=2", "run.max_batches_per_epoch=1"]
 _IIR = lambda *o: ["iir", "train", "--config", "configs/iir/snn_mlp_1.yaml", *o]  # noqa: E731
 
+def _run_of(t: Path, command: str) -> Path:
+    """A folder holding a (stopped) run of ``command`` ("train", "iir" or "stdp"): its checkpoint with
+    the stored config of the tiny ``_TRAIN`` run, the shipped snn_mlp_1 or the shipped mozafari2018."""
+    from cortexsnn.config import to_container
+
+    out = t / f"{command}_run"
+    out.mkdir()
+    if command == "train":
+        from cortexsnn.training.trainer import CHECKPOINT_KIND, load_train_config
+
+        cfg = load_train_config(None, [str(a) for a in _TRAIN(t)[1:]])
+        _checkpoint(out / "checkpoint_latest.pt", kind=CHECKPOINT_KIND, config=to_container(cfg))
+    elif command == "iir":
+        from cortexsnn.training.iir import load_iir_config
+
+        _checkpoint(out / "checkpoint_latest.pt", kind="iir_mlp", config=to_container(load_iir_config("iir/snn_mlp_1")))
+    else:
+        from cortexsnn.plasticity.config import load_stdp_config
+
+        _checkpoint(out / "checkpoint.pt", kind="stdp", model_name="mozafari2018", model={}, fit_state={},
+                    config=to_container(load_stdp_config("stdp/mozafari2018")))
+    return out
+
+
+_STDP = lambda *o: ["stdp", "train", "--config", "configs/stdp/mozafari2018.yaml", *o]  # noqa: E731
+
 #: (id, argv maker (tmp folder -> argv), fragment the message must contain)
 CLI_CASES = [
     # --- similarity: out-of-range arguments
@@ -268,6 +294,57 @@ CLI_CASES = [
                                            f"sew_resnet18={t / 'absent.pth'}", "--output-dir", t / "out"],
      "does not exist"),
     ("demo-output-is-file", lambda t: ["demo", "--output-dir", _bytes(t / "f", b"x")], "is a file"),
+    # --- one grammar: unknown keys list the valid ones, wrong types name the expected type
+    ("train-unknown-key-lists-valid", lambda t: [*_TRAIN(t), "run.epoch=3"], "valid keys: data.dataset"),
+    ("train-wrong-type", lambda t: [*_TRAIN(t), "run.epochs=many"], "could not be converted to integer"),
+    ("train-seed-not-int", lambda t: [*_TRAIN(t), "--seed", "x"], "invalid int value"),
+    ("iir-unknown-key-lists-valid", lambda t: _IIR("train.epochz=3"), "valid keys: task, model.name"),
+    ("stdp-unknown-key", lambda t: _STDP("epochz=3"), "valid keys: model, epochs, train.mode"),
+    ("stdp-unknown-key-in-file", lambda t: ["stdp", "train", "--config", _yaml(t / "c.yaml", "model: deep2024\n"
+                                                                                       "learning_rate: 0.1\n")],
+     "unknown config key 'learning_rate'"),
+    ("stdp-wrong-type", lambda t: _STDP("train.batch_size=many"), "could not be converted to integer"),
+    ("stdp-epochs-not-a-list", lambda t: _STDP("epochs=3"), "epochs"),
+    ("stdp-unknown-model", lambda t: _STDP("model=resnet"), "choose one of"),
+    ("stdp-epochs-per-stage", lambda t: _STDP("epochs=[1,1]"), "3 trainable stages"),
+    ("stdp-no-config", lambda t: ["stdp", "train"], "give --config"),
+    ("stdp-flat-file-of-old-options", lambda t: ["stdp", "train", "--config", _yaml(t / "c.yaml", "model: deep2024\n"
+                                                                                            "mode: batched\n")],
+     "mode is now train.mode"),
+    ("stdp-evaluate-unknown-key", lambda t: ["stdp", "evaluate", "--checkpoint", t / "c.pt", "splitt=val"],
+     "valid keys: checkpoint"),
+    ("stdp-evaluate-no-checkpoint", lambda t: ["stdp", "evaluate"], "--checkpoint (or checkpoint=...)"),
+    ("iir-test-unknown-key", lambda t: ["iir", "test", "--checkpoint", t / "c.pt", "splitt=val"],
+     "valid keys: checkpoint, data_dir, split"),
+    ("sim-unknown-key", lambda t: _sim(t, _good, "batchsize=8"), "valid keys: model, train_dataset"),
+    ("sim-wrong-type", lambda t: _sim(t, _good, "batch_size=many"), "could not be converted to integer"),
+    ("sim-unknown-choice-key", lambda t: _sim(t, _good, "ceiling=always"), "choose one of"),
+    ("sim-missing-required", lambda t: ["similarity", "--model", "sew_resnet18"], "--neural-dataset"),
+    ("sim-config-unknown-key", lambda t: _sim(t, _good, "--config", _yaml(t / "c.yaml", "metricz: rsa\n")),
+     "unknown config key 'metricz'"),
+    ("demo-unknown-key", lambda t: ["demo", "--output-dir", t / "out", "bootstraps=10"], "valid keys: output_dir"),
+    ("demo-wrong-type", lambda t: ["demo", "--output-dir", t / "out", "bootstrap=lots"], "could not be converted"),
+    ("benchmark-unknown-key", lambda t: ["benchmark", "--output-dir", t / "out", "model=x"], "valid keys:"),
+    ("unknown-flag-one-line", lambda t: ["stdp", "train", "--learning-rate", "1"], "unrecognized arguments"),
+    # --- resume: a folder without a run, and overrides that change the run
+    ("train-resume-no-run", lambda t: ["train", "--resume", "--out", t / "empty"], "no `cortexsnn train` run"),
+    ("train-resume-config-no-run", lambda t: [*_TRAIN(t), "--resume"], "no `cortexsnn train` run"),
+    ("iir-resume-no-run", lambda t: _IIR("--resume", "--out", t / "empty"), "no `iir train` run"),
+    ("iir-resume-stored-no-run", lambda t: ["iir", "train", "--resume", "--out", t / "empty"], "does not exist"),
+    ("stdp-resume-no-run", lambda t: ["stdp", "train", "--resume", "--out", t / "empty"], "no `stdp train` run"),
+    ("stdp-resume-config-no-run", lambda t: _STDP("--resume", "--out", t / "empty"), "no `stdp train` run"),
+    ("train-resume-other-model", lambda t: ["train", "--resume", "--out", _run_of(t, "train"), "model.T=2"],
+     "model.T: 1 -> 2"),
+    ("iir-resume-other-model", lambda t: ["iir", "train", "--resume", "--out", _run_of(t, "iir"), "model.tau_m=8"],
+     "model.tau_m: 4.0 -> 8.0"),
+    ("iir-resume-config-other-model", lambda t: _IIR("--resume", "--out", _run_of(t, "iir"), "model.dropout=0.1"),
+     "model.dropout"),
+    ("stdp-resume-other-model", lambda t: ["stdp", "train", "--resume", "--out", _run_of(t, "stdp"),
+                                           "train.mode=batched"], "train.mode: 'sequential' -> 'batched'"),
+    ("stdp-resume-other-model-flag", lambda t: ["stdp", "train", "--resume", "--out", _run_of(t, "stdp"),
+                                                "--model", "deep2024"], "model: 'mozafari2018' -> 'deep2024'"),
+    ("stdp-resume-config-other-seed", lambda t: _STDP("--resume", "--out", _run_of(t, "stdp"), "--seed", "1"),
+     "train.seed: 42 -> 1"),
 ]
 
 

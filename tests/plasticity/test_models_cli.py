@@ -263,22 +263,24 @@ def test_cli_train_from_config(tmp_path, capsys):
     from cortexsnn.cli.main import main
 
     config = tmp_path / "tiny.yaml"
-    config.write_text("model: mozafari2018\nepochs: [1, 1, 1]\nmode: sequential\nbatch_size: 10\n"
-                      "val_fraction: 0.25\nactivation_maps: 0\nstdp_samples: 20\n")
+    config.write_text("model: mozafari2018\nepochs: [1, 1, 1]\ntrain:\n  mode: sequential\n  batch_size: 10\n"
+                      "  stdp_samples: 20\ndata:\n  val_fraction: 0.25\nrun:\n  activation_maps: 0\n")
     common = ["--train-limit", "40", "--test-limit", "12", "--no-progress", "--no-tensorboard", "--threads", "1"]
     out = tmp_path / "run"
-    # a command-line option that differs from its default wins over the config
-    assert main(["stdp", "train", "--config", str(config), "--batch-size", "15", "--out", str(out), *common]) == 0
+    # a flag (an alias of its key) and a key=value override win over the config
+    assert main(["stdp", "train", "--config", str(config), "--batch-size", "15", "--out", str(out), *common,
+                 "train.patience=4"]) == 0
     from cortexsnn.utils.checkpoint import load_checkpoint
 
     record = load_checkpoint(out / "checkpoint.pt", kind="stdp")
-    assert record["config"]["epochs"] == [1, 1, 1] and record["config"]["stdp_samples"] == 20
-    assert record["config"]["batch_size"] == 15
+    assert record["config"]["epochs"] == [1, 1, 1] and record["config"]["train"]["stdp_samples"] == 20
+    assert record["config"]["train"]["batch_size"] == 15 and record["config"]["train"]["patience"] == 4
     assert len(json.loads((out / "metrics_test.json").read_text())["history"]) == 3
     capsys.readouterr()
     config.write_text("model: mozafari2018\nepochs: [1, 1, 1]\nlearning_rate: 0.1\n")
     assert main(["stdp", "train", "--config", str(config), "--out", str(out), *common]) == 2
-    assert "unknown option 'learning_rate'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown config key 'learning_rate'" in err and "train.batch_size" in err
     assert main(["stdp", "train", "--config", str(tmp_path / "missing.yaml"), *common]) == 2
     assert "not found" in capsys.readouterr().err
 

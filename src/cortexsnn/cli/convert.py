@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bias-calibration", action="store_true", help="layer-wise bias calibration (Li et al. 2021)")
     p.add_argument("--out", "--output-dir", dest="out", default="runs/convert", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="torch seed (untrained weights only)")
+    from cortexsnn.cli.grammar import add_option_grammar
+
+    add_option_grammar(p, "convert")
     p.set_defaults(func=_run)
 
 
@@ -90,11 +93,13 @@ def _build_ann(args: argparse.Namespace) -> tuple[Any, Any, str]:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
+    from cortexsnn.cli.grammar import resolve_options
     from cortexsnn.conversion import ConversionConfig, convert, measure_fidelity, save_converted
     from cortexsnn.conversion.calibration import default_calibration_images
     from cortexsnn.data.stimuli import stimuli_from_folder
     from cortexsnn.utils.io import atomic_write_text
 
+    resolve_options(args)  # --config and key=value overrides (percentile=99.99, steps=8,16)
     try:
         steps = sorted({int(s) for s in args.steps.split(",") if s.strip()})
     except ValueError:

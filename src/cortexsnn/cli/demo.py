@@ -47,6 +47,8 @@ DEFAULT_WEIGHTS = {"efficientnet_lite0": "imagenet"}
 
 
 def register(subparsers) -> None:
+    from cortexsnn.cli.grammar import add_option_grammar
+
     demo = subparsers.add_parser(
         "demo", help="the main job: trained and untrained networks scored on macaque, human and mouse benchmarks",
         description="RSA of every layer of a trained ANN, its spiking conversion and two untrained spiking networks "
@@ -57,12 +59,14 @@ def register(subparsers) -> None:
     demo.add_argument("--iir", action="store_true",
                       help="run the former demo instead: the IIR-SNN MLP, one epoch on the embedded MNIST subset")
     demo.add_argument("--no-progress", action="store_true", help="--iir: no progress bars")
+    add_option_grammar(demo, "demo")
     demo.set_defaults(func=_demo)
     bench = subparsers.add_parser(
         "benchmark", help="score models on named brain benchmarks (the demo's pipeline, your choice of both)",
         description="Score every layer of each model on each benchmark (see `--benchmarks list`) and write "
                     "results.json, the tidy scores.csv and report.html.")
     _suite_arguments(bench)
+    add_option_grammar(bench, "benchmark")
     bench.set_defaults(func=_run_suite, iir=False)
 
 
@@ -113,7 +117,16 @@ def _suite_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _resolve(args)
     return _iir_demo(args) if args.iir else _run_suite(args)
+
+
+def _resolve(args: argparse.Namespace) -> None:
+    """Apply --config and the key=value overrides (once) onto the parsed flags."""
+    from cortexsnn.cli.grammar import resolve_options
+
+    if hasattr(args, "_grammar"):
+        resolve_options(args)
 
 
 # ----------------------------------------------------------------------------- the former IIR demo
@@ -173,6 +186,7 @@ def _check(args: argparse.Namespace) -> list[str]:
 def _run_suite(args: argparse.Namespace) -> int:
     import contextlib
 
+    _resolve(args)
     with contextlib.ExitStack() as stack:  # holds the run folder (a RunFolder) once the benchmarks are here
         return _run_suite_in(args, stack)
 

@@ -4,7 +4,7 @@
 
     cortexsnn iir train --config configs/iir/snn_mlp_1.yaml [key=value ...] [--data-dir DIR] [--out DIR] [--resume | --overwrite]
     cortexsnn iir train --out DIR --resume [key=value ...]   # the config stored in DIR's checkpoint
-    cortexsnn iir test --checkpoint runs/iir/checkpoint_best.pt [--data-dir DIR]
+    cortexsnn iir test --checkpoint runs/iir/checkpoint_best.pt [--data-dir DIR] [key=value ...]
     cortexsnn iir memory [--config configs/iir/associative_memory.yaml] [key=value ...] [--out DIR] [--resume]
 
 ``train`` dispatches on the config's ``task`` (``mnist`` or ``associative_memory``); ``memory`` is
@@ -53,6 +53,9 @@ def register(subparsers) -> None:
     test.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files (default: the one used in training)")
     test.add_argument("--split", choices=("test", "val"), default="test")
     test.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from cortexsnn.cli.grammar import add_option_grammar
+
+    add_option_grammar(test, "iir test")
     test.set_defaults(func=_test)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
@@ -67,12 +70,14 @@ def _add_train_arguments(parser: argparse.ArgumentParser, config_required: bool)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=3")
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files (default: config data.data_dir; none = embedded subset)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/<config name>)")
+    parser.add_argument("--seed", type=int, default=None, help="train.seed= (the shipped configs set their own)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint_latest.pt")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out (its checkpoints, logs and results are deleted first)")
 
 
 def _train(args: argparse.Namespace) -> int:
+    from cortexsnn.cli.grammar import dotlist_value
     from cortexsnn.config import ConfigError
     from cortexsnn.training.iir import TrainingInterrupted, load_iir_config, train
     from cortexsnn.utils.checkpoint import CheckpointError
@@ -83,7 +88,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         if not Path(args.data_dir).is_dir():
             raise CliError(f"--data-dir {args.data_dir} is not a directory; pass the folder holding the MNIST IDX files")
-        overrides.append(f"data.data_dir={args.data_dir}")
+        overrides.insert(0, f"data.data_dir={dotlist_value(args.data_dir)}")
+    if args.seed is not None:
+        overrides.insert(0, f"train.seed={args.seed}")
     if args.config is None and args.default_config is None and not args.resume:
         raise CliError("give --config (see configs/iir/), or --resume --out DIR to continue a run")
     if args.config is None and args.resume and args.default_config is None and not args.out:
@@ -101,6 +108,8 @@ def _train(args: argparse.Namespace) -> int:
         raise CliError(f"`cortexsnn iir memory` needs an associative_memory config, {config} is for task {cfg.task!r}")
     out = Path(args.out) if args.out else Path("runs") / Path(config).stem
     try:
+        if args.resume:  # before the run folder is touched: a run to resume, with the same config
+            _check_resume(out / "checkpoint_latest.pt", cfg)
         results = train(cfg, out, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
     except (ConfigError, CheckpointError) as exc:
         raise CliError(str(exc)) from None
@@ -119,18 +128,33 @@ def _stored_config(checkpoint: Path, overrides: list[str]):
     from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
 
     if not checkpoint.is_file():
-        raise CheckpointError(f"cannot resume: {checkpoint} does not exist; start without --resume")
+        raise CheckpointError(f"cannot resume: {checkpoint} does not exist (no `iir train` run in {checkpoint.parent}); "
+                              "start without --resume, or give --out the folder of the run to continue")
     record = load_checkpoint(checkpoint)
     cfg = load_config(record.get("config") or {}, overrides, IIRConfig)
     _check_choices(cfg)
     return cfg
 
 
+def _check_resume(checkpoint: Path, cfg) -> None:
+    """Refuse to resume a run that is not there, or with a config that changes it."""
+    from cortexsnn.config import check_resume_config
+    from cortexsnn.training.iir import RESUME_MUTABLE
+    from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+
+    if not checkpoint.is_file():
+        raise CheckpointError(f"cannot resume: {checkpoint} does not exist (no `iir train` run in {checkpoint.parent}); "
+                              "start without --resume, or give --out the folder of the run to continue")
+    check_resume_config(load_checkpoint(checkpoint).get("config") or {}, cfg, RESUME_MUTABLE)
+
+
 def _test(args: argparse.Namespace) -> int:
+    from cortexsnn.cli.grammar import resolve_options
     from cortexsnn.config import ConfigError
     from cortexsnn.training.iir import evaluate_checkpoint
     from cortexsnn.utils.checkpoint import CheckpointError
 
+    resolve_options(args)  # --config and key=value overrides (checkpoint=..., split=val)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise CliError(f"--data-dir {args.data_dir} is not a directory; pass the folder holding the MNIST IDX files")
     try:

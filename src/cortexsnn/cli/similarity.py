@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "similarity", help="score a network's layers against neural data (RSA, TSRSA, SVCCA, regression, CKA)",
         description="Score every scored layer of a model against every area of a neural dataset and write "
-                    "results.json, scores.csv (and the HTML report). Flags follow Huang et al.'s similarity.py.",
+                    "results.json, scores.csv (and the HTML report). Flags follow Huang et al.'s similarity.py; "
+                    "each is also a config key (--max-memory-gb 4 is max_memory_gb=4), settable in a --config "
+                    "YAML file or as key=value.",
     )
     g = p.add_argument_group("model")
     g.add_argument("--model", required=True, help="zoo model (cortexsnn.models.list_models()) or a torchvision CNN "
@@ -45,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--train-dataset", default="imagenet", choices=["imagenet", "ucf101"],
                    help="what the weights were trained on: sets the classes, T (4 / 16) and the stimulus "
                         "normalisation (ImageNet mean/std / 0.5); ucf101 models see movies as one continuous run")
-    g.add_argument("--checkpoint-path", default=None, help="weights (.pth / .pt / .safetensors); without it (or "
+    g.add_argument("--checkpoint-path", "--checkpoint", dest="checkpoint_path", default=None, help="weights (.pth / .pt / .safetensors); without it (or "
                                                              "--weights) the model is UNTRAINED (random initialisation, "
                                                              "--seed)")
     g.add_argument("--weights", default=None, metavar="TAG",
@@ -65,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d = p.add_argument_group("data")
     d.add_argument("--neural-dataset", required=True, choices=NEURAL_DATASET_CHOICES,
                    help="Huang et al.'s datasets, public validation sets, or 'recording' (an NPZ / HDF5 / NWB file)")
-    d.add_argument("--neural-dataset-dir", required=True, help="folder of the dataset (or the recording file)")
+    d.add_argument("--neural-dataset-dir", "--data-dir", dest="neural_dataset_dir", required=True,
+                   help="folder of the dataset (or the recording file)")
     d.add_argument("--stimulus-dir", default=None,
                    help="folder with stimulus_{dataset}_{size}.pt (Huang et al.'s code), an image / frame folder, or a .pt / "
                         ".npy file (default: the stimuli stored with the neural data)")
@@ -102,7 +105,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="score only each area's best layer of a previous run: its results.json or folder "
                         "(default: the results.json in --output-dir)")
     o = p.add_argument_group("output")
-    o.add_argument("--output-dir", required=True, help="folder for results.json, scores.csv and the report")
+    o.add_argument("--output-dir", "--out", dest="output_dir", required=True,
+                   help="folder for results.json, scores.csv and the report")
     o.add_argument("--overwrite", action="store_true",
                    help="replace the results already in the run's folder (they are deleted first); without it a "
                         "folder holding another run is refused")
@@ -113,6 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seed of the movie ablations' random draws (2023, as in Huang et al., NeurIPS 2024)")
     o.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     o.add_argument("--quiet", action="store_true", help="no per-layer progress lines")
+    from cortexsnn.cli.grammar import add_option_grammar
+
+    add_option_grammar(p, "similarity")
     p.set_defaults(func=_run)
 
 
@@ -274,6 +281,9 @@ def _check_flags(args: argparse.Namespace, movie: bool) -> None:
 def _run(args: argparse.Namespace) -> int:
     import contextlib
 
+    from cortexsnn.cli.grammar import resolve_options
+
+    resolve_options(args)  # --config, the flags given and key=value overrides
     with contextlib.ExitStack() as stack:  # holds the run folder (a RunFolder) once the inputs are good
         return _run_in(args, stack)
 

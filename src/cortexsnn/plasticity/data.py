@@ -6,12 +6,14 @@ of 6 x 28 x 28 maps, against 70 KB for Mozafari et al.'s uint8 cumulative waves)
 from __future__ import annotations
 
 import hashlib
-import sys
+import logging
 from pathlib import Path
 
 import torch
 
 __all__ = ["pack_nibbles", "unpack_nibbles", "encode_images", "augment_images", "load_encoded"]
+
+log = logging.getLogger(__name__)
 
 
 def pack_nibbles(latencies: torch.Tensor) -> torch.Tensor:
@@ -106,5 +108,5 @@ def load_encoded(model, data_dir: str | None, train: bool, augment: list[str] | 
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "wb") as handle:
             torch.save({"packed": pack_nibbles(latencies), "shape": list(latencies.shape[1:]), "labels": labels}, handle)
-        print(f"cached encoded inputs in {path}", file=sys.stderr)
+        log.info("cached encoded inputs in %s", path)
     return latencies, labels

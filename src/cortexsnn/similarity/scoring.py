@@ -469,7 +469,7 @@ def _front(stimuli: Tensor, neural: Any, front_len: int | None) -> tuple[Tensor,
     n = stimuli.shape[0]
     if not 3 <= front_len <= n:
         raise ValueError(f"front_len must be in [3, {n}] (the number of frames), got {front_len}")
-    return stimuli[:front_len], _select_rows(neural, np.arange(front_len), f"first {front_len} frames (--front-len)")
+    return stimuli[:front_len], _select_rows(neural, np.arange(front_len), f"first {front_len} frames (front_len)")
 
 
 def _select_rows(neural: Any, idx: np.ndarray, reason: str) -> Any:

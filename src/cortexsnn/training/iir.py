@@ -114,7 +114,7 @@ class IIRDataConfig:
 class IIRTrainConfig:
     """Optimisation (Fang et al., IJCAI 2020: Adam lr 1e-4, MultiStepLR [50, 100] x 0.1, 100 epochs)."""
 
-    seed: int = 2
+    seed: int = 0  # the shipped configs set the seed of their published results (2)
     length: int = 25
     batch_size: int = 64
     eval_batch_size: int = 256

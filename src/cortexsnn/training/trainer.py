@@ -109,7 +109,7 @@ class RunSection:
     batch_size: int = 32  # per process
     amp: bool = False
     ema_decay: float = 0.0  # 0 = off
-    seed: int = 2022
+    seed: int = 0  # the shipped configs set the seed of their published results (2022)
     deterministic: bool = True
     out_dir: str = "runs/train"
     max_batches_per_epoch: int = 0  # 0 = the whole epoch
