@@ -168,3 +168,16 @@ def test_kriegeskorte92_rdm_targets(shared_data, tmp_path):
     lo, up = S.rdm_set_ceiling(subjects)
     assert (t.ceiling["human IT"]["lower"], t.ceiling["human IT"]["upper"]) == pytest.approx((lo, up))
     assert np.isfinite(t.scores).all()
+
+
+def test_model_score_line_says_why_there_is_none():
+    """A NaN model score is printed with its reason, not as a bare 'nan'."""
+    from types import SimpleNamespace
+
+    from cortexsnn.cli.similarity import _model_score_text
+
+    mixed = SimpleNamespace(model_score=float("nan"), ceiling={"human_IT": object()}, areas=["monkey_IT", "human_IT"])
+    assert _model_score_text(mixed).startswith("none: monkey_IT has no noise ceiling")
+    unscored = SimpleNamespace(model_score=float("nan"), ceiling=None, areas=["IT"])
+    assert _model_score_text(unscored) == "none: an area has no scored layer"
+    assert _model_score_text(SimpleNamespace(model_score=0.25, ceiling=None, areas=["IT"])) == "0.2500"

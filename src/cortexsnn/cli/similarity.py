@@ -436,9 +436,21 @@ def _summary(table: Any, written: list[Path]) -> None:
         print(f"  {area}: {shown}{extra}")
     if table.silent_layers:
         print(f"  silent layers (not scored): {', '.join(table.silent_layers)}")
-    print(f"model score ({table.metric}, max over layers, mean over areas): {table.model_score:.4f}")
+    print(f"model score ({table.metric}, max over layers, mean over areas): {_model_score_text(table)}")
     for p in written:
         print(f"wrote {p}")
+
+
+def _model_score_text(table: Any) -> str:
+    """The model score, or why there is none (instead of a bare ``nan``)."""
+    score = table.model_score
+    if math.isfinite(score):
+        return f"{score:.4f}"
+    if table.ceiling and len(table.ceiling) < len(table.areas):
+        without = [a for a in table.areas if a not in table.ceiling]
+        return (f"none: {', '.join(without)} has no noise ceiling and the other areas do, so their raw scores "
+                "do not share a scale (compare each area above, or use `cortexsnn benchmark` for normalised scores)")
+    return "none: an area has no scored layer"
 
 
 def _report(table: Any, run_dir: Path) -> None:
