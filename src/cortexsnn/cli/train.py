@@ -30,13 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cortexsnn.training.run import TrainingInterrupted
     from cortexsnn.training.trainer import load_train_config, train
 
     if args.resume and not args.config:
         cfg = _stored_config(args.overrides)
     else:
         cfg = load_train_config(args.config, args.overrides)
-    metrics = train(cfg, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
+    try:
+        metrics = train(cfg, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
+    except TrainingInterrupted as exc:
+        print(str(exc))
+        return 130
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return 0
 

@@ -189,7 +189,8 @@ class TrainingRun:
                                 argument_names=argument_names)
         self._resume_argument = (argument_names or {}).get("resume") or "resume=True"
         self.stop = StopFlag()
-        self._should_stop = should_stop or (lambda: self.stop.requested)
+        #: whether to stop after the current batch (replaceable, e.g. by a check all processes agree on)
+        self.should_stop: Callable[[], bool] = should_stop or (lambda: self.stop.requested)
         self.batches_done = 0
         #: the checkpoint resumed from (``None`` for a new run)
         self.record: dict[str, Any] | None = None
@@ -268,7 +269,7 @@ class TrainingRun:
     def stop_requested(self) -> bool:
         """Whether to stop after the current batch (a signal, or ``stop_after_batches`` reached)."""
         planned = self.stop_after_batches is not None and self.batches_done >= self.stop_after_batches
-        return self._should_stop() or planned
+        return self.should_stop() or planned
 
     def fit_epochs(self, trainer: EpochTrainer, start_epoch: int, start_batch: int, end_epoch: int,
                    steps_per_epoch: int, epochs: int) -> None:
