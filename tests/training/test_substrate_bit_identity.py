@@ -182,12 +182,12 @@ _TIMES = ("eval_seconds", "train_seconds", "train_seconds_this_run", "activation
 
 
 def _stdp_checkpoint(out: Path) -> Path:
-    return out / "checkpoint.pt"
+    return out / "checkpoint_latest.pt"  # checkpoint.pt at 00f1a0a
 
 
 def _stdp_metrics(out: Path) -> dict:
-    metrics = json.loads((out / "metrics_test.json").read_text())
-    return {k: v for k, v in metrics.items() if k not in _TIMES}
+    results = json.loads((out / "results.json").read_text())  # metrics_test.json (with the history) at 00f1a0a
+    return {**{k: v for k, v in results["metrics"].items() if k not in _TIMES}, "history": results["epochs"]}
 
 
 def test_stdp_training_is_bit_identical_to_before_the_substrate(tmp_path):
@@ -205,7 +205,7 @@ def test_stdp_training_is_bit_identical_to_before_the_substrate(tmp_path):
 @pytest.mark.slow
 def test_stdp_training_interrupted_and_resumed_is_bit_identical(tmp_path, monkeypatch):
     from cortexsnn.cli.main import main
-    from cortexsnn.utils import checkpoint as checkpoint_module
+    from cortexsnn.training import run as checkpoint_module  # where the run substrate writes checkpoints
 
     real_save = checkpoint_module.save_checkpoint
     saves = {"n": 0}

@@ -4,7 +4,7 @@
 
     cortexsnn stdp train --model mozafari2018 --epochs 2 4 10 [--data-dir DIR] [--out DIR] [--mode sequential]
     cortexsnn stdp train --config configs/stdp/mozafari2018.yaml [--data-dir DIR] [--out DIR]
-    cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint.pt [--data-dir DIR] [--activation-maps 4]
+    cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint_best.pt [--data-dir DIR] [--activation-maps 4]
 
 Each command writes a run folder (locked while it runs, ``run.json`` saying how it ended); a folder
 holding another run is refused unless ``--resume`` (train) or ``--overwrite``. ``evaluate`` writes
@@ -26,9 +26,13 @@ from cortexsnn.cli.main import CliError
 KIND = "stdp"
 #: how the run-folder messages name the resume / overwrite arguments on the command line
 RUN_FLAGS = {"resume": "--resume", "overwrite": "--overwrite"}
-#: what `stdp train` writes into --out (a folder holding any of them holds a run)
-TRAIN_OUTPUTS = ("checkpoint.pt", "metrics.csv", "tensorboard", "metrics_test.json", "confusion_test.png",
-                 "activation_maps")
+#: what `stdp train` writes into --out besides the run substrate's outputs (checkpoint_latest.pt,
+#: checkpoint_best.pt, metrics.csv, results.json, tensorboard); checkpoint.pt and metrics_test.json:
+#: the names of older versions
+TRAIN_OUTPUTS = ("confusion_test.png", "activation_maps", "checkpoint.pt", "metrics_test.json")
+#: options a resumed `stdp train` may change (its length and housekeeping); any other change is refused
+RESUME_MUTABLE = ("out", "epochs", "time_budget", "threads", "no_progress", "no_tensorboard", "activation_maps",
+                  "config")
 #: what `stdp evaluate` writes into its folder (besides metrics_SPLIT.json and confusion_SPLIT.png)
 EVALUATE_OUTPUTS = ("metrics.csv", "tensorboard", "activation_maps")
 
@@ -67,7 +71,8 @@ def register(subparsers) -> None:
     train.add_argument("--val-fraction", type=float, default=0.1, help="validation split of the training set")
     train.add_argument("--patience", type=int, default=5, help="R-STDP early stopping: epochs without improvement")
     train.add_argument("--augment", nargs="*", default=[], choices=("rotate", "flip"), help="add augmented copies")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from OUT/checkpoint_latest.pt (checkpoint.pt of older versions)")
     train.add_argument("--init-from", default=None,
                        help="start from the weights of this checkpoint (same model), e.g. to train more R-STDP "
                             "epochs after a finished run with --epochs 0 0 N")
@@ -199,64 +204,73 @@ def _train(args) -> int:
     if any(e < 0 for e in args.epochs):
         raise CliError("--epochs values must be >= 0")
     out = Path(args.out or f"runs/stdp/{args.model}")
-    ckpt_path = out / "checkpoint.pt"
     if args.init_from and args.resume:
         raise CliError("use either --resume or --init-from, not both")
     if args.time_budget is not None and args.time_budget <= 0:
         raise CliError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
     if args.resume and args.overwrite:
         raise CliError("--resume continues the run in --out, --overwrite replaces it: give one of them")
-    from cortexsnn.utils.runfolder import RunFolder
+    from cortexsnn.training.run import TrainingInterrupted, TrainingRun
 
     config = {k: v for k, v in vars(args).items() if k not in ("func", "option_defaults", "resume", "overwrite")}
-    with RunFolder(out, "stdp train", config, outputs=TRAIN_OUTPUTS, resume=args.resume, overwrite=args.overwrite,
-                   argument_names=RUN_FLAGS) as folder:
-        _train_in(args, model, out, ckpt_path, folder)
+    run = TrainingRun(out, "stdp train", config, kind=KIND, resume=args.resume, overwrite=args.overwrite,
+                      mutable=RESUME_MUTABLE, outputs=TRAIN_OUTPUTS, tensorboard=not args.no_tensorboard,
+                      progress=not args.no_progress, argument_names=RUN_FLAGS)
+    try:
+        with run:
+            _train_in(args, model, out, run)
+    except TrainingInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 130
     return 0
 
 
-def _train_in(args, model, out: Path, ckpt_path: Path, folder) -> None:
-    """The training of ``_train`` inside its locked run folder."""
+def _train_in(args, model, out: Path, run) -> None:
+    """The training of ``_train`` on the run substrate (its folder, checkpoints, logs, results)."""
     from cortexsnn.plasticity.training import fit
-    from cortexsnn.training.logging import RunLogger
-    from cortexsnn.utils.checkpoint import save_checkpoint
 
     state = None
     if args.init_from:
         model.load_state_dict(_load(Path(args.init_from), args.model)["model"])
         print(f"starting from the weights of {args.init_from}", file=sys.stderr)
-    if args.resume:
-        record = _load(ckpt_path, args.model)
-        model.load_state_dict(record["model"])
-        state = record["fit_state"]
-        print(f"resuming from {ckpt_path}: stage {state['stage']}, epoch {state['epoch']}", file=sys.stderr)
+    if run.record is not None:
+        _check_model(run.record, run.latest, args.model)
+        model.load_state_dict(run.record["model"])
+        state = run.record["fit_state"]
+        print(f"resuming from {run.latest}: stage {state['stage']}, epoch {state['epoch']}", file=sys.stderr)
     progress = not args.no_progress
     train_lat, train_lab, val_lat, val_lab = _split(model, args, progress)
-    logger = RunLogger(out, tensorboard=not args.no_tensorboard, keep_rows=state.get("log_rows") if state else None)
     start = time.time()
     # training time of the earlier part(s) of a resumed run: every checkpoint records the total so far
     earlier_seconds = float(state.get("train_seconds", 0.0)) if state else 0.0
 
-    def checkpoint(fit_state):
+    def checkpoint(fit_state, final: bool = False):
         fit_state["train_seconds"] = earlier_seconds + time.time() - start
-        fit_state["log_rows"] = logger.rows  # a resume cuts metrics.csv here
-        save_checkpoint(ckpt_path, _payload(model, fit_state, args))
+        run.save({"model_name": model.name, "model": model.state_dict(), "fit_state": fit_state}, best=final)
+        if not final:  # SIGINT / SIGTERM: stop after this epoch's checkpoint (an epoch has no resumable middle)
+            run.check_stop(f"after stage {fit_state['stage'] + 1}, epoch {fit_state['epoch']}")
 
     state = fit(model, train_lat, train_lab, val_lat, val_lab, list(args.epochs), mode=args.mode, rstdp_mode=args.rstdp_mode,
                 batch_size=args.batch_size, stdp_batch_size=args.stdp_batch_size, stdp_samples=args.stdp_samples,
-                patience=args.patience, seed=args.seed, state=state, logger=logger, on_epoch_end=checkpoint,
+                patience=args.patience, seed=args.seed, state=state, logger=run.logger, on_epoch_end=checkpoint,
                 progress=progress, rstdp_rate_schedule=args.rstdp_rate_schedule,
                 time_budget=None if args.time_budget is None else args.time_budget - earlier_seconds)
-    checkpoint(state)
-    metrics = _report(model, args, out, logger, split="test")
+    checkpoint(state, final=True)  # the trained model (each R-STDP stage keeps its best validation epoch)
+    metrics = _report(model, args, out, run.logger, split="test")
     metrics["train_seconds"] = state["train_seconds"]
     metrics["train_seconds_this_run"] = state["train_seconds"] - earlier_seconds
-    metrics["history"] = state["history"]
-    from cortexsnn.plasticity.evaluate import write_metrics
+    rstdp = [h for h in state["history"] if "val_accuracy" in h]
+    best = max(rstdp, key=lambda h: h["val_accuracy"], default={})  # the first of equal scores, as fit keeps
+    run.write_results(metrics=metrics, best={k: best[k] for k in ("stage", "epoch", "val_accuracy") if k in best},
+                      epochs=state["history"])
 
-    write_metrics(metrics, out / "metrics_test.json")
-    logger.close()
-    folder.record(*(out / n for n in TRAIN_OUTPUTS if (out / n).exists()))
+
+def _check_model(record: dict, path: Path, model_name: str | None) -> None:
+    if model_name is not None and record.get("model_name") != model_name:
+        raise CliError(
+            f"checkpoint {path} holds a {record.get('model_name')} model, not {model_name}; "
+            f"pass --model {record.get('model_name')} or another checkpoint"
+        )
 
 
 def _load(path: Path, model_name: str | None) -> dict:
@@ -266,11 +280,7 @@ def _load(path: Path, model_name: str | None) -> dict:
         record = load_checkpoint(path, kind=KIND)
     except CheckpointError as exc:
         raise CliError(str(exc)) from exc
-    if model_name is not None and record.get("model_name") != model_name:
-        raise CliError(
-            f"checkpoint {path} holds a {record.get('model_name')} model, not {model_name}; "
-            f"pass --model {record.get('model_name')} or another checkpoint"
-        )
+    _check_model(record, path, model_name)
     return record
 
 
