@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import platform
 import random
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence
@@ -52,6 +50,7 @@ from cortexsnn.training.logging import RunLogger
 from cortexsnn.training.signals import StopFlag
 from cortexsnn.utils.checkpoint import CheckpointError, capture_rng_state, load_checkpoint, save_checkpoint
 from cortexsnn.utils.io import atomic_write_text
+from cortexsnn.utils.jsonable import json_safe, versions
 
 __all__ = [
     "TrainingRun",
@@ -101,30 +100,6 @@ def find_latest_checkpoint(folder: str | Path) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def versions() -> dict[str, str]:
-    """Versions of what produced a result (cortexsnn, torch, Python)."""
-    from cortexsnn import __version__
-
-    return {"cortexsnn": __version__, "torch": torch.__version__, "python": platform.python_version()}
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON values: tensors and NumPy scalars as numbers or lists, non-finite floats as ``null``."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 class EpochTrainer(Protocol):
@@ -323,5 +298,5 @@ class TrainingRun:
                   "metrics": dict(metrics), "best": dict(best or {}), "epochs": list(epochs),
                   "config": self.config, "versions": versions()}
         path = self.out / RESULTS_NAME
-        atomic_write_text(path, json.dumps(_json_safe(record), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(json_safe(record), indent=2) + "\n")
         return path
