@@ -203,7 +203,12 @@ def test_stdp_training_is_bit_identical_to_before_the_substrate(tmp_path):
 
 
 @pytest.mark.slow
-def test_stdp_training_interrupted_and_resumed_is_bit_identical(tmp_path, monkeypatch):
+@pytest.mark.parametrize("interruption", ["keyboard_interrupt", "sigint"])
+def test_stdp_training_interrupted_and_resumed_is_bit_identical(tmp_path, monkeypatch, interruption):
+    """Ctrl-C inside a checkpoint write (``KeyboardInterrupt``), or SIGINT caught by the run (it stops
+    after that epoch's checkpoint): exit 130, then ``--resume`` ends with the uninterrupted weights."""
+    import signal
+
     from cortexsnn.cli.main import main
     from cortexsnn.training import run as checkpoint_module  # where the run substrate writes checkpoints
 
@@ -214,11 +219,15 @@ def test_stdp_training_interrupted_and_resumed_is_bit_identical(tmp_path, monkey
         real_save(path, payload)
         saves["n"] += 1
         if saves["n"] == 3:  # after C1's epoch, C1's end and C2's epoch
-            raise KeyboardInterrupt
+            if interruption == "sigint":
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise KeyboardInterrupt
 
     monkeypatch.setattr(checkpoint_module, "save_checkpoint", interrupting_save)
     out = tmp_path / "run"
     assert main(["stdp", "train", *STDP_TINY, "--out", str(out)]) == 130
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(checkpoint_module, "save_checkpoint", real_save)
     assert main(["stdp", "train", *STDP_TINY, "--out", str(out), "--resume"]) == 0
     assert fingerprint(load_checkpoint(_stdp_checkpoint(out))["model"]) == STDP_WEIGHTS

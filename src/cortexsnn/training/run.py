@@ -181,6 +181,8 @@ class TrainingRun:
             if self.resume:
                 self.record = self._resume_record()
             keep_rows = None if self.record is None else self.record.get("log_rows")
+            if self.record is not None and keep_rows is None:  # `stdp train` before the substrate kept it there
+                keep_rows = (self.record.get("fit_state") or {}).get("log_rows")
             if self.record is not None and keep_rows is None:
                 _log.warning("%s predates row counts: metrics.csv may repeat rows logged after it", self.latest.name)
             self.logger = RunLogger(self.out, tensorboard=self.tensorboard, enabled=self.enabled,
