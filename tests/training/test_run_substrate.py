@@ -6,6 +6,7 @@ import json
 import stat
 
 import pytest
+import torch
 
 from cortexsnn.config import shipped_config_dir
 from cortexsnn.training.iir import load_iir_config, train
@@ -64,3 +65,23 @@ def test_the_latest_checkpoint_of_an_older_version_is_found(tmp_path):
     assert find_latest_checkpoint(tmp_path) == tmp_path / "checkpoint.pt"
     (tmp_path / "checkpoint_latest.pt").write_bytes(b"")
     assert find_latest_checkpoint(tmp_path) == tmp_path / "checkpoint_latest.pt"
+
+
+def test_an_stdp_run_folder_of_an_older_version_resumes_from_checkpoint_pt(tmp_path):
+    from cortexsnn.cli.main import main
+    from cortexsnn.utils.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    common = ["--model", "mozafari2018", "--mode", "batched", "--batch-size", "10", "--val-fraction", "0.25",
+              "--train-limit", "40", "--test-limit", "12", "--activation-maps", "0", "--no-progress", "--threads", "1",
+              "--out", str(out)]
+    assert main(["stdp", "train", "--epochs", "1", "1", "1", *common]) == 0
+    # the layout `stdp train` wrote before the run substrate: checkpoint.pt only
+    (out / "checkpoint_latest.pt").rename(out / "checkpoint.pt")
+    (out / "checkpoint_best.pt").unlink()
+    assert main(["stdp", "train", "--epochs", "1", "1", "1", *common, "--resume"]) == 0  # finished: nothing to train
+    old, new = (load_checkpoint(out / name, kind="stdp") for name in ("checkpoint.pt", "checkpoint_latest.pt"))
+    assert all(torch.equal(old["model"][k], new["model"][k]) for k in old["model"])
+    assert old["fit_state"]["history"] == new["fit_state"]["history"]
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "complete" and manifest["runs"][-1]["resumed"]
