@@ -346,8 +346,9 @@ def test_stdp_train_and_evaluate(user):
     tiny = ["--train-limit", "30", "--test-limit", "10", "--no-progress", "--no-tensorboard", "--threads", "2"]
     user.run("stdp", "train", "--config", "configs/stdp/mozafari2018.yaml", "--epochs", "1", "1", "1", "--mode", "batched",
              "--batch-size", "10", "--val-fraction", "0.3", "--activation-maps", "0", "--out", "runs/stdp", *tiny)
-    user.run("stdp", "evaluate", "--checkpoint", "runs/stdp/checkpoint.pt", "--activation-maps", "0", *tiny)
-    assert json.loads((user.home / "runs" / "stdp" / "metrics_test.json").read_text())["n_samples"] == 10
+    assert json.loads((user.home / "runs" / "stdp" / "results.json").read_text())["metrics"]["n_samples"] == 10
+    user.run("stdp", "evaluate", "--checkpoint", "runs/stdp/checkpoint_best.pt", "--activation-maps", "0", *tiny)
+    assert json.loads((user.home / "runs" / "stdp" / "eval_test" / "metrics_test.json").read_text())["n_samples"] == 10
 
 
 def test_demo_scores_a_checkpoint(user):

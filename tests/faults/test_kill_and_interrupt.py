@@ -84,7 +84,8 @@ def test_sigkill_after_a_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_
             assert torch.equal(torch.as_tensor(state_a[key]), torch.as_tensor(state_b[key])), key
     assert _rows(killed) == _rows(reference)  # every metric, and no row twice
     ra, rb = (json.loads((f / "results.json").read_text()) for f in (reference, killed))
-    assert ra["test_accuracy"] == rb["test_accuracy"] and ra["test_loss"] == rb["test_loss"]
+    assert ra["metrics"]["test_accuracy"] == rb["metrics"]["test_accuracy"]
+    assert ra["metrics"]["test_loss"] == rb["metrics"]["test_loss"]
     manifest = json.loads((killed / "run.json").read_text())
     assert manifest["status"] == "complete" and len(manifest["runs"]) == 2 and manifest["runs"][1]["resumed"]
     assert not _temporary(killed)

@@ -208,19 +208,20 @@ def test_cli_train_evaluate_resume_and_errors(tmp_path, capsys):
     common = ["--train-limit", "40", "--test-limit", "12", "--no-progress", "--no-tensorboard", "--threads", "1"]
     assert main(["stdp", "train", "--model", "mozafari2018", "--epochs", "1", "1", "2", "--mode", "batched",
                  "--batch-size", "10", "--val-fraction", "0.25", "--activation-maps", "1", "--out", str(out), *common]) == 0
-    metrics = json.loads((out / "metrics_test.json").read_text())
-    assert metrics["n_samples"] == 12 and 0 <= metrics["accuracy"] <= 1 and len(metrics["history"]) == 4
+    results = json.loads((out / "results.json").read_text())
+    metrics = results["metrics"]
+    assert metrics["n_samples"] == 12 and 0 <= metrics["accuracy"] <= 1 and len(results["epochs"]) == 4
     assert (out / "confusion_test.png").stat().st_size > 0 and len(list((out / "activation_maps").glob("*.png"))) == 6
-    before = {name: (out / name).read_bytes() for name in ("metrics_test.json", "confusion_test.png", "metrics.csv")}
-    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--activation-maps", "0", *common]) == 0
+    before = {name: (out / name).read_bytes() for name in ("results.json", "confusion_test.png", "metrics.csv")}
+    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint_best.pt"), "--activation-maps", "0", *common]) == 0
     # evaluate writes to a folder of its own, never over the training run's outputs
     assert {name: (out / name).read_bytes() for name in before} == before
     assert json.loads((out / "eval_test" / "metrics_test.json").read_text())["n_samples"] == 12
     assert json.loads((out / "eval_test" / "run.json").read_text())["status"] == "complete"
     capsys.readouterr()
-    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--out", str(out), *common]) == 2
+    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint_best.pt"), "--out", str(out), *common]) == 2
     assert "training run's folder" in capsys.readouterr().err
-    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint.pt"), *common]) == 2
+    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint_best.pt"), *common]) == 2
     err = capsys.readouterr().err
     assert "--overwrite" in err and "--resume" not in err and "resume=" not in err
     # resume a finished run: nothing left to train, same weights
@@ -229,7 +230,7 @@ def test_cli_train_evaluate_resume_and_errors(tmp_path, capsys):
     capsys.readouterr()
     assert main(["stdp", "train", "--model", "deep2024", "--epochs", "1", "1", *common, "--out", str(tmp_path / "x")]) == 2
     assert "4 trainable stages" in capsys.readouterr().err
-    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--model", "deep2024", *common]) == 2
+    assert main(["stdp", "evaluate", "--checkpoint", str(out / "checkpoint_best.pt"), "--model", "deep2024", *common]) == 2
     assert "holds a mozafari2018 model" in capsys.readouterr().err
 
 
@@ -272,10 +273,10 @@ def test_cli_train_from_config(tmp_path, capsys):
                  "train.patience=4"]) == 0
     from cortexsnn.utils.checkpoint import load_checkpoint
 
-    record = load_checkpoint(out / "checkpoint.pt", kind="stdp")
+    record = load_checkpoint(out / "checkpoint_latest.pt", kind="stdp")
     assert record["config"]["epochs"] == [1, 1, 1] and record["config"]["train"]["stdp_samples"] == 20
     assert record["config"]["train"]["batch_size"] == 15 and record["config"]["train"]["patience"] == 4
-    assert len(json.loads((out / "metrics_test.json").read_text())["history"]) == 3
+    assert len(json.loads((out / "results.json").read_text())["epochs"]) == 3
     capsys.readouterr()
     config.write_text("model: mozafari2018\nepochs: [1, 1, 1]\nlearning_rate: 0.1\n")
     assert main(["stdp", "train", "--config", str(config), "--out", str(out), *common]) == 2
@@ -348,7 +349,7 @@ def test_cli_resumed_run_adds_the_training_time_of_the_interrupted_part(tmp_path
 
     from cortexsnn.cli import stdp as stdp_cli
     from cortexsnn.cli.main import main
-    from cortexsnn.utils import checkpoint as ckpt_module
+    from cortexsnn.training import run as ckpt_module  # where the run substrate writes checkpoints
     from cortexsnn.utils.checkpoint import load_checkpoint
 
     clock = {"now": 1000.0}
@@ -373,14 +374,14 @@ def test_cli_resumed_run_adds_the_training_time_of_the_interrupted_part(tmp_path
             "--batch-size", "10", "--val-fraction", "0.25", "--activation-maps", "0", "--out", str(out),
             "--train-limit", "40", "--test-limit", "12", "--no-progress", "--no-tensorboard", "--threads", "1"]
     assert main(args) == 130  # interrupted
-    first = load_checkpoint(out / "checkpoint.pt", kind="stdp")["fit_state"]
+    first = load_checkpoint(out / "checkpoint_latest.pt", kind="stdp")["fit_state"]
     assert first["stage"] == 2 and first["train_seconds"] > 0
     monkeypatch.setattr(ckpt_module, "save_checkpoint", real_save)
     assert main([*args, "--resume"]) == 0
-    metrics = json.loads((out / "metrics_test.json").read_text())
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
     assert metrics["train_seconds_this_run"] > 0
     assert metrics["train_seconds"] == pytest.approx(first["train_seconds"] + metrics["train_seconds_this_run"])
-    assert load_checkpoint(out / "checkpoint.pt", kind="stdp")["fit_state"]["train_seconds"] == metrics["train_seconds"]
+    assert load_checkpoint(out / "checkpoint_latest.pt", kind="stdp")["fit_state"]["train_seconds"] == metrics["train_seconds"]
 
 
 def test_time_budget_ends_the_rstdp_stage_after_its_first_epoch():

@@ -46,7 +46,7 @@ def test_tiny_run_writes_checkpoints_logs_and_results(tmp_path):
 def test_resume_continues_bit_for_bit(tmp_path, stop_after):
     cfg = load_iir_config(f"{CONFIGS}/snn_mlp_1.yaml", TINY)
     straight = train(cfg, tmp_path / "straight", log=_quiet)
-    with pytest.raises(TrainingInterrupted, match="--resume"):
+    with pytest.raises(TrainingInterrupted, match="resume=True"):
         train(cfg, tmp_path / "cut", stop_after_batches=stop_after, log=_quiet)
     resumed = train(cfg, tmp_path / "cut", resume=True, log=_quiet)
     rows_a, rows_b = _train_rows(tmp_path / "straight"), _train_rows(tmp_path / "cut")

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from cortexsnn.cli.main import main as cli_main
+from cortexsnn.training.run import TrainingInterrupted
 from cortexsnn.training.trainer import load_train_config, train
 from cortexsnn.utils.checkpoint import load_checkpoint
 
@@ -52,7 +53,7 @@ def test_resume_continues_exactly(image_folder, tmp_path):
     assert straight["best_val_top1"] == resumed["best_val_top1"]
     history = load_checkpoint(tmp_path / "b" / "checkpoint_latest.pt")["history"]
     assert [row["epoch"] for row in history] == [1, 2, 3]
-    assert (tmp_path / "b" / "metrics.csv").read_text().count("\n") == 4  # header + 3 epochs
+    assert (tmp_path / "b" / "metrics.csv").read_text().count("\n") == 7  # header + 3 epochs (train, val)
 
 
 def _free_port():
@@ -125,7 +126,7 @@ def test_interrupt_mid_epoch_resumes_exactly(image_folder, tmp_path, variant):
         if (epoch, batch) == stop_at:
             os.kill(os.getpid(), sig)
 
-    with pytest.raises(KeyboardInterrupt, match=f"after batch {stop_at[1] + 1} of epoch {stop_at[0] + 1}"):
+    with pytest.raises(TrainingInterrupted, match=f"at epoch {stop_at[0] + 1}, batch {stop_at[1] + 1};"):
         train(load_train_config(None, _overrides(image_folder, tmp_path / "b", *extra)), step_callback=interrupt)
     record = load_checkpoint(tmp_path / "b" / "checkpoint_latest.pt")
     assert record["partial"]["epoch"] == stop_at[0] and record["partial"]["batches"] == stop_at[1] + 1
@@ -227,7 +228,7 @@ def test_resume_restores_the_stored_config_refuses_changes_and_logs_no_row_twice
     assert "run.epochs" in err  # what may change
     assert cli_main(["train", "--resume", f"run.out_dir={out}", "run.stop_after_epochs=0"]) == 0
     rows = (out / "metrics.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert [r.split(",")[:2] for r in rows[1:]] == [[str(e), split] for e in (1, 2, 3) for split in ("train", "val")]
     assert [r["epoch"] for r in load_checkpoint(out / "checkpoint_latest.pt")["history"]] == [1, 2, 3]
     assert read_manifest(out)["status"] == "complete"
 

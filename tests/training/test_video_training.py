@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import sys
 from pathlib import Path
 
@@ -20,8 +21,16 @@ CONFIG = shipped_config_dir() / "train" / "lorafb_snet18_ucf101.yaml"
 
 
 def _rows(out):
+    """One row per epoch from metrics.csv's ``train`` and ``val`` rows (``val/skipped_clips`` as ``val_skipped_clips``)."""
     with (out / "metrics.csv").open() as handle:
-        return list(csv.DictReader(handle))
+        rows = list(csv.DictReader(handle))
+    epochs = {}
+    for row in rows:
+        merged = epochs.setdefault(row["step"], {})
+        for key, value in row.items():
+            if value not in ("", None) and key not in ("step", "split"):
+                merged[key if row["split"] == "train" and key not in ("loss",) else f"{row['split']}_{key}"] = value
+    return list(epochs.values())
 
 
 def _small(root, out, *extra):
@@ -31,7 +40,8 @@ def _small(root, out, *extra):
             f"run.out_dir={out}", *extra]
 
 
-def test_one_step_on_videos_skips_the_corrupt_video(tmp_path, capsys):
+def test_one_step_on_videos_skips_the_corrupt_video(tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO)
     root = tmp_path / "UCF-101"
     make_ucf101(root, as_frames=False)
     out = tmp_path / "run"
@@ -43,7 +53,7 @@ def test_one_step_on_videos_skips_the_corrupt_video(tmp_path, capsys):
     assert float(row["val_skipped_clips"]) == 0
     record = load_checkpoint(out / "checkpoint_latest.pt", kind="cortexsnn-train")
     assert record["model"]["fc.weight"].shape[0] == 3 and record["config"]["data"]["dataset"] == "ucf101"
-    assert "1 training videos skipped" in capsys.readouterr().out
+    assert "1 training videos skipped" in caplog.text
 
 
 def test_lorafb_config_on_frame_folders_counts_undecodable_clip(tmp_path, capsys):
@@ -63,7 +73,8 @@ def test_lorafb_config_on_frame_folders_counts_undecodable_clip(tmp_path, capsys
     assert torch.isfinite(torch.tensor(float(row["train_loss"])))
 
 
-def test_frame_folders_skip_undecodable_clip_mid_epoch(tmp_path, capsys):
+def test_frame_folders_skip_undecodable_clip_mid_epoch(tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO)
     root = tmp_path / "UCF-101"
     make_ucf101(root, as_frames=True)
     out = tmp_path / "run"
@@ -72,7 +83,7 @@ def test_frame_folders_skip_undecodable_clip_mid_epoch(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     (row,) = _rows(out)
     assert float(row["val_skipped_clips"]) == 1  # the one test clip holding the corrupt frame, every epoch
-    assert "1 clips skipped" in capsys.readouterr().out
+    assert "1 clips skipped" in caplog.text
 
 
 def test_video_rejects_mixup(tmp_path, capsys):

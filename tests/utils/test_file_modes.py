@@ -50,7 +50,7 @@ def test_checkpoints_and_results_of_the_training_commands(tmp_path, monkeypatch)
             "--train-limit", "30", "--test-limit", "10", "--val-fraction", "0.3", "--activation-maps", "1",
             "--no-progress", "--threads", "1", "--out", str(tmp_path / "stdp")]
     assert main(["stdp", "train", *stdp]) == 0
-    assert (tmp_path / "stdp" / "checkpoint.pt").is_file()
+    assert (tmp_path / "stdp" / "checkpoint_latest.pt").is_file() and (tmp_path / "stdp" / "results.json").is_file()
     _assert_readable(tmp_path / "iir", tmp_path / "stdp", tmp_path / "cache")
 
 

@@ -5,7 +5,7 @@
     cortexsnn stdp train --config configs/stdp/mozafari2018.yaml [key=value ...] [--data-dir DIR] [--out DIR]
     cortexsnn stdp train model=mozafari2018 epochs=[2,4,10] train.mode=batched --out DIR
     cortexsnn stdp train --out DIR --resume [key=value ...]      # the config stored in DIR's checkpoint
-    cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint.pt [--data-dir DIR] [--out DIR]
+    cortexsnn stdp evaluate --checkpoint runs/stdp/mozafari2018/checkpoint_best.pt [--data-dir DIR] [--out DIR]
 
 ``train`` reads a config of :class:`cortexsnn.plasticity.config.STDPConfig` (``--config``, a file or
 a shipped name; ``cortexsnn configs stdp`` lists them) with ``key=value`` overrides; the flags
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ log = logging.getLogger(__name__)
 KIND = "stdp"
 #: how the run-folder messages name the resume / overwrite arguments on the command line
 RUN_FLAGS = {"resume": "--resume", "overwrite": "--overwrite"}
-#: what `stdp train` writes into --out (a folder holding any of them holds a run)
-TRAIN_OUTPUTS = ("checkpoint.pt", "metrics.csv", "tensorboard", "metrics_test.json", "confusion_test.png",
-                 "activation_maps")
+#: what `stdp train` writes into --out besides the run substrate's outputs (checkpoint_latest.pt,
+#: checkpoint_best.pt, metrics.csv, results.json, tensorboard); checkpoint.pt and metrics_test.json:
+#: the names of older versions
+TRAIN_OUTPUTS = ("confusion_test.png", "activation_maps", "checkpoint.pt", "metrics_test.json")
 #: what `stdp evaluate` writes into its folder (besides metrics_SPLIT.json and confusion_SPLIT.png)
 EVALUATE_OUTPUTS = ("metrics.csv", "tensorboard", "activation_maps")
 #: the flags of `stdp train` and the config key each sets ("!key": the flag sets key=false)
@@ -74,7 +76,8 @@ def register(subparsers) -> None:
     train.add_argument("overrides", nargs="*", metavar="key=value",
                        help="config overrides, e.g. epochs=[1,1,2] train.batch_size=10 data.train_limit=100")
     train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out (run.out_dir) from its checkpoint.pt, with its stored config")
+                       help="continue the run in --out (run.out_dir) from its checkpoint_latest.pt (checkpoint.pt of "
+                            "older versions), with its stored config")
     train.add_argument("--overwrite", action="store_true", help="replace the run in --out (its outputs are deleted first)")
     alias = train.add_argument_group("aliases of config keys")
     alias.add_argument("--model", choices=MODEL_NAMES, help="model=")
@@ -106,7 +109,7 @@ def register(subparsers) -> None:
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics and activation maps of a trained checkpoint")
-    evaluate.add_argument("--checkpoint", required=True, help="checkpoint.pt of a `stdp train` run")
+    evaluate.add_argument("--checkpoint", required=True, help="checkpoint_best.pt (or checkpoint_latest.pt) of a `stdp train` run")
     evaluate.add_argument("--model", default=None, help="refuse a checkpoint of another model")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
     evaluate.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: the training run's)")
@@ -145,7 +148,7 @@ def train_config(args: argparse.Namespace):
     if args.config is not None:
         cfg = load_stdp_config(args.config, overrides)
         out = cfg.run.out_dir or f"runs/stdp/{cfg.model}"
-    stored = _stored_config(Path(out) / "checkpoint.pt")
+    stored = _stored_config(Path(out))
     stored.setdefault("run", {})["out_dir"] = str(out)  # where the run is now (the folder may have moved)
     cfg = load_stdp_config(stored, overrides) if args.config is None else cfg
     check_resume_config(stored, to_container(cfg), RESUME_MUTABLE)
@@ -164,15 +167,22 @@ def _override_value(overrides: list[str], key: str) -> Any:
     return OmegaConf.select(OmegaConf.from_dotlist(mine[-1:]), key) if mine else None
 
 
-def _stored_config(checkpoint: Path) -> dict:
-    """The config stored in a run's checkpoint, in the schema's nested form."""
+def _stored_config(out: Path) -> dict:
+    """The config stored in the latest checkpoint of the run in ``out``, in the schema's nested form."""
+    from cortexsnn.training.run import CHECKPOINT_LATEST, find_latest_checkpoint
+
+    checkpoint = find_latest_checkpoint(out)
+    if checkpoint is None:
+        raise CliError(f"cannot resume: {out / CHECKPOINT_LATEST} does not exist (no `stdp train` run in {out}); "
+                       "start without --resume, or give --out the folder of the run to continue")
+    return _nested(_load(checkpoint, None).get("config") or {})
+
+
+def _nested(stored: dict) -> dict:
+    """A stored config in the schema's nested form (runs of the earlier flat options are converted)."""
     from cortexsnn.plasticity.config import nest_flat_options
 
-    if not checkpoint.is_file():
-        raise CliError(f"cannot resume: {checkpoint} does not exist (no `stdp train` run in {checkpoint.parent}); "
-                       "start without --resume, or give --out the folder of the run to continue")
-    stored = _load(checkpoint, None).get("config") or {}
-    return stored if "train" in stored else nest_flat_options(stored)  # a run of the earlier flat options
+    return stored if "train" in stored else nest_flat_options(stored)
 
 
 def fit_arguments(cfg, earlier_seconds: float = 0.0) -> dict[str, Any]:
@@ -209,7 +219,8 @@ def _train(args) -> int:
     import torch
 
     from cortexsnn.config import to_container
-    from cortexsnn.utils.runfolder import RunFolder
+    from cortexsnn.plasticity.config import RESUME_MUTABLE
+    from cortexsnn.training.run import TrainingInterrupted, TrainingRun
 
     if args.resume and args.overwrite:
         raise CliError("--resume continues the run in --out, --overwrite replaces it: give one of them")
@@ -220,55 +231,53 @@ def _train(args) -> int:
         torch.set_num_threads(cfg.run.threads)
     model = build_seeded_model(cfg)
     out = Path(cfg.run.out_dir or f"runs/stdp/{cfg.model}")
-    config = to_container(cfg)
-    with RunFolder(out, "stdp train", config, outputs=TRAIN_OUTPUTS, resume=args.resume, overwrite=args.overwrite,
-                   argument_names=RUN_FLAGS) as folder:
-        _train_in(cfg, args.resume, model, out, folder)
+    run = TrainingRun(out, "stdp train", to_container(cfg), kind=KIND, resume=args.resume, overwrite=args.overwrite,
+                      mutable=RESUME_MUTABLE, outputs=TRAIN_OUTPUTS, tensorboard=cfg.run.tensorboard,
+                      progress=cfg.run.progress, argument_names=RUN_FLAGS, read_config=_nested)
+    try:
+        with run:
+            _train_in(cfg, model, out, run)
+    except TrainingInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 130
     return 0
 
 
-def _train_in(cfg, resume: bool, model, out: Path, folder) -> None:
-    """The training of ``_train`` inside its locked run folder."""
-    from cortexsnn.config import to_container
-    from cortexsnn.plasticity.evaluate import write_metrics
+def _train_in(cfg, model, out: Path, run) -> None:
+    """The training of ``_train`` on the run substrate (its folder, checkpoints, logs, results)."""
     from cortexsnn.plasticity.training import fit
-    from cortexsnn.training.logging import RunLogger
-    from cortexsnn.utils.checkpoint import save_checkpoint
 
-    ckpt_path = out / "checkpoint.pt"
     state = None
     if cfg.train.init_from:
         model.load_state_dict(_load(Path(cfg.train.init_from), cfg.model)["model"])
         log.info("starting from the weights of %s", cfg.train.init_from)
-    if resume:
-        record = _load(ckpt_path, cfg.model)
-        model.load_state_dict(record["model"])
-        state = record["fit_state"]
-        log.info("resuming from %s: stage %s, epoch %s", ckpt_path, state["stage"], state["epoch"])
+    if run.record is not None:
+        _check_model(run.record, run.latest, cfg.model)
+        model.load_state_dict(run.record["model"])
+        state = run.record["fit_state"]
+        log.info("resuming from %s: stage %s, epoch %s", run.latest, state["stage"], state["epoch"])
     data = _data_options(cfg.data, cfg.train.seed)
     train_lat, train_lab, val_lat, val_lab = _split(model, data, cfg.run.progress)
-    logger = RunLogger(out, tensorboard=cfg.run.tensorboard, keep_rows=state.get("log_rows") if state else None)
     start = time.time()
     # training time of the earlier part(s) of a resumed run: every checkpoint records the total so far
     earlier_seconds = float(state.get("train_seconds", 0.0)) if state else 0.0
-    stored = to_container(cfg)
 
-    def checkpoint(fit_state):
+    def checkpoint(fit_state, final: bool = False):
         fit_state["train_seconds"] = earlier_seconds + time.time() - start
-        fit_state["log_rows"] = logger.rows  # a resume cuts metrics.csv here
-        save_checkpoint(ckpt_path, {"kind": KIND, "model_name": model.name, "model": model.state_dict(),
-                                    "fit_state": fit_state, "config": stored})
+        run.save({"model_name": model.name, "model": model.state_dict(), "fit_state": fit_state}, best=final)
+        if not final:  # SIGINT / SIGTERM: stop after this epoch's checkpoint (an epoch has no resumable middle)
+            run.check_stop(f"after stage {fit_state['stage'] + 1}, epoch {fit_state['epoch']}")
 
-    state = fit(model, train_lat, train_lab, val_lat, val_lab, state=state, logger=logger, on_epoch_end=checkpoint,
-                **fit_arguments(cfg, earlier_seconds))
-    checkpoint(state)
-    metrics = _report(model, data, out, logger, "test", cfg.run.progress, cfg.run.activation_maps)
+    state = fit(model, train_lat, train_lab, val_lat, val_lab, state=state, logger=run.logger,
+                on_epoch_end=checkpoint, **fit_arguments(cfg, earlier_seconds))
+    checkpoint(state, final=True)  # the trained model (each R-STDP stage keeps its best validation epoch)
+    metrics = _report(model, data, out, run.logger, "test", cfg.run.progress, cfg.run.activation_maps)
     metrics["train_seconds"] = state["train_seconds"]
     metrics["train_seconds_this_run"] = state["train_seconds"] - earlier_seconds
-    metrics["history"] = state["history"]
-    write_metrics(metrics, out / "metrics_test.json")
-    logger.close()
-    folder.record(*(out / n for n in TRAIN_OUTPUTS if (out / n).exists()))
+    rstdp = [h for h in state["history"] if "val_accuracy" in h]
+    best = max(rstdp, key=lambda h: h["val_accuracy"], default={})  # the first of equal scores, as fit keeps
+    run.write_results(metrics=metrics, best={k: best[k] for k in ("stage", "epoch", "val_accuracy") if k in best},
+                      epochs=state["history"])
 
 
 # ----------------------------------------------------------------------------- data and reports
@@ -313,12 +322,16 @@ def _load(path: Path, model_name: str | None) -> dict:
         record = load_checkpoint(path, kind=KIND)
     except CheckpointError as exc:
         raise CliError(str(exc)) from exc
+    _check_model(record, path, model_name)
+    return record
+
+
+def _check_model(record: dict, path: Path, model_name: str | None) -> None:
     if model_name is not None and record.get("model_name") != model_name:
         raise CliError(
             f"checkpoint {path} holds a {record.get('model_name')} model, not {model_name}; "
             f"pass --model {record.get('model_name')} or another checkpoint"
         )
-    return record
 
 
 def _report(model, data: argparse.Namespace, out: Path, logger, split: str, progress: bool,

@@ -40,6 +40,7 @@ FLAG_KEYS = {"out": "run.out_dir", "data_dir": "data.root", "seed": "run.seed"}
 
 def _run(args: argparse.Namespace) -> int:
     from cortexsnn.cli.grammar import flag_overrides
+    from cortexsnn.training.run import TrainingInterrupted
     from cortexsnn.training.trainer import load_train_config, train
 
     overrides = [*flag_overrides(args, FLAG_KEYS), *args.overrides]
@@ -49,7 +50,11 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_train_config(args.config, overrides)
     if args.resume:  # before the run folder is touched: a run to resume, with the same config
         _check_resume(cfg)
-    metrics = train(cfg, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
+    try:
+        metrics = train(cfg, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
+    except TrainingInterrupted as exc:
+        print(str(exc))
+        return 130
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return 0
 
@@ -68,12 +73,13 @@ def _stored_config(overrides: list[str]):
 
 def _stored(out) -> dict:
     """The config stored in the latest checkpoint of the run in ``out``."""
+    from cortexsnn.training.run import CHECKPOINT_LATEST, find_latest_checkpoint
     from cortexsnn.training.trainer import CHECKPOINT_KIND
     from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
 
-    latest = out / "checkpoint_latest.pt"
-    if not latest.is_file():
-        raise CheckpointError(f"cannot resume: {latest} does not exist (no `cortexsnn train` run in {out}); start "
+    latest = find_latest_checkpoint(out)
+    if latest is None:
+        raise CheckpointError(f"cannot resume: {out / CHECKPOINT_LATEST} does not exist (no `cortexsnn train` run in {out}); start "
                               "without --resume, or give the run's folder (--out DIR or run.out_dir=DIR)")
     return load_checkpoint(latest, kind=CHECKPOINT_KIND).get("config") or {}
 

@@ -17,6 +17,7 @@ number in both modes; the R-STDP adaptive rates change after every batch of ``ba
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -36,6 +37,8 @@ from cortexsnn.plasticity.stdp import apply_stdp_batch, apply_stdp_image, stdp_d
 __all__ = ["MODES", "AdaptiveRates", "stage_inputs", "train_stdp_batch", "train_rstdp_batch", "evaluate_latencies"]
 
 MODES = ("sequential", "batched")
+
+_log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -573,8 +576,8 @@ def fit(
                 state["stopped"] = True
                 state["history"].append({"stage": stage.name, "epoch": epoch, "time_budget_stop": True})
                 if progress or verbose:
-                    print(f"{stage.name}: stopped before epoch {epoch + 1}, which would overrun the time budget "
-                          f"of {time_budget:.0f} s", flush=True)
+                    _log.info("%s: stopped before epoch %d, which would overrun the time budget of %.0f s",
+                              stage.name, epoch + 1, time_budget)
                 break
             epoch_started = time.time()
             if base_rules and rstdp_rate_schedule is not None:
@@ -630,7 +633,7 @@ def fit(
             state["history"].append(record)
             state["epoch"] += 1
             if progress or verbose:
-                print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()), flush=True)
+                _log.info(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             if on_epoch_end:
                 on_epoch_end(state)
         for name, rule in base_rules.items():

@@ -13,16 +13,15 @@ import csv
 import io
 import json
 import math
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 
 from cortexsnn.errors import CortexSNNError, PathError
 from cortexsnn.utils.io import atomic_write, atomic_write_text
+from cortexsnn.utils.jsonable import json_safe as _json_safe, versions
 
 __all__ = ["ResultsFileError", "ScoreTable", "METRICS", "SEED_METRIC_NAMES", "canonical_metric", "best_layers_from_results", "versions"]
 
@@ -50,17 +49,6 @@ def canonical_metric(name: str) -> str:
 
 
 
-def versions() -> dict[str, str]:
-    """Versions of the software that produced a result."""
-    import scipy
-    import sklearn
-
-    from cortexsnn import __version__
-
-    return {"cortexsnn": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__, "python": platform.python_version()}
-
-
 # ----------------------------------------------------------------------------- the result object
 def _nan_list(a: np.ndarray | None) -> Any:
     if a is None:
@@ -82,27 +70,6 @@ def _none_to_nan(v: Any) -> Any:
     if isinstance(v, list):
         return [_none_to_nan(x) for x in v]
     return math.nan if v is None else v
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _json_safe(v.tolist())
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, torch.device):
-        return str(v)
-    return v
 
 
 class ResultsFileError(CortexSNNError, ValueError):

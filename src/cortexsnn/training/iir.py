@@ -19,37 +19,25 @@ from a private generator seeded by ``(seed, epoch)``, so it is reproducible with
 from __future__ import annotations
 
 import functools
-import json
+import logging
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from cortexsnn.config import ConfigError, check_resume_config, load_config, to_container
-from cortexsnn.errors import CortexSNNError
-from cortexsnn.training.logging import RunLogger
-from cortexsnn.training.signals import StopFlag as _StopFlag
-from cortexsnn.utils.io import atomic_write_text
-from cortexsnn.utils.checkpoint import (
-    CheckpointError,
-    capture_rng_state,
-    describe_exception,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from cortexsnn.config import ConfigError, load_config, to_container
+from cortexsnn.training import run as _run
+from cortexsnn.training.run import TrainingInterrupted
+from cortexsnn.utils.checkpoint import CheckpointError, describe_exception, load_checkpoint, restore_rng_state
 
-if TYPE_CHECKING:
-    from cortexsnn.utils.runfolder import RunFolder
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "IIRConfig",
@@ -417,10 +405,6 @@ def _progress(iterable, enabled: bool, desc: str):
 # ---------------------------------------------------------------------------------------------
 # training
 # ---------------------------------------------------------------------------------------------
-class TrainingInterrupted(CortexSNNError, RuntimeError):
-    """Training stopped by SIGINT/SIGTERM after writing a checkpoint to resume from."""
-
-
 def _optimizer(cfg: DictConfig, model: nn.Module):
     params = [p for p in model.parameters() if p.requires_grad]
     opt_cls = torch.optim.Adam if cfg.train.optimizer == "adam" else torch.optim.AdamW
@@ -446,31 +430,8 @@ def _load_scheduler_state(scheduler, state: dict[str, Any]) -> None:
     scheduler.load_state_dict(state)
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _payload(cfg, model, optimizer, scheduler, epoch, batch, running, best, history, log_rows) -> dict[str, Any]:
-    return {
-        "kind": cfg.model.name,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": _scheduler_state(scheduler),
-        "epoch": int(epoch),
-        "batch": int(batch),
-        "running": dict(running),
-        "best": dict(best),
-        "history": list(history),
-        "config": to_container(cfg),
-        "rng": capture_rng_state(),
-        "log_rows": int(log_rows),  # rows of metrics.csv up to this checkpoint (a resume cuts the file there)
-    }
-
-
-#: what ``train`` writes into its folder (a folder holding any of them holds a run)
-RUN_OUTPUTS = ("checkpoint_latest.pt", "checkpoint_best.pt", "metrics.csv", "results.json", "tensorboard")
+#: what ``train`` writes into its folder (a folder holding any of them holds a run): the substrate's outputs
+RUN_OUTPUTS = _run.RUN_OUTPUTS
 
 
 def train(
@@ -478,163 +439,150 @@ def train(
     out_dir: str | Path,
     resume: bool = False,
     stop_after_batches: int | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
     overwrite: bool = False,
     argument_names: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
     """Train per ``cfg``, writing checkpoints, ``metrics.csv``, TensorBoard and ``results.json`` to ``out_dir``.
 
-    ``out_dir`` is a :class:`~cortexsnn.utils.runfolder.RunFolder` (locked while the run lasts,
-    ``run.json`` saying how it ended), checked before anything is computed. ``resume=True``
-    continues from ``out_dir/checkpoint_latest.pt`` (its stored model, optimiser, position and
-    random states; ``cfg`` may only change ``train.epochs`` and logging options); rows that
-    ``metrics.csv`` got after that checkpoint (a run killed with ``kill -9``) are dropped first.
+    The run substrate (:class:`~cortexsnn.training.run.TrainingRun`) owns the folder: it is
+    checked before anything is computed and locked while the run lasts, ``run.json`` says how it
+    ended. ``resume=True`` continues from ``out_dir/checkpoint_latest.pt`` (its stored model,
+    optimiser, position and random states; ``cfg`` may only change :data:`RESUME_MUTABLE`); rows
+    that ``metrics.csv`` got after that checkpoint (a run killed with ``kill -9``) are dropped first.
     ``overwrite=True`` deletes the outputs of a run already in ``out_dir`` and starts anew; without
     either, a folder holding a run is refused. ``stop_after_batches`` simulates an interruption
-    after that many training batches (tests). ``argument_names`` names ``resume`` / ``overwrite``
-    in messages (a command line passes its flags). Returns the results (best validation score,
-    test metrics of the best model, timings).
+    after that many training batches (tests). ``log`` receives the progress lines (default: the
+    module's logger). ``argument_names`` names ``resume`` / ``overwrite`` in messages (a command
+    line passes its flags). Returns the results (best validation score, test metrics of the best
+    model, the epochs' history).
     """
-    from cortexsnn.utils.runfolder import RunFolder
-
-    folder = RunFolder(out_dir, "iir train", to_container(cfg), outputs=RUN_OUTPUTS, resume=resume,
-                       overwrite=overwrite, interrupts=(TrainingInterrupted,), argument_names=argument_names)
-    with folder:
-        return _train(cfg, Path(out_dir), resume, stop_after_batches, log, folder)
-
-
-def _train(cfg: DictConfig, out: Path, resume: bool, stop_after_batches: int | None, log: Callable[[str], None],
-           folder: "RunFolder") -> dict[str, Any]:
     threads = cfg.train.threads or os.cpu_count() or 1
     torch.set_num_threads(int(threads))
-    latest, best_path = out / "checkpoint_latest.pt", out / "checkpoint_best.pt"
-
-    state = None
-    if resume:
-        if not latest.is_file():
-            raise CheckpointError(f"cannot resume: {latest} does not exist; start without --resume")
-        state = load_checkpoint(latest, kind=cfg.model.name)
-        _check_resume_config(state["config"], cfg)
-    _seed_everything(int(cfg.train.seed))
-    splits = build_splits(cfg)
-    model = build_model(cfg)
-    optimizer, scheduler = _optimizer(cfg, model)
-    objective = _objective(cfg)
-    start_epoch, start_batch, running = 0, 0, {}
-    best = {"score": None, "epoch": -1}
-    history: list[dict[str, float]] = []
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        _load_scheduler_state(scheduler, state["scheduler"])
-        start_epoch, start_batch = state["epoch"], state["batch"]
-        running, best, history = dict(state["running"]), dict(state["best"]), list(state["history"])
-        restore_rng_state(state["rng"])
-        log(f"resuming {latest} at epoch {start_epoch + 1}, batch {start_batch}")
-
-    n_params = sum(p.numel() for p in model.parameters())
-    log(
-        f"{cfg.model.name} ({cfg.model.synapse_type}, {n_params:,} parameters), task {cfg.task}: "
-        f"{len(splits['train'])} train / {len(splits['val'])} validation / {len(splits['test'])} test samples, "
-        f"{threads} threads, output {out}"
-    )
-    better = (lambda a, b: b is None or a > b) if objective.higher_is_better else (lambda a, b: b is None or a < b)
-    steps_per_epoch = math.ceil(len(splits["train"]) / cfg.train.batch_size)
-    batches_done = 0
-    keep_rows = None if state is None else state.get("log_rows")
-    if state is not None and keep_rows is None:
-        log(f"note: {latest.name} predates row counts; metrics.csv may repeat rows logged after it")
-    with RunLogger(out, tensorboard=True, keep_rows=keep_rows) as logger, _StopFlag() as stop:
-        for epoch in range(start_epoch, cfg.train.epochs):
-            model.train()
-            batches = _Batches(splits["train"], cfg.train.batch_size, True, cfg.train.seed, epoch, start_batch)
-            position, start_batch = batches.start, 0
-            epoch_start = time.perf_counter() - running.get("seconds", 0.0)
-            bar = _progress(batches, cfg.train.progress, f"epoch {epoch + 1}/{cfg.train.epochs}")
-            for batch in bar:
-                loss, metrics, n = objective(model, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if hasattr(model, "project_"):
-                    model.project_()
-                position += 1
-                batches_done += 1
-                running["n"] = running.get("n", 0) + n
-                for key, value in metrics.items():
-                    running[key] = running.get(key, 0.0) + value
-                step = epoch * steps_per_epoch + position
-                if position % cfg.train.log_every == 0:
-                    logger.log(step, "train_batch", loss=loss.item(), lr=optimizer.param_groups[0]["lr"])
-                if cfg.train.progress:
-                    bar.set_postfix({k: f"{v / running['n']:.4f}" for k, v in running.items() if k not in ("n", "seconds")})
-                interrupted = stop.signal is not None or (stop_after_batches is not None and batches_done >= stop_after_batches)
-                if interrupted and position < len(batches.batches):
-                    running["seconds"] = time.perf_counter() - epoch_start
-                    save_checkpoint(latest, _payload(cfg, model, optimizer, scheduler, epoch, position, running, best, history, logger.rows))
-                    raise TrainingInterrupted(
-                        f"training stopped at epoch {epoch + 1}, batch {position}; checkpoint written to {latest}. "
-                        "Continue with --resume."
-                    )
-            scheduler.step()
-            train_seconds = time.perf_counter() - epoch_start
-            train_metrics = {k: v / running["n"] for k, v in running.items() if k not in ("n", "seconds")}
-            val = evaluate(model, splits["val"], objective, cfg.train.eval_batch_size, cfg.train.progress, "validation")
-            record = {"epoch": epoch + 1, "seconds": train_seconds, **{f"train_{k}": v for k, v in train_metrics.items()}, **{f"val_{k}": v for k, v in val.items()}}
-            history.append(record)
-            logger.log(epoch + 1, "train", **train_metrics, seconds=train_seconds, lr=optimizer.param_groups[0]["lr"])
-            logger.log(epoch + 1, "val", **val)
-            logger.flush()
-            running = {}
-            score = val[objective.score_name]
-            improved = better(score, best["score"])
-            if improved:
-                best = {"score": score, "epoch": epoch + 1}
-            payload = _payload(cfg, model, optimizer, scheduler, epoch + 1, 0, running, best, history, logger.rows)
-            # the best checkpoint first: a kill between the two writes must never leave a latest
-            # checkpoint that names a best epoch whose file is not on disk (found by tests/faults)
-            if improved:
-                save_checkpoint(best_path, payload)
-            save_checkpoint(latest, payload)
-            log(
-                f"epoch {epoch + 1}/{cfg.train.epochs}: train loss {train_metrics['loss']:.4f}, "
-                f"val {objective.score_name} {score:.4f}{' (best)' if improved else ''}, {train_seconds:.0f} s"
-            )
-            interrupted = stop.signal is not None or (stop_after_batches is not None and batches_done >= stop_after_batches)
-            if interrupted and epoch + 1 < cfg.train.epochs:
-                raise TrainingInterrupted(
-                    f"training stopped after epoch {epoch + 1}; checkpoint written to {latest}. Continue with --resume."
-                )
-        results = _final_test(cfg, out, best_path, latest, splits, objective, logger)
-    results["history"] = history
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
-    folder.record(*(out / n for n in RUN_OUTPUTS if (out / n).exists()))
-    return results
+    run = _run.TrainingRun(out_dir, "iir train", to_container(cfg), kind=cfg.model.name, resume=resume,
+                           overwrite=overwrite, mutable=RESUME_MUTABLE, progress=cfg.train.progress,
+                           stop_after_batches=stop_after_batches, argument_names=argument_names)
+    with run:
+        return _IIRTraining(cfg, run, log or _log.info, threads).fit()
 
 
-def _final_test(cfg, out, best_path, latest, splits, objective, logger) -> dict[str, Any]:
-    path = best_path if best_path.is_file() else latest
-    record = load_checkpoint(path, kind=cfg.model.name)
-    model = build_model(cfg)
-    model.load_state_dict(record["model"])
-    test = evaluate(model, splits["test"], objective, cfg.train.eval_batch_size, cfg.train.progress, "test")
-    logger.log(record["epoch"], "test", **test)
-    return {
-        "model": cfg.model.name,
-        "task": cfg.task,
-        "checkpoint": str(path),
-        "best_epoch": record["best"]["epoch"],
-        "best_val_" + objective.score_name: record["best"]["score"],
-        **{f"test_{k}": v for k, v in test.items()},
-    }
+class _IIRTraining:
+    """The IIR trainer on the run substrate: its data, objective, step and evaluation."""
+
+    def __init__(self, cfg: DictConfig, run: "_run.TrainingRun", log: Callable[[str], None], threads: int) -> None:
+        self.cfg, self.run, self.log = cfg, run, log
+        _run.seed_everything(int(cfg.train.seed))
+        self.splits = build_splits(cfg)
+        self.model = build_model(cfg)
+        self.optimizer, self.scheduler = _optimizer(cfg, self.model)
+        self.objective = _objective(cfg)
+        self.start_epoch, self.start_batch, self.running = 0, 0, {}
+        self.best: dict[str, Any] = {"score": None, "epoch": -1}
+        self.history: list[dict[str, float]] = []
+        state = run.record
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            _load_scheduler_state(self.scheduler, state["scheduler"])
+            self.start_epoch, self.start_batch = state["epoch"], state["batch"]
+            self.running, self.best, self.history = dict(state["running"]), dict(state["best"]), list(state["history"])
+            restore_rng_state(state["rng"])
+            log(f"resuming {run.latest} at epoch {self.start_epoch + 1}, batch {self.start_batch}")
+        n_params = sum(p.numel() for p in self.model.parameters())
+        log(f"{cfg.model.name} ({cfg.model.synapse_type}, {n_params:,} parameters), task {cfg.task}: "
+            f"{len(self.splits['train'])} train / {len(self.splits['val'])} validation / {len(self.splits['test'])} "
+            f"test samples, {threads} threads, output {run.out}")
+        self.steps_per_epoch = math.ceil(len(self.splits["train"]) / cfg.train.batch_size)
+        self.epoch_start = 0.0
+
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.run.fit_epochs(self, self.start_epoch, self.start_batch, cfg.train.epochs, self.steps_per_epoch,
+                            cfg.train.epochs)
+        results = self._final_test()
+        results["history"] = self.history
+        self.run.write_results(
+            metrics={k: v for k, v in results.items() if k.startswith(("test_", "best_val_"))},
+            best={"epoch": results["best_epoch"], self.objective.score_name: results[f"best_val_{self.objective.score_name}"],
+                  "checkpoint": results["checkpoint"]},
+            epochs=self.history)
+        return results
+
+    # ---------------------------------------------------------------- EpochTrainer
+    def batches(self, epoch: int, start: int):
+        self.model.train()
+        self.epoch_start = time.perf_counter() - self.running.get("seconds", 0.0)
+        return _Batches(self.splits["train"], self.cfg.train.batch_size, True, self.cfg.train.seed, epoch, start)
+
+    def step(self, epoch: int, index: int, batch) -> dict[str, str] | None:
+        loss, metrics, n = self.objective(self.model, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if hasattr(self.model, "project_"):
+            self.model.project_()
+        position = index + 1
+        running = self.running
+        running["n"] = running.get("n", 0) + n
+        for key, value in metrics.items():
+            running[key] = running.get(key, 0.0) + value
+        if position % self.cfg.train.log_every == 0:
+            self.run.logger.log(epoch * self.steps_per_epoch + position, "train_batch", loss=loss.item(),
+                                lr=self.optimizer.param_groups[0]["lr"])
+        return {k: f"{v / running['n']:.4f}" for k, v in running.items() if k not in ("n", "seconds")}
+
+    def _payload(self, epoch: int, batch: int) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": _scheduler_state(self.scheduler), "epoch": int(epoch), "batch": int(batch),
+                "running": dict(self.running), "best": dict(self.best), "history": list(self.history)}
+
+    def save_position(self, epoch: int, batches_done: int) -> None:
+        self.running["seconds"] = time.perf_counter() - self.epoch_start
+        self.run.save(self._payload(epoch, batches_done))
+
+    def end_epoch(self, epoch: int) -> None:
+        cfg, run = self.cfg, self.run
+        self.scheduler.step()
+        train_seconds = time.perf_counter() - self.epoch_start
+        train_metrics = {k: v / self.running["n"] for k, v in self.running.items() if k not in ("n", "seconds")}
+        val = evaluate(self.model, self.splits["val"], self.objective, cfg.train.eval_batch_size, cfg.train.progress,
+                       "validation")
+        self.history.append({"epoch": epoch + 1, "seconds": train_seconds,
+                             **{f"train_{k}": v for k, v in train_metrics.items()},
+                             **{f"val_{k}": v for k, v in val.items()}})
+        run.logger.log(epoch + 1, "train", **train_metrics, seconds=train_seconds, lr=self.optimizer.param_groups[0]["lr"])
+        run.logger.log(epoch + 1, "val", **val)
+        run.logger.flush()
+        self.running = {}
+        score = val[self.objective.score_name]
+        previous = self.best["score"]
+        improved = previous is None or (score > previous if self.objective.higher_is_better else score < previous)
+        if improved:
+            self.best = {"score": score, "epoch": epoch + 1}
+        run.save(self._payload(epoch + 1, 0), best=improved)
+        self.log(f"epoch {epoch + 1}/{cfg.train.epochs}: train loss {train_metrics['loss']:.4f}, "
+                 f"val {self.objective.score_name} {score:.4f}{' (best)' if improved else ''}, {train_seconds:.0f} s")
+
+    def _final_test(self) -> dict[str, Any]:
+        cfg, run = self.cfg, self.run
+        path = run.best if run.best.is_file() else run.latest
+        record = run.load_best()
+        model = build_model(cfg)
+        model.load_state_dict(record["model"])
+        test = evaluate(model, self.splits["test"], self.objective, cfg.train.eval_batch_size, cfg.train.progress, "test")
+        run.logger.log(record["epoch"], "test", **test)
+        return {
+            "model": cfg.model.name,
+            "task": cfg.task,
+            "checkpoint": str(path),
+            "best_epoch": record["best"]["epoch"],
+            "best_val_" + self.objective.score_name: record["best"]["score"],
+            **{f"test_{k}": v for k, v in test.items()},
+        }
 
 
 #: keys a resumed run may change (run length, logging); `cortexsnn train` has the same rule
 RESUME_MUTABLE = ("train.epochs", "train.progress", "train.log_every", "train.threads", "train.eval_batch_size")
-
-
-def _check_resume_config(stored: dict[str, Any], cfg: DictConfig) -> None:
-    check_resume_config(stored, cfg, RESUME_MUTABLE)
 
 
 def config_from_checkpoint(record: dict[str, Any]) -> DictConfig:

@@ -2,7 +2,10 @@
 
 The CSV is the durable, tool-free record (one row per ``log`` call, columns ``step``, ``split``
 then the scalars, the header written from the first row and widened if new scalars appear);
-TensorBoard gets the same scalars under ``<split>/<name>``.
+TensorBoard gets the same scalars under ``<split>/<name>``. Because the CSV holds every scalar
+TensorBoard got, a resumed run rebuilds its TensorBoard events from the CSV rows it keeps: events
+logged after the checkpoint (a run killed between a log call and the next checkpoint) are dropped
+instead of appearing twice.
 """
 from __future__ import annotations
 
@@ -21,10 +24,12 @@ class RunLogger:
     Use as a context manager or call :meth:`close`. When resuming a run, an existing CSV is
     kept and appended to; ``keep_rows`` (the :attr:`rows` count a checkpoint recorded) first cuts
     it to the rows written up to that checkpoint, so that a resumed run logs no row twice.
+    ``rebuild_tensorboard`` (a resumed run) replaces the TensorBoard scalar events by those of the
+    kept CSV rows, so that TensorBoard, too, shows nothing twice.
     """
 
     def __init__(self, log_dir: str | os.PathLike, tensorboard: bool = True, enabled: bool = True,
-                 keep_rows: int | None = None) -> None:
+                 keep_rows: int | None = None, rebuild_tensorboard: bool = False) -> None:
         self.log_dir = Path(log_dir)
         self.enabled = enabled
         self.csv_path = self.log_dir / "metrics.csv"
@@ -53,7 +58,13 @@ class RunLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.log_dir / "tensorboard"))
+            events = self.log_dir / "tensorboard"
+            if rebuild_tensorboard:
+                for old in events.glob("events.out.tfevents.*"):
+                    old.unlink()
+            self._writer = SummaryWriter(log_dir=str(events))
+            if rebuild_tensorboard:
+                self._replay_csv()
 
     @property
     def tensorboard(self):
@@ -67,10 +78,23 @@ class RunLogger:
         values = {name: float(value) for name, value in scalars.items()}
         row = {"step": int(step), "split": split, **values}
         self._append_csv(row)
-        if self._writer is not None:
-            for name, value in values.items():
-                if math.isfinite(value):
-                    self._writer.add_scalar(f"{split}/{name}", value, int(step))
+        for name, value in values.items():
+            self._add_scalar(split, name, value, int(step))
+
+    def _replay_csv(self) -> None:
+        """Write the scalars of the CSV's rows to TensorBoard (a resumed run's rebuilt events)."""
+        if not self.csv_path.is_file():
+            return
+        with self.csv_path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                step, split = int(row.pop("step")), row.pop("split")
+                for name, text in row.items():
+                    if text not in (None, ""):
+                        self._add_scalar(split, name, float(text), step)
+
+    def _add_scalar(self, split: str, name: str, value: float, step: int) -> None:
+        if self._writer is not None and math.isfinite(value):
+            self._writer.add_scalar(f"{split}/{name}", value, step)
 
     def _append_csv(self, row: dict[str, Any]) -> None:
         if self._columns is None:

@@ -15,39 +15,35 @@ the data do not depend on the loader workers nor on where a run was interrupted.
 SIGINT / SIGTERM end the run after the current batch with a final checkpoint that records the
 position inside the epoch (batches done, partial sums of the epoch's metrics); ``--resume`` then
 continues with the next batch and gives the same losses and weights as an uninterrupted run.
+
+The run folder, loop skeleton, checkpoints, resume, logs and ``results.json`` are the run
+substrate's (:mod:`cortexsnn.training.run`); this module holds what is gradient training's own.
+TensorBoard / ``metrics.csv``: ``train/loss``, ``train/top1``, ``train/lr``, ``val/loss``, ``val/top1``,
+``val/top5`` per epoch, ``test/top1`` ... once at the end (best validation checkpoint).
 """
 from __future__ import annotations
 
-import math
-import random
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Sequence
+from typing import Any, List, Sequence
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from cortexsnn.config import ConfigError, check_resume_config, load_config, to_container
+from cortexsnn.config import ConfigError, load_config, to_container
 from cortexsnn.data.images import build_image_data, mixup_cutmix
 from cortexsnn.models import create_model
 from cortexsnn.training.distributed import DistInfo, cleanup_distributed, init_distributed
-from cortexsnn.training.logging import RunLogger
-from cortexsnn.training.signals import StopFlag
+from cortexsnn.training.run import RUN_OUTPUTS, TrainingRun, seed_everything
 from cortexsnn.training.schedules import build_scheduler
-from cortexsnn.utils.checkpoint import (
-    CheckpointError,
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from cortexsnn.training.signals import StopFlag
+from cortexsnn.utils.checkpoint import restore_rng_state
 
-if TYPE_CHECKING:
-    from cortexsnn.utils.runfolder import RunFolder
+_log = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "load_train_config", "train", "evaluate", "accuracy_topk", "WeightEMA"]
 
@@ -146,15 +142,6 @@ def accuracy_topk(logits: Tensor, target: Tensor, ks: Sequence[int] = (1, 5)) ->
     top = logits.topk(min(max(ks), logits.shape[-1]), dim=-1).indices
     hits = top == target.unsqueeze(-1)
     return [int(hits[:, :k].any(-1).sum()) for k in ks]
-
-
-def _seed(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
 
 
 def _device(name: str, dist_info: DistInfo) -> torch.device:
@@ -349,8 +336,8 @@ def _load_pretrained(model: nn.Module, path: str) -> None:
                          f"unexpected {result['unexpected'][:8]}; use a checkpoint of the same architecture")
 
 
-#: what ``train`` writes into ``run.out_dir`` (a folder holding any of them holds a run)
-RUN_OUTPUTS = ("checkpoint_latest.pt", "checkpoint_best.pt", "metrics.csv", "tensorboard")
+#: what ``train`` writes into ``run.out_dir`` (a folder holding any of them holds a run): the substrate's outputs
+__all__ += ["RUN_OUTPUTS"]
 #: keys a resumed run may change: its length and housekeeping that does not touch the results
 #: (``cortexsnn iir train`` has the same rule, with its own keys)
 RESUME_MUTABLE = ("run.epochs", "run.stop_after_epochs", "run.progress", "run.out_dir", "data.workers")
@@ -360,195 +347,197 @@ def train(cfg: DictConfig, resume: bool = False, step_callback=None, overwrite: 
           argument_names: dict[str, str] | None = None) -> dict[str, Any]:
     """Run (or resume) the training described by ``cfg``; returns the final metrics.
 
-    ``run.out_dir`` is a :class:`~cortexsnn.utils.runfolder.RunFolder` (locked while the run
-    lasts, ``run.json`` saying how it ended), checked before anything is computed. ``resume=True``
-    continues the run there; ``cfg`` must equal the config stored in its checkpoint except for
-    :data:`RESUME_MUTABLE` (else :class:`~cortexsnn.config.ConfigError` lists the changed keys),
-    and rows that ``metrics.csv`` got after that checkpoint are dropped first. ``overwrite=True``
-    deletes the outputs of a run already there and starts anew; without either, a folder holding
-    a run is refused. ``argument_names`` names ``resume`` / ``overwrite`` in messages (a command
-    line passes its flags).
+    The run substrate (:class:`~cortexsnn.training.run.TrainingRun`) owns ``run.out_dir``: it is
+    checked before anything is computed and locked while the run lasts, ``run.json`` says how it
+    ended. ``resume=True`` continues the run there; ``cfg`` must equal the config stored in its
+    checkpoint except for :data:`RESUME_MUTABLE` (else :class:`~cortexsnn.config.ConfigError` lists
+    the changed keys), and rows that ``metrics.csv`` got after that checkpoint are dropped first.
+    ``overwrite=True`` deletes the outputs of a run already there and starts anew; without either,
+    a folder holding a run is refused. ``argument_names`` names ``resume`` / ``overwrite`` in
+    messages (a command line passes its flags). SIGINT / SIGTERM end the run after the current
+    batch with a checkpoint of that position and :class:`~cortexsnn.training.run.TrainingInterrupted`.
 
     ``step_callback(epoch, batch, loss)`` (optional) is called after every optimiser step with the
     0-based epoch and batch numbers and the batch loss (a float), e.g. to record loss curves.
     """
-    from cortexsnn.utils.runfolder import RunFolder
-
     dist_info = init_distributed(cfg.run.device)
     try:
-        folder = RunFolder(cfg.run.out_dir, "train", to_container(cfg), outputs=RUN_OUTPUTS, resume=resume,
-                           overwrite=overwrite, enabled=dist_info.is_main, argument_names=argument_names)
-        with folder:
-            return _train(cfg, resume, dist_info, step_callback, folder)
+        run = TrainingRun(cfg.run.out_dir, "train", to_container(cfg), kind=CHECKPOINT_KIND, resume=resume,
+                          overwrite=overwrite, mutable=RESUME_MUTABLE, progress=cfg.run.progress,
+                          enabled=dist_info.is_main, argument_names=argument_names)
+        with run:
+            return _GradientTraining(cfg, run, dist_info, step_callback).fit()
     finally:
         cleanup_distributed(dist_info)
 
 
-def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback, folder: "RunFolder") -> dict[str, Any]:
-    _seed(cfg.run.seed, cfg.run.deterministic)
-    device = _device(cfg.run.device, dist_info)
-    out = Path(cfg.run.out_dir)
-    latest, best_path = out / "checkpoint_latest.pt", out / "checkpoint_best.pt"
-    record = None
-    if resume:
-        if not latest.is_file():
-            raise CheckpointError(f"cannot resume: {latest} does not exist; start without resume")
-        record = load_checkpoint(latest, kind=CHECKPOINT_KIND)
-        if record.get("config") is not None:
-            check_resume_config(record["config"], cfg, RESUME_MUTABLE)
-    data = _build_data(cfg)
-    video = cfg.data.dataset == "ucf101"
-    model = _build_model(cfg, data.num_classes, data.in_channels).to(device)
-    if cfg.model.pretrained:
-        _load_pretrained(model, cfg.model.pretrained)
-    if cfg.model.channels_last:  # NHWC: faster oneDNN convolutions on CPUs (SEW-ResNets pick per stage)
-        if hasattr(model, "set_channels_last"):
-            model.set_channels_last(cfg.data.image_size)
-        else:
-            model = model.to(memory_format=torch.channels_last)
-    sampler, train_loader, val_loader, test_loader = _loaders(cfg, data, dist_info)
-    steps_per_epoch = len(train_loader) if not cfg.run.max_batches_per_epoch else min(len(train_loader), cfg.run.max_batches_per_epoch)
-    optimizer = _optimizer(cfg, model)
-    o = cfg.optim
-    scheduler = build_scheduler(optimizer, o.schedule, cfg.run.epochs, steps_per_epoch, o.per_iteration,
-                                o.warmup_epochs, o.warmup_factor, o.step_size, o.gamma)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp and device.type == "cuda")
-    ema = WeightEMA(model, cfg.run.ema_decay) if cfg.run.ema_decay > 0 else None
-    net: nn.Module = model
-    if dist_info.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                                  broadcast_buffers=False)
-    batch_mix = None if video else mixup_cutmix(cfg.model.num_classes or data.num_classes, cfg.data.mixup_alpha,
-                                                cfg.data.cutmix_alpha)
-    start_epoch, best_top1, history, partial = 0, -1.0, [], None
-    if record is not None:
-        model.load_state_dict(record["model"])
-        optimizer.load_state_dict(record["optimizer"])
-        scheduler.load_state_dict(record["scheduler"])
-        scaler.load_state_dict(record["scaler"])
-        if ema is not None and record.get("ema") is not None:
-            ema.load_state_dict(record["ema"])
-        start_epoch, best_top1, history = record["epoch"] + 1, record["best_top1"], record["history"]
-        partial = record.get("partial")
-        if partial is not None:
-            start_epoch = partial["epoch"]
-        restore_rng_state(record["rng"])
-    main = dist_info.is_main
-    keep_rows = None if record is None else record.get("log_rows")
-    logger = RunLogger(out, enabled=main, keep_rows=keep_rows)
-    if main and video and data.train.skipped:
-        print(f"{len(data.train.skipped)} training videos skipped (unreadable or too short), "
-              f"{len(data.val.skipped)} test videos", flush=True)
-    metrics: dict[str, Any] = {}
-    with logger, StopFlag() as stop:
+class _GradientTraining:
+    """Surrogate-gradient training on the run substrate: its data, model, step and evaluation."""
+
+    def __init__(self, cfg: DictConfig, run: TrainingRun, dist_info: DistInfo, step_callback) -> None:
+        self.cfg, self.run, self.dist_info, self.step_callback = cfg, run, dist_info, step_callback
+        seed_everything(cfg.run.seed, cfg.run.deterministic)
+        self.device = device = _device(cfg.run.device, dist_info)
+        # all processes stop after the same batch
+        run.should_stop = lambda: _stop_everywhere(run.stop, dist_info, device)
+        self.data = data = _build_data(cfg)
+        self.video = cfg.data.dataset == "ucf101"
+        model = _build_model(cfg, data.num_classes, data.in_channels).to(device)
+        if cfg.model.pretrained:
+            _load_pretrained(model, cfg.model.pretrained)
+        if cfg.model.channels_last:  # NHWC: faster oneDNN convolutions on CPUs (SEW-ResNets pick per stage)
+            if hasattr(model, "set_channels_last"):
+                model.set_channels_last(cfg.data.image_size)
+            else:
+                model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.sampler, self.train_loader, self.val_loader, self.test_loader = _loaders(cfg, data, dist_info)
+        self.steps_per_epoch = (len(self.train_loader) if not cfg.run.max_batches_per_epoch
+                                else min(len(self.train_loader), cfg.run.max_batches_per_epoch))
+        self.optimizer = _optimizer(cfg, model)
+        o = cfg.optim
+        self.scheduler = build_scheduler(self.optimizer, o.schedule, cfg.run.epochs, self.steps_per_epoch,
+                                         o.per_iteration, o.warmup_epochs, o.warmup_factor, o.step_size, o.gamma)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp and device.type == "cuda")
+        self.ema = WeightEMA(model, cfg.run.ema_decay) if cfg.run.ema_decay > 0 else None
+        self.net: nn.Module = model
+        if dist_info.enabled:
+            self.net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+        self.batch_mix = None if self.video else mixup_cutmix(cfg.model.num_classes or data.num_classes,
+                                                              cfg.data.mixup_alpha, cfg.data.cutmix_alpha)
+        self.start_epoch, self.best_top1, self.history, self.partial = 0, -1.0, [], None
+        record = run.record
+        if record is not None:
+            model.load_state_dict(record["model"])
+            self.optimizer.load_state_dict(record["optimizer"])
+            self.scheduler.load_state_dict(record["scheduler"])
+            self.scaler.load_state_dict(record["scaler"])
+            if self.ema is not None and record.get("ema") is not None:
+                self.ema.load_state_dict(record["ema"])
+            self.start_epoch, self.best_top1, self.history = record["epoch"] + 1, record["best_top1"], record["history"]
+            self.partial = record.get("partial")
+            if self.partial is not None:
+                self.start_epoch = self.partial["epoch"]
+            restore_rng_state(record["rng"])
+        if dist_info.is_main and self.video and data.train.skipped:
+            _log.warning("%d training videos skipped (unreadable or too short), %d test videos",
+                         len(data.train.skipped), len(data.val.skipped))
+        self.done: dict[str, Any] = {}
+        self.started = 0.0
+
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
         last_epoch = cfg.run.epochs
         if cfg.run.stop_after_epochs:
-            last_epoch = min(last_epoch, start_epoch + cfg.run.stop_after_epochs)
-        for epoch in range(start_epoch, last_epoch):
-            sampler.set_epoch(epoch)
-            for dataset in (data.train, data.val):
-                if hasattr(dataset, "set_epoch"):
-                    dataset.set_epoch(epoch if dataset is data.train else 0)
-            net.train()
-            started = time.time()
-            done = {"epoch": epoch, "batches": 0, "seen": 0, "loss_sum": 0.0, "correct": 0, "skipped": 0, "seconds": 0.0}
-            if partial is not None and partial["epoch"] == epoch:
-                done.update(partial)
-                partial = None
-            sampler.start = done["batches"] * cfg.run.batch_size
-            remaining = steps_per_epoch - done["batches"]
-            batches = train_loader
-            if main and cfg.run.progress:
-                from tqdm import tqdm
-
-                batches = tqdm(train_loader, total=remaining, desc=f"epoch {epoch + 1}/{cfg.run.epochs}", leave=False)
-            for index, batch in enumerate(batches, start=done["batches"]):
-                if index >= steps_per_epoch:
-                    break
-                images, labels, dropped = _unpack(batch)
-                done["skipped"] += dropped
-                done["batches"] = index + 1
-                if not every_rank_has_batch(images is not None, dist_info, device):
-                    continue  # every clip of the batch failed to decode (here or in another process)
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                hard_labels = labels
-                if batch_mix is not None:
-                    images, labels = batch_mix(images, labels)
-                if not torch.isfinite(images).all():
-                    raise ValueError(f"batch {index} of epoch {epoch + 1} contains NaN or infinite pixels")
-                with _autocast(device, cfg.run.amp):
-                    logits = net(_time_major(images, cfg.model.T)).mean(0).float()
-                loss = nn.functional.cross_entropy(logits, labels, label_smoothing=o.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                if ema is not None:
-                    ema.update_parameters(model)
-                if o.per_iteration:
-                    scheduler.step()
-                batch_loss = float(loss.detach())
-                done["seen"] += labels.shape[0]
-                done["loss_sum"] += batch_loss * labels.shape[0]
-                done["correct"] += int((logits.argmax(-1) == hard_labels).sum())
-                if step_callback is not None:
-                    step_callback(epoch, index, batch_loss)
-                if _stop_everywhere(stop, dist_info, device):
-                    break
-            done["seconds"] += time.time() - started
-            if stop.requested:
-                if main:
-                    _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch - 1, best_top1, history, done,
-                          logger.rows)
-                print(f"stopped by signal {stop.signal} after batch {done['batches']} of {steps_per_epoch} of epoch "
-                      f"{epoch + 1}; {latest} holds that position (continue with --resume)", flush=True)
-                raise KeyboardInterrupt(f"stopped after batch {done['batches']} of epoch {epoch + 1}; "
-                                        f"resume from {latest} with --resume")
-            if not o.per_iteration:
-                scheduler.step()
-            val = evaluate(model, val_loader, cfg.model.T, device, cfg.run.amp, cfg.run.eval_batches)
-            seen = max(done["seen"], 1)
-            row = {"epoch": epoch + 1, "train_loss": done["loss_sum"] / seen, "train_top1": 100.0 * done["correct"] / seen,
-                   "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": done["seconds"] + time.time() - started}
-            if video:
-                row.update({"skipped_clips": done["skipped"], "val_skipped_clips": val["skipped"],
-                            "skipped_videos": len(data.train.skipped) + len(data.val.skipped)})
-            if ema is not None:
-                row["ema_val_top1"] = evaluate(ema.module, val_loader, cfg.model.T, device, cfg.run.amp, cfg.run.eval_batches)["top1"]
-            history.append(row)
-            if main:
-                logger.log(epoch + 1, "epoch", **{k: v for k, v in row.items() if k != "epoch"})
-                skipped = f", {done['skipped'] + val['skipped']} clips skipped" if video else ""
-                print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, val top-1 {val['top1']:.2f}%, "
-                      f"top-5 {val['top5']:.2f}% ({row['seconds']:.0f} s{skipped})", flush=True)
-                if val["top1"] > best_top1:
-                    best_top1 = val["top1"]
-                    _save(best_path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history,
-                          log_rows=logger.rows)
-                _save(latest, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history, log_rows=logger.rows)
-        metrics = {"best_val_top1": best_top1, "epochs": len(history)}
-        if test_loader is not None and main and best_path.exists() and len(history) == cfg.run.epochs:
-            record = load_checkpoint(best_path, kind=CHECKPOINT_KIND)
-            model.load_state_dict(record["model"])
-            test = evaluate(model, test_loader, cfg.model.T, device, cfg.run.amp)
+            last_epoch = min(last_epoch, self.start_epoch + cfg.run.stop_after_epochs)
+        start_batch = self.partial["batches"] if self.partial is not None else 0
+        self.run.fit_epochs(self, self.start_epoch, start_batch, last_epoch, self.steps_per_epoch, cfg.run.epochs)
+        metrics: dict[str, Any] = {"best_val_top1": self.best_top1, "epochs": len(self.history)}
+        run = self.run
+        if (self.test_loader is not None and self.dist_info.is_main and run.best.is_file()
+                and len(self.history) == cfg.run.epochs):
+            self.model.load_state_dict(run.load_best()["model"])
+            test = evaluate(self.model, self.test_loader, cfg.model.T, self.device, cfg.run.amp)
             metrics.update({f"test_{k}": v for k, v in test.items() if k != "skipped"})
-            logger.log(len(history), "test", **{k: v for k, v in metrics.items() if k.startswith("test_")})
-            print(f"test top-1 {metrics['test_top1']:.2f}% (best validation epoch)", flush=True)
-    if len(history) < cfg.run.epochs:
-        folder.mark_interrupted()  # run.stop_after_epochs: to be resumed
-    folder.record(*(out / n for n in RUN_OUTPUTS if (out / n).exists()))
-    return metrics
+            run.logger.log(len(self.history), "test", **{k: v for k, v in test.items() if k != "skipped"})
+            _log.info("test top-1 %.2f%% (best validation epoch)", metrics["test_top1"])
+        best_epoch = next((row["epoch"] for row in self.history if row["val_top1"] == self.best_top1), None)
+        run.write_results(metrics={k: v for k, v in metrics.items() if k != "epochs"},
+                          best={"epoch": best_epoch, "val_top1": self.best_top1}, epochs=self.history)
+        return metrics
 
+    # ---------------------------------------------------------------- EpochTrainer
+    def batches(self, epoch: int, start: int):
+        data = self.data
+        self.sampler.set_epoch(epoch)
+        for dataset in (data.train, data.val):
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch if dataset is data.train else 0)
+        self.net.train()
+        self.started = time.time()
+        self.done = {"epoch": epoch, "batches": 0, "seen": 0, "loss_sum": 0.0, "correct": 0, "skipped": 0,
+                     "seconds": 0.0}
+        if self.partial is not None and self.partial["epoch"] == epoch:
+            self.done.update(self.partial)
+            self.partial = None
+        self.sampler.start = self.done["batches"] * self.cfg.run.batch_size
+        return self.train_loader
 
-def _save(path: Path, cfg, model, optimizer, scheduler, scaler, ema, epoch, best_top1, history, partial=None,
-          log_rows: int = 0) -> None:
-    """Write a checkpoint; ``epoch`` is the last completed epoch, ``partial`` the position inside the next one,
-    ``log_rows`` the rows of ``metrics.csv`` so far (a resume cuts the file there)."""
-    save_checkpoint(path, {
-        "kind": CHECKPOINT_KIND, "model_name": cfg.model.name, "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-        "ema": None if ema is None else ema.state_dict(), "epoch": epoch, "best_top1": best_top1,
-        "history": history, "config": to_container(cfg), "rng": capture_rng_state(), "partial": partial,
-        "log_rows": int(log_rows),
-    })
+    def step(self, epoch: int, index: int, batch) -> None:
+        cfg, done, device = self.cfg, self.done, self.device
+        images, labels, dropped = _unpack(batch)
+        done["skipped"] += dropped
+        done["batches"] = index + 1
+        if not every_rank_has_batch(images is not None, self.dist_info, device):
+            return None  # every clip of the batch failed to decode (here or in another process)
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        hard_labels = labels
+        if self.batch_mix is not None:
+            images, labels = self.batch_mix(images, labels)
+        if not torch.isfinite(images).all():
+            raise ValueError(f"batch {index} of epoch {epoch + 1} contains NaN or infinite pixels")
+        with _autocast(device, cfg.run.amp):
+            logits = self.net(_time_major(images, cfg.model.T)).mean(0).float()
+        loss = nn.functional.cross_entropy(logits, labels, label_smoothing=cfg.optim.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        if cfg.optim.per_iteration:
+            self.scheduler.step()
+        batch_loss = float(loss.detach())
+        done["seen"] += labels.shape[0]
+        done["loss_sum"] += batch_loss * labels.shape[0]
+        done["correct"] += int((logits.argmax(-1) == hard_labels).sum())
+        if self.step_callback is not None:
+            self.step_callback(epoch, index, batch_loss)
+        return None
+
+    def _payload(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The trainer's checkpoint entries; ``epoch`` is the last completed epoch, ``partial`` the
+        position inside the next one."""
+        return {"model_name": self.cfg.model.name, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "ema": None if self.ema is None else self.ema.state_dict(),
+                "epoch": epoch, "best_top1": self.best_top1, "history": self.history, "partial": partial}
+
+    def save_position(self, epoch: int, batches_done: int) -> None:
+        self.done["seconds"] += time.time() - self.started
+        self.run.save(self._payload(epoch - 1, dict(self.done)))
+
+    def end_epoch(self, epoch: int) -> None:
+        cfg, run, done = self.cfg, self.run, self.done
+        if not cfg.optim.per_iteration:
+            self.scheduler.step()
+        val = evaluate(self.model, self.val_loader, cfg.model.T, self.device, cfg.run.amp, cfg.run.eval_batches)
+        seen = max(done["seen"], 1)
+        row = {"epoch": epoch + 1, "train_loss": done["loss_sum"] / seen, "train_top1": 100.0 * done["correct"] / seen,
+               "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": done["seconds"] + time.time() - self.started}
+        if self.video:
+            row.update({"skipped_clips": done["skipped"], "val_skipped_clips": val["skipped"],
+                        "skipped_videos": len(self.data.train.skipped) + len(self.data.val.skipped)})
+        if self.ema is not None:
+            row["ema_val_top1"] = evaluate(self.ema.module, self.val_loader, cfg.model.T, self.device, cfg.run.amp,
+                                           cfg.run.eval_batches)["top1"]
+        self.history.append(row)
+        if not self.dist_info.is_main:
+            return
+        train_part = {"loss": row["train_loss"], "top1": row["train_top1"], "lr": row["lr"], "seconds": row["seconds"]}
+        val_part = {k[len("val_"):]: v for k, v in row.items() if k.startswith("val_")}
+        if "ema_val_top1" in row:
+            val_part["ema_top1"] = row["ema_val_top1"]
+        if self.video:
+            train_part.update(skipped_clips=row["skipped_clips"], skipped_videos=row["skipped_videos"])
+        run.logger.log(epoch + 1, "train", **train_part)
+        run.logger.log(epoch + 1, "val", **val_part)
+        skipped = f", {done['skipped'] + val['skipped']} clips skipped" if self.video else ""
+        _log.info("epoch %d: train loss %.4f, val top-1 %.2f%%, top-5 %.2f%% (%.0f s%s)", epoch + 1,
+                  row["train_loss"], val["top1"], val["top5"], row["seconds"], skipped)
+        improved = val["top1"] > self.best_top1
+        if improved:
+            self.best_top1 = val["top1"]
+        run.save(self._payload(epoch), best=improved)
