@@ -545,7 +545,7 @@ def fit(
     _check_mode(rstdp_mode or mode)
     if len(epochs) != len(model.stages):
         raise ValueError(
-            f"--epochs has {len(epochs)} values but {model.name} has {len(model.stages)} trainable stages "
+            f"epochs has {len(epochs)} values but {model.name} has {len(model.stages)} trainable stages "
             f"({', '.join(model.trainable_stages())}); give one number of epochs per stage"
         )
     _check_labels(train_labels.long(), model.n_classes)
