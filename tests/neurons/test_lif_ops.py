@@ -70,7 +70,8 @@ def test_custom_op_path_is_bit_identical_to_the_eager_path(surrogate):
         kw = dict(v_reset=v_reset, detach_reset=detach, surrogate=surrogate)
         cases = [
             (lambda: plif_multistep(x, w, v0, decay_input=decay_input, backend="cpu", **kw),
-             lambda: fused_sequence("cpu", x, v0, torch.sigmoid(w), mode, False, 1.0, v_reset, detach, surrogate, True),
+             lambda: fused_sequence("cpu", x, v0, torch.sigmoid(w), mode, False, 1.0, v_reset, detach, surrogate,
+                                    True),
              (x, v0, w)),
             (lambda: lif_multistep(x, v0, 3.0, decay_input, backend="cpu", **kw),
              lambda: fused_sequence("cpu", x, v0, torch.tensor(3.0, dtype=torch.float64), mode, True, 1.0, v_reset,
@@ -92,7 +93,8 @@ class _TwoLayers(nn.Module):
     def __init__(self, backend="cpu"):
         super().__init__()
         self.fc1, self.lif = nn.Linear(6, 8), LIFNode(tau=2.0, v_threshold=0.5, backend=backend)
-        self.fc2, self.plif = nn.Linear(8, 3), PLIFNode(v_threshold=0.1, v_reset=None, detach_reset=True, backend=backend)
+        self.fc2 = nn.Linear(8, 3)
+        self.plif = PLIFNode(v_threshold=0.1, v_reset=None, detach_reset=True, backend=backend)
 
     def forward(self, x):
         return self.plif(self.fc2(self.lif(self.fc1(x)))).mean(0)
