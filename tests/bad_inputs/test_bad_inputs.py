@@ -279,6 +279,8 @@ def _api_cases():
     from cortexsnn.data.neural import NeuralData, NeuralDataError, RDMSet, load_hdf5, load_npz
     from cortexsnn.errors import InvalidArgumentError, InvalidTypeError, PathError
     from cortexsnn.models.checkpoints import CheckpointLayoutError, load_safetensors, load_weights, read_checkpoint
+    from cortexsnn.neurons import NeuronDefinitionError
+    from cortexsnn.neurons.functional import neuron_multistep
     from cortexsnn.similarity import RDMGivenAsResponsesError
     from cortexsnn.similarity.benchmarks import BenchmarkDataCorrupt, load_benchmarks
     from cortexsnn.similarity.bootstrap import bootstrap_rdm_cis
@@ -353,6 +355,14 @@ def _api_cases():
          BenchmarkDataCorrupt, "is damaged"),
         ("config-unknown-key", lambda t: load_config(None, ["train.nope=1"], IIRConfig), ConfigError,
          "unknown config key"),
+        ("generic-neuron-charge-changes-dtype",
+         lambda t: neuron_multistep(x, {"v": 0.0}, lambda x_t, s: {"v": (s["v"] + x_t).double()}, lambda s: s["v"] - 1,
+                                    lambda s, spike: {"v": s["v"] * (1 - spike)}),
+         NeuronDefinitionError, "charge returned state variable 'v' with dtype torch.float64"),
+        ("generic-neuron-reset-wrong-shape",
+         lambda t: neuron_multistep(x, {"v": 0.0}, lambda x_t, s: {"v": s["v"] + x_t}, lambda s: s["v"] - 1,
+                                    lambda s, spike: {"v": s["v"].mean(0)}),
+         NeuronDefinitionError, "reset returned state variable 'v' with shape (4, 4)"),
     ]
 
 
