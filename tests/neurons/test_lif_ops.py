@@ -125,6 +125,11 @@ def _compiled_equals_eager(compile_backend, exact):
                 assert torch.equal(a, b)
             else:
                 torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    with torch.no_grad():  # inference: the ops without their autograd
+        reset(net)
+        want_inference = net(x)
+        reset(net)
+        assert torch.equal(compiled(x), want_inference) if exact else torch.allclose(compiled(x), want_inference)
 
 
 def test_torch_compile_traces_the_cpu_kernels_without_graph_breaks():
