@@ -12,7 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-SCRIPTS = ["score_your_own_model.py", "train_iir_mlp.py", "stdp_mnist.py", "load_checkpoint.py"]
+SCRIPTS = ["score_your_own_model.py", "train_iir_mlp.py", "stdp_mnist.py", "load_checkpoint.py",
+           "adaptive_threshold_neuron.py"]
 
 
 def _load(name: str):
@@ -50,6 +51,14 @@ def test_stdp_mnist(tmp_path, monkeypatch):
     metrics = _load("stdp_mnist.py").main(
         ["--train-limit", "40", "--test-limit", "20", "--epochs", "1", "1", "1", "--threads", "1"])
     assert metrics["n_samples"] == 20 and 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_adaptive_threshold_neuron():
+    result = _load("adaptive_threshold_neuron.py").main(["--steps", "60", "--train-steps", "15", "--threads", "1"])
+    assert len(set(result["plain_isi"])) == 1  # a plain LIF fires at a fixed rate under a constant current
+    isi = result["adaptive_isi"]
+    assert len(isi) >= 2 and isi == sorted(isi) and isi[-1] > isi[0]  # the adaptive one slows down
+    assert abs(result["rates"][-1] - 0.1) < abs(result["rates"][0] - 0.1)  # gradients reach the layer
 
 
 def test_load_checkpoint(tmp_path, monkeypatch):

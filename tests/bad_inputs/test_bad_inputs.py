@@ -385,6 +385,8 @@ def _api_cases():
     from cortexsnn.data.neural import NeuralData, NeuralDataError, RDMSet, load_hdf5, load_npz
     from cortexsnn.errors import InvalidArgumentError, InvalidTypeError, PathError
     from cortexsnn.models.checkpoints import CheckpointLayoutError, load_safetensors, load_weights, read_checkpoint
+    from cortexsnn.neurons import NeuronDefinitionError
+    from cortexsnn.neurons.functional import neuron_multistep
     from cortexsnn.similarity import RDMGivenAsResponsesError
     from cortexsnn.similarity.benchmarks import BenchmarkDataCorrupt, load_benchmarks
     from cortexsnn.similarity.bootstrap import bootstrap_rdm_cis
@@ -470,6 +472,14 @@ def _api_cases():
          InvalidArgumentError, "v_init is on meta but the input is on cpu"),
         ("plif-weight-on-other-device", lambda t: plif_multistep(torch.randn(4, 2, 6), torch.zeros((), device="meta")),
          InvalidArgumentError, "the PLIF parameter w is on meta but the input is on cpu"),
+        ("generic-neuron-charge-changes-dtype",
+         lambda t: neuron_multistep(x, {"v": 0.0}, lambda x_t, s: {"v": (s["v"] + x_t).double()}, lambda s: s["v"] - 1,
+                                    lambda s, spike: {"v": s["v"] * (1 - spike)}),
+         NeuronDefinitionError, "charge returned state variable 'v' with dtype torch.float64"),
+        ("generic-neuron-reset-wrong-shape",
+         lambda t: neuron_multistep(x, {"v": 0.0}, lambda x_t, s: {"v": s["v"] + x_t}, lambda s: s["v"] - 1,
+                                    lambda s, spike: {"v": s["v"].mean(0)}),
+         NeuronDefinitionError, "reset returned state variable 'v' with shape (4, 4)"),
     ]
 
 

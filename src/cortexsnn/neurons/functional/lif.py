@@ -17,7 +17,9 @@ fused autograd function (see :mod:`cortexsnn.neurons.kernels`); the backward pas
 adjoint recurrence in reverse time from ``H``, which the CPU kernel recomputes from the saved
 input (no ``[T, ...]`` tensor of its own) and the other backends save. The ``*_step``
 functions are the plain single-step maths (autograd through ordinary tensor operations); the
-multi-step kernels are tested against loops of them.
+multi-step kernels are tested against loops of them. Under ``torch.compile`` the CPU and Triton
+kernels run as the custom ops of :mod:`cortexsnn.neurons.functional.lif_ops` (the same kernels,
+the same numbers), so that the graph does not break at each neuron.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import torch
 from torch import Tensor
 
 from cortexsnn.errors import InvalidArgumentError
+from cortexsnn.neurons.functional.lif_ops import fused_sequence
 from cortexsnn.neurons.kernels import KernelBuildError, compiled_surrogate, cpu_kernel, resolve_backend, triton_kernel
 from cortexsnn.neurons.surrogate import ATan, Surrogate, surrogate_derivative
 
@@ -373,10 +376,17 @@ def _run_sequence(
         if v_init.numel() != 1:
             v_init = v_init.expand(x_seq.shape[1:]).permute(inner)
         x_seq = x_seq.permute(order)
-    spikes, v_last = _NeuronSequence.apply(
-        x_seq.contiguous(), v_init, decay, div, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate,
-        chosen, track,
-    )
+    if chosen != "torch" and torch.compiler.is_compiling():
+        # torch.compile traces the compiled kernels as custom ops (lif_ops); eager calls skip the
+        # custom-op dispatch, which costs more than the kernel on small layers
+        spikes, v_last = fused_sequence(
+            chosen, x_seq.contiguous(), v_init, decay, mode, div, v_threshold, v_reset, detach_reset, surrogate, track
+        )
+    else:
+        spikes, v_last = _NeuronSequence.apply(
+            x_seq.contiguous(), v_init, decay, div, mode, float(v_threshold), v_reset, bool(detach_reset), surrogate,
+            chosen, track,
+        )
     if order is not None:
         spikes = spikes.permute(_inverse(order))
         v_last = v_last.permute(_inverse(inner))
