@@ -34,24 +34,21 @@ ops against 0.5 ms direct (2-core machine under load). Both paths run the same k
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from cortexsnn.neurons.kernels import triton_kernel
+from cortexsnn.neurons.kernels import compiled_surrogate, triton_kernel
+from cortexsnn.neurons.surrogate import _KERNEL_FORMULAS, Surrogate
 
 __all__ = ["fused_sequence", "OPS"]
 
 _MODE_IF = 0
 
 
-@dataclass(frozen=True)
-class _KernelSurrogate:
-    """What the compiled kernels read of a surrogate: its formula's id and its ``alpha``."""
-
-    kind_id: int
-    alpha: float
+def _kernel_surrogate(kind: int, alpha: float) -> Surrogate:
+    """The built-in surrogate whose formula the kernels know as ``kind`` (an op passes only its id
+    and ``alpha``)."""
+    return _KERNEL_FORMULAS[kind](alpha)
 
 
 def _decay_value(decay: Tensor, mode: int) -> float:
@@ -88,7 +85,7 @@ def lif_multistep_cpu_backward(
 
     grad_x, grad_v_init, grad_decay = _backward_cpu(
         grad_spikes, grad_v_last, None, x, v_init, mode, _decay_value(decay, mode), div, v_threshold, v_reset, hard,
-        detach_reset, _KernelSurrogate(surrogate_kind, alpha), want_decay,
+        detach_reset, _kernel_surrogate(surrogate_kind, alpha), want_decay,
     )
     return grad_x, grad_v_init, torch.tensor(grad_decay, dtype=torch.float64)
 
@@ -132,7 +129,7 @@ def lif_multistep_triton_backward(
 ) -> tuple[Tensor, Tensor, Tensor]:
     grad_x, grad_v_init, grad_decay = triton_kernel().backward(
         grad_spikes, grad_v_last, h_seq, x, v_init, mode, _decay_value(decay, mode), div, v_threshold, v_reset, hard,
-        detach_reset, _KernelSurrogate(surrogate_kind, alpha), want_decay,
+        detach_reset, _kernel_surrogate(surrogate_kind, alpha), want_decay,
     )
     return grad_x, grad_v_init, torch.tensor(grad_decay, dtype=torch.float64, device=h_seq.device)
 
@@ -238,6 +235,6 @@ def fused_sequence(
     hard = v_reset is not None
     spikes, v_last, _ = OPS[backend](
         x, v0, decay, mode, div, float(v_threshold), float(v_reset) if hard else 0.0, hard, bool(detach_reset),
-        int(surrogate.kind_id), float(surrogate.alpha), bool(track),
+        compiled_surrogate(surrogate, backend), float(surrogate.alpha), bool(track),
     )
     return spikes, v_last
