@@ -51,6 +51,11 @@ def _stored_config(overrides: list[str]):
     out = Path(load_train_config(None, overrides).run.out_dir)
     latest = out / "checkpoint_latest.pt"
     if not latest.is_file():
+        from cortexsnn.utils.runfolder import read_manifest
+
+        if read_manifest(out) is not None:  # a run that stopped before its first checkpoint: nothing to resume
+            raise CheckpointError(f"cannot resume: {latest} does not exist (the run in {out} stopped before its first "
+                                  "epoch ended); start it anew with --overwrite")
         raise CheckpointError(f"cannot resume: {latest} does not exist; start without --resume "
                               "(or set run.out_dir=FOLDER of the run)")
     stored = load_checkpoint(latest, kind=CHECKPOINT_KIND).get("config") or {}

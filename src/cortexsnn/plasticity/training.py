@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cortexsnn.utils.faults import fault_point
 from cortexsnn.plasticity.models.network import Stage, STDPNetwork, fired_potentials
 from cortexsnn.plasticity.spike_ops import (
     _check_conv_input,
@@ -595,6 +596,7 @@ def fit(
                     inputs = stage_inputs(model, stage, train_latencies[idx])
                     stats.append(train_stdp_batch(model, stage.layers[0], inputs, mode))
                     step += 1
+                    fault_point("step")  # the fault tests' hook (cortexsnn.utils.faults); a no-op otherwise
                 record["convergence"] = stats[-1]["convergence"]
                 record["winners_per_image"] = sum(x["winners_per_image"] for x in stats) / len(stats)
                 if logger:
@@ -606,6 +608,7 @@ def fit(
                     out = train_rstdp_batch(model, stage, train_in[idx], train_labels[idx], rstdp_mode or mode, adaptive)
                     hits, misses, silent = hits + out["hits"], misses + out["misses"], silent + out["silent"]
                     step += 1
+                    fault_point("step")  # the fault tests' hook (cortexsnn.utils.faults); a no-op otherwise
                     if logger:
                         n = len(idx)
                         logger.log(step, "train_batch", accuracy=out["hits"] / n, error=1 - out["hits"] / n, silent=out["silent"] / n)

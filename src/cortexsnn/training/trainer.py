@@ -38,6 +38,7 @@ from cortexsnn.training.distributed import DistInfo, cleanup_distributed, init_d
 from cortexsnn.training.logging import RunLogger
 from cortexsnn.training.signals import StopFlag
 from cortexsnn.training.schedules import build_scheduler
+from cortexsnn.utils.faults import fault_point
 from cortexsnn.utils.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -392,7 +393,8 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback, fo
     record = None
     if resume:
         if not latest.is_file():
-            raise CheckpointError(f"cannot resume: {latest} does not exist; start without resume")
+            raise CheckpointError(f"cannot resume: {latest} does not exist (no epoch of a run there ended); start "
+                                  f"without resume, or anew with {folder.overwrite_argument} if the folder holds a run")
         record = load_checkpoint(latest, kind=CHECKPOINT_KIND)
         if record.get("config") is not None:
             check_resume_config(record["config"], cfg, RESUME_MUTABLE)
@@ -493,6 +495,7 @@ def _train(cfg: DictConfig, resume: bool, dist_info: DistInfo, step_callback, fo
                 done["correct"] += int((logits.argmax(-1) == hard_labels).sum())
                 if step_callback is not None:
                     step_callback(epoch, index, batch_loss)
+                fault_point("step")  # the fault tests' hook (cortexsnn.utils.faults); a no-op otherwise
                 if _stop_everywhere(stop, dist_info, device):
                     break
             done["seconds"] += time.time() - started
