@@ -555,7 +555,8 @@ def fit(
     state = state or new_fit_state()
     started = time.time()
     adaptive = AdaptiveRates(*state["adaptive"])
-    step = sum(len(h.get("batches", [])) for h in state["history"])
+    # the log's step (updates so far) goes on from the checkpoint's (older checkpoints did not keep it)
+    step = state.get("step", sum(len(h.get("batches", [])) for h in state["history"]))
     while state["stage"] < len(model.stages):
         index = state["stage"]
         stage = model.stages[index]
@@ -628,6 +629,7 @@ def fit(
                     if state["bad_epochs"] >= patience:
                         state["stopped"] = True
                         record["early_stopped"] = True
+            state["step"] = step
             state["adaptive"] = [adaptive.reward, adaptive.punish]
             last_epoch_seconds = time.time() - epoch_started
             state["history"].append(record)
