@@ -30,9 +30,17 @@ def env(fault: str | None = None) -> dict[str, str]:
     return out
 
 
+def default_sigint() -> None:
+    """Give a child the default SIGINT action (``preexec_fn``): a shell starts background jobs with
+    SIGINT ignored, and Python then never raises ``KeyboardInterrupt``, so a test run in the
+    background would see no interrupt at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(args: list[Any], cwd: Path, fault: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the CLI to its end (or its injected fault); returns the finished process (text output)."""
-    return subprocess.run(cli(*args), env=env(fault), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cli(*args), env=env(fault), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=default_sigint)
 
 
 def killed(done: subprocess.CompletedProcess) -> bool:
@@ -97,7 +105,7 @@ def refused_while_another_runs(args: list[Any], cwd: Path, folder: Path) -> None
     again: it must be refused (exit 2, one line naming the folder and the first run's pid); then let
     the first run go on: it must finish and leave a complete folder."""
     first = subprocess.Popen(cli(*args), env=env("step@1:STOP"), cwd=cwd, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         wait_stopped(first)
         second = run(args, cwd)

@@ -4,7 +4,9 @@ The environment variable ``CORTEXSNN_FAULT`` holds comma-separated rules ``POINT
 process sends itself ``SIGNAL`` (``KILL``, ``INT``, ``TERM`` or ``STOP``) the ``N``-th time it passes
 ``POINT`` (counted from 1 in this process). Points:
 
-* ``step`` - after every optimiser / plasticity update of ``cortexsnn train`` and ``stdp train``;
+* ``step`` - after every optimiser / plasticity update of ``cortexsnn train`` and ``stdp train``, and
+  after each model's layer RDMs on each stimulus set in :func:`~cortexsnn.similarity.suite.score_suite`
+  (``demo`` / ``benchmark``);
 * ``write:NAME`` - inside :func:`cortexsnn.utils.io.atomic_write` of a file called ``NAME``, after
   its temporary file is written and synced and before it is renamed into place (so ``KILL`` there
   leaves the temporary file of an interrupted write, and the files written before it).
