@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from _processes import default_sigint
-from cortexsnn.utils.faults import ENV as FAULT_ENV
+sys.path.insert(0, str(Path(__file__).parent))
+from _processes import default_sigint  # noqa: E402
+from cortexsnn.utils.faults import ENV as FAULT_ENV  # noqa: E402
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

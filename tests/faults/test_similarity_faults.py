@@ -11,12 +11,15 @@ complete, every output written by that last run, and no temporary file is left.
 from __future__ import annotations
 
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from _processes import killed, manifest, run, temporary
+sys.path.insert(0, str(Path(__file__).parent))
+from _processes import killed, manifest, run, temporary  # noqa: E402
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -10,10 +10,13 @@ left; ``run.json`` complete.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from _processes import (assert_same, killed, load, manifest, refused_while_another_runs, rows, run,
+sys.path.insert(0, str(Path(__file__).parent))
+from _processes import (assert_same, killed, load, manifest, refused_while_another_runs, rows, run,  # noqa: E402
                         temporary)
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

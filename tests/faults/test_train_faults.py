@@ -9,11 +9,15 @@ with no temporary file left and ``run.json`` saying how each part ended.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from _processes import (assert_same, killed, load, manifest, refused_while_another_runs, rows, run,
+sys.path.insert(0, str(Path(__file__).parent))
+from _processes import (assert_same, killed, load, manifest, refused_while_another_runs, rows, run,  # noqa: E402
                         temporary)
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
