@@ -5,10 +5,13 @@ then resumed or rerun. Marked ``faults`` (``pytest -m faults`` runs them alone) 
   final weights, optimiser state and every logged metric equal an uninterrupted run's, bit for bit;
   no log row is written twice; no temporary file is left; the folder's manifest said ``running``
   while nobody ran it, and says ``complete`` after the resume.
-* ``benchmark`` interrupted with SIGINT while it scores: exit 130, the manifest says
-  ``interrupted``, no results file and no temporary file is left. Rerunning the same command there
-  completes (the interrupted run wrote nothing to mix with); a further rerun into the finished
-  folder is refused until ``--overwrite``, which then completes.
+* ``benchmark`` interrupted with SIGINT while it scores (``CORTEXSNN_FAULT=step@1:INT``: a fixed
+  point after the model's RDMs, not a race with the scoring): exit 130, the manifest says ``interrupted``, no results file and no temporary file is
+  left. Rerunning the same command there completes (the interrupted run wrote nothing to mix
+  with); a further rerun into the finished folder is refused until ``--overwrite``. That rerun,
+  killed with SIGKILL while it writes its tables (``CORTEXSNN_FAULT``, :mod:`cortexsnn.utils.faults`),
+  leaves only its own first files, a ``running`` manifest and the interrupted write's temporary
+  file; ``--overwrite`` once more completes with every file its own and no temporary file.
 """
 from __future__ import annotations
 
@@ -23,6 +26,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _processes import default_sigint  # noqa: E402
+from cortexsnn.utils.faults import ENV as FAULT_ENV  # noqa: E402
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -95,11 +102,10 @@ def test_sigint_while_scoring_leaves_an_interrupted_folder_that_overwrite_replac
     out = tmp_path / "bench"
     args = ["benchmark", "--benchmarks", "kriegeskorte92", "--models", "resnet18", "--data-dir", str(shared_data),
             "--no-download", "--image-size", "32", "--bootstrap", "100", "--splits", "2", "--out", str(out)]
-    process = subprocess.Popen(_cli(*args), env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    _wait_for(out / "run.json", process)  # the folder is the run's: inputs loaded, scoring under way
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    # SIGINT (as Ctrl-C) sent to itself once the model's RDMs are taken, before the benchmarks are scored
+    process = subprocess.Popen(_cli(*args), env={**_env(), FAULT_ENV: "step@1:INT"}, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    _, err = process.communicate(timeout=600)
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
@@ -113,7 +119,18 @@ def test_sigint_while_scoring_leaves_an_interrupted_folder_that_overwrite_replac
     # a folder holding a finished run's results is refused until --overwrite
     again = subprocess.run(_cli(*args), env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    # --overwrite deletes that run's outputs first; killed while writing its tables (after results.json and
+    # scores.csv, in summary.csv), the folder holds the new run's first files only and says it did not complete
+    killed = subprocess.run(_cli(*args, "--overwrite"), env={**_env(), FAULT_ENV: "write:summary.csv@1:KILL"},
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL
+    assert json.loads((out / "run.json").read_text())["status"] == "running"  # no live lock: killed
+    left = sorted(p.name for p in out.iterdir() if p.name[0] != "." and p.name not in ("run.json", "run.lock"))
+    assert left == ["results.json", "scores.csv"] and [p.name[:13] for p in _temporary(out)] == [".summary.csv."]
+    started = time.time()
     done = subprocess.run(_cli(*args, "--overwrite"), env=_env(), cwd=tmp_path, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "run.json").read_text())["status"] == "complete" and not _temporary(out)
+    for p in out.iterdir():  # every output is the last run's: the folder never mixes two runs
+        assert p.stat().st_mtime >= started - 1, p.name

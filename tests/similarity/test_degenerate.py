@@ -187,3 +187,71 @@ def test_square_rdms_below_the_minimum_are_refused_condensed_vectors_are_not():
         S.bootstrap_ci(rx, ry, n_boot=5)
     # condensed vectors are arbitrary sets of pairs (e.g. a bootstrap resample's): at least two pairs
     assert -1 <= S.spearman(np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])) <= 1
+
+
+# ----------------------------------------------------------------------------- flagged results of a scoring run
+def _wide_and_constant_layers(n=60, seed=0):
+    """Neural data with a narrow (10 neurons) and a wide (30) area, and layers of which one is
+    constant; with SVCCA (40 components) the 50- and 35-feature layers are degenerate against the
+    wide area only (40 + 30 and 35 + 30 features >= 60 stimuli)."""
+    rng = np.random.default_rng(seed)
+    neural = {"V1": rng.normal(size=(n, 10)), "V4": rng.normal(size=(n, 30))}
+    layers = [("wide", rng.normal(size=(n, 50))), ("mid", rng.normal(size=(n, 35))), ("flat", np.ones((n, 30))),
+              ("narrow", rng.normal(size=(n, 4)))]
+    return neural, layers
+
+
+def test_a_degenerate_layer_among_others_is_flagged_not_fatal_and_never_the_best_layer():
+    from cortexsnn.similarity.scoring import score_features
+
+    neural, layers = _wide_and_constant_layers()
+    table = score_features(iter(layers), neural, metric="svcca")
+    assert table.flags == {
+        "wide": {"V4": "cca: features >= stimuli (40 + 30 features, 60 stimuli)"},
+        "mid": {"V4": "cca: features >= stimuli (35 + 30 features, 60 stimuli)"},
+        "flat": {"V1": "degenerate: constant representation", "V4": "degenerate: constant representation"}}
+    flagged = np.array([[table.flag(la, a) is not None for a in table.areas] for la in table.layers])
+    assert np.isnan(table.scores[flagged]).all() and np.isfinite(table.scores[~flagged]).all()
+    assert table.best_layer["V4"] == "narrow"  # the only layer with a meaningful V4 score
+    # the scored cells are the numbers each layer gets on its own (a flagged layer changes nothing)
+    alone = score_features(iter([layers[0], layers[3]]), {"V1": neural["V1"]}, metric="svcca")
+    assert table.scores[0, 0] == alone.scores[0, 0] and table.scores[3, 0] == alone.scores[1, 0]
+    assert table.scores[3, 1] == S.svcca(layers[3][1], neural["V4"], n_components=40, reduce_y=False)
+    # a direct call of the metric on the degenerate pair still raises
+    with pytest.raises(DegenerateInputError, match="degenerate"):
+        S.svcca(layers[0][1], neural["V4"], n_components=40, reduce_y=False)
+
+
+def test_flags_are_carried_into_results_json_scores_csv_and_the_report(tmp_path):
+    import csv
+    import json
+
+    from cortexsnn.similarity.report import write_report
+    from cortexsnn.similarity.results import ScoreTable
+    from cortexsnn.similarity.scoring import score_features
+
+    neural, layers = _wide_and_constant_layers()
+    table = score_features(iter(layers), neural, metric="svcca")
+    table.write(tmp_path)  # what `cortexsnn similarity` writes, then its report
+    write_report([table.to_dict()], tmp_path)
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["flags"] == table.flags and record["scores"][0][1] is None
+    assert ScoreTable.read(tmp_path).flags == table.flags
+    rows = {(r["layer"], r["area"]): r for r in csv.DictReader(open(tmp_path / "scores.csv"))}
+    assert rows[("wide", "V4")]["flag"] == "cca: features >= stimuli (40 + 30 features, 60 stimuli)"
+    assert rows[("wide", "V4")]["score"] == "" and rows[("wide", "V1")]["flag"] == ""
+    assert rows[("flat", "V1")]["flag"] == "degenerate: constant representation"
+    assert float(rows[("narrow", "V4")]["score"]) == table.scores[3, 1]
+    page = (tmp_path / "report.html").read_text()
+    assert "flagged: cca: features &gt;= stimuli (40 + 30 features, 60 stimuli)" in page
+    assert "Flagged scores (2;" in page and "wide vs V4" in page and "mid vs V4" in page
+
+
+def test_a_run_in_which_every_layer_is_degenerate_is_refused():
+    from cortexsnn.similarity.scoring import score_features
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(DegenerateInputError, match="at least 4") as info:
+        score_features(iter([("a", rng.normal(size=(3, 5))), ("b", rng.normal(size=(3, 6)))]),
+                       {"V1": rng.normal(size=(3, 10))}, metric="rsa")
+    assert info.value.flag == "too few stimuli: 3 < 4"

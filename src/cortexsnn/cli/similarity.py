@@ -136,7 +136,6 @@ def _error(message: str) -> Exception:
 
 def _load_neural(args: argparse.Namespace) -> tuple[Any, Any, dict]:
     """``(targets, stimuli_in_data or None, info)``."""
-    import numpy as np
 
     from cortexsnn.data import neural as N
 
@@ -436,6 +435,10 @@ def _summary(table: Any, written: list[Path]) -> None:
         print(f"  {area}: {shown}{extra}")
     if table.silent_layers:
         print(f"  silent layers (not scored): {', '.join(table.silent_layers)}")
+    flagged = [f"{layer} vs {area} ({why})" for layer, by_area in table.flags.items()
+               if layer not in table.silent_layers for area, why in by_area.items()]
+    if flagged:
+        print(f"  flagged scores (degenerate, left out): {'; '.join(flagged)}")
     print(f"model score ({table.metric}, max over layers, mean over areas): {_model_score_text(table)}")
     for p in written:
         print(f"wrote {p}")

@@ -76,8 +76,12 @@ def _stored(out) -> dict:
     from cortexsnn.training.run import CHECKPOINT_LATEST, find_latest_checkpoint
     from cortexsnn.training.trainer import CHECKPOINT_KIND
     from cortexsnn.utils.checkpoint import CheckpointError, load_checkpoint
+    from cortexsnn.utils.runfolder import read_manifest
 
     latest = find_latest_checkpoint(out)
+    if latest is None and read_manifest(out) is not None:  # a run that stopped before its first checkpoint
+        raise CheckpointError(f"cannot resume: {out / CHECKPOINT_LATEST} does not exist (the run in {out} stopped "
+                              "before its first epoch ended); start it anew with --overwrite")
     if latest is None:
         raise CheckpointError(f"cannot resume: {out / CHECKPOINT_LATEST} does not exist (no `cortexsnn train` run in {out}); start "
                               "without --resume, or give the run's folder (--out DIR or run.out_dir=DIR)")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cortexsnn.utils.faults import fault_point
 from cortexsnn.plasticity.models.network import Stage, STDPNetwork, fired_potentials
 from cortexsnn.plasticity.spike_ops import (
     _check_conv_input,
@@ -557,7 +558,8 @@ def fit(
     state = state or new_fit_state()
     started = time.time()
     adaptive = AdaptiveRates(*state["adaptive"])
-    step = sum(len(h.get("batches", [])) for h in state["history"])
+    # the log's step (updates so far) goes on from the checkpoint's (older checkpoints did not keep it)
+    step = state.get("step", sum(len(h.get("batches", [])) for h in state["history"]))
     while state["stage"] < len(model.stages):
         index = state["stage"]
         stage = model.stages[index]
@@ -598,6 +600,7 @@ def fit(
                     inputs = stage_inputs(model, stage, train_latencies[idx])
                     stats.append(train_stdp_batch(model, stage.layers[0], inputs, mode))
                     step += 1
+                    fault_point("step")  # the fault tests' hook (cortexsnn.utils.faults); a no-op otherwise
                 record["convergence"] = stats[-1]["convergence"]
                 record["winners_per_image"] = sum(x["winners_per_image"] for x in stats) / len(stats)
                 if logger:
@@ -609,6 +612,7 @@ def fit(
                     out = train_rstdp_batch(model, stage, train_in[idx], train_labels[idx], rstdp_mode or mode, adaptive)
                     hits, misses, silent = hits + out["hits"], misses + out["misses"], silent + out["silent"]
                     step += 1
+                    fault_point("step")  # the fault tests' hook (cortexsnn.utils.faults); a no-op otherwise
                     if logger:
                         n = len(idx)
                         logger.log(step, "train_batch", accuracy=out["hits"] / n, error=1 - out["hits"] / n, silent=out["silent"] / n)
@@ -628,6 +632,7 @@ def fit(
                     if state["bad_epochs"] >= patience:
                         state["stopped"] = True
                         record["early_stopped"] = True
+            state["step"] = step
             state["adaptive"] = [adaptive.reward, adaptive.punish]
             last_epoch_seconds = time.time() - epoch_started
             state["history"].append(record)

@@ -27,6 +27,7 @@ __all__ = [
     "SilentLayerError",
     "ConstantRepresentationError",
     "DegenerateInputError",
+    "degenerate_flag",
     "MIN_STIMULI",
     "MIN_STIMULI_RSA",
     "MIN_STIMULI_CKA",
@@ -98,7 +99,23 @@ class DegenerateInputError(CortexSNNError, ValueError):
 
     Raised for fewer stimuli than a metric's minimum (:data:`MIN_STIMULI`) and for CCA-family
     scores when the two representations together have as many features as stimuli or more.
+    ``flag`` is the short reason a scoring run records beside the layer's NaN score (e.g.
+    ``"cca: features >= stimuli (40 + 30 features, 60 stimuli)"``).
     """
+
+    def __init__(self, message: str, flag: str | None = None) -> None:
+        super().__init__(message)
+        self.flag = flag or "degenerate: " + message.split(". ")[0][:160]
+
+
+def degenerate_flag(exc: BaseException) -> str:
+    """The short reason recorded beside a NaN score for a degenerate input (``exc`` a
+    :class:`DegenerateInputError` or :class:`SilentLayerError`)."""
+    if isinstance(exc, DegenerateInputError):
+        return exc.flag
+    if isinstance(exc, ConstantRepresentationError):
+        return "degenerate: constant representation"
+    return "degenerate: " + str(exc).split("; ")[0][:160]
 
 
 def resolve_device(device: str | torch.device | None, *tensors: Any) -> torch.device:
@@ -200,8 +217,8 @@ def check_min_stimuli(n: int, family: str, what: str | None = None) -> None:
         raise DegenerateInputError(
             f"{name} got {n} stimuli; at least {minimum} are needed for a meaningful value (with fewer, "
             "the score is fixed or takes a handful of values whatever the data, and no permutation test "
-            "can reach p < 0.05). Score more stimuli."
-        )
+            "can reach p < 0.05). Score more stimuli.",
+            flag=f"too few stimuli: {n} < {minimum}")
 
 
 def _constant_tolerance(dtype: torch.dtype) -> float:
@@ -261,8 +278,8 @@ def check_cca_dimensions(n: int, p_a: int, p_b: int, what: str, names: tuple[str
             f"{p_a + p_b}, not fewer than the {n} stimuli, so at least {p_a + p_b - n + 1} canonical "
             "correlations equal 1 whatever the data. Reduce the dimensionality first: svcca(x, y, "
             "n_components=k) or truncated_svd / PCA to k dimensions per side with 2 k well below the "
-            "number of stimuli, or score more stimuli."
-        )
+            "number of stimuli, or score more stimuli.",
+            flag=f"cca: features >= stimuli ({p_a} + {p_b} features, {n} stimuli)")
 
 
 def metric_inputs(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._checks import SilentLayerError, as_matrix
+from ._checks import SilentLayerError, as_matrix, degenerate_flag
 from .results import ScoreTable, canonical_metric, versions
 from .scoring import (
     _ABLATION_SEED,
@@ -136,6 +136,7 @@ def clip_ablation(
     starts = np.random.RandomState(seed).choice(m - clip_len + 1, trials, replace=False)
     scorer = _LayerScorer(metric, areas, opt, neural_dataset, device, 0, 0)
     layers, per_layer, silent, reasons = [], [], [], {}
+    flags: dict[str, dict[str, str]] = {}
     for name, x in features:
         xm = as_matrix(x, f"features of layer {name!r}")
         if xm.shape[0] != n:
@@ -156,6 +157,7 @@ def clip_ablation(
             except SilentLayerError as exc:
                 silent.append(name)
                 reasons[name] = str(exc)
+                flags[name] = dict.fromkeys(wanted, degenerate_flag(exc))
                 res[:] = math.nan
         layers.append(name)
         per_layer.append(res)
@@ -165,7 +167,7 @@ def clip_ablation(
     return ScoreTable(model=model, metric=metric, neural_dataset=neural_dataset, layers=layers,
                       areas=[a.name for a in areas], scores=_mean_trials(trial_scores), silent_layers=silent,
                       config=_header(model, metric, neural_dataset, opt, areas, info, extra), versions=versions(),
-                      seeds={"ablation": seed}, trial_scores=trial_scores,
+                      seeds={"ablation": seed}, trial_scores=trial_scores, flags=flags,
                       trials=[{"start": int(s), "frames": [int(s) + 1, int(s) + 1 + clip_len] if metric == "tsrsa"
                                else [int(s), int(s) + clip_len]} for s in starts])
 
@@ -221,9 +223,15 @@ def _ablation(
     trial_scores = np.stack([t.scores for t in tables])
     silent = sorted({s for t in tables for s in t.silent_layers}, key=first.layers.index)
     extra = {**first.config, **(config or {}), "ablation": {**kind_config, "trials": trials}}
+    flags: dict[str, dict[str, str]] = {}
+    for t in tables:  # a cell flagged in any trial has no mean over the trials (NaN): keep why
+        for layer, by_area in t.flags.items():
+            for area, why in by_area.items():
+                flags.setdefault(layer, {}).setdefault(area, why)
     return ScoreTable(model=model_name, metric=metric, neural_dataset=neural_dataset, layers=first.layers,
                       areas=first.areas, scores=_mean_trials(trial_scores), silent_layers=silent, config=extra,
-                      versions=versions(), seeds={"ablation": seed}, trial_scores=trial_scores, trials=details)
+                      versions=versions(), seeds={"ablation": seed}, trial_scores=trial_scores, trials=details,
+                      flags=flags)
 
 
 def shuffle_ablation(model: nn.Module, movie: Tensor, neural: Any, *, window: int, trials: int = 10,

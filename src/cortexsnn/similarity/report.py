@@ -70,7 +70,13 @@ def _as_record(table: Any, k: int) -> dict[str, Any]:
     rec["config"] = dict(rec.get("config") or {})
     rec["ceiling"] = dict(rec.get("ceiling") or {})
     rec["silent_layers"] = list(rec.get("silent_layers") or [])
+    rec["flags"] = {str(k): dict(v) for k, v in (rec.get("flags") or {}).items()}
     return rec
+
+
+def _flag(rec: dict, layer: str, area: str) -> str | None:
+    """Why a score is NaN and not a number (``ScoreTable.flags``), or ``None``."""
+    return (rec["flags"].get(layer) or {}).get(area)
 
 
 def weights_status(table: Mapping[str, Any]) -> tuple[bool | None, str]:
@@ -157,6 +163,8 @@ def heatmap_figure(table: Any):
                         color="white" if v < 0.6 * span else "black", fontweight="bold" if bold else "normal")
             else:
                 ax.add_patch(_hatch(i, j))
+                if _flag(rec, rec["layers"][i], rec["areas"][j]) and rec["layers"][i] not in rec["silent_layers"]:
+                    ax.text(j, i, "flagged", ha="center", va="center", fontsize=7, color="#b35900")
     ax.set_xticks(range(n_areas), rec["areas"])
     ax.set_yticks(range(n_layers), [f"{name}  (silent)" if name in rec["silent_layers"] else name
                                     for name in rec["layers"]], fontsize=7)
@@ -295,7 +303,7 @@ th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: ta
 img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.4em 0; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 0.8em; }
-.best { font-weight: bold; } .silent { color: #888; }
+.best { font-weight: bold; } .silent { color: #888; } .flagged { color: #b35900; }
 """
 
 
@@ -378,6 +386,10 @@ def _scores_table(rec: dict) -> str:
         cells = []
         for j, area in enumerate(rec["areas"]):
             v = rec["scores"][i, j]
+            flag = None if math.isfinite(v) or silent else _flag(rec, layer, area)
+            if flag:  # not a number but a degenerate score: say so where the number would be
+                cells.append(f'<td class="flagged" title="{_e(flag)}">&#9873; flagged: {_e(flag)}</td>')
+                continue
             text = _fmt(v)
             if ci and math.isfinite(v):
                 text += f" [{_fmt(rec['ci_low'][i, j], 3)}, {_fmt(rec['ci_high'][i, j], 3)}]"
@@ -476,6 +488,12 @@ def write_report(
                             for layer in rec["silent_layers"])
             parts.append(f"<p>Silent layers ({len(rec['silent_layers'])} of {len(rec['layers'])}; not scored, "
                          f"excluded from the best layer):</p><ul>{items}</ul>")
+        flagged = [(layer, area, why) for layer, by_area in rec["flags"].items() if layer not in rec["silent_layers"]
+                   for area, why in by_area.items()]
+        if flagged:
+            items = "".join(f"<li>{_e(layer)} vs {_e(area)}: {_e(why)}</li>" for layer, area, why in flagged)
+            parts.append(f'<p class="flagged">&#9873; Flagged scores ({len(flagged)}; degenerate: not a meaningful '
+                         f"number, left out (NaN) and excluded from the best layer):</p><ul>{items}</ul>")
         parts += ["<details><summary>configuration, versions and seeds</summary>",
                   "<h4>config</h4>", _json_block(rec["config"]),
                   "<h4>versions</h4>", _json_block(rec.get("versions") or {}),

@@ -92,6 +92,9 @@ class ScoreTable:
         config, versions, seeds: how it was made.
         trial_scores: ``[K, L, A]`` per-trial scores of an ablation with ``K`` repeats, else ``None``.
         trials: per-trial details (clip starts, permutation chaos, replaced frames).
+        flags: ``layer -> area -> reason`` for scores that are NaN because they would mean nothing
+            (``"degenerate: constant representation"``, ``"cca: features >= stimuli (...)"``); written
+            into ``results.json``, the ``flag`` column of ``scores.csv`` and the report.
     """
 
     model: str
@@ -109,6 +112,11 @@ class ScoreTable:
     seeds: dict = field(default_factory=dict)
     trial_scores: np.ndarray | None = None
     trials: list[dict] = field(default_factory=list)
+    flags: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def flag(self, layer: str, area: str) -> str | None:
+        """Why the score of ``layer`` against ``area`` is NaN and not a number, or ``None``."""
+        return (self.flags.get(layer) or {}).get(area)
 
     def __post_init__(self) -> None:
         self.scores = np.asarray(self.scores, dtype=np.float64)
@@ -180,6 +188,7 @@ class ScoreTable:
             "ci_high": _nan_list(self.ci_high),
             "ceiling": self.ceiling,
             "silent_layers": list(self.silent_layers),
+            "flags": {layer: dict(by_area) for layer, by_area in self.flags.items()},
             "best_layer": self.best_layer,
             "best_score": self.best_score,
             "model_score": self.model_score,
@@ -206,6 +215,7 @@ class ScoreTable:
             silent_layers=list(d.get("silent_layers") or []), config=dict(d.get("config") or {}),
             versions=dict(d.get("versions") or {}), seeds=dict(d.get("seeds") or {}),
             trial_scores=_from_list(d.get("trial_scores")), trials=list(d.get("trials") or []),
+            flags={str(k): dict(v) for k, v in (d.get("flags") or {}).items()},
         )
 
     @classmethod
@@ -233,16 +243,17 @@ class ScoreTable:
             raise ResultsFileError(f"{p}: {exc}") from exc
 
     def csv_text(self) -> str:
-        """``layer, area, score, ci_low, ci_high`` rows (empty cells for missing values)."""
+        """``layer, area, score, ci_low, ci_high, flag`` rows (empty cells for missing values; ``flag``
+        says why a score is missing where it would mean nothing, see :attr:`flags`)."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["layer", "area", "score", "ci_low", "ci_high"])
+        w.writerow(["layer", "area", "score", "ci_low", "ci_high", "flag"])
         fmt = lambda v: "" if v is None or not math.isfinite(v) else repr(float(v))  # noqa: E731
         for i, layer in enumerate(self.layers):
             for j, area in enumerate(self.areas):
                 lo = None if self.ci_low is None else self.ci_low[i, j]
                 hi = None if self.ci_high is None else self.ci_high[i, j]
-                w.writerow([layer, area, fmt(self.scores[i, j]), fmt(lo), fmt(hi)])
+                w.writerow([layer, area, fmt(self.scores[i, j]), fmt(lo), fmt(hi), self.flag(layer, area) or ""])
         return buf.getvalue()
 
     def write(self, output_dir: str | Path, *, save_npy: bool = False) -> list[Path]:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from cortexsnn.errors import InvalidArgumentError
 
-from ._checks import SilentLayerError, as_matrix
+from ._checks import DegenerateInputError, SilentLayerError, as_matrix, degenerate_flag
 from .ceilings import bootstrap_ci, rdm_set_ceiling, split_half_neuron_ceiling, split_half_trial_ceiling
 from .cka import _rbf_kernel, cka_from_grams
 from .cca import svcca, truncated_svd
@@ -320,9 +320,17 @@ def score_features(
         config: extra entries recorded in ``ScoreTable.config``.
         progress: called with a short message after each layer.
 
+    A layer whose score against an area would mean nothing is not scored but flagged: its score is
+    NaN and ``ScoreTable.flags[layer][area]`` says why (a silent layer: ``"degenerate: constant
+    representation"``; CCA-family metrics with too many features: ``"cca: features >= stimuli
+    (...)"``); it is never a best layer. The flags travel into ``results.json``, ``scores.csv`` (its
+    ``flag`` column) and the report. A run in which no layer can be scored for such a reason (e.g.
+    fewer stimuli than the metric's minimum) is refused.
+
     Raises:
         ValueError: stimulus counts that differ, an area with fewer than 2 usable neurons, a metric
             that needs responses for an area given as RDMs, NaN inputs.
+        DegenerateInputError: every layer is degenerate (too few stimuli, or CCA with too many features).
     """
     metric = canonical_metric(metric)
     opt = options or MetricOptions()
@@ -341,6 +349,9 @@ def score_features(
     boot_rdms: list[tuple[int, Tensor]] = []
     silent: list[str] = []
     reasons: dict[str, str] = {}
+    # layer -> area -> why its score is NaN (silent / degenerate): kept beside the NaN in JSON, CSV and report
+    flags: dict[str, dict[str, str]] = {}
+    degenerate: list[DegenerateInputError] = []
     for name, x in features:
         xm = as_matrix(x, f"features of layer {name!r}")
         if xm.shape[0] != n_stim:
@@ -355,18 +366,28 @@ def score_features(
             if _is_silent(xm):
                 silent.append(name)
                 reasons[name] = "identical features for every stimulus"
+                flags[name] = dict.fromkeys(wanted, "degenerate: constant representation")
             else:
                 try:
                     cached = scorer.layer(xm)
                     for j, area in enumerate(areas):
                         if area.name in wanted:
-                            row[j], lo[j], hi[j] = scorer.score(cached, area)
+                            try:
+                                row[j], lo[j], hi[j] = scorer.score(cached, area)
+                            except DegenerateInputError as exc:  # this layer against this area: NaN, flagged
+                                degenerate.append(exc)
+                                flags.setdefault(name, {})[area.name] = degenerate_flag(exc)
                     if n_boot and scorer.batched:
                         boot_rdms.append((len(rows), cached))
                 except SilentLayerError as exc:
                     row[:], lo[:], hi[:] = math.nan, math.nan, math.nan
                     silent.append(name)
                     reasons[name] = str(exc)
+                    flags[name] = dict.fromkeys(wanted, degenerate_flag(exc))
+                except DegenerateInputError as exc:  # the layer itself (before any area): NaN, flagged
+                    row[:], lo[:], hi[:] = math.nan, math.nan, math.nan
+                    degenerate.append(exc)
+                    flags[name] = dict.fromkeys(wanted, degenerate_flag(exc))
         layers.append(name)
         rows.append(row)
         lows.append(lo)
@@ -374,9 +395,13 @@ def score_features(
         del xm, x
         if progress:
             shown = ", ".join(f"{a.name} {v:.4f}" for a, v in zip(areas, row) if math.isfinite(v))
-            progress(f"{name}: " + (f"silent ({reasons[name][:80]})" if name in reasons else shown or "not scored"))
+            flagged = "; ".join(f"{a} flagged ({f})" for a, f in flags.get(name, {}).items()) if name not in reasons else ""
+            progress(f"{name}: " + (f"silent ({reasons[name][:80]})" if name in reasons
+                                    else "; ".join(filter(None, (shown, flagged))) or "not scored"))
     if not layers:
         raise ValueError("no layers were given")
+    if degenerate and not np.isfinite(np.array(rows)).any():
+        raise degenerate[0]  # the whole run is degenerate (e.g. too few stimuli): refused, not a table of flags
     if boot_rdms:
         from .bootstrap import bootstrap_rdm_cis
 
@@ -404,7 +429,7 @@ def score_features(
         model=model, metric=metric, neural_dataset=neural_dataset, layers=layers, areas=[a.name for a in areas],
         scores=np.array(rows), ci_low=np.array(lows) if boot else None, ci_high=np.array(highs) if boot else None,
         ceiling=ceilings, silent_layers=silent, config=_header(model, metric, neural_dataset, opt, areas, info, extra),
-        versions=versions(),
+        versions=versions(), flags=flags,
         seeds={"ceiling": _ABLATION_SEED, "bootstrap": bootstrap_seed, "svd": opt.svd_random_state,
                "cv": opt.cv_random_state},
     )

@@ -54,6 +54,7 @@ from torch import nn
 from cortexsnn.errors import CortexSNNError
 
 from ._checks import SilentLayerError
+from cortexsnn.utils.faults import fault_point
 from .benchmarks import Benchmark
 from .compare import compare_rdms
 from .results import _json_safe, versions
@@ -538,6 +539,7 @@ def _score_one(item: ScoringModel | Callable[[], ScoringModel], stimulus_sets: d
     extracted, records_by_set, courses = {}, {}, {}
     for set_name, bench in stimulus_sets.items():
         layers, rdms, records = _extract_rdms(model, bench, options, progress)
+        fault_point("step")  # the fault tests' hook (cortexsnn.utils.faults); a no-op otherwise
         for k, layer in enumerate(layers):
             records[layer]["depth"] = k / max(1, len(layers) - 1)
         extracted[set_name] = {"layers": layers, "rdms": rdms}

@@ -42,6 +42,7 @@ from cortexsnn.training.run import RUN_OUTPUTS, TrainingRun, seed_everything
 from cortexsnn.training.schedules import build_scheduler
 from cortexsnn.training.signals import StopFlag
 from cortexsnn.utils.checkpoint import restore_rng_state
+from cortexsnn.utils.faults import fault_point
 
 _log = logging.getLogger(__name__)
 
@@ -494,6 +495,7 @@ class _GradientTraining:
         done["correct"] += int((logits.argmax(-1) == hard_labels).sum())
         if self.step_callback is not None:
             self.step_callback(epoch, index, batch_loss)
+        fault_point("step")  # the fault tests' hook (cortexsnn.utils.faults); a no-op otherwise
         return None
 
     def _payload(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from cortexsnn.utils.faults import fault_point
+
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "make_readable", "readable_mode"]
 
 
@@ -27,6 +29,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             handle.flush()
             os.fchmod(handle.fileno(), readable_mode())
             os.fsync(handle.fileno())
+        fault_point(f"write:{target.name}")  # the fault tests' hook (cortexsnn.utils.faults); a no-op otherwise
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -227,6 +227,11 @@ class RunFolder:
         """The manifest as last written (a copy)."""
         return dict(self._manifest)
 
+    @property
+    def overwrite_argument(self) -> str:
+        """How messages name the ``overwrite`` argument (e.g. ``--overwrite`` on a command line)."""
+        return str(self._overwrite_arg)
+
     def record(self, *paths: str | os.PathLike) -> None:
         """Note files (or folders) written by the run; they are listed in the manifest."""
         if not self.enabled:
