@@ -85,11 +85,13 @@ class _GemmConv2d(torch.autograd.Function):
     oneDNN's direct convolution was slow on an AVX2 CPU (a 512-channel 3x3 convolution on 2x2 maps,
     batch 32, forward + backward on one thread: 50 ms against 30 ms this way); with AVX-512 it takes
     26.8 ms, against 28.5 ms for ``F.unfold`` + ``matmul`` + ``F.fold`` and 24.8 ms for this
-    formulation (CPU time, one thread, AMD EPYC Zen 4). The patches are gathered row-major (``[N * L, C * kh * kw]``, the layout
-    the matrix product reads) with one strided copy, and the input gradient is scattered back
-    with one add per kernel offset, in the order of ``F.fold`` (zero, then offsets in row-major
-    order), so results are bit-identical to ``F.unfold`` + ``torch.matmul`` + ``F.fold`` without
-    their per-sample loops and layout copies. The input is saved for the backward pass (as
+    formulation (CPU time, one thread, AMD EPYC Zen 4). The patches are gathered row-major
+    (``[N * L, C * kh * kw]``, the layout the matrix product reads) with one copy per kernel
+    offset, and the input gradient is scattered back with one add per offset, in the order of
+    ``F.fold`` (zero, then offsets in row-major order). The matrix products are the ones
+    ``torch.matmul`` ran on the unfolded columns (same operands, same layouts), so the results are
+    bit-identical to ``F.unfold`` + ``torch.matmul`` + ``F.fold``, without their per-sample loops
+    and layout copies. The input is saved for the backward pass (as
     ``uint8`` when it is a spike count, as in :class:`_SpikeInputConv2d`); the patches are
     gathered again there.
     """
