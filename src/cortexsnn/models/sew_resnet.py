@@ -25,12 +25,12 @@ from cortexsnn.models.layers import (
     SeqConv2d,
     SeqMaxPool2d,
     SpikingModel,
-    conv_bn_static,
     fire_and_pool,
     make_neuron,
     mark_spike_inputs,
     repeated_over_time,
     run_stage,
+    static_stem,
     time_major_to,
 )
 from cortexsnn.models.registry import register_model
@@ -233,10 +233,9 @@ class SEWResNet(SpikingModel):
         """``[T, B, C, H, W]`` -> pooled features ``[T, B, F]``."""
         self.prepare(x)
         if not repeated_over_time(x):
-            x = self.bn1(self.conv1(x))
+            x = fire_and_pool(self.sn1, self.maxpool, self.bn1(self.conv1(x)))
         else:  # a static image repeated over T: the stem's conv and BN once, not T times
-            x = conv_bn_static(self.conv1, self.bn1, x)
-        x = fire_and_pool(self.sn1, self.maxpool, x)
+            x = static_stem(self.conv1, self.bn1, self.sn1, self.maxpool, x)
         formats = self._stage_formats
         for name in self.stage_names:
             if formats is not None:
