@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 #: the checkpoints `train` writes (the one place the tests name them)
 LATEST, BEST = "checkpoint_latest.pt", "checkpoint_best.pt"
+#: metrics.csv rows an epoch logs (one per split: train, val)
+ROWS_PER_EPOCH = 2
 #: what a checkpoint holds that must be bit-identical after a resume
 STATE_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_top1", "history", "log_rows")
 
@@ -77,12 +79,12 @@ def test_kill_in_checkpoint_writes_and_in_a_step_then_resume_equals_an_uninterru
 
     # started anew, killed in a step of epoch 2 (after the 5th of 6 steps)
     step = run(_args(images, out, "--overwrite"), tmp_path, fault="step@5:KILL")
-    assert killed(step) and len(rows(out)) == 1 and not temporary(out)  # the old temporary file is gone
+    assert killed(step) and len(rows(out)) == ROWS_PER_EPOCH and not temporary(out)  # the old temporary file is gone
     assert load(out / LATEST)["epoch"] == 0
 
     # resumed, killed while writing epoch 2's latest checkpoint (its metrics row is already logged)
     write = run(_args(images, out, "--resume"), tmp_path, fault=f"write:{LATEST}@1:KILL")
-    assert killed(write) and len(rows(out)) == 2 and temporary(out)
+    assert killed(write) and len(rows(out)) == 2 * ROWS_PER_EPOCH and temporary(out)
     assert load(out / LATEST)["epoch"] == 0  # the interrupted write left the previous checkpoint intact
 
     done = run(_args(images, out, "--resume"), tmp_path)

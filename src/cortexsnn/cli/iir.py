@@ -15,6 +15,7 @@ logging); an output folder holding another run is refused unless ``--resume`` or
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def _train(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError) as exc:
         raise CliError(str(exc)) from None
     except TrainingInterrupted as exc:
-        print(str(exc))
+        print(f"cortexsnn iir train: interrupted: {exc}", file=sys.stderr)
         return 130
     summary = {k: v for k, v in results.items() if k != "history"}
     print(json.dumps(summary, indent=2))

@@ -238,7 +238,7 @@ def _train(args) -> int:
         with run:
             _train_in(cfg, model, out, run)
     except TrainingInterrupted as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"cortexsnn stdp train: interrupted: {exc}", file=sys.stderr)
         return 130
     return 0
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 __all__ = ["register"]
 
@@ -53,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         metrics = train(cfg, resume=args.resume, overwrite=args.overwrite, argument_names=RUN_FLAGS)
     except TrainingInterrupted as exc:
-        print(str(exc))
+        print(f"cortexsnn train: interrupted: {exc}", file=sys.stderr)
         return 130
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return 0
