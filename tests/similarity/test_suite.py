@@ -202,13 +202,18 @@ def test_result_files_round_trip_and_load_as_tables(suite_result, tmp_path):
     assert set(back.rdms) == set(result.rdms)
     with open(tmp_path / "scores.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == len(result.tidy()) == 2 * 6  # 2 benchmarks x (3 + 3 scored layers)
+    # 2 benchmarks x (3 + 3 scored layers + the silent model's 2 layers, flagged, not scored)
+    assert len(rows) == len(result.tidy()) == 2 * 8
     assert set(rows[0]) >= {"model", "benchmark", "species", "area", "layer", "depth", "metric", "score", "ci_low",
-                            "ci_high", "normalized_score", "mean_output", "silent_stimuli"}
+                            "ci_high", "normalized_score", "mean_output", "silent_stimuli", "flag"}
     assert sum(r["selected_layer"] == "True" for r in rows) == 4  # one per scored model and benchmark
+    flagged = [r for r in rows if r["flag"]]
+    assert [(r["model"], r["layer"]) for r in flagged] == [("silent", "layers.0"), ("silent", "layers.1")] * 2
+    assert all(r["flag"].startswith("silent: ") and r["score"] == "" for r in flagged)  # NaN: an empty cell
+    assert "identical responses" in flagged[1]["flag"] and not any(r["flag"] for r in rows if r["model"] != "silent")
     pandas = pytest.importorskip("pandas")
     frame = pandas.read_csv(tmp_path / "scores.csv")
-    assert frame.groupby("benchmark").size().tolist() == [6, 6]
+    assert frame.groupby("benchmark").size().tolist() == [8, 8]
 
 
 def test_the_report_reads_the_result(suite_result, tmp_path):

@@ -444,8 +444,30 @@ class SuiteResult:
                     "normalized_score": row["score"] / ceiling["denominator"] if ceiling else None,
                     "selected_layer": selected.get(row["model"]) == row["layer"],
                     "mean_output": layer_info["mean_output"], "silent_stimuli": layer_info["silent_stimuli"],
+                    "flag": "",
                 })
+            out.extend(self._flagged_rows(bname))
         return out
+
+    def _flagged_rows(self, benchmark: str) -> list[dict[str, Any]]:
+        """Rows of the layers not scored on ``benchmark`` (silent: no usable response), score NaN,
+        with the reason in ``flag``: a flagged layer is visible in the CSV, not silently missing."""
+        b = self.benchmarks[benchmark]
+        rows = []
+        for model in dict.fromkeys(s["model"] for s in self.scores[benchmark]["summary"]):
+            for layer, info in self.layers.get(model, {}).get(b["stimulus_set"], {}).items():
+                if "silent" not in info:
+                    continue
+                rows.append({
+                    "model": model, "trained": self.models[model].get("trained"), "benchmark": benchmark,
+                    "species": b["species"], "area": b["area"], "layer": layer, "depth": info["depth"],
+                    "metric": "rsa", "score": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                    "ceiling_kind": (b["ceiling"] or {}).get("kind"),
+                    "ceiling_denominator": (b["ceiling"] or {}).get("denominator"), "normalized_score": None,
+                    "selected_layer": False, "mean_output": info["mean_output"],
+                    "silent_stimuli": info["silent_stimuli"], "flag": f"silent: {info['silent']}",
+                })
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe({"format": _FORMAT, "models": self.models, "benchmarks": self.benchmarks,
