@@ -37,13 +37,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 class _StderrHandler(logging.Handler):
     """Writes each record as one line to the current ``sys.stderr`` (looked up at every record, so that
-    a redirected stderr is honoured)."""
+    a redirected stderr is honoured), through ``tqdm.write``: an open progress bar is cleared first
+    and drawn again below the line, instead of the two running into each other."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            from tqdm import tqdm
+
             text = " ".join(self.format(record).split("\n"))
             prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-            sys.stderr.write(f"{prefix}{text}\n")
+            tqdm.write(f"{prefix}{text}", file=sys.stderr)
             sys.stderr.flush()
         except Exception:  # pragma: no cover - logging must never end the run
             self.handleError(record)
