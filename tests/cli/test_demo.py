@@ -12,7 +12,7 @@ import torch
 
 from cortexsnn.cli import demo as D
 from cortexsnn.cli.main import main
-from cortexsnn.data.neural import KRIEGESKORTE92_FILES, RDMSet
+from cortexsnn.data.neural import KRIEGESKORTE92_FILES
 from cortexsnn.similarity import compare_rdms
 from cortexsnn.similarity.benchmarks import load_benchmarks
 from cortexsnn.similarity.scoring import MetricOptions, score_features
