@@ -98,3 +98,25 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[objec
 def print_json_lines(lines: Sequence[dict]) -> None:
     for line in lines:
         print(json.dumps(line))
+
+
+def input_current(n: int, weight, bias, norse: bool, device=None, dtype=None):
+    """``(linear or None, current(x))``: the input current of the neuron workloads, ``x`` itself or
+    ``W x + b`` through an ``nn.Linear(n, n)`` holding ``weight`` and ``bias``. Norse integrates half
+    the current (``0.5 I``), so its layer holds ``2 W`` and ``2 b``: every library sees the same
+    current."""
+    import torch
+    from torch import nn
+
+    linear = None
+    if weight is not None:
+        scale = 2.0 if norse else 1.0
+        linear = nn.Linear(n, n, device=device, dtype=dtype)
+        with torch.no_grad():
+            linear.weight.copy_(weight * scale)
+            linear.bias.copy_(bias * scale)
+
+    def current(x):
+        return linear(x) if linear is not None else x
+
+    return linear, current

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import torch
 
-from _common import PeakGrowth, print_json_lines, print_table, summary_line
+from _common import PeakGrowth, input_current, print_json_lines, print_table, summary_line
 
 
 @dataclass(frozen=True)
@@ -147,18 +147,7 @@ def draw_weights(n: int, dtype: torch.dtype, device: torch.device, seed: int = 0
 
 def build_device(impl: str, n: int, weight, bias, device: torch.device, dtype: torch.dtype):
     """``(run(x) -> spikes, linear or None, what actually runs)`` for one implementation."""
-    from torch import nn
-
-    linear = None
-    if weight is not None:
-        scale = 2.0 if impl.startswith("norse") else 1.0  # Norse integrates 0.5 I: feed it 2 W x + 2 b
-        linear = nn.Linear(n, n, device=device, dtype=dtype)
-        with torch.no_grad():
-            linear.weight.copy_(weight * scale)
-            linear.bias.copy_(bias * scale)
-
-    def current(x):
-        return linear(x) if linear is not None else x
+    linear, current = input_current(n, weight, bias, norse=impl.startswith("norse"), device=device, dtype=dtype)
 
     if impl == "cortexsnn":
         from cortexsnn.neurons import ATan, LIFNode, reset

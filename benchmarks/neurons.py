@@ -46,7 +46,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import PeakGrowth, print_json_lines, print_table, summary_line, time_interleaved_samples  # noqa: E402
+from _common import (PeakGrowth, input_current, print_json_lines, print_table, summary_line,  # noqa: E402
+                     time_interleaved_samples)
 from _neurons_device import (  # noqa: E402
     DEFAULT_DEVICE_IMPLS,
     DEVICE_IMPLS,
@@ -86,18 +87,7 @@ def make_inputs(steps: int, batch: int, n: int, linear: bool, seed: int = 0):
 
 def build(impl: str, n: int, weight, bias):
     """Return ``run(x) -> spikes`` and the tensors whose gradients are compared."""
-    from torch import nn
-
-    linear = None
-    if weight is not None:
-        scale = 2.0 if impl == "norse" else 1.0  # Norse integrates 0.5 I: feed it 2 W x + 2 b
-        linear = nn.Linear(n, n)
-        with torch.no_grad():
-            linear.weight.copy_(weight * scale)
-            linear.bias.copy_(bias * scale)
-
-    def current(x):
-        return linear(x) if linear is not None else x
+    linear, current = input_current(n, weight, bias, norse=impl == "norse")
 
     if impl == "cortexsnn":
         from cortexsnn.neurons import FastSigmoid, LIFNode, reset

@@ -58,3 +58,21 @@ def _pooch_logs_to_this_tests_stderr(monkeypatch):
     for handler in pooch.get_logger().handlers:
         if isinstance(handler, logging.StreamHandler):
             monkeypatch.setattr(handler, "stream", sys.stderr)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """A tiny three-class image folder (train: 8, val: 4 images per class, 40x48 RGB; the classes
+    differ in brightness so that a network can learn them), for `cortexsnn train` tests."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.RandomState(0)
+    for split, count in (("train", 8), ("val", 4)):
+        for label in range(3):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = (rng.rand(40, 48, 3) * 80 + label * 60).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root

@@ -4,29 +4,13 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cortexsnn.cli.main import main as cli_main
 from cortexsnn.training.run import TrainingInterrupted
 from cortexsnn.training.trainer import load_train_config, train
 from cortexsnn.utils.checkpoint import load_checkpoint
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.RandomState(0)
-    for split, count in (("train", 8), ("val", 4)):
-        for label in range(3):
-            folder = root / split / f"class{label}"
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = (rng.rand(40, 48, 3) * 80 + label * 60).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
 
 
 def _overrides(root, out, *extra):
