@@ -8,6 +8,7 @@ subclasses of the torch layers, so their state-dict keys are the familiar ones (
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from typing import Callable, Iterator, Sequence
 
@@ -80,97 +81,112 @@ class _SpikeInputConv2d(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
-class _GemmConv2d(torch.autograd.Function):
-    """A convolution as one matrix product over the input's patches, for tiny output maps.
+@functools.lru_cache(maxsize=512)
+def _tap_blocks(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]):
+    """Which kernel taps of a convolution fall inside the input, grouped for matrix products.
 
-    On maps smaller than the kernel's area (e.g. SEW-ResNet-18's last stage at 64 px: 2x2)
-    oneDNN's direct convolution was slow on an AVX2 CPU (a 512-channel 3x3 convolution on 2x2 maps,
-    batch 32, forward + backward on one thread: 50 ms against 30 ms this way); with AVX-512 it takes
-    26.8 ms, against 28.5 ms for ``F.unfold`` + ``matmul`` + ``F.fold`` and 24.8 ms for this
-    formulation (CPU time, one thread, AMD EPYC Zen 4). The patches are gathered row-major
-    (``[N * L, C * kh * kw]``, the layout the matrix product reads) with one copy per kernel
-    offset, and the input gradient is scattered back with one add per offset, in the order of
-    ``F.fold`` (zero, then offsets in row-major order). The matrix products are the ones
-    ``torch.matmul`` ran on the unfolded columns (same operands, same layouts), so the results are
-    bit-identical to ``F.unfold`` + ``torch.matmul`` + ``F.fold``, without their per-sample loops
-    and layout copies. The input is saved for the backward pass (as
-    ``uint8`` when it is a spike count, as in :class:`_SpikeInputConv2d`); the patches are
-    gathered again there.
+    Returns ``((oh, ow), blocks)``. Each block is ``((i, j0, j1), pairs)``: kernel row ``i``,
+    columns ``j0:j1``, and the ``(output pixel, input row, first input column)`` triples whose
+    window meets the input in exactly those taps of that row. Taps over the zero padding appear
+    in no block.
+    """
+    (h, w), (kh, kw), (sh, sw), (ph, pw) = size, kernel, stride, padding
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    blocks: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}
+    for oy in range(oh):
+        for ox in range(ow):
+            left = ox * sw - pw
+            j0, j1 = max(0, -left), min(kw, w - left)
+            if j0 >= j1:
+                continue
+            for i in range(kh):
+                qy = oy * sh - ph + i
+                if 0 <= qy < h:
+                    blocks.setdefault((i, j0, j1), []).append((oy * ow + ox, qy, left + j0))
+    return (oh, ow), tuple((key, tuple(pairs)) for key, pairs in blocks.items())
+
+
+def _block_rows(source: Tensor, pairs, width: int) -> Tensor:
+    """``source [N, H, W, C]`` at each pair's input row and columns, as rows ``[pairs * N, width * C]``."""
+    n = source.shape[0]
+    parts = [source[:, qy, qx:qx + width, :].reshape(n, -1) for _, qy, qx in pairs]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+class _TinyMapConv2d(torch.autograd.Function):
+    """A convolution on a tiny output map as matrix products over the kernel taps inside the input.
+
+    On SEW-ResNet-18's last stage at 64 px (2x2 maps, 3x3 kernels, padding 1) five of a window's
+    nine taps fall on the zero padding, and a direct convolution or unfold + GEMM multiplies by
+    those zeros. Here each output pixel and kernel row takes one matrix product over only the
+    taps that meet the input: with the input channels-last (``[N, H, W, C]``, a copy of a few
+    hundred KiB) and the weight viewed as ``[Co, kh, kw, C]``, the taps ``j0:j1`` of kernel row
+    ``i`` are one strided matrix ``[Co, (j1 - j0) * C]`` and the input row they meet is another,
+    so no patch matrix is built; products that share a weight block are stacked into one. This
+    does 4/9 of unfold + GEMM's arithmetic on 2x2 maps and 1/9 on 1x1 maps. The sums are the
+    convolution's (float64 results equal ``F.conv2d``'s to 1e-12) but in another order, so float32
+    results differ from other paths in the last bits.
+
+    The weight is read through ``weight.permute(0, 2, 3, 1)``: a view when it is stored
+    channels-last, else one copy per call; the weight gradient comes out in that layout. The
+    input is saved for the backward pass channels-last (as ``uint8`` with ``pack``: a spike count).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, pack):
-        n, _, h, w = x.shape
-        co = weight.shape[0]
-        rows, (oh, ow) = _patch_rows(x, tuple(weight.shape[2:]), stride, padding)
-        out = torch.mm(rows, weight.reshape(co, -1).t())  # [N * L, Co]
-        out = out.view(n, oh * ow, co).transpose(1, 2).contiguous()  # [N, Co, L]
+        n, c, h, w = x.shape
+        co, _, kh, kw = weight.shape
+        (oh, ow), blocks = _tap_blocks((h, w), (kh, kw), tuple(stride), tuple(padding))
+        source = x.permute(0, 2, 3, 1).contiguous()
+        taps = weight.permute(0, 2, 3, 1).contiguous()  # a view when the weight is channels-last
+        out = x.new_zeros(n, oh * ow, co)
+        for (i, j0, j1), pairs in blocks:
+            block = taps[:, i, j0:j1, :].flatten(1)  # [Co, (j1 - j0) * C], rows kh * kw * C apart
+            if len(pairs) == 1:
+                out[:, pairs[0][0]].addmm_(_block_rows(source, pairs, j1 - j0), block.t())
+                continue
+            products = torch.mm(_block_rows(source, pairs, j1 - j0), block.t())
+            for k, (p, _, _) in enumerate(pairs):
+                out[:, p] += products[k * n:(k + 1) * n]
+        out = out.transpose(1, 2).contiguous().view(n, co, oh, ow)  # NCHW, as F.conv2d gives
         if bias is not None:
-            out = out + bias.view(1, co, 1)
-        ctx.save_for_backward(x.to(torch.uint8) if pack else x, weight)
-        ctx.config = (tuple(stride), tuple(padding), (h, w), x.dtype, bias is not None)
-        return out.view(n, co, oh, ow)
+            out = out + bias.view(1, co, 1, 1)
+        ctx.save_for_backward(source.to(torch.uint8) if pack else source, taps)
+        ctx.config = ((h, w), tuple(stride), tuple(padding), x.dtype, bias is not None)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        saved, weight = ctx.saved_tensors
-        stride, padding, size, dtype, has_bias = ctx.config
+        saved, taps = ctx.saved_tensors
+        size, stride, padding, dtype, has_bias = ctx.config
+        source = saved.to(dtype)
         n, co = grad_out.shape[:2]
-        kernel = tuple(weight.shape[2:])
-        grad = grad_out.reshape(n, co, -1)  # [N, Co, L]
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[1]:
-            rows, _ = _patch_rows(saved.to(dtype), kernel, stride, padding)
-            grad_w = torch.mm(grad.permute(1, 0, 2).reshape(co, -1), rows).view_as(weight)
-        if ctx.needs_input_grad[0]:
-            grad_rows = torch.mm(grad.transpose(1, 2).reshape(-1, co), weight.reshape(co, -1))  # [N * L, K]
-            grad_x = _fold_rows(grad_rows, (n, weight.shape[1], *size), kernel, stride, padding, tuple(grad_out.shape[2:]))
-        if has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad.sum((0, 2))
-        return grad_x, grad_w, grad_b, None, None, None
+        kh, kw, c = taps.shape[1:]
+        (oh, ow), blocks = _tap_blocks(size, (kh, kw), stride, padding)
+        grad = grad_out.permute(0, 2, 3, 1).reshape(n, oh * ow, co)
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_x = source.new_zeros(n, *size, c) if need_x else None
+        grad_taps = taps.new_zeros(co, kh, kw, c) if need_w else None
+        for (i, j0, j1), pairs in blocks:
+            width = j1 - j0
+            grad_rows = grad[:, pairs[0][0]] if len(pairs) == 1 else torch.cat([grad[:, p] for p, _, _ in pairs])
+            if need_w:
+                grad_taps[:, i, j0:j1, :].flatten(1).addmm_(grad_rows.t(), _block_rows(source, pairs, width))
+            if need_x:
+                back = torch.mm(grad_rows, taps[:, i, j0:j1, :].flatten(1))  # [pairs * N, width * C]
+                for k, (_, qy, qx) in enumerate(pairs):
+                    grad_x[:, qy, qx:qx + width, :] += back[k * n:(k + 1) * n].view(n, width, c)
+        grad_b = grad_out.sum((0, 2, 3)) if has_bias and ctx.needs_input_grad[2] else None
+        return (grad_x.permute(0, 3, 1, 2).contiguous() if need_x else None,
+                grad_taps.permute(0, 3, 1, 2) if need_w else None, grad_b, None, None, None)
 
 
-def _patch_rows(x: Tensor, kernel: tuple[int, int], stride, padding) -> tuple[Tensor, tuple[int, int]]:
-    """The patches of ``x [N, C, H, W]`` as rows ``[N * OH * OW, C * kh * kw]`` (``F.unfold``'s
-    columns, transposed) and the output size ``(OH, OW)``.
-
-    Gathered from a channels-last copy of the padded input, one copy per kernel offset, so that
-    every copy runs along the channels (a single strided copy would run along the kernel's width).
-    """
-    n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    if ph or pw:
-        source = x.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
-        source[:, ph:ph + h, pw:pw + w] = x.permute(0, 2, 3, 1)
-    else:
-        source = x.permute(0, 2, 3, 1)
-    rows = x.new_empty(n, oh, ow, c, kh, kw)
-    for i in range(kh):
-        for j in range(kw):
-            rows[..., i, j] = source[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
-    return rows.view(n * oh * ow, c * kh * kw), (oh, ow)
+# convolutions whose output maps have at most this many pixels use _TinyMapConv2d on the CPU
+TINY_MAP_MAX_PIXELS = 8
 
 
-def _fold_rows(rows: Tensor, shape: tuple[int, int, int, int], kernel: tuple[int, int], stride, padding,
-               out_size: tuple[int, int]) -> Tensor:
-    """The adjoint of :func:`_patch_rows`: sums the rows' entries into the input positions they
-    came from, adding onto zeros one kernel offset at a time in row-major offset order, the order
-    in which ``F.fold`` (``col2im``) adds them, so that the sums round identically. Returns a
-    contiguous ``[N, C, H, W]`` tensor, as ``F.fold`` does."""
-    n, c, h, w = shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = out_size
-    parts = rows.view(n, oh, ow, c, kh, kw)
-    padded = rows.new_zeros(n, h + 2 * ph, w + 2 * pw, c)  # channels innermost, as in the rows
-    for i in range(kh):
-        for j in range(kw):
-            padded[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += parts[..., i, j]
-    return padded[:, ph:ph + h, pw:pw + w].permute(0, 3, 1, 2).contiguous()
-
-
-# output maps with fewer pixels than this use _GemmConv2d (the kernel area of a 3x3 convolution)
-GEMM_MAX_PIXELS = 8
+def _stored_channels_last(weight: Tensor) -> bool:
+    return weight.permute(0, 2, 3, 1).is_contiguous()
 
 
 class SeqConv2d(nn.Conv2d):
@@ -194,12 +210,17 @@ class SeqConv2d(nn.Conv2d):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         oh = (x.shape[-2] + 2 * ph - kh) // sh + 1
         ow = (x.shape[-1] + 2 * pw - kw) // sw + 1
-        return oh * ow <= GEMM_MAX_PIXELS
+        return oh * ow <= TINY_MAP_MAX_PIXELS
 
     def _conv(self, x: Tensor) -> Tensor:
         if self._tiny_output(x) and not torch.is_autocast_enabled(x.device.type):
+            training = torch.is_grad_enabled() and self.weight.requires_grad
+            if training and not _stored_channels_last(self.weight):
+                # the tiny-map path reads the weight channels-last: store it so once, instead of a
+                # copy of it each way on every step (same values, same parameter object)
+                self.weight.data = self.weight.data.contiguous(memory_format=torch.channels_last)
             pack = self.spike_input and self.compact_spikes and torch.is_grad_enabled()
-            return _GemmConv2d.apply(x, self.weight, self.bias, self.stride, self.padding, pack)
+            return _TinyMapConv2d.apply(x, self.weight, self.bias, self.stride, self.padding, pack)
         if (self.spike_input and self.compact_spikes and torch.is_grad_enabled() and self.padding_mode == "zeros"
                 and not torch.is_autocast_enabled(x.device.type)):
             return _SpikeInputConv2d.apply(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
