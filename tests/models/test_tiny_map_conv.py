@@ -152,3 +152,19 @@ def test_published_224px_paths_never_take_the_tiny_map_convolution(name, monkeyp
         assert not calls
         model(torch.randn(2, 1, 3, 64, 64))  # while at 64 px the last stage does
     assert name == "sew_resnet8" or calls
+
+
+@pytest.mark.parametrize("cin,cout,kernel,stride,padding,size,bias,pack", CASES)
+def test_uninitialised_memory_never_reaches_the_weight_gradient(cin, cout, kernel, stride, padding, size, bias, pack,
+                                                               monkeypatch):
+    """The weight gradient starts as ``new_empty``: poison that memory with NaN, and every tap must
+    still be written (or zeroed) before it is read."""
+    real_new_empty = torch.Tensor.new_empty
+    monkeypatch.setattr(torch.Tensor, "new_empty",
+                        lambda self, *shape, **kw: real_new_empty(self, *shape, **kw).fill_(float("nan")))
+    kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
+    x, weight, b = _inputs(cin, cout, kernel, size, bias, pack, torch.float64)
+    ours = _run(_TinyMapConv2d.apply, x, weight, b, stride, padding, pack)
+    reference = _run(_conv2d, x, weight, b, stride, padding, pack)
+    for a, r in zip(ours, reference):
+        torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-12)

@@ -166,16 +166,33 @@ class _TinyMapConv2d(torch.autograd.Function):
         grad = grad_out.permute(0, 2, 3, 1).reshape(n, oh * ow, co)
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_x = source.new_zeros(n, *size, c) if need_x else None
-        grad_taps = taps.new_zeros(co, kh, kw, c) if need_w else None
+        # the weight gradient is written tap by tap, not zeroed first (a pass over a fresh
+        # [Co, kh, kw, C] tensor, as long as the convolution's other work on SEW-ResNet-18's last stage)
+        grad_taps = taps.new_empty(co, kh, kw, c) if need_w else None
+        written: set[tuple[int, int]] = set()
         for (i, j0, j1), pairs in blocks:
             width = j1 - j0
             grad_rows = grad[:, pairs[0][0]] if len(pairs) == 1 else torch.cat([grad[:, p] for p, _, _ in pairs])
             if need_w:
-                grad_taps[:, i, j0:j1, :].flatten(1).addmm_(grad_rows.t(), _block_rows(source, pairs, width))
+                block_taps = {(i, j) for j in range(j0, j1)}
+                for _, j in sorted(block_taps - written) if written & block_taps else ():
+                    grad_taps[:, i, j].zero_()
+                first = not (written & block_taps)  # beta = 0: the block's old contents are ignored
+                grad_taps[:, i, j0:j1, :].flatten(1).addmm_(grad_rows.t(), _block_rows(source, pairs, width),
+                                                             beta=0 if first else 1)
+                written |= block_taps
             if need_x:
-                back = torch.mm(grad_rows, taps[:, i, j0:j1, :].flatten(1))  # [pairs * N, width * C]
+                block = taps[:, i, j0:j1, :].flatten(1)
+                if len(pairs) == 1:
+                    _, qy, qx = pairs[0]
+                    grad_x[:, qy, qx:qx + width, :].flatten(1).addmm_(grad_rows, block)
+                    continue
+                back = torch.mm(grad_rows, block)  # [pairs * N, width * C]
                 for k, (_, qy, qx) in enumerate(pairs):
                     grad_x[:, qy, qx:qx + width, :] += back[k * n:(k + 1) * n].view(n, width, c)
+        for i, j in ((i, j) for i in range(kh) for j in range(kw)) if need_w else ():
+            if (i, j) not in written:  # a tap that only ever meets the padding
+                grad_taps[:, i, j].zero_()
         grad_b = grad_out.sum((0, 2, 3)) if has_bias and ctx.needs_input_grad[2] else None
         return (grad_x.permute(0, 3, 1, 2).contiguous() if need_x else None,
                 grad_taps.permute(0, 3, 1, 2) if need_w else None, grad_b, None, None, None)
