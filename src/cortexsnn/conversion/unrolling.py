@@ -66,7 +66,7 @@ DEFAULT_UNROLL_STEPS = 4
 
 #: The zoo's time-major layers and their torch base classes. They only fold time into the batch;
 #: an unrolled network runs one step at a time on ``[B, ...]``, where the torch class computes the
-#: same (``SeqConv2d``'s matrix-product path for tiny maps rounds differently, by 1e-7).
+#: same (``SeqConv2d``'s tiny-map path sums in another order: the last bits differ).
 _TORCH_LAYERS: dict[type, type] = {
     SeqConv2d: nn.Conv2d, SeqBatchNorm2d: nn.BatchNorm2d, SeqMaxPool2d: nn.MaxPool2d,
     SeqAdaptiveAvgPool2d: nn.AdaptiveAvgPool2d, SeqConvTranspose2d: nn.ConvTranspose2d, SeqReLU: nn.ReLU,

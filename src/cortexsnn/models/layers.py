@@ -213,6 +213,11 @@ class SeqConv2d(nn.Conv2d):
     below 256, e.g. the output of a neuron or of a SEW ``ADD``): the input is then saved for the
     backward pass as ``uint8`` (4x less memory, same gradients). The zoo sets it on every
     convolution fed by neurons; never on one that sees images or analog values.
+
+    On the CPU, an output map of at most ``TINY_MAP_MAX_PIXELS`` pixels (SEW-ResNet-18's last stage
+    at 64 px) runs :class:`_TinyMapConv2d`, which skips the kernel taps over the zero padding; the
+    first training step on that path stores the weight channels-last (same values, same
+    parameter object), the layout that path reads.
     """
 
     spike_input: bool = False
