@@ -166,8 +166,8 @@ class _TinyMapConv2d(torch.autograd.Function):
         grad = grad_out.permute(0, 2, 3, 1).reshape(n, oh * ow, co)
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_x = source.new_zeros(n, *size, c) if need_x else None
-        # the weight gradient is written tap by tap, not zeroed first (a pass over a fresh
-        # [Co, kh, kw, C] tensor, as long as the convolution's other work on SEW-ResNet-18's last stage)
+        # the weight gradient is written tap by tap instead of zero-filled first: filling a fresh
+        # [Co, kh, kw, C] tensor cost more than one of the matrix products here (page faults)
         grad_taps = taps.new_empty(co, kh, kw, c) if need_w else None
         written: set[tuple[int, int]] = set()
         for (i, j0, j1), pairs in blocks:
@@ -175,11 +175,12 @@ class _TinyMapConv2d(torch.autograd.Function):
             grad_rows = grad[:, pairs[0][0]] if len(pairs) == 1 else torch.cat([grad[:, p] for p, _, _ in pairs])
             if need_w:
                 block_taps = {(i, j) for j in range(j0, j1)}
-                for _, j in sorted(block_taps - written) if written & block_taps else ():
+                overlap = written & block_taps
+                for _, j in sorted(block_taps - written) if overlap else ():  # accumulate: zero the new taps
                     grad_taps[:, i, j].zero_()
-                first = not (written & block_taps)  # beta = 0: the block's old contents are ignored
+                # beta 0 (no tap written yet): the block's uninitialised contents are ignored
                 grad_taps[:, i, j0:j1, :].flatten(1).addmm_(grad_rows.t(), _block_rows(source, pairs, width),
-                                                             beta=0 if first else 1)
+                                                             beta=1 if overlap else 0)
                 written |= block_taps
             if need_x:
                 block = taps[:, i, j0:j1, :].flatten(1)
