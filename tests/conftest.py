@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,8 +88,6 @@ class UnfoldMatmulFold(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, pack):
-        import torch.nn.functional as F
-
         n, _, h, w = x.shape
         co, _, kh, kw = weight.shape
         oh = (h + 2 * padding[0] - kh) // stride[0] + 1
@@ -103,8 +102,6 @@ class UnfoldMatmulFold(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        import torch.nn.functional as F
-
         saved, weight = ctx.saved_tensors
         stride, padding, size, dtype, has_bias = ctx.config
         n, co = grad_out.shape[:2]
@@ -114,7 +111,7 @@ class UnfoldMatmulFold(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             cols = F.unfold(saved.to(dtype), kernel, padding=padding, stride=stride)
             grad_w = torch.matmul(grad.permute(1, 0, 2).reshape(co, -1),
-                                  cols.permute(0, 2, 1).reshape(-1, cols.shape[1])).reshape(weight.shape)
+                                  cols.permute(0, 2, 1).reshape(-1, cols.shape[1])).view_as(weight)
         if ctx.needs_input_grad[0]:
             grad_cols = torch.matmul(weight.reshape(co, -1).t(), grad)
             grad_x = F.fold(grad_cols, size, kernel, padding=padding, stride=stride)
